@@ -1,0 +1,2 @@
+//! wskecho user-mode harness (being written).
+fn main() {}

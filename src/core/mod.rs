@@ -1,0 +1,9 @@
+//! Platform-neutral driver logic (`no_std`, no wdk-sys types).
+//!
+//! Everything here is driven by the kernel adapter on Windows and by the harness on the host,
+//! through [`provider::Provider`] (calls into WSK), the NMR entry points of `client::Client`
+//! and `socket::SocketRef` (I/O completions and accept events).
+
+pub mod provider;
+pub mod socket;
+pub mod status;

@@ -1,0 +1,189 @@
+//! The narrow interface between the core and the outside world.
+//!
+//! * [`Platform`]: tagged non-paged memory and logging. The kernel adapter implements it with
+//!   `ExAllocatePool2`/`ExFreePoolWithTag` and `DbgPrintEx`; the harness with an accounting
+//!   allocator that can inject failures.
+//! * [`Provider`]: the calls the core makes into WSK for one binding. The kernel adapter
+//!   implements it with IRPs over `WSK_PROVIDER_DISPATCH` and the socket dispatch tables; the
+//!   harness with host sockets.
+//!
+//! Every asynchronous [`Provider`] operation reports its result exactly once, by the adapter
+//! calling [`SocketRef::complete`](crate::core::socket::SocketRef::complete) with the token it
+//! was given — before the operation returns (inline completion) or later on any thread at
+//! IRQL <= `DISPATCH_LEVEL`, as WSK completes IRPs. The core never blocks and never waits.
+//!
+//! The core guarantees, per socket, at most one outstanding operation of each [`OpKind`], and
+//! that no operation on a socket is *executing* (called and not yet returned) when it calls
+//! [`Provider::close`]; operations still *pending* (returned, not completed) are allowed there,
+//! as `WskCloseSocket` cancels them.
+
+use ::core::{fmt, net::SocketAddr, ops::Range, ptr::NonNull};
+
+use crate::core::{socket::SocketRef, status::NtStatus};
+
+/// A pool tag: four ASCII characters, stored so that WinDbg's `!poolused` shows them in order
+/// (the first character in the least significant byte, as the C literal `'ohcE'` is written).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolTag(pub u32);
+
+impl PoolTag {
+    /// Builds a tag from the four characters shown by `!poolused`.
+    #[must_use]
+    pub const fn from_chars(chars: [u8; 4]) -> Self {
+        Self(u32::from_le_bytes(chars))
+    }
+
+    /// The four characters, as shown by `!poolused`.
+    #[must_use]
+    pub const fn chars(self) -> [u8; 4] {
+        self.0.to_le_bytes()
+    }
+}
+
+impl fmt::Debug for PoolTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.chars() {
+            let c = if c.is_ascii_graphic() || c == b' ' { char::from(c) } else { '?' };
+            fmt::Write::write_char(f, c)?;
+        }
+        Ok(())
+    }
+}
+
+/// Severity of a log line (maps to `DPFLTR_ERROR_LEVEL` .. `DPFLTR_INFO_LEVEL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Something failed; the line carries the NTSTATUS.
+    Error,
+    /// Unexpected but handled (a refused connection, a listener that stopped).
+    Warning,
+    /// One line per lifecycle step.
+    Trace,
+    /// Per-connection detail.
+    Info,
+}
+
+/// Memory and logging, available from `DriverEntry` on, before any binding exists.
+///
+/// Implementations must be callable at IRQL <= `DISPATCH_LEVEL` from any thread.
+pub trait Platform: Send + Sync {
+    /// Allocates `size` bytes of non-paged memory with `tag`, aligned to at least 16 bytes.
+    /// Returns `None` on failure (never panics, never blocks).
+    fn allocate(&self, size: usize, tag: PoolTag) -> Option<NonNull<u8>>;
+
+    /// Frees memory from [`Platform::allocate`].
+    ///
+    /// # Safety
+    /// `ptr` came from `allocate` on this platform with the same `tag` and is not used again.
+    unsafe fn free(&self, ptr: NonNull<u8>, tag: PoolTag);
+
+    /// Writes one log line; the kernel prefixes `wskecho: `. Must not allocate or block.
+    fn log(&self, level: Level, args: fmt::Arguments<'_>);
+}
+
+/// What kind of socket a [`Provider::SocketIo`] serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// A listening socket (`WSK_FLAG_LISTEN_SOCKET`).
+    Listener,
+    /// A connection accepted from a listener (`WSK_FLAG_CONNECTION_SOCKET`).
+    Connection,
+}
+
+/// The operation classes the core keeps at most one of outstanding per socket. The kernel
+/// adapter gives each class its own IRP, reused with `IoReuseIrp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// `WskSocket` then `WskBind` (listeners only; strictly one after the other).
+    Setup,
+    /// `WskReceive`.
+    Receive,
+    /// `WskSend`.
+    Send,
+    /// `WskDisconnect` (graceful).
+    Disconnect,
+    /// `WskCloseSocket`.
+    Close,
+}
+
+/// The result of one asynchronous [`Provider`] operation, handed back to the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion<S> {
+    /// [`Provider::open_listener`] finished: the new socket, or why not.
+    Created(Result<S, NtStatus>),
+    /// [`Provider::bind`] finished.
+    Bound(Result<(), NtStatus>),
+    /// [`Provider::receive`] finished: bytes received (0 = the peer sent FIN), or the error.
+    Received(Result<usize, NtStatus>),
+    /// [`Provider::send`] finished: bytes sent, or the error.
+    Sent(Result<usize, NtStatus>),
+    /// [`Provider::disconnect`] finished.
+    Disconnected(Result<(), NtStatus>),
+    /// [`Provider::close`] finished; the socket handle is gone.
+    Closed,
+}
+
+/// The WSK provider as seen by one binding (one attached WSK subsystem).
+///
+/// Methods other than [`Provider::new_socket_io`] are *calls into WSK*: the core only makes
+/// them while holding the binding's rundown protection, so none is made after the detach has
+/// been reported complete. Asynchronous ones report through [`SocketRef::complete`].
+pub trait Provider: Sized + Send + Sync + 'static {
+    /// The provider's socket handle (`PWSK_SOCKET`).
+    type Socket: Copy + Send + Sync + fmt::Debug;
+    /// Per-socket I/O resources (IRPs, and for connections the MDL over the echo buffer).
+    /// Dropping it frees them; the core drops it only when no operation is outstanding.
+    type SocketIo: Send + Sync;
+    /// Memory and logging.
+    type Platform: Platform;
+
+    /// Allocates the I/O resources of one socket. `buffer` is the connection's echo buffer
+    /// (non-paged, owned by the core, valid until the `SocketIo` is dropped); `None` for
+    /// listeners. Called at IRQL <= `DISPATCH_LEVEL`; must not block.
+    ///
+    /// # Errors
+    /// The status to log when resources cannot be had (normally insufficient resources).
+    fn new_socket_io(
+        &self,
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+    ) -> Result<Self::SocketIo, NtStatus>;
+
+    /// `WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS)` with `WSK_EVENT_ACCEPT`: synchronous,
+    /// made once per binding before the first socket is created.
+    ///
+    /// # Errors
+    /// The status WSK returned.
+    fn enable_accept_events(&self) -> Result<(), NtStatus>;
+
+    /// `WskSocket` for a listening TCP socket of `local`'s address family, with `token` as
+    /// the socket context (passed back to the accept event). Completes with
+    /// [`Completion::Created`].
+    fn open_listener(&self, io: &Self::SocketIo, local: SocketAddr, token: SocketRef<Self>);
+
+    /// `WskBind` of a listening socket to `local`; the socket listens once bound. Completes
+    /// with [`Completion::Bound`].
+    fn bind(&self, io: &Self::SocketIo, socket: Self::Socket, local: SocketAddr, token: SocketRef<Self>);
+
+    /// `WskReceive` into `range` of the socket's echo buffer. Completes with
+    /// [`Completion::Received`].
+    fn receive(&self, io: &Self::SocketIo, socket: Self::Socket, range: Range<usize>, token: SocketRef<Self>);
+
+    /// `WskSend` of `range` of the socket's echo buffer. Completes with [`Completion::Sent`].
+    fn send(&self, io: &Self::SocketIo, socket: Self::Socket, range: Range<usize>, token: SocketRef<Self>);
+
+    /// `WskDisconnect` without data (graceful: sends FIN after queued data). Completes with
+    /// [`Completion::Disconnected`].
+    fn disconnect(&self, io: &Self::SocketIo, socket: Self::Socket, token: SocketRef<Self>);
+
+    /// `WskCloseSocket`: abortive unless both directions were already shut down. Cancels the
+    /// socket's pending operations (they still complete, with an error). Completes with
+    /// [`Completion::Closed`]; after that the handle is never used again.
+    fn close(&self, io: &Self::SocketIo, socket: Self::Socket, token: SocketRef<Self>);
+
+    /// `NmrClientDetachProviderComplete`: the detach that returned `STATUS_PENDING` is done.
+    /// Called exactly once, and only then. The binding (and `self`, which lives in it) may be
+    /// freed by the cleanup callback as soon as this call is made: the implementation must not
+    /// touch `self` after calling into NMR.
+    fn detach_complete(&self);
+}

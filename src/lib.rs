@@ -1,0 +1,31 @@
+//! # wskecho
+//!
+//! A Windows kernel driver (WDM) that registers as a Winsock Kernel (WSK) client directly with
+//! the Network Module Registrar (NMR) and serves TCP echo on IPv4 and IPv6.
+//!
+//! The crate has three layers (see `docs/architecture.md`):
+//!
+//! * [`core`] — platform-neutral `no_std` logic: binding lifecycle, rundown of provider calls,
+//!   socket registry, listener/connection state machines, echo buffering, configuration. It
+//!   talks to WSK only through the [`core::provider::Provider`] trait.
+//! * `kernel` — the thin adapter compiled only for Windows: `DriverEntry`, `Unload`, NMR
+//!   callbacks, IRPs/MDLs and completion routines, implementing the provider trait.
+//! * `ffi` — hand-written `#[repr(C)]` declarations for `netioddk.h` and `wsk.h`, which wdk-sys
+//!   does not generate, with compile-time layout assertions.
+//!
+//! The user-mode harness (`harness/`) implements the same provider trait on the host over real
+//! TCP sockets and checks the driver against the documented contract.
+
+#![no_std]
+
+// Host builds (tests, the harness) link std for its allocator and panic runtime; the core
+// itself only uses `core` (and `alloc` where noted).
+#[cfg(not(target_os = "windows"))]
+extern crate std;
+
+pub mod core;
+
+#[cfg(target_os = "windows")]
+mod ffi;
+#[cfg(target_os = "windows")]
+mod kernel;

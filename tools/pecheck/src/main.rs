@@ -1,0 +1,2 @@
+//! PE checker for wskecho.sys (being written).
+fn main() {}
