@@ -1,0 +1,18 @@
+//! wskecho's user-mode harness: runs the driver's core against an emulated NMR and WSK
+//! subsystem over host sockets, and checks the documented contract while doing so.
+//!
+//! Layers, one per file:
+//! * [`irql`] — the thread-local IRQL marker (`PASSIVE_LEVEL` / `DISPATCH_LEVEL`).
+//! * [`contract`] — the violation recorder.
+//! * [`pool`] — the accounting [`Platform`](wskecho::core::provider::Platform) with fault injection.
+//! * [`nmr`] — registrations and the per-binding attach/detach state machine.
+//! * [`wsk`] — the WSK subsystem over host sockets (reactor + workers).
+//! * `host_provider` — the core's `Provider` trait over [`wsk`].
+//! * `driver` — `DriverEntry` / `Unload` around the core's `Client`, as the kernel adapter.
+//! * `harness` — one complete emulated machine for tests and the CLI.
+
+pub mod contract;
+pub mod irql;
+pub mod nmr;
+pub mod pool;
+pub mod wsk;

@@ -1,0 +1,661 @@
+//! The Network Module Registrar, emulated: registrations, attachments, and the per-binding
+//! detach state machine with the documented semantics (`docs/architecture.md`,
+//! `nmr-wsk-contract.md`):
+//!
+//! * `ClientAttachProvider` runs at `PASSIVE_LEVEL` when both sides are registered, possibly
+//!   before `NmrRegisterClient` returns ([`NmrMode::attach_inline`]).
+//! * `ClientDetachProvider` runs exactly once per binding, at `DISPATCH_LEVEL`, whichever side
+//!   deregisters first; it returns `STATUS_SUCCESS`, or `STATUS_PENDING` and then
+//!   `NmrClientDetachProviderComplete` is called exactly once (possibly from another thread
+//!   before the callback has even returned).
+//! * `ClientCleanupBindingContext` runs after both sides have detached.
+//! * `NmrDeregisterClient` returns `STATUS_PENDING`; `NmrWaitForClientDeregisterComplete`
+//!   blocks until every binding of the client has been cleaned up.
+//! * The provider (the WSK subsystem) can deregister and register again at any time.
+//!
+//! Misuse is reported to the [`Contract`]. Waits are bounded: a wait that times out is a
+//! violation too, so a broken driver fails a test instead of hanging it.
+
+use std::{
+    collections::BTreeMap,
+    ffi::c_void,
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use wskecho::core::status::NtStatus;
+
+use crate::{contract::Contract, irql};
+
+/// A context pointer handed through the NMR (`ClientBindingContext`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextPtr(pub *mut c_void);
+
+// SAFETY: the NMR only stores and passes the pointer back to the module that created it; it
+// never dereferences it. Thread-safety of the pointee is that module's business, as in the
+// kernel where contexts are passed between CPUs.
+unsafe impl Send for ContextPtr {}
+// SAFETY: as above; a shared `ContextPtr` only allows copying the address.
+unsafe impl Sync for ContextPtr {}
+
+/// Identifies one binding (one client–provider attachment).
+pub type BindingId = u64;
+
+/// `WSK_PROVIDER_CHARACTERISTICS`: the WSK versions the provider supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProviderCharacteristics {
+    /// `HighestVersion` (`MAKE_WSK_VERSION(major, minor)` = `major << 8 | minor`).
+    pub highest_version: u16,
+    /// `LowestVersion`.
+    pub lowest_version: u16,
+}
+
+/// The provider module (the WSK subsystem) as the NMR sees it.
+pub trait ProviderModule: Send + Sync + 'static {
+    /// What `NmrClientAttachProvider` hands the client (provider binding context + dispatch).
+    type Binding;
+
+    /// The provider's `NpiSpecificCharacteristics`.
+    fn characteristics(&self) -> ProviderCharacteristics;
+
+    /// `ProviderAttachClient`: creates the provider side of binding `handle`.
+    ///
+    /// # Errors
+    /// The status `NmrClientAttachProvider` returns to the client.
+    fn attach_client(&self, handle: &BindingHandle<Self>) -> Result<Self::Binding, NtStatus>
+    where
+        Self: Sized;
+
+    /// The client side of binding `id` has reported its detach complete: from now on any call
+    /// on it is a violation. Returns `true` if the provider side is detached too; otherwise
+    /// the provider calls [`BindingHandle::provider_detach_complete`] later.
+    fn client_detached(&self, id: BindingId) -> bool;
+
+    /// Binding `id` is gone (after the client's cleanup callback returned).
+    fn cleaned_up(&self, id: BindingId);
+}
+
+/// The client module's `NPI_CLIENT_CHARACTERISTICS` callbacks.
+pub trait ClientModule<Pr: ProviderModule>: Send + Sync + 'static {
+    /// `ClientAttachProvider` (`PASSIVE_LEVEL`). To attach, it calls
+    /// [`BindingHandle::client_attach_provider`] and returns its status.
+    fn attach_provider(&self, handle: BindingHandle<Pr>, provider: ProviderCharacteristics) -> NtStatus;
+    /// `ClientDetachProvider` (`DISPATCH_LEVEL`).
+    fn detach_provider(&self, context: ContextPtr) -> NtStatus;
+    /// `ClientCleanupBindingContext` (`DISPATCH_LEVEL`).
+    fn cleanup_binding_context(&self, context: ContextPtr);
+}
+
+/// Timing choices that real NMR may make either way.
+#[derive(Clone, Copy, Debug)]
+pub struct NmrMode {
+    /// `ClientAttachProvider` runs inside `NmrRegisterClient` / provider registration (before
+    /// it returns) rather than on another thread.
+    pub attach_inline: bool,
+    /// `ClientDetachProvider` runs inside the deregistration call rather than on another thread.
+    pub detach_inline: bool,
+    /// Bound on every blocking wait; exceeding it is a violation.
+    pub wait_timeout: Duration,
+}
+
+impl Default for NmrMode {
+    fn default() -> Self {
+        Self { attach_inline: true, detach_inline: true, wait_timeout: Duration::from_secs(20) }
+    }
+}
+
+/// Which side started a binding's detach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetachCause {
+    /// `NmrDeregisterClient`.
+    ClientDeregistered,
+    /// The provider deregistered.
+    ProviderDeregistered,
+}
+
+/// What a `ClientDetachProvider` callback returned, for reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetachRecord {
+    /// The binding.
+    pub binding: BindingId,
+    /// Who started it.
+    pub cause: DetachCause,
+    /// The callback's return value.
+    pub status: NtStatus,
+}
+
+#[derive(Debug, Default)]
+struct BindingRecord {
+    provider_registration: u64,
+    /// Set by `NmrClientAttachProvider`.
+    context: Option<ContextPtr>,
+    attach_returned: bool,
+    detach_requested: Option<DetachCause>,
+    detach_started: bool,
+    detach_returned: Option<NtStatus>,
+    complete_calls: u32,
+    client_detached: bool,
+    provider_detached: bool,
+    cleanup_started: bool,
+}
+
+struct State<Pr: ProviderModule> {
+    client: Option<Arc<dyn ClientModule<Pr>>>,
+    client_deregistering: bool,
+    provider: Option<(u64, Arc<Pr>)>,
+    provider_deregistering: bool,
+    bindings: BTreeMap<BindingId, BindingRecord>,
+    next_id: u64,
+    detaches: Vec<DetachRecord>,
+    /// Failure `NmrClientAttachProvider` returns once (fault injection).
+    fail_client_attach: Option<NtStatus>,
+}
+
+struct Inner<Pr: ProviderModule> {
+    contract: Arc<Contract>,
+    mode: NmrMode,
+    state: Mutex<State<Pr>>,
+    changed: Condvar,
+}
+
+impl<Pr: ProviderModule> Inner<Pr> {
+    fn lock(&self) -> MutexGuard<'_, State<Pr>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The emulated NMR. Cloning shares it.
+pub struct Nmr<Pr: ProviderModule> {
+    inner: Arc<Inner<Pr>>,
+}
+
+impl<Pr: ProviderModule> Clone for Nmr<Pr> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+/// `NmrBindingHandle`: what the client and provider use to talk to the NMR about one binding.
+pub struct BindingHandle<Pr: ProviderModule> {
+    nmr: Nmr<Pr>,
+    id: BindingId,
+}
+
+impl<Pr: ProviderModule> Clone for BindingHandle<Pr> {
+    fn clone(&self) -> Self {
+        Self { nmr: self.nmr.clone(), id: self.id }
+    }
+}
+
+impl<Pr: ProviderModule> BindingHandle<Pr> {
+    /// The binding this handle names.
+    #[must_use]
+    pub const fn id(&self) -> BindingId {
+        self.id
+    }
+
+    /// `NmrClientAttachProvider`: records `context` as the client binding context and returns
+    /// the provider's side of the binding.
+    ///
+    /// # Errors
+    /// An injected failure, or the provider's refusal; the client must then free `context`
+    /// itself (no cleanup callback follows).
+    pub fn client_attach_provider(&self, context: ContextPtr) -> Result<Pr::Binding, NtStatus> {
+        let inner = &self.nmr.inner;
+        let provider = {
+            let mut state = inner.lock();
+            if let Some(status) = state.fail_client_attach.take() {
+                return Err(status);
+            }
+            let provider_registration = state.bindings.get(&self.id).map(|b| b.provider_registration);
+            let provider = state.provider.clone();
+            let Some(record) = state.bindings.get_mut(&self.id) else {
+                drop(state);
+                inner.contract.violation("NmrClientAttachProvider on an unknown binding handle");
+                return Err(NtStatus::INVALID_PARAMETER);
+            };
+            if record.attach_returned || record.context.is_some() {
+                drop(state);
+                inner.contract.violation(format!(
+                    "NmrClientAttachProvider called twice, or after ClientAttachProvider returned (binding {})",
+                    self.id
+                ));
+                return Err(NtStatus::INVALID_PARAMETER);
+            }
+            match provider {
+                Some((id, provider)) if Some(id) == provider_registration => {
+                    record.context = Some(context);
+                    provider
+                }
+                _ => return Err(NtStatus::DEVICE_NOT_READY),
+            }
+        };
+        let result = provider.attach_client(self);
+        if result.is_err() {
+            inner.lock().bindings.get_mut(&self.id).map(|b| b.context = None);
+        }
+        result
+    }
+
+    /// `NmrClientDetachProviderComplete`. Callable at `DISPATCH_LEVEL` from any thread.
+    pub fn client_detach_complete(&self) {
+        self.nmr.client_detach_complete(self.id);
+    }
+
+    /// The provider side of the binding has finished detaching (`NmrProviderDetachClientComplete`).
+    pub fn provider_detach_complete(&self) {
+        self.nmr.provider_detach_complete(self.id);
+    }
+}
+
+impl<Pr: ProviderModule> Nmr<Pr> {
+    /// An NMR with no registrations.
+    #[must_use]
+    pub fn new(contract: Arc<Contract>, mode: NmrMode) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                contract,
+                mode,
+                state: Mutex::new(State {
+                    client: None,
+                    client_deregistering: false,
+                    provider: None,
+                    provider_deregistering: false,
+                    bindings: BTreeMap::new(),
+                    next_id: 1,
+                    detaches: Vec::new(),
+                    fail_client_attach: None,
+                }),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    fn contract(&self) -> &Contract {
+        &self.inner.contract
+    }
+
+    /// Makes the next `NmrClientAttachProvider` fail with `status`.
+    pub fn fail_next_client_attach(&self, status: NtStatus) {
+        self.inner.lock().fail_client_attach = Some(status);
+    }
+
+    /// Every `ClientDetachProvider` return value so far.
+    #[must_use]
+    pub fn detach_records(&self) -> Vec<DetachRecord> {
+        self.inner.lock().detaches.clone()
+    }
+
+    /// Bindings that exist (attaching, attached, detaching, or awaiting cleanup).
+    #[must_use]
+    pub fn binding_count(&self) -> usize {
+        self.inner.lock().bindings.len()
+    }
+
+    /// Whether a client is registered (from `NmrRegisterClient` until its deregistration
+    /// completed).
+    #[must_use]
+    pub fn client_registered(&self) -> bool {
+        self.inner.lock().client.is_some()
+    }
+
+    /// Whether a provider is registered.
+    #[must_use]
+    pub fn provider_registered(&self) -> bool {
+        self.inner.lock().provider.is_some()
+    }
+
+    /// `NmrRegisterClient`. Attaches to the registered provider, if any — inline before
+    /// returning, or on another thread, per [`NmrMode::attach_inline`].
+    pub fn register_client(&self, client: Arc<dyn ClientModule<Pr>>) {
+        {
+            let mut state = self.inner.lock();
+            if state.client.is_some() {
+                drop(state);
+                self.contract().violation("NmrRegisterClient while the client is still registered");
+                return;
+            }
+            state.client = Some(client);
+            state.client_deregistering = false;
+        }
+        self.attach_if_possible();
+    }
+
+    /// The provider (WSK subsystem) registers; attaches to the client if one is registered.
+    pub fn register_provider(&self, provider: Arc<Pr>) {
+        {
+            let mut state = self.inner.lock();
+            if state.provider.is_some() {
+                return;
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            state.provider = Some((id, provider));
+            state.provider_deregistering = false;
+        }
+        self.attach_if_possible();
+    }
+
+    fn attach_if_possible(&self) {
+        let (client, provider, handle) = {
+            let mut state = self.inner.lock();
+            let (Some(client), Some((registration, provider))) = (state.client.clone(), state.provider.clone())
+            else {
+                return;
+            };
+            if state.client_deregistering || state.provider_deregistering {
+                return;
+            }
+            if state.bindings.values().any(|b| b.provider_registration == registration) {
+                return;
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            state
+                .bindings
+                .insert(id, BindingRecord { provider_registration: registration, ..BindingRecord::default() });
+            (client, provider, BindingHandle { nmr: self.clone(), id })
+        };
+        let characteristics = provider.characteristics();
+        let nmr = self.clone();
+        let run = move || {
+            let id = handle.id;
+            let status = irql::at_passive(|| client.attach_provider(handle, characteristics));
+            nmr.attach_returned(id, status);
+        };
+        if self.inner.mode.attach_inline {
+            run();
+        } else {
+            std::thread::spawn(run);
+        }
+    }
+
+    fn attach_returned(&self, id: BindingId, status: NtStatus) {
+        let mut state = self.inner.lock();
+        let Some(record) = state.bindings.get_mut(&id) else { return };
+        record.attach_returned = true;
+        let attached = record.context.is_some();
+        let requested = record.detach_requested;
+        if status.is_success() && attached {
+            drop(state);
+            if let Some(cause) = requested {
+                self.start_detach(id, cause);
+            }
+            return;
+        }
+        state.bindings.remove(&id);
+        drop(state);
+        self.inner.changed.notify_all();
+        if attached {
+            self.contract().violation(format!(
+                "ClientAttachProvider returned {status} after NmrClientAttachProvider succeeded (binding {id})"
+            ));
+        } else if status.is_success() {
+            self.contract().violation(format!(
+                "ClientAttachProvider returned success without calling NmrClientAttachProvider (binding {id})"
+            ));
+        }
+    }
+
+    /// Starts the detach of binding `id` unless it was already started (exactly once).
+    fn start_detach(&self, id: BindingId, cause: DetachCause) {
+        let (client, context) = {
+            let mut state = self.inner.lock();
+            let client = state.client.clone();
+            let Some(record) = state.bindings.get_mut(&id) else { return };
+            if record.detach_started {
+                return;
+            }
+            if !record.attach_returned {
+                record.detach_requested.get_or_insert(cause);
+                return;
+            }
+            let (Some(client), Some(context)) = (client, record.context) else { return };
+            record.detach_started = true;
+            (client, context)
+        };
+        let nmr = self.clone();
+        let run = move || {
+            let status = irql::at_dispatch(|| client.detach_provider(context));
+            nmr.detach_returned(id, cause, status);
+        };
+        if self.inner.mode.detach_inline {
+            run();
+        } else {
+            std::thread::spawn(run);
+        }
+    }
+
+    fn detach_returned(&self, id: BindingId, cause: DetachCause, status: NtStatus) {
+        let mut state = self.inner.lock();
+        state.detaches.push(DetachRecord { binding: id, cause, status });
+        let Some(record) = state.bindings.get_mut(&id) else { return };
+        record.detach_returned = Some(status);
+        let completed_early = record.complete_calls > 0;
+        drop(state);
+        let detached = if status == NtStatus::SUCCESS {
+            if completed_early {
+                self.contract().violation(format!(
+                    "ClientDetachProvider returned STATUS_SUCCESS after calling NmrClientDetachProviderComplete (binding {id})"
+                ));
+            }
+            true
+        } else if status == NtStatus::PENDING {
+            completed_early
+        } else {
+            self.contract().violation(format!(
+                "ClientDetachProvider returned {status}: only STATUS_SUCCESS or STATUS_PENDING are allowed (binding {id})"
+            ));
+            true
+        };
+        if detached {
+            self.client_detached(id);
+        }
+    }
+
+    fn client_detach_complete(&self, id: BindingId) {
+        let mut state = self.inner.lock();
+        let Some(record) = state.bindings.get_mut(&id) else {
+            drop(state);
+            self.contract().violation(format!(
+                "NmrClientDetachProviderComplete on binding {id}, which no longer exists"
+            ));
+            return;
+        };
+        record.complete_calls += 1;
+        let calls = record.complete_calls;
+        let started = record.detach_started;
+        let returned = record.detach_returned;
+        drop(state);
+        if !started {
+            self.contract()
+                .violation(format!("NmrClientDetachProviderComplete without a detach in progress (binding {id})"));
+        } else if calls > 1 {
+            self.contract().violation(format!("NmrClientDetachProviderComplete called {calls} times (binding {id})"));
+        } else if returned == Some(NtStatus::PENDING) {
+            self.client_detached(id);
+        } else if returned.is_some() {
+            self.contract().violation(format!(
+                "NmrClientDetachProviderComplete after ClientDetachProvider returned {} (binding {id})",
+                returned.unwrap_or(NtStatus::SUCCESS)
+            ));
+        }
+        // Otherwise the callback has not returned yet: `detach_returned` finishes the detach.
+    }
+
+    fn client_detached(&self, id: BindingId) {
+        let provider = {
+            let mut state = self.inner.lock();
+            let provider = state.provider.clone();
+            let Some(record) = state.bindings.get_mut(&id) else { return };
+            if record.client_detached {
+                return;
+            }
+            record.client_detached = true;
+            match provider {
+                Some((registration, provider)) if registration == record.provider_registration => Some(provider),
+                _ => None,
+            }
+        };
+        let provider_done = provider.is_none_or(|p| p.client_detached(id));
+        if provider_done {
+            self.provider_detach_complete(id);
+        }
+    }
+
+    fn provider_detach_complete(&self, id: BindingId) {
+        let (client, context) = {
+            let mut state = self.inner.lock();
+            let client = state.client.clone();
+            let Some(record) = state.bindings.get_mut(&id) else { return };
+            record.provider_detached = true;
+            if !record.client_detached || record.cleanup_started {
+                return;
+            }
+            record.cleanup_started = true;
+            (client, record.context)
+        };
+        // Cleanup runs after both sides detached, on another thread: the thread that completed
+        // the detach may still be inside the driver's completion path.
+        let nmr = self.clone();
+        std::thread::spawn(move || {
+            if let (Some(client), Some(context)) = (client, context) {
+                irql::at_dispatch(|| client.cleanup_binding_context(context));
+            }
+            nmr.cleaned_up(id);
+        });
+    }
+
+    fn cleaned_up(&self, id: BindingId) {
+        let provider = {
+            let mut state = self.inner.lock();
+            let Some(record) = state.bindings.remove(&id) else { return };
+            match state.provider.clone() {
+                Some((registration, provider)) if registration == record.provider_registration => Some(provider),
+                _ => None,
+            }
+        };
+        if let Some(provider) = provider {
+            provider.cleaned_up(id);
+        }
+        self.finish_deregistrations();
+        self.inner.changed.notify_all();
+    }
+
+    /// Completes deregistrations whose bindings are all gone.
+    fn finish_deregistrations(&self) {
+        let mut state = self.inner.lock();
+        if state.provider_deregistering {
+            let registration = state.provider.as_ref().map(|p| p.0);
+            if !state.bindings.values().any(|b| Some(b.provider_registration) == registration) {
+                state.provider = None;
+                state.provider_deregistering = false;
+            }
+        }
+        if state.client_deregistering && state.bindings.is_empty() {
+            state.client = None;
+            state.client_deregistering = false;
+        }
+    }
+
+    fn detach_all(&self, cause: DetachCause, only_registration: Option<u64>) {
+        let ids: Vec<BindingId> = {
+            let state = self.inner.lock();
+            state
+                .bindings
+                .iter()
+                .filter(|(_, b)| only_registration.is_none_or(|r| b.provider_registration == r))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in ids {
+            self.start_detach(id, cause);
+        }
+        self.finish_deregistrations();
+        self.inner.changed.notify_all();
+    }
+
+    /// `NmrDeregisterClient`: starts detaching every binding; returns `STATUS_PENDING`.
+    pub fn deregister_client(&self) -> NtStatus {
+        {
+            let mut state = self.inner.lock();
+            if state.client.is_none() || state.client_deregistering {
+                drop(state);
+                self.contract().violation("NmrDeregisterClient without a registration (or twice)");
+                return NtStatus::INVALID_PARAMETER;
+            }
+            state.client_deregistering = true;
+        }
+        self.detach_all(DetachCause::ClientDeregistered, None);
+        NtStatus::PENDING
+    }
+
+    /// `NmrWaitForClientDeregisterComplete` (`PASSIVE_LEVEL`): blocks until every binding of
+    /// the client has been cleaned up. Returns `false` (and records a violation) on timeout
+    /// or when called at `DISPATCH_LEVEL`.
+    pub fn wait_client_deregistered(&self) -> bool {
+        if !self.contract().may_block("NmrWaitForClientDeregisterComplete") {
+            return false;
+        }
+        self.wait_until("NmrWaitForClientDeregisterComplete", |s| s.client.is_none())
+    }
+
+    /// The provider (WSK subsystem) deregisters: detaches every binding it has (those the
+    /// client already detaches are left alone). Returns at once; see
+    /// [`Nmr::wait_provider_deregistered`].
+    pub fn deregister_provider(&self) {
+        let registration = {
+            let mut state = self.inner.lock();
+            let Some((registration, _)) = state.provider else { return };
+            state.provider_deregistering = true;
+            registration
+        };
+        self.detach_all(DetachCause::ProviderDeregistered, Some(registration));
+    }
+
+    /// Blocks until the provider's deregistration has completed (`false` on timeout).
+    pub fn wait_provider_deregistered(&self) -> bool {
+        self.wait_until("NmrWaitForProviderDeregisterComplete", |s| s.provider.is_none())
+    }
+
+    fn wait_until(&self, what: &str, done: impl Fn(&State<Pr>) -> bool) -> bool {
+        let deadline = Instant::now() + self.inner.mode.wait_timeout;
+        let mut state = self.inner.lock();
+        loop {
+            if done(&state) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let pending: Vec<String> = state
+                    .bindings
+                    .iter()
+                    .map(|(id, b)| {
+                        format!(
+                            "binding {id}: detach started {}, returned {:?}, complete calls {}, client detached {}, provider detached {}, cleanup started {}",
+                            b.detach_started,
+                            b.detach_returned,
+                            b.complete_calls,
+                            b.client_detached,
+                            b.provider_detached,
+                            b.cleanup_started
+                        )
+                    })
+                    .collect();
+                drop(state);
+                self.contract().violation(format!(
+                    "{what} did not complete within {:?}: {}",
+                    self.inner.mode.wait_timeout,
+                    pending.join("; ")
+                ));
+                return false;
+            }
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}

@@ -1,0 +1,1194 @@
+//! The WSK subsystem, emulated over host TCP sockets.
+//!
+//! One I/O model: non-blocking sockets, one reactor thread (mio, edge-triggered) that
+//! accepts connections and finishes pending receives and sends, and a small pool of worker
+//! threads that deliver completions and accept events to the driver at `DISPATCH_LEVEL`, as
+//! IRP completion routines and WSK event callbacks run on arbitrary CPUs. An operation that
+//! can finish at once may complete inline, before the call returns ([`InlineMode`]), as real
+//! WSK sometimes does.
+//!
+//! Windows semantics emulated: IPv6 listeners are `IPV6_V6ONLY` (so `0.0.0.0:P` and `[::]:P`
+//! coexist); bind to a port in use fails with `STATUS_ADDRESS_ALREADY_EXISTS`; a receive of 0
+//! bytes is the peer's FIN; a reset is `STATUS_CONNECTION_RESET`; close cancels pending
+//! receive/send/disconnect (they complete with `STATUS_CANCELLED`), waits for running accept
+//! callbacks, and is abortive (`SO_LINGER` 0, so the peer sees RST) unless both directions
+//! were shut down.
+//!
+//! The driver side is abstracted as [`Upcall`] (the core's `SocketRef`), so the engine can be
+//! tested with a small fake client; `host_provider.rs` plugs in the real core.
+
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    fmt,
+    io::{self, Read, Write},
+    net::{Shutdown, SocketAddr},
+    ops::Range,
+    ptr::NonNull,
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use wskecho::core::{
+    provider::{Completion, OpKind, Platform, PoolTag, SocketKind},
+    status::NtStatus,
+};
+
+use crate::{
+    contract::Contract,
+    irql,
+    nmr::{BindingHandle, BindingId, ProviderCharacteristics, ProviderModule},
+    pool::Pool,
+};
+
+/// Listen backlog of emulated listening sockets.
+const BACKLOG: i32 = 1024;
+/// Token of the reactor's waker.
+const WAKER: Token = Token(usize::MAX);
+/// Pool tag of the block standing in for a socket's IRPs and MDL.
+pub const IRP_TAG: PoolTag = PoolTag::from_chars(*b"Irp ");
+/// Size of that block (a few IRPs with one stack location, and an MDL).
+const IRP_BLOCK_SIZE: usize = 5 * 0xd0 + 0x30;
+
+/// `STATUS_ACCESS_DENIED`.
+pub const ACCESS_DENIED: NtStatus = NtStatus(0xC000_0022_u32.cast_signed());
+/// `STATUS_INVALID_ADDRESS_COMPONENT`.
+pub const INVALID_ADDRESS_COMPONENT: NtStatus = NtStatus(0xC000_0207_u32.cast_signed());
+/// `STATUS_CONNECTION_DISCONNECTED`.
+pub const CONNECTION_DISCONNECTED: NtStatus = NtStatus(0xC000_020C_u32.cast_signed());
+
+/// The driver side of a socket: the core's `SocketRef`, or a test's fake.
+pub trait Upcall: Copy + Send + Sync + 'static {
+    /// Delivers the completion of an operation made with this token.
+    ///
+    /// # Safety
+    /// Called once per operation, with the token the operation was made with.
+    unsafe fn complete(self, completion: Completion<SocketHandle>);
+
+    /// `WskAcceptEvent` on the listener this token belongs to: `Ok(context of the accepted
+    /// socket)` to take it, `Err` to refuse it. `None` = the listener stopped working.
+    ///
+    /// # Safety
+    /// Called on a listener's token while the listener is open.
+    unsafe fn accept_event(
+        self,
+        accepted: Option<SocketHandle>,
+        remote: Option<SocketAddr>,
+    ) -> Result<Self, NtStatus>;
+}
+
+/// The emulated `PWSK_SOCKET`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketHandle(pub u64);
+
+impl fmt::Debug for SocketHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "wsk#{}", self.0)
+    }
+}
+
+/// When an operation that can finish at once completes inline (before the call returns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InlineMode {
+    /// Never: every completion is delivered by a worker thread.
+    Never,
+    /// Always when the result is known during the call.
+    Always,
+    /// Every other time.
+    Alternate,
+}
+
+/// Engine settings.
+#[derive(Clone, Copy, Debug)]
+pub struct WskMode {
+    /// Inline completions.
+    pub inline: InlineMode,
+    /// Worker threads delivering completions and events.
+    pub workers: usize,
+}
+
+impl Default for WskMode {
+    fn default() -> Self {
+        Self { inline: InlineMode::Alternate, workers: 3 }
+    }
+}
+
+/// Operations that can be made to fail ([`Wsk::inject`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultOp {
+    /// `WskControlClient` (enable accept events).
+    EnableAcceptEvents,
+    /// `WskSocket`.
+    Open,
+    /// `WskBind`.
+    Bind,
+    /// `WskReceive` (completes with the status instead of receiving).
+    Receive,
+    /// `WskSend`.
+    Send,
+    /// `WskDisconnect`.
+    Disconnect,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    op: FaultOp,
+    /// Remaining matching calls before this one fails (0 = the next).
+    skip: usize,
+    status: NtStatus,
+}
+
+/// Counters the emulated subsystem keeps (its own view, independent of the driver's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WskCounters {
+    /// Accept events the driver took.
+    pub accepted: u64,
+    /// Accept events the driver refused.
+    pub refused: u64,
+    /// Bytes the driver received.
+    pub bytes_received: u64,
+    /// Bytes the driver sent.
+    pub bytes_sent: u64,
+    /// Connections closed abortively (RST).
+    pub aborted: u64,
+    /// Connections closed gracefully.
+    pub graceful: u64,
+}
+
+/// A raw pointer into the driver's echo buffer, moved to the thread doing the I/O.
+#[derive(Clone, Copy)]
+struct BufPtr(NonNull<u8>);
+// SAFETY: the buffer is non-paged driver memory that stays valid while an operation on it is
+// outstanding (the core keeps the `SocketIo` alive until then); the range of one operation is
+// not touched by the driver until it completes.
+unsafe impl Send for BufPtr {}
+
+/// Per-socket I/O resources (`Provider::SocketIo`): stands in for the IRPs and the MDL, is
+/// pool-accounted, and tracks which operation classes are outstanding.
+pub struct SocketIo {
+    buffer: Option<NonNull<[u8]>>,
+    block: NonNull<u8>,
+    pool: Pool,
+    shared: Arc<IoShared>,
+}
+
+// SAFETY: `buffer` and `block` are plain addresses of driver memory, used by one operation at a
+// time under the rules above; `IoShared` is atomics only.
+unsafe impl Send for SocketIo {}
+// SAFETY: as above; `&SocketIo` gives only reads of the addresses and atomic updates.
+unsafe impl Sync for SocketIo {}
+
+struct IoShared {
+    outstanding: AtomicU8,
+    kind: SocketKind,
+    contract: Arc<Contract>,
+}
+
+const fn op_bit(op: OpKind) -> u8 {
+    match op {
+        OpKind::Setup => 1,
+        OpKind::Receive => 2,
+        OpKind::Send => 4,
+        OpKind::Disconnect => 8,
+        OpKind::Close => 16,
+    }
+}
+
+impl IoShared {
+    fn begin(&self, op: OpKind, socket: SocketHandle) {
+        let bit = op_bit(op);
+        if self.outstanding.fetch_or(bit, Ordering::SeqCst) & bit != 0 {
+            self.contract
+                .violation(format!("second outstanding {op:?} operation on {socket:?} (its IRP is still in use)"));
+        }
+    }
+
+    fn end(&self, op: OpKind) {
+        self.outstanding.fetch_and(!op_bit(op), Ordering::SeqCst);
+    }
+}
+
+impl Drop for SocketIo {
+    fn drop(&mut self) {
+        let outstanding = self.shared.outstanding.load(Ordering::SeqCst);
+        if outstanding != 0 {
+            self.shared.contract.violation(format!(
+                "{:?} socket I/O resources freed with operations outstanding (mask {outstanding:#x})",
+                self.shared.kind
+            ));
+        }
+        // SAFETY: `block` came from `allocate` on this pool with IRP_TAG and is freed once.
+        unsafe { self.pool.free(self.block, IRP_TAG) };
+    }
+}
+
+impl SocketIo {
+    /// The sub-slice `range` of the echo buffer, if it lies inside it.
+    fn range(&self, range: &Range<usize>) -> Option<BufPtr> {
+        let buffer = self.buffer?;
+        if range.start > range.end || range.end > buffer.len() || range.is_empty() {
+            return None;
+        }
+        // SAFETY: `range.start < buffer.len()`, so the offset stays inside the allocation.
+        Some(BufPtr(unsafe { buffer.cast::<u8>().add(range.start) }))
+    }
+}
+
+enum Io {
+    /// `WskSocket` done, not bound yet.
+    Created(Socket),
+    Listening(mio::net::TcpListener),
+    Connected(mio::net::TcpStream),
+    Gone,
+}
+
+struct PendingRecv<T> {
+    token: T,
+    ptr: BufPtr,
+    len: usize,
+    io: Arc<IoShared>,
+}
+
+struct PendingSend<T> {
+    token: T,
+    ptr: BufPtr,
+    len: usize,
+    done: usize,
+    io: Arc<IoShared>,
+}
+
+struct PendingDisconnect<T> {
+    token: T,
+    io: Arc<IoShared>,
+}
+
+struct SockState<T> {
+    io: Io,
+    /// The socket context: the listener token given to `WskSocket`, or the accepted socket's
+    /// context returned by the accept event.
+    context: Option<T>,
+    local: Option<SocketAddr>,
+    recv: Option<PendingRecv<T>>,
+    send: Option<PendingSend<T>>,
+    disconnect: Option<PendingDisconnect<T>>,
+    fin_received: bool,
+    fin_sent: bool,
+    /// `WskCloseSocket` was called.
+    close_requested: bool,
+    /// The close's token while it waits for running callbacks.
+    closing: Option<(T, Arc<IoShared>)>,
+    callbacks_running: usize,
+}
+
+struct SocketEntry<T> {
+    handle: SocketHandle,
+    kind: SocketKind,
+    binding: Arc<BindingState>,
+    state: Mutex<SockState<T>>,
+    /// Provider calls on this socket that have been made and not yet returned.
+    executing: AtomicUsize,
+}
+
+impl<T> SocketEntry<T> {
+    fn lock(&self) -> MutexGuard<'_, SockState<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The WSK side of one binding.
+pub struct BindingState {
+    id: BindingId,
+    detached: AtomicBool,
+    open: Mutex<BTreeSet<SocketHandle>>,
+    /// The provider side waits for open sockets to close before it reports its detach.
+    provider_waiting: AtomicBool,
+    handle: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl BindingState {
+    fn open(&self) -> MutexGuard<'_, BTreeSet<SocketHandle>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Shared<T> {
+    contract: Arc<Contract>,
+    pool: Pool,
+    mode: WskMode,
+    registry: mio::Registry,
+    waker: Waker,
+    sockets: Mutex<HashMap<u64, Arc<SocketEntry<T>>>>,
+    bindings: Mutex<HashMap<BindingId, Arc<BindingState>>>,
+    next_socket: AtomicU64,
+    inline_counter: AtomicUsize,
+    faults: Mutex<Vec<Fault>>,
+    counters: Mutex<WskCounters>,
+    jobs: Mutex<VecDeque<Job>>,
+    jobs_ready: Condvar,
+    stopping: AtomicBool,
+    characteristics: Mutex<ProviderCharacteristics>,
+}
+
+/// The emulated WSK subsystem (the provider module registered with the NMR). Cloning shares it.
+pub struct Wsk<T: Upcall> {
+    shared: Arc<Shared<T>>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl<T: Upcall> Clone for Wsk<T> {
+    fn clone(&self) -> Self {
+        Self { shared: Arc::clone(&self.shared), threads: Arc::clone(&self.threads) }
+    }
+}
+
+/// Maps a host socket error to the NTSTATUS WSK would report.
+#[must_use]
+pub fn status_of(error: &io::Error) -> NtStatus {
+    match error.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => NtStatus::CONNECTION_RESET,
+        io::ErrorKind::ConnectionAborted => NtStatus::CONNECTION_ABORTED,
+        io::ErrorKind::AddrInUse => NtStatus::ADDRESS_ALREADY_EXISTS,
+        io::ErrorKind::AddrNotAvailable => INVALID_ADDRESS_COMPONENT,
+        io::ErrorKind::PermissionDenied => ACCESS_DENIED,
+        io::ErrorKind::NotConnected => CONNECTION_DISCONNECTED,
+        io::ErrorKind::OutOfMemory => NtStatus::INSUFFICIENT_RESOURCES,
+        _ => NtStatus::UNSUCCESSFUL,
+    }
+}
+
+/// Decrements a socket's `executing` count when a provider call returns.
+struct Executing<'a>(&'a AtomicUsize);
+
+impl Drop for Executing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<T: Upcall> Wsk<T> {
+    /// Starts the subsystem: the reactor thread and `mode.workers` worker threads.
+    ///
+    /// # Errors
+    /// The host refused to create the poller or a thread.
+    pub fn start(contract: Arc<Contract>, pool: Pool, mode: WskMode) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared {
+            contract,
+            pool,
+            mode,
+            registry,
+            waker,
+            sockets: Mutex::new(HashMap::new()),
+            bindings: Mutex::new(HashMap::new()),
+            next_socket: AtomicU64::new(1),
+            inline_counter: AtomicUsize::new(0),
+            faults: Mutex::new(Vec::new()),
+            counters: Mutex::new(WskCounters::default()),
+            jobs: Mutex::new(VecDeque::new()),
+            jobs_ready: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            characteristics: Mutex::new(ProviderCharacteristics { highest_version: 0x0100, lowest_version: 0x0100 }),
+        });
+        let mut threads = Vec::new();
+        let reactor = Arc::clone(&shared);
+        threads.push(std::thread::Builder::new().name("wsk-reactor".into()).spawn(move || Shared::run_reactor(&reactor, poll))?);
+        for n in 0..mode.workers.max(1) {
+            let worker = Arc::clone(&shared);
+            threads.push(std::thread::Builder::new().name(format!("wsk-worker-{n}")).spawn(move || worker.run_worker())?);
+        }
+        Ok(Self { shared, threads: Arc::new(Mutex::new(threads)) })
+    }
+
+    /// Stops the threads (pending jobs are run first). Idempotent.
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.jobs_ready.notify_all();
+        let _ = self.shared.waker.wake();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+
+    /// Sets the WSK version range the subsystem advertises at attach.
+    pub fn set_characteristics(&self, characteristics: ProviderCharacteristics) {
+        *self.shared.characteristics.lock().unwrap_or_else(PoisonError::into_inner) = characteristics;
+    }
+
+    /// Makes the `nth` (counting from 1) next call of `op` fail with `status`.
+    pub fn inject(&self, op: FaultOp, nth: usize, status: NtStatus) {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Fault { op, skip: nth.saturating_sub(1), status });
+    }
+
+    /// The subsystem's counters.
+    #[must_use]
+    pub fn counters(&self) -> WskCounters {
+        *self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Local addresses of the sockets listening right now, in the order they were opened.
+    #[must_use]
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        let mut list: Vec<(u64, SocketAddr)> = self
+            .shared
+            .sockets()
+            .values()
+            .filter_map(|entry| {
+                let state = entry.lock();
+                match (&state.io, state.local) {
+                    (Io::Listening(_), Some(local)) if !state.close_requested => Some((entry.handle.0, local)),
+                    _ => None,
+                }
+            })
+            .collect();
+        list.sort_unstable();
+        list.into_iter().map(|(_, addr)| addr).collect()
+    }
+
+    /// Sockets currently open (any binding).
+    #[must_use]
+    pub fn open_sockets(&self) -> usize {
+        self.shared.sockets().len()
+    }
+
+    /// Makes every listening socket report that it stopped working (accept event with no
+    /// socket), as when the transport goes away under it.
+    pub fn fail_listeners(&self) {
+        let listeners: Vec<Arc<SocketEntry<T>>> =
+            self.shared.sockets().values().filter(|e| e.kind == SocketKind::Listener).cloned().collect();
+        for entry in listeners {
+            let context = {
+                let mut state = entry.lock();
+                if state.close_requested || !matches!(state.io, Io::Listening(_)) {
+                    continue;
+                }
+                state.callbacks_running += 1;
+                state.context
+            };
+            let shared = Arc::clone(&self.shared);
+            self.shared.post(Box::new(move || {
+                if let Some(context) = context {
+                    // SAFETY: the listener is open: its close waits for this callback.
+                    let _ = irql::at_dispatch(|| unsafe { context.accept_event(None, None) });
+                }
+                shared.callback_returned(&entry);
+            }));
+        }
+    }
+
+    /// Creates the client-side provider object for binding `handle` (used by
+    /// [`ProviderModule::attach_client`]).
+    fn new_client(&self, handle: &BindingHandle<Self>) -> WskClient<T> {
+        let done = handle.clone();
+        let binding = Arc::new(BindingState {
+            id: handle.id(),
+            detached: AtomicBool::new(false),
+            open: Mutex::new(BTreeSet::new()),
+            provider_waiting: AtomicBool::new(false),
+            handle: Mutex::new(Some(Box::new(move || done.provider_detach_complete()))),
+        });
+        self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).insert(handle.id(), Arc::clone(&binding));
+        let detach = handle.clone();
+        WskClient {
+            shared: Arc::clone(&self.shared),
+            binding,
+            detach_complete: Box::new(move || detach.client_detach_complete()),
+        }
+    }
+}
+
+impl<T: Upcall> ProviderModule for Wsk<T> {
+    type Binding = WskClient<T>;
+
+    fn characteristics(&self) -> ProviderCharacteristics {
+        *self.shared.characteristics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn attach_client(&self, handle: &BindingHandle<Self>) -> Result<WskClient<T>, NtStatus> {
+        Ok(self.new_client(handle))
+    }
+
+    fn client_detached(&self, id: BindingId) -> bool {
+        let Some(binding) = self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+        else {
+            return true;
+        };
+        binding.detached.store(true, Ordering::SeqCst);
+        let open = binding.open();
+        if open.is_empty() {
+            return true;
+        }
+        let list: Vec<String> = open.iter().map(|h| format!("{h:?}")).collect();
+        binding.provider_waiting.store(true, Ordering::SeqCst);
+        drop(open);
+        self.shared.contract.violation(format!(
+            "detach of binding {id} completed with {} socket(s) still open: {}",
+            list.len(),
+            list.join(", ")
+        ));
+        false
+    }
+
+    fn cleaned_up(&self, id: BindingId) {
+        self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+}
+
+impl<T: Upcall> Shared<T> {
+    fn sockets(&self) -> MutexGuard<'_, HashMap<u64, Arc<SocketEntry<T>>>> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn counters(&self) -> MutexGuard<'_, WskCounters> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn post(&self, job: Job) {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).push_back(job);
+        self.jobs_ready.notify_one();
+    }
+
+    fn run_worker(&self) {
+        loop {
+            let job = {
+                let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(job) = jobs.pop_front() {
+                        break Some(job);
+                    }
+                    if self.stopping.load(Ordering::SeqCst) {
+                        break None;
+                    }
+                    jobs = self.jobs_ready.wait(jobs).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            match job {
+                Some(job) => irql::at_dispatch(job),
+                None => return,
+            }
+        }
+    }
+
+    fn fault(&self, op: FaultOp) -> Option<NtStatus> {
+        let mut faults = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = faults.iter().position(|f| f.op == op)?;
+        let fault = faults.get_mut(index)?;
+        if fault.skip > 0 {
+            fault.skip -= 1;
+            return None;
+        }
+        Some(faults.remove(index).status)
+    }
+
+    /// Whether a completion known during the call is delivered inline.
+    fn inline_now(&self) -> bool {
+        match self.mode.inline {
+            InlineMode::Never => false,
+            InlineMode::Always => true,
+            InlineMode::Alternate => self.inline_counter.fetch_add(1, Ordering::Relaxed) % 2 == 0,
+        }
+    }
+
+    /// Delivers a completion: inline if `inline`, otherwise on a worker.
+    fn deliver(&self, inline: bool, token: T, io: Arc<IoShared>, op: OpKind, completion: Completion<SocketHandle>) {
+        let run = move || {
+            io.end(op);
+            // SAFETY: one completion per operation, with the operation's token.
+            irql::at_dispatch(|| unsafe { token.complete(completion) });
+        };
+        if inline {
+            run();
+        } else {
+            self.post(Box::new(run));
+        }
+    }
+
+    fn new_entry(
+        &self,
+        kind: SocketKind,
+        binding: &Arc<BindingState>,
+        io: Io,
+        context: Option<T>,
+    ) -> Arc<SocketEntry<T>> {
+        let handle = SocketHandle(self.next_socket.fetch_add(1, Ordering::SeqCst));
+        let entry = Arc::new(SocketEntry {
+            handle,
+            kind,
+            binding: Arc::clone(binding),
+            state: Mutex::new(SockState {
+                io,
+                context,
+                local: None,
+                recv: None,
+                send: None,
+                disconnect: None,
+                fin_received: false,
+                fin_sent: false,
+                close_requested: false,
+                closing: None,
+                callbacks_running: 0,
+            }),
+            executing: AtomicUsize::new(0),
+        });
+        binding.open().insert(handle);
+        self.sockets().insert(handle.0, Arc::clone(&entry));
+        entry
+    }
+
+    /// Forgets a socket whose handle is gone; completes the provider side of a detach that
+    /// was waiting for it.
+    fn remove_entry(&self, entry: &SocketEntry<T>) {
+        self.sockets().remove(&entry.handle.0);
+        let mut open = entry.binding.open();
+        open.remove(&entry.handle);
+        let last = open.is_empty();
+        drop(open);
+        if last && entry.binding.provider_waiting.swap(false, Ordering::SeqCst) {
+            let complete = entry.binding.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(complete) = complete {
+                complete();
+            }
+        }
+    }
+
+    fn run_reactor(self: &Arc<Self>, mut poll: Poll) {
+        let mut events = Events::with_capacity(256);
+        while !self.stopping.load(Ordering::SeqCst) {
+            if let Err(error) = poll.poll(&mut events, Some(Duration::from_millis(200))) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.contract.violation(format!("harness reactor failed: {error}"));
+                return;
+            }
+            for event in &events {
+                if event.token() == WAKER {
+                    continue;
+                }
+                let Ok(id) = u64::try_from(event.token().0) else { continue };
+                let Some(entry) = self.sockets().get(&id).cloned() else { continue };
+                match entry.kind {
+                    SocketKind::Listener => self.accept_ready(&entry),
+                    SocketKind::Connection => self.connection_ready(&entry),
+                }
+            }
+        }
+    }
+
+    /// Accepts every queued connection and delivers one accept event for each, on workers.
+    fn accept_ready(self: &Arc<Self>, listener: &Arc<SocketEntry<T>>) {
+        loop {
+            let (mut stream, remote, context) = {
+                let mut state = listener.lock();
+                let Io::Listening(socket) = &state.io else { return };
+                match socket.accept() {
+                    Ok((stream, remote)) => {
+                        state.callbacks_running += 1;
+                        (stream, remote, state.context)
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                }
+            };
+            let Some(context) = context else {
+                abort(&stream);
+                self.callback_returned(listener);
+                continue;
+            };
+            let entry = self.new_entry(SocketKind::Connection, &listener.binding, Io::Gone, None);
+            let token = Token(usize::try_from(entry.handle.0).unwrap_or(0));
+            if self.registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                abort(&stream);
+                self.remove_entry(&entry);
+                self.callback_returned(listener);
+                continue;
+            }
+            entry.lock().io = Io::Connected(stream);
+            let shared = Arc::clone(self);
+            let listener = Arc::clone(listener);
+            self.post(Box::new(move || shared.deliver_accept(&listener, &entry, context, remote)));
+        }
+    }
+
+    /// Runs one `WskAcceptEvent` (on a worker, at `DISPATCH_LEVEL`).
+    fn deliver_accept(&self, listener: &Arc<SocketEntry<T>>, entry: &Arc<SocketEntry<T>>, context: T, remote: SocketAddr) {
+        let result = if listener.lock().close_requested {
+            Err(NtStatus::REQUEST_NOT_ACCEPTED)
+        } else {
+            // SAFETY: the listener is open and its close waits for this callback to return.
+            unsafe { context.accept_event(Some(entry.handle), Some(remote)) }
+        };
+        match result {
+            Ok(accepted) => {
+                entry.lock().context = Some(accepted);
+                self.counters().accepted += 1;
+            }
+            Err(_) => {
+                // WSK closes a refused socket itself.
+                let io = std::mem::replace(&mut entry.lock().io, Io::Gone);
+                if let Io::Connected(mut stream) = io {
+                    let _ = self.registry.deregister(&mut stream);
+                    abort(&stream);
+                }
+                self.remove_entry(entry);
+                self.counters().refused += 1;
+            }
+        }
+        self.callback_returned(listener);
+    }
+
+    /// An event callback on `entry` returned; finishes a close that waited for it.
+    fn callback_returned(&self, entry: &SocketEntry<T>) {
+        let closing = {
+            let mut state = entry.lock();
+            state.callbacks_running = state.callbacks_running.saturating_sub(1);
+            if state.callbacks_running == 0 { state.closing.take() } else { None }
+        };
+        if let Some((token, io)) = closing {
+            self.remove_entry(entry);
+            self.deliver(false, token, io, OpKind::Close, Completion::Closed);
+        }
+    }
+
+    /// Finishes what a connection's readiness allows: pending receive, send, disconnect.
+    fn connection_ready(&self, entry: &SocketEntry<T>) {
+        let mut done: Vec<(T, Arc<IoShared>, OpKind, Completion<SocketHandle>)> = Vec::new();
+        {
+            let mut state = entry.lock();
+            self.progress(&mut state, &mut done);
+        }
+        for (token, io, op, completion) in done {
+            self.deliver(false, token, io, op, completion);
+        }
+    }
+
+    /// Attempts the pending operations of a connection; finished ones go to `done`.
+    fn progress(&self, state: &mut SockState<T>, done: &mut Vec<(T, Arc<IoShared>, OpKind, Completion<SocketHandle>)>) {
+        let Io::Connected(stream) = &state.io else { return };
+        if let Some(recv) = state.recv.take() {
+            match try_receive(stream, recv.ptr, recv.len) {
+                None => state.recv = Some(recv),
+                Some(result) => {
+                    match result {
+                        Ok(0) => state.fin_received = true,
+                        Ok(n) => self.counters().bytes_received += n as u64,
+                        Err(_) => {}
+                    }
+                    done.push((recv.token, recv.io, OpKind::Receive, Completion::Received(result)));
+                }
+            }
+        }
+        if let Some(mut send) = state.send.take() {
+            match try_send(stream, &mut send) {
+                None => state.send = Some(send),
+                Some(result) => {
+                    if let Ok(n) = result {
+                        self.counters().bytes_sent += n as u64;
+                    }
+                    done.push((send.token, send.io, OpKind::Send, Completion::Sent(result)));
+                }
+            }
+        }
+        if state.send.is_none()
+            && let Some(disconnect) = state.disconnect.take()
+        {
+            let result = stream.shutdown(Shutdown::Write).map_err(|e| status_of(&e));
+            state.fin_sent |= result.is_ok();
+            done.push((disconnect.token, disconnect.io, OpKind::Disconnect, Completion::Disconnected(result)));
+        }
+    }
+}
+
+/// Sets `SO_LINGER` 0 so that closing sends RST (an abortive close).
+fn abort(stream: &mio::net::TcpStream) {
+    let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// One non-blocking read into the driver's buffer; `None` = would block.
+fn try_receive(stream: &mio::net::TcpStream, ptr: BufPtr, len: usize) -> Option<Result<usize, NtStatus>> {
+    // SAFETY: `ptr..ptr+len` lies inside the connection's echo buffer (checked when the
+    // receive was posted), which stays valid while the receive is outstanding, and the driver
+    // does not touch this range until the receive completes.
+    let buffer = unsafe { std::slice::from_raw_parts_mut(ptr.0.as_ptr(), len) };
+    loop {
+        let mut reader = stream;
+        match reader.read(buffer) {
+            Ok(n) => return Some(Ok(n)),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(error) => return Some(Err(status_of(&error))),
+        }
+    }
+}
+
+/// Writes as much of a pending send as the socket takes; `Some` once all of it is sent.
+fn try_send<T>(stream: &mio::net::TcpStream, send: &mut PendingSend<T>) -> Option<Result<usize, NtStatus>> {
+    while send.done < send.len {
+        // SAFETY: as in `try_receive`: `ptr..ptr+len` is inside the echo buffer, valid and
+        // unchanged while the send is outstanding; `done < len`.
+        let rest = unsafe { std::slice::from_raw_parts(send.ptr.0.as_ptr().add(send.done), send.len - send.done) };
+        let mut writer = stream;
+        match writer.write(rest) {
+            Ok(0) => return Some(Err(NtStatus::CONNECTION_RESET)),
+            Ok(n) => send.done += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(error) => return Some(Err(status_of(&error))),
+        }
+    }
+    Some(Ok(send.len))
+}
+
+/// The provider side of one binding, as the driver sees it (`PWSK_CLIENT` + dispatch tables).
+/// `host_provider.rs` implements the core's `Provider` trait over it.
+pub struct WskClient<T: Upcall> {
+    shared: Arc<Shared<T>>,
+    binding: Arc<BindingState>,
+    detach_complete: Box<dyn Fn() + Send + Sync>,
+}
+
+type Done<T> = Vec<(T, Arc<IoShared>, OpKind, Completion<SocketHandle>)>;
+
+impl<T: Upcall> WskClient<T> {
+    /// The NMR binding this provider object belongs to.
+    #[must_use]
+    pub fn binding_id(&self) -> BindingId {
+        self.binding.id
+    }
+
+    /// Admits a call into WSK, or records that it came after the detach completed.
+    fn admit(&self, call: &str) -> bool {
+        if self.binding.detached.load(Ordering::SeqCst) {
+            self.shared
+                .contract
+                .violation(format!("{call} called after the detach of binding {} completed", self.binding.id));
+            return false;
+        }
+        true
+    }
+
+    fn entry(&self, socket: SocketHandle, call: &str) -> Option<Arc<SocketEntry<T>>> {
+        let entry = self.shared.sockets().get(&socket.0).cloned();
+        if entry.is_none() {
+            self.shared.contract.violation(format!("{call} on {socket:?}, which is closed or was never opened"));
+        }
+        entry
+    }
+
+    fn deliver_all(&self, inline: bool, done: Done<T>) {
+        if done.is_empty() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let run = move || {
+            for (token, io, op, completion) in done {
+                shared.deliver(true, token, io, op, completion);
+            }
+        };
+        if inline {
+            irql::at_dispatch(run);
+        } else {
+            self.shared.post(Box::new(run));
+        }
+    }
+
+    /// Allocates a socket's I/O resources (accounted in the pool with [`IRP_TAG`]).
+    ///
+    /// # Errors
+    /// `STATUS_INSUFFICIENT_RESOURCES` when the (possibly injected) allocation fails.
+    pub fn new_socket_io(&self, kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Result<SocketIo, NtStatus> {
+        if (kind == SocketKind::Connection) != buffer.is_some() {
+            self.shared.contract.violation(format!(
+                "{kind:?} socket I/O with {} echo buffer",
+                if buffer.is_some() { "an" } else { "no" }
+            ));
+        }
+        let block = self.shared.pool.allocate(IRP_BLOCK_SIZE, IRP_TAG).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+        Ok(SocketIo {
+            buffer,
+            block,
+            pool: self.shared.pool.clone(),
+            shared: Arc::new(IoShared {
+                outstanding: AtomicU8::new(0),
+                kind,
+                contract: Arc::clone(&self.shared.contract),
+            }),
+        })
+    }
+
+    /// `WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS, WSK_EVENT_ACCEPT)`.
+    ///
+    /// # Errors
+    /// An injected failure.
+    pub fn enable_accept_events(&self) -> Result<(), NtStatus> {
+        if !self.admit("WskControlClient") {
+            return Err(NtStatus::INVALID_DEVICE_STATE);
+        }
+        self.shared.fault(FaultOp::EnableAcceptEvents).map_or(Ok(()), Err)
+    }
+
+    /// `WskSocket` for a listening socket.
+    pub fn open_listener(&self, io: &SocketIo, local: SocketAddr, token: T) {
+        if !self.admit("WskSocket") {
+            return;
+        }
+        io.shared.begin(OpKind::Setup, SocketHandle(0));
+        let inline = self.shared.inline_now();
+        let result = match self.shared.fault(FaultOp::Open) {
+            Some(status) => Err(status),
+            None => new_listener_socket(local).map_err(|e| status_of(&e)),
+        };
+        let completion = result.map(|socket| {
+            self.shared.new_entry(SocketKind::Listener, &self.binding, Io::Created(socket), Some(token)).handle
+        });
+        self.deliver_all(inline, vec![(token, Arc::clone(&io.shared), OpKind::Setup, Completion::Created(completion))]);
+    }
+
+    /// `WskBind`; the socket listens once bound.
+    pub fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: T) {
+        if !self.admit("WskBind") {
+            return;
+        }
+        let Some(entry) = self.entry(socket, "WskBind") else { return };
+        entry.executing.fetch_add(1, Ordering::SeqCst);
+        let _executing = Executing(&entry.executing);
+        io.shared.begin(OpKind::Setup, socket);
+        let inline = self.shared.inline_now();
+        let result = match self.shared.fault(FaultOp::Bind) {
+            Some(status) => Err(status),
+            None => self.listen(&entry, local),
+        };
+        self.deliver_all(inline, vec![(token, Arc::clone(&io.shared), OpKind::Setup, Completion::Bound(result))]);
+    }
+
+    fn listen(&self, entry: &SocketEntry<T>, local: SocketAddr) -> Result<(), NtStatus> {
+        let mut state = entry.lock();
+        let Io::Created(socket) = std::mem::replace(&mut state.io, Io::Gone) else {
+            drop(state);
+            self.shared.contract.violation(format!("WskBind on {:?}, which is not a new socket", entry.handle));
+            return Err(NtStatus::INVALID_DEVICE_STATE);
+        };
+        let bound = socket.bind(&local.into()).and_then(|()| socket.listen(BACKLOG));
+        if let Err(error) = bound {
+            state.io = Io::Created(socket);
+            return Err(status_of(&error));
+        }
+        let mut listener = mio::net::TcpListener::from_std(std::net::TcpListener::from(socket));
+        let token = Token(usize::try_from(entry.handle.0).unwrap_or(0));
+        if let Err(error) = self.shared.registry.register(&mut listener, token, Interest::READABLE) {
+            return Err(status_of(&error));
+        }
+        state.local = listener.local_addr().ok();
+        state.io = Io::Listening(listener);
+        Ok(())
+    }
+
+    /// Common part of receive and send: admission, checks, the buffer range.
+    fn begin_transfer(
+        &self,
+        io: &SocketIo,
+        socket: SocketHandle,
+        range: &Range<usize>,
+        op: OpKind,
+        call: &str,
+    ) -> Option<(Arc<SocketEntry<T>>, BufPtr)> {
+        if !self.admit(call) {
+            return None;
+        }
+        let entry = self.entry(socket, call)?;
+        io.shared.begin(op, socket);
+        let Some(ptr) = io.range(range) else {
+            self.shared.contract.violation(format!(
+                "{call} on {socket:?} with range {range:?} outside its echo buffer (WSK_BUF longer than the MDL)"
+            ));
+            io.shared.end(op);
+            return None;
+        };
+        Some((entry, ptr))
+    }
+
+    /// `WskReceive` into `range` of the echo buffer.
+    pub fn receive(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
+        let Some((entry, ptr)) = self.begin_transfer(io, socket, &range, OpKind::Receive, "WskReceive") else { return };
+        entry.executing.fetch_add(1, Ordering::SeqCst);
+        let _executing = Executing(&entry.executing);
+        let inline = self.shared.inline_now();
+        let mut done = Done::new();
+        {
+            let mut state = entry.lock();
+            if state.close_requested || state.recv.is_some() {
+                drop(state);
+                self.shared.contract.violation(format!("WskReceive on {socket:?} while it is being closed or receiving"));
+                return;
+            }
+            if let Some(status) = self.shared.fault(FaultOp::Receive) {
+                done.push((token, Arc::clone(&io.shared), OpKind::Receive, Completion::Received(Err(status))));
+            } else {
+                state.recv = Some(PendingRecv { token, ptr, len: range.len(), io: Arc::clone(&io.shared) });
+                self.shared.progress(&mut state, &mut done);
+            }
+        }
+        self.deliver_all(inline, done);
+    }
+
+    /// `WskSend` of `range` of the echo buffer.
+    pub fn send(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
+        let Some((entry, ptr)) = self.begin_transfer(io, socket, &range, OpKind::Send, "WskSend") else { return };
+        entry.executing.fetch_add(1, Ordering::SeqCst);
+        let _executing = Executing(&entry.executing);
+        let inline = self.shared.inline_now();
+        let mut done = Done::new();
+        {
+            let mut state = entry.lock();
+            if state.close_requested || state.send.is_some() || state.fin_sent {
+                drop(state);
+                self.shared
+                    .contract
+                    .violation(format!("WskSend on {socket:?} while it is being closed, sending, or after FIN"));
+                return;
+            }
+            if let Some(status) = self.shared.fault(FaultOp::Send) {
+                done.push((token, Arc::clone(&io.shared), OpKind::Send, Completion::Sent(Err(status))));
+            } else {
+                state.send = Some(PendingSend { token, ptr, len: range.len(), done: 0, io: Arc::clone(&io.shared) });
+                self.shared.progress(&mut state, &mut done);
+            }
+        }
+        self.deliver_all(inline, done);
+    }
+
+    /// `WskDisconnect` (graceful: FIN after the data already queued).
+    pub fn disconnect(&self, io: &SocketIo, socket: SocketHandle, token: T) {
+        if !self.admit("WskDisconnect") {
+            return;
+        }
+        let Some(entry) = self.entry(socket, "WskDisconnect") else { return };
+        entry.executing.fetch_add(1, Ordering::SeqCst);
+        let _executing = Executing(&entry.executing);
+        io.shared.begin(OpKind::Disconnect, socket);
+        let inline = self.shared.inline_now();
+        let mut done = Done::new();
+        {
+            let mut state = entry.lock();
+            if state.close_requested || state.disconnect.is_some() {
+                drop(state);
+                self.shared
+                    .contract
+                    .violation(format!("WskDisconnect on {socket:?} while it is being closed or disconnecting"));
+                return;
+            }
+            if let Some(status) = self.shared.fault(FaultOp::Disconnect) {
+                done.push((token, Arc::clone(&io.shared), OpKind::Disconnect, Completion::Disconnected(Err(status))));
+            } else {
+                state.disconnect = Some(PendingDisconnect { token, io: Arc::clone(&io.shared) });
+                self.shared.progress(&mut state, &mut done);
+            }
+        }
+        self.deliver_all(inline, done);
+    }
+
+    /// `WskCloseSocket`: cancels pending operations, waits for running callbacks, and closes
+    /// (abortively unless both directions were shut down).
+    pub fn close(&self, io: &SocketIo, socket: SocketHandle, token: T) {
+        if !self.admit("WskCloseSocket") {
+            return;
+        }
+        let Some(entry) = self.entry(socket, "WskCloseSocket") else { return };
+        let executing = entry.executing.fetch_add(1, Ordering::SeqCst);
+        let _executing = Executing(&entry.executing);
+        if executing > 0 {
+            self.shared.contract.violation(format!(
+                "WskCloseSocket on {socket:?} while {executing} other call(s) on it are executing"
+            ));
+        }
+        io.shared.begin(OpKind::Close, socket);
+        let inline = self.shared.inline_now();
+        let mut done = Done::new();
+        let finished = {
+            let mut state = entry.lock();
+            if state.close_requested {
+                drop(state);
+                self.shared.contract.violation(format!("WskCloseSocket on {socket:?} twice"));
+                return;
+            }
+            state.close_requested = true;
+            if let Some(recv) = state.recv.take() {
+                done.push((recv.token, recv.io, OpKind::Receive, Completion::Received(Err(NtStatus::CANCELLED))));
+            }
+            if let Some(send) = state.send.take() {
+                done.push((send.token, send.io, OpKind::Send, Completion::Sent(Err(NtStatus::CANCELLED))));
+            }
+            if let Some(disconnect) = state.disconnect.take() {
+                done.push((
+                    disconnect.token,
+                    disconnect.io,
+                    OpKind::Disconnect,
+                    Completion::Disconnected(Err(NtStatus::CANCELLED)),
+                ));
+            }
+            match std::mem::replace(&mut state.io, Io::Gone) {
+                Io::Listening(mut listener) => {
+                    let _ = self.shared.registry.deregister(&mut listener);
+                }
+                Io::Connected(mut stream) => {
+                    let _ = self.shared.registry.deregister(&mut stream);
+                    let graceful = state.fin_sent && state.fin_received;
+                    if !graceful {
+                        abort(&stream);
+                    }
+                    let mut counters = self.shared.counters();
+                    if graceful {
+                        counters.graceful += 1;
+                    } else {
+                        counters.aborted += 1;
+                    }
+                }
+                Io::Created(_) | Io::Gone => {}
+            }
+            if state.callbacks_running > 0 {
+                state.closing = Some((token, Arc::clone(&io.shared)));
+                false
+            } else {
+                true
+            }
+        };
+        if finished {
+            self.shared.remove_entry(&entry);
+            done.push((token, Arc::clone(&io.shared), OpKind::Close, Completion::Closed));
+        }
+        self.deliver_all(inline, done);
+    }
+
+    /// `NmrClientDetachProviderComplete` for this binding. `self` may be freed by the time
+    /// this returns: nothing of it is touched after the call into the NMR.
+    pub fn detach_complete(&self) {
+        (self.detach_complete)();
+    }
+}
+
+/// `WskSocket(AF_INET/AF_INET6, SOCK_STREAM, IPPROTO_TCP, WSK_FLAG_LISTEN_SOCKET)`.
+fn new_listener_socket(local: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(local), Type::STREAM, Some(Protocol::TCP))?;
+    if local.is_ipv6() {
+        // Windows TCP/IPv6 sockets are IPv6-only unless asked otherwise.
+        socket.set_only_v6(true)?;
+    }
+    // Windows lets a listener bind while old connections of the port sit in TIME_WAIT;
+    // Linux needs SO_REUSEADDR for that (it still refuses a second listener on the port).
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
