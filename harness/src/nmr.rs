@@ -659,3 +659,178 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            Arc, Mutex,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::{Duration, Instant},
+    };
+
+    use wskecho::core::status::NtStatus;
+
+    use super::{
+        BindingHandle, BindingId, ClientModule, ContextPtr, Nmr, NmrMode, ProviderCharacteristics,
+        ProviderModule,
+    };
+    use crate::contract::Contract;
+
+    struct Provider;
+
+    impl ProviderModule for Provider {
+        type Binding = ();
+        fn characteristics(&self) -> ProviderCharacteristics {
+            ProviderCharacteristics { highest_version: 0x0100, lowest_version: 0x0100 }
+        }
+        fn attach_client(&self, _handle: &BindingHandle<Self>) -> Result<(), NtStatus> {
+            Ok(())
+        }
+        fn client_detached(&self, _id: BindingId) -> bool {
+            true
+        }
+        fn cleaned_up(&self, _id: BindingId) {}
+    }
+
+    /// How the test client's `ClientDetachProvider` behaves.
+    #[derive(Clone, Copy)]
+    enum Detach {
+        Success,
+        /// PENDING, then complete from another thread after a delay.
+        PendingThenComplete,
+        /// Calls complete before returning `status`.
+        CompleteThenReturn(NtStatus),
+        /// PENDING, then complete twice.
+        PendingCompleteTwice,
+    }
+
+    struct Client {
+        detach: Detach,
+        handle: Mutex<Option<BindingHandle<Provider>>>,
+        detaches: AtomicUsize,
+        cleanups: AtomicUsize,
+        completed: Mutex<Option<Instant>>,
+    }
+
+    impl ClientModule<Provider> for Client {
+        fn attach_provider(&self, handle: BindingHandle<Provider>, _p: ProviderCharacteristics) -> NtStatus {
+            match handle.client_attach_provider(ContextPtr(std::ptr::null_mut())) {
+                Ok(()) => {
+                    *self.handle.lock().unwrap() = Some(handle);
+                    NtStatus::SUCCESS
+                }
+                Err(status) => status,
+            }
+        }
+        fn detach_provider(&self, _context: ContextPtr) -> NtStatus {
+            self.detaches.fetch_add(1, Ordering::SeqCst);
+            let handle = self.handle.lock().unwrap().clone().unwrap();
+            match self.detach {
+                Detach::Success => NtStatus::SUCCESS,
+                Detach::PendingThenComplete | Detach::PendingCompleteTwice => {
+                    let twice = matches!(self.detach, Detach::PendingCompleteTwice);
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(100));
+                        handle.client_detach_complete();
+                        if twice {
+                            handle.client_detach_complete();
+                        }
+                    });
+                    NtStatus::PENDING
+                }
+                Detach::CompleteThenReturn(status) => {
+                    handle.client_detach_complete();
+                    status
+                }
+            }
+        }
+        fn cleanup_binding_context(&self, _context: ContextPtr) {
+            self.cleanups.fetch_add(1, Ordering::SeqCst);
+            *self.completed.lock().unwrap() = Some(Instant::now());
+        }
+    }
+
+    fn run(detach: Detach, provider_first: bool) -> (Arc<Client>, Arc<Contract>, Duration) {
+        let contract = Arc::new(Contract::new());
+        let nmr = Nmr::new(Arc::clone(&contract), NmrMode::default());
+        let client = Arc::new(Client {
+            detach,
+            handle: Mutex::new(None),
+            detaches: AtomicUsize::new(0),
+            cleanups: AtomicUsize::new(0),
+            completed: Mutex::new(None),
+        });
+        nmr.register_provider(Arc::new(Provider));
+        nmr.register_client(Arc::clone(&client) as Arc<dyn ClientModule<Provider>>);
+        // Attached before NmrRegisterClient returned (inline attach).
+        assert!(client.handle.lock().unwrap().is_some());
+        let start = Instant::now();
+        if provider_first {
+            nmr.deregister_provider();
+        }
+        assert_eq!(nmr.deregister_client(), NtStatus::PENDING);
+        assert!(nmr.wait_client_deregistered() || contract.count() > 0);
+        let waited = start.elapsed();
+        if provider_first {
+            assert!(nmr.wait_provider_deregistered());
+        }
+        assert_eq!(nmr.binding_count(), 0);
+        (client, contract, waited)
+    }
+
+    #[test]
+    fn detach_runs_once_whichever_side_deregisters_first() {
+        for provider_first in [false, true] {
+            let (client, contract, _) = run(Detach::Success, provider_first);
+            assert_eq!(client.detaches.load(Ordering::SeqCst), 1);
+            assert_eq!(client.cleanups.load(Ordering::SeqCst), 1);
+            assert_eq!(contract.count(), 0, "{:?}", contract.violations());
+        }
+    }
+
+    #[test]
+    fn pending_detach_blocks_the_wait_until_completed() {
+        let (client, contract, waited) = run(Detach::PendingThenComplete, false);
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert_eq!(client.cleanups.load(Ordering::SeqCst), 1);
+        assert_eq!(contract.count(), 0, "{:?}", contract.violations());
+    }
+
+    #[test]
+    fn completing_before_returning_pending_is_allowed_but_not_before_success() {
+        let (_, contract, _) = run(Detach::CompleteThenReturn(NtStatus::PENDING), false);
+        assert_eq!(contract.count(), 0, "{:?}", contract.violations());
+        let (_, contract, _) = run(Detach::CompleteThenReturn(NtStatus::SUCCESS), false);
+        assert_eq!(contract.count(), 1, "{:?}", contract.violations());
+        assert!(contract.violations()[0].contains("returned STATUS_SUCCESS after"));
+    }
+
+    #[test]
+    fn completing_twice_or_without_detach_is_a_violation() {
+        let (client, contract, _) = run(Detach::PendingCompleteTwice, false);
+        std::thread::sleep(Duration::from_millis(50));
+        let violations = contract.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("no longer exists") || violations[0].contains("2 times"), "{violations:?}");
+        assert_eq!(client.cleanups.load(Ordering::SeqCst), 1);
+
+        let contract = Arc::new(Contract::new());
+        let nmr = Nmr::new(Arc::clone(&contract), NmrMode::default());
+        let client = Arc::new(Client {
+            detach: Detach::Success,
+            handle: Mutex::new(None),
+            detaches: AtomicUsize::new(0),
+            cleanups: AtomicUsize::new(0),
+            completed: Mutex::new(None),
+        });
+        nmr.register_provider(Arc::new(Provider));
+        nmr.register_client(Arc::clone(&client) as Arc<dyn ClientModule<Provider>>);
+        client.handle.lock().unwrap().clone().unwrap().client_detach_complete();
+        assert_eq!(contract.count(), 1);
+        assert!(contract.violations()[0].contains("without a detach in progress"));
+        assert_eq!(nmr.deregister_client(), NtStatus::PENDING);
+        assert!(nmr.wait_client_deregistered());
+    }
+}

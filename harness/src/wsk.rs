@@ -305,9 +305,6 @@ pub struct BindingState {
     id: BindingId,
     detached: AtomicBool,
     open: Mutex<BTreeSet<SocketHandle>>,
-    /// The provider side waits for open sockets to close before it reports its detach.
-    provider_waiting: AtomicBool,
-    handle: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl BindingState {
@@ -492,13 +489,10 @@ impl<T: Upcall> Wsk<T> {
     /// Creates the client-side provider object for binding `handle` (used by
     /// [`ProviderModule::attach_client`]).
     fn new_client(&self, handle: &BindingHandle<Self>) -> WskClient<T> {
-        let done = handle.clone();
         let binding = Arc::new(BindingState {
             id: handle.id(),
             detached: AtomicBool::new(false),
             open: Mutex::new(BTreeSet::new()),
-            provider_waiting: AtomicBool::new(false),
-            handle: Mutex::new(Some(Box::new(move || done.provider_detach_complete()))),
         });
         self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).insert(handle.id(), Arc::clone(&binding));
         let detach = handle.clone();
@@ -531,15 +525,34 @@ impl<T: Upcall> ProviderModule for Wsk<T> {
         if open.is_empty() {
             return true;
         }
-        let list: Vec<String> = open.iter().map(|h| format!("{h:?}")).collect();
-        binding.provider_waiting.store(true, Ordering::SeqCst);
+        let handles: Vec<SocketHandle> = open.iter().copied().collect();
         drop(open);
+        let list: Vec<String> = handles.iter().map(|h| format!("{h:?}")).collect();
         self.shared.contract.violation(format!(
             "detach of binding {id} completed with {} socket(s) still open: {}",
             list.len(),
             list.join(", ")
         ));
-        false
+        // The subsystem tears them down itself (no completion reaches the driver any more).
+        for handle in handles {
+            let entry = self.shared.sockets().get(&handle.0).cloned();
+            if let Some(entry) = entry {
+                let io = std::mem::replace(&mut entry.lock().io, Io::Gone);
+                match io {
+                    Io::Connected(mut stream) => {
+                        let _ = self.shared.registry.deregister(&mut stream);
+                        abort(&stream);
+                    }
+                    Io::Listening(mut listener) => {
+                        let _ = self.shared.registry.deregister(&mut listener);
+                    }
+                    Io::Created(_) | Io::Gone => {}
+                }
+                self.shared.sockets().remove(&handle.0);
+            }
+        }
+        binding.open().clear();
+        true
     }
 
     fn cleaned_up(&self, id: BindingId) {
@@ -648,20 +661,10 @@ impl<T: Upcall> Shared<T> {
         entry
     }
 
-    /// Forgets a socket whose handle is gone; completes the provider side of a detach that
-    /// was waiting for it.
+    /// Forgets a socket whose handle is gone.
     fn remove_entry(&self, entry: &SocketEntry<T>) {
         self.sockets().remove(&entry.handle.0);
-        let mut open = entry.binding.open();
-        open.remove(&entry.handle);
-        let last = open.is_empty();
-        drop(open);
-        if last && entry.binding.provider_waiting.swap(false, Ordering::SeqCst) {
-            let complete = entry.binding.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(complete) = complete {
-                complete();
-            }
-        }
+        entry.binding.open().remove(&entry.handle);
     }
 
     fn run_reactor(self: &Arc<Self>, mut poll: Poll) {

@@ -1,0 +1,302 @@
+//! The emulated NMR and WSK subsystem, driven by a small fake client (not the driver's core):
+//! the emulation's own semantics, and that it catches a client that breaks the contract.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    ptr::NonNull,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use wskecho::core::{
+    provider::{Completion, Level, SocketKind},
+    status::NtStatus,
+};
+use wskecho_harness::{
+    contract::Contract,
+    nmr::{BindingHandle, ClientModule, ContextPtr, Nmr, NmrMode, ProviderCharacteristics},
+    pool::Pool,
+    wsk::{InlineMode, SocketHandle, SocketIo, Upcall, Wsk, WskClient, WskMode},
+};
+
+const BUFFER: usize = 4096;
+
+/// One fake socket; leaked so tokens can be `&'static`.
+struct FakeSocket {
+    client: &'static FakeClient,
+    kind: SocketKind,
+    handle: Mutex<Option<SocketHandle>>,
+    io: OnceLock<SocketIo>,
+    buffer: NonNull<[u8]>,
+    local: SocketAddr,
+    /// Provider calls executing on this socket, and whether a close waits for them.
+    calls: Mutex<(usize, bool)>,
+}
+
+// SAFETY: the buffer is only touched by one operation at a time (the fake runs one operation
+// per socket at a time), like the driver's echo buffer.
+unsafe impl Send for FakeSocket {}
+// SAFETY: as above.
+unsafe impl Sync for FakeSocket {}
+
+#[derive(Clone, Copy)]
+struct Tok(&'static FakeSocket);
+
+struct FakeClient {
+    provider: OnceLock<WskClient<Tok>>,
+    closed: AtomicUsize,
+    conns: Mutex<Vec<&'static FakeSocket>>,
+    errors: Mutex<Vec<String>>,
+}
+
+impl FakeSocket {
+    fn new(client: &'static FakeClient, kind: SocketKind, local: SocketAddr) -> &'static Self {
+        let buffer: &'static mut [u8] = Box::leak(vec![0_u8; BUFFER].into_boxed_slice());
+        Box::leak(Box::new(Self { client, kind, handle: Mutex::new(None), io: OnceLock::new(), buffer: NonNull::from(buffer), local, calls: Mutex::new((0, false)) }))
+    }
+    fn provider(&self) -> &WskClient<Tok> {
+        self.client.provider.get().expect("attached")
+    }
+    fn io(&self) -> &SocketIo {
+        self.io.get().expect("socket io")
+    }
+    fn handle(&self) -> SocketHandle {
+        self.handle.lock().unwrap().expect("handle")
+    }
+    /// Closes now, or once the provider call running on this socket has returned: closing
+    /// while a call on the socket executes is what the harness must catch.
+    fn close_after_call(&'static self) {
+        let mut calls = self.calls.lock().unwrap();
+        if calls.0 > 0 {
+            calls.1 = true;
+        } else {
+            drop(calls);
+            self.close();
+        }
+    }
+    fn call(&'static self, f: impl FnOnce(&WskClient<Tok>)) {
+        self.calls.lock().unwrap().0 += 1;
+        f(self.provider());
+        let mut calls = self.calls.lock().unwrap();
+        calls.0 -= 1;
+        let close = calls.0 == 0 && std::mem::take(&mut calls.1);
+        drop(calls);
+        if close {
+            self.close();
+        }
+    }
+    fn close(&'static self) {
+        self.provider().close(self.io(), self.handle(), Tok(self));
+    }
+}
+
+impl Upcall for Tok {
+    unsafe fn complete(self, completion: Completion<SocketHandle>) {
+        let s = self.0;
+        match completion {
+            Completion::Created(Ok(handle)) => {
+                *s.handle.lock().unwrap() = Some(handle);
+                s.provider().bind(s.io(), handle, s.local, self);
+            }
+            Completion::Bound(Ok(())) => {}
+            Completion::Received(Ok(0)) => s.call(|p| p.disconnect(s.io(), s.handle(), self)),
+            Completion::Received(Ok(n)) => s.call(|p| p.send(s.io(), s.handle(), 0..n, self)),
+            Completion::Sent(Ok(_)) => s.call(|p| p.receive(s.io(), s.handle(), 0..BUFFER, self)),
+            Completion::Disconnected(Ok(())) => s.close_after_call(),
+            Completion::Closed => {
+                s.client.closed.fetch_add(1, Ordering::SeqCst);
+            }
+            other => {
+                s.client.errors.lock().unwrap().push(format!("{:?}: {other:?}", s.kind));
+                if s.kind == SocketKind::Connection && !matches!(other, Completion::Received(Err(NtStatus::CANCELLED))) {
+                    s.close_after_call();
+                }
+            }
+        }
+    }
+
+    unsafe fn accept_event(self, accepted: Option<SocketHandle>, _remote: Option<SocketAddr>) -> Result<Self, NtStatus> {
+        let accepted = accepted.ok_or(NtStatus::UNSUCCESSFUL)?;
+        let conn = FakeSocket::new(self.0.client, SocketKind::Connection, self.0.local);
+        *conn.handle.lock().unwrap() = Some(accepted);
+        let io = conn.provider().new_socket_io(SocketKind::Connection, Some(conn.buffer))?;
+        let _ = conn.io.set(io);
+        conn.client.conns.lock().unwrap().push(conn);
+        conn.call(|p| p.receive(conn.io(), accepted, 0..BUFFER, Tok(conn)));
+        Ok(Tok(conn))
+    }
+}
+
+/// The fake client module: attaches, opens one listener per address, detaches at once.
+struct FakeModule {
+    client: &'static FakeClient,
+    listen: Vec<SocketAddr>,
+    listeners: Mutex<Vec<&'static FakeSocket>>,
+}
+
+impl ClientModule<Wsk<Tok>> for FakeModule {
+    fn attach_provider(&self, handle: BindingHandle<Wsk<Tok>>, _provider: ProviderCharacteristics) -> NtStatus {
+        match handle.client_attach_provider(ContextPtr(std::ptr::null_mut())) {
+            Ok(provider) => {
+                let _ = self.client.provider.set(provider);
+            }
+            Err(status) => return status,
+        }
+        let provider = self.client.provider.get().expect("set");
+        if let Err(status) = provider.enable_accept_events() {
+            return status;
+        }
+        for local in &self.listen {
+            let listener = FakeSocket::new(self.client, SocketKind::Listener, *local);
+            let _ = listener.io.set(provider.new_socket_io(SocketKind::Listener, None).expect("io"));
+            self.listeners.lock().unwrap().push(listener);
+            provider.open_listener(listener.io(), *local, Tok(listener));
+        }
+        NtStatus::SUCCESS
+    }
+
+    fn detach_provider(&self, _context: ContextPtr) -> NtStatus {
+        // Deliberately sloppy for the fake: closes listeners and reports success at once.
+        for listener in self.listeners.lock().unwrap().drain(..) {
+            listener.close();
+        }
+        NtStatus::SUCCESS
+    }
+
+    fn cleanup_binding_context(&self, _context: ContextPtr) {}
+}
+
+struct Setup {
+    contract: Arc<Contract>,
+    nmr: Nmr<Wsk<Tok>>,
+    wsk: Wsk<Tok>,
+    client: &'static FakeClient,
+    module: Arc<FakeModule>,
+}
+
+fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
+    let contract = Arc::new(Contract::new());
+    let pool = Pool::new(Arc::clone(&contract), Level::Warning);
+    let wsk = Wsk::start(Arc::clone(&contract), pool, WskMode { inline, workers: 2 }).expect("wsk");
+    let nmr = Nmr::new(Arc::clone(&contract), NmrMode::default());
+    nmr.register_provider(Arc::new(wsk.clone()));
+    let client: &'static FakeClient =
+        Box::leak(Box::new(FakeClient { provider: OnceLock::new(), closed: AtomicUsize::new(0), conns: Mutex::new(Vec::new()), errors: Mutex::new(Vec::new()) }));
+    let module = Arc::new(FakeModule {
+        client,
+        listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
+        listeners: Mutex::new(Vec::new()),
+    });
+    nmr.register_client(Arc::clone(&module) as Arc<dyn ClientModule<Wsk<Tok>>>);
+    Setup { contract, nmr, wsk, client, module }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn echo_once(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(payload).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).expect("read back");
+    back
+}
+
+#[test]
+fn v4_and_v6_listeners_share_a_port_number_and_echo() {
+    for inline in [InlineMode::Never, InlineMode::Always, InlineMode::Alternate] {
+        let s = setup(inline, &["127.0.0.1:0", "[::1]:0"]);
+        wait_for("two listeners", || s.wsk.listening().len() == 2);
+        let listening = s.wsk.listening();
+        // V6ONLY: a v6 listener on the v4 listener's port number is possible.
+        let v4 = listening[0];
+        let payload: Vec<u8> = (0..100_000_u32).map(|i| (i % 251) as u8).collect();
+        for addr in &listening {
+            assert_eq!(echo_once(*addr, &payload), payload);
+        }
+        wait_for("connections closed", || s.client.closed.load(Ordering::SeqCst) == 2);
+        assert_eq!(s.wsk.counters().graceful, 2);
+        assert_eq!(s.wsk.counters().accepted, 2);
+        assert!(v4.is_ipv4());
+        assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
+        assert!(s.nmr.wait_client_deregistered());
+        assert_eq!(s.wsk.open_sockets(), 0);
+        assert!(s.client.errors.lock().unwrap().is_empty(), "{:?}", s.client.errors.lock().unwrap());
+        assert_eq!(s.contract.count(), 0, "{:?}", s.contract.violations());
+        s.wsk.stop();
+    }
+}
+
+#[test]
+fn close_cancels_a_pending_receive_and_resets_the_peer() {
+    let s = setup(InlineMode::Never, &["127.0.0.1:0"]);
+    wait_for("listener", || s.wsk.listening().len() == 1);
+    let mut stream = TcpStream::connect(s.wsk.listening()[0]).unwrap();
+    wait_for("accept", || s.client.conns.lock().unwrap().len() == 1);
+    let conn = s.client.conns.lock().unwrap()[0];
+    // The peer sent nothing, so the connection's receive is pending: close cancels it.
+    conn.close();
+    wait_for("cancellation", || !s.client.errors.lock().unwrap().is_empty());
+    assert_eq!(*s.client.errors.lock().unwrap(), [format!("Connection: Received(Err({:?}))", NtStatus::CANCELLED)]);
+    wait_for("closed", || s.client.closed.load(Ordering::SeqCst) == 1);
+    // Not both directions shut down: the close was abortive.
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let error = stream.read(&mut [0_u8; 16]).expect_err("reset");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(s.wsk.counters().aborted, 1);
+    assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
+    assert!(s.nmr.wait_client_deregistered());
+    assert_eq!(s.contract.count(), 0, "{:?}", s.contract.violations());
+    s.wsk.stop();
+}
+
+#[test]
+fn bind_to_a_port_in_use_fails_with_address_already_exists() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let s = setup(InlineMode::Always, &[&addr]);
+    wait_for("bind failure", || !s.client.errors.lock().unwrap().is_empty());
+    assert_eq!(
+        *s.client.errors.lock().unwrap(),
+        [format!("Listener: Bound(Err({:?}))", NtStatus::ADDRESS_ALREADY_EXISTS)]
+    );
+    assert!(s.wsk.listening().is_empty());
+    assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
+    assert!(s.nmr.wait_client_deregistered());
+    assert_eq!(s.contract.count(), 0, "{:?}", s.contract.violations());
+    s.wsk.stop();
+}
+
+#[test]
+fn a_call_after_detach_and_an_open_socket_at_detach_are_violations() {
+    let s = setup(InlineMode::Never, &["127.0.0.1:0"]);
+    wait_for("listener", || s.wsk.listening().len() == 1);
+    let _stream = TcpStream::connect(s.wsk.listening()[0]).unwrap();
+    wait_for("accept", || s.client.conns.lock().unwrap().len() == 1);
+    let conn = s.client.conns.lock().unwrap()[0];
+    // The fake's detach closes only its listener: the connection is still open.
+    assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
+    assert!(s.nmr.wait_client_deregistered());
+    let violations = s.contract.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("socket(s) still open"), "{violations:?}");
+    // The subsystem tore the connection down itself.
+    assert_eq!(s.wsk.open_sockets(), 0);
+    // And a call into WSK after the detach completed.
+    conn.provider().send(conn.io(), conn.handle(), 0..1, Tok(conn));
+    let violations = s.contract.violations();
+    assert_eq!(violations.len(), 2, "{violations:?}");
+    assert!(violations[1].contains("WskSend called after the detach"), "{violations:?}");
+    s.wsk.stop();
+}
