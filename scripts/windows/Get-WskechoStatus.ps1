@@ -1,0 +1,58 @@
+<#
+.SYNOPSIS
+Shows the state of the wskecho driver: service, configuration, Parameters, listeners, signature.
+
+.DESCRIPTION
+Read-only: `sc.exe query` and `sc.exe qc`, the Parameters values, the TCP listeners owned
+by the System process on the configured ports, the image's signature status, and whether
+test signing is on. Does not need elevation except for the bcdedit line.
+
+.EXAMPLE
+.\Get-WskechoStatus.ps1
+#>
+[CmdletBinding()]
+param()
+
+. (Join-Path $PSScriptRoot 'Wskecho.Common.ps1')
+
+$service = Get-WskechoService
+if ($null -eq $service) {
+    Write-Host 'wskecho is not installed (Install-Wskecho.ps1).'
+    return
+}
+$null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList @('query', $WskechoService)
+$null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList @('qc', $WskechoService)
+
+Write-Host "Parameters ($WskechoParametersKey):"
+if (Test-Path -LiteralPath $WskechoParametersKey) {
+    $values = Get-ItemProperty -LiteralPath $WskechoParametersKey
+    foreach ($name in 'ListenAddresses', 'MaxConnections', 'BufferSize') {
+        $value = $values.PSObject.Properties[$name]
+        $shown = if ($null -eq $value) { '(not set: the driver uses its default)' } else { $value.Value -join ', ' }
+        Write-Host "  $name = $shown"
+    }
+} else {
+    Write-Host '  (no Parameters key: the driver uses its defaults)'
+}
+
+$imagePath = (Get-ItemProperty -LiteralPath "HKLM:\SYSTEM\CurrentControlSet\Services\$WskechoService").ImagePath
+$file = $imagePath -replace '^\\SystemRoot\\', "$env:SystemRoot\" -replace '^System32\\', "$env:SystemRoot\System32\" -replace '^\\\?\?\\', ''
+if (Test-Path -LiteralPath $file) {
+    $signature = Get-AuthenticodeSignature -LiteralPath $file
+    Write-Host "Image $file : signature $($signature.Status) ($($signature.SignerCertificate.Subject))"
+} else {
+    Write-Host "Image $imagePath not found (error 2 on start)."
+}
+
+if ($service.Status -eq 'Running') {
+    Write-Host 'TCP listeners of the System process (PID 4):'
+    Get-NetTCPConnection -State Listen -ErrorAction SilentlyContinue |
+        Where-Object { $_.OwningProcess -eq 4 } |
+        Sort-Object LocalPort |
+        ForEach-Object { Write-Host ('  {0}:{1}' -f $_.LocalAddress, $_.LocalPort) }
+}
+
+if (Test-WskechoAdministrator) {
+    $testsigning = (& bcdedit.exe /enum '{current}' 2>$null) -match '^testsigning\s+Yes'
+    Write-Host ('Test signing: {0}' -f $(if ($testsigning) { 'on' } else { 'off (sc start fails with 577)' }))
+}

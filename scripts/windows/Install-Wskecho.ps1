@@ -1,0 +1,104 @@
+<#
+.SYNOPSIS
+Installs the wskecho driver from this package (it is not started: use Start-Wskecho.ps1).
+
+.DESCRIPTION
+Three ways, see docs/installing.md:
+  -Method Inf      (default) the primitive-driver INF: `pnputil /add-driver wskecho.inf /install`
+                   creates the demand-start kernel service wskecho and writes the Parameters
+                   defaults. Needs Windows 10 1903+ and a signed catalog wskecho.cat next to
+                   the INF (made on Windows with Inf2Cat + signtool; the Linux build cannot).
+  -Method Service  no INF: copies wskecho.sys to System32\drivers, `sc.exe create` a kernel
+                   service (demand start), writes the Parameters defaults read from wskecho.inf.
+                   Needs only the test-signed wskecho.sys (no catalog).
+  -Method Root     the root-enumerated device INF: `devcon install wskecho-root.inf Root\wskecho`.
+                   Needs devcon (WDK), wskecho.cat, and a driver with AddDevice/IRP_MJ_PNP
+                   support, which this version does not have yet (docs/installing.md).
+Each step prints the command it runs; a failing exit code stops the script with a hint.
+Prerequisites: Enable-TestSigning.ps1 (and a reboot), Install-TestCertificate.ps1.
+
+.PARAMETER Method
+Inf, Service or Root.
+
+.PARAMETER PackagePath
+Folder with wskecho.sys and the INF files. Default: this script's folder.
+
+.PARAMETER DevconPath
+devcon.exe to use for -Method Root. Default: devcon.exe on PATH.
+
+.EXAMPLE
+.\Install-Wskecho.ps1 -Method Service -WhatIf
+
+.EXAMPLE
+.\Install-Wskecho.ps1; .\Start-Wskecho.ps1
+#>
+[CmdletBinding(SupportsShouldProcess)]
+param(
+    [ValidateSet('Inf', 'Service', 'Root')] [string]$Method = 'Inf',
+    [string]$PackagePath = $PSScriptRoot,
+    [string]$DevconPath = 'devcon.exe'
+)
+
+. (Join-Path $PSScriptRoot 'Wskecho.Common.ps1')
+Assert-WskechoAdministrator
+
+function Assert-PackageFile([string]$Name, [string]$Why) {
+    $path = Join-Path $PackagePath $Name
+    if (-not (Test-Path -LiteralPath $path -PathType Leaf)) { throw "$path not found: $Why" }
+    return (Resolve-Path -LiteralPath $path).Path
+}
+
+$sys = Assert-PackageFile 'wskecho.sys' 'the package is incomplete'
+$signature = Get-AuthenticodeSignature -LiteralPath $sys
+Write-Host "wskecho.sys signature: $($signature.Status) ($($signature.SignerCertificate.Subject))"
+if ($signature.Status -ne 'Valid') {
+    Write-Warning 'The signature is not trusted here: run Install-TestCertificate.ps1 first, or sc start will fail with 577.'
+}
+if ($null -ne (Get-WskechoService)) {
+    throw "Service $WskechoService already exists (error 1073): run Uninstall-Wskecho.ps1 first."
+}
+
+switch ($Method) {
+    'Inf' {
+        $inf = Assert-PackageFile 'wskecho.inf' 'the package is incomplete'
+        $null = Assert-PackageFile 'wskecho.cat' 'pnputil needs a signed catalog; create it with Inf2Cat + signtool (docs/installing.md), or use -Method Service'
+        if ($PSCmdlet.ShouldProcess($inf, 'pnputil /add-driver /install')) {
+            # 3010: installed, a reboot completes it.
+            $null = Invoke-WskechoTool -FilePath 'pnputil.exe' -ArgumentList @('/add-driver', $inf, '/install') -Success 0, 3010
+            if ($null -eq (Get-WskechoService)) {
+                Write-Host 'pnputil created no service; processing DefaultInstall through setupapi (routed to DiInstallDriver on 1903+).'
+                $null = Invoke-WskechoTool -FilePath 'rundll32.exe' -ArgumentList @('setupapi.dll,InstallHinfSection', 'DefaultInstall.NTamd64', '132', $inf)
+            }
+            if ($null -eq (Get-WskechoService)) {
+                throw 'No wskecho service after installing the INF: see C:\Windows\INF\setupapi.dev.log and docs/troubleshooting.md.'
+            }
+        }
+    }
+    'Service' {
+        $inf = Assert-PackageFile 'wskecho.inf' 'the Parameters defaults are read from it'
+        $defaults = Get-WskechoInfDefaults -InfPath $inf
+        $target = Join-Path $env:SystemRoot 'System32\drivers\wskecho.sys'
+        if ($PSCmdlet.ShouldProcess($target, "copy $sys")) {
+            Copy-Item -LiteralPath $sys -Destination $target -Force
+            Write-Host "Copied $sys to $target"
+        }
+        $arguments = @('create', $WskechoService, 'type=', 'kernel', 'start=', 'demand', 'error=', 'normal',
+            'binPath=', 'System32\drivers\wskecho.sys', 'DisplayName=', 'wskecho WSK echo server')
+        if ($PSCmdlet.ShouldProcess($WskechoService, "sc.exe $($arguments -join ' ')")) {
+            $null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList $arguments
+        }
+        if ($PSCmdlet.ShouldProcess($WskechoParametersKey, 'write the INF defaults')) {
+            Write-WskechoParameters -Values $defaults
+        }
+    }
+    'Root' {
+        $inf = Assert-PackageFile 'wskecho-root.inf' 'the package is incomplete'
+        $null = Assert-PackageFile 'wskecho.cat' 'device installation needs a signed catalog (docs/installing.md)'
+        Write-Warning 'This driver version has no AddDevice/IRP_MJ_PNP handling: the device will not start as a PnP function driver (docs/installing.md, route b).'
+        if ($PSCmdlet.ShouldProcess($WskechoHardwareId, "devcon install $inf")) {
+            # devcon: 0 done, 1 done but reboot needed, 2 failed, 3 usage error.
+            $null = Invoke-WskechoTool -FilePath $DevconPath -ArgumentList @('install', $inf, $WskechoHardwareId) -Success 0, 1
+        }
+    }
+}
+Write-Host "Installed ($Method). Next: .\Start-Wskecho.ps1 (Method Root starts with the device)."

@@ -1,0 +1,29 @@
+<#
+.SYNOPSIS
+Unloads the wskecho driver (`sc.exe stop wskecho`) and waits until it is stopped.
+
+.DESCRIPTION
+Unload deregisters from the NMR; the driver closes every socket (connections abortively) and
+returns once the WSK detach has completed, without waiting for remote peers. STOP_PENDING
+that does not end means a detach that never completes: break in with WinDbg (docs/windbg.md).
+
+.PARAMETER TimeoutSeconds
+How long to wait for STOPPED.
+
+.EXAMPLE
+.\Stop-Wskecho.ps1 -WhatIf
+#>
+[CmdletBinding(SupportsShouldProcess)]
+param([int]$TimeoutSeconds = 30)
+
+. (Join-Path $PSScriptRoot 'Wskecho.Common.ps1')
+Assert-WskechoAdministrator
+
+if ($PSCmdlet.ShouldProcess($WskechoService, 'sc.exe stop')) {
+    $code = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList @('stop', $WskechoService) -Success 0, 1062
+    if ($code -eq 1062) { Write-Host 'wskecho was not running.' }
+    if (-not (Wait-WskechoServiceStatus -Status 'Stopped' -TimeoutSeconds $TimeoutSeconds)) {
+        throw "wskecho did not reach STOPPED within $TimeoutSeconds s: the unload is stuck; see docs/windbg.md (Unload, NmrWaitForClientDeregisterComplete)."
+    }
+    Write-Host 'wskecho is stopped (driver unloaded).'
+}
