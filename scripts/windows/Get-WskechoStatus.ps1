@@ -38,8 +38,7 @@ if (Test-Path -LiteralPath $WskechoParametersKey) {
 $imagePath = (Get-ItemProperty -LiteralPath "HKLM:\SYSTEM\CurrentControlSet\Services\$WskechoService").ImagePath
 $file = $imagePath -replace '^\\SystemRoot\\', "$env:SystemRoot\" -replace '^System32\\', "$env:SystemRoot\System32\" -replace '^\\\?\?\\', ''
 if (Test-Path -LiteralPath $file) {
-    $signature = Get-AuthenticodeSignature -LiteralPath $file
-    Write-Host "Image $file : signature $($signature.Status) ($($signature.SignerCertificate.Subject))"
+    Write-Host "Image $file : signature $(Get-WskechoSignatureText -Path $file)"
 } else {
     Write-Host "Image $imagePath not found (error 2 on start)."
 }

@@ -49,9 +49,8 @@ function Assert-PackageFile([string]$Name, [string]$Why) {
 }
 
 $sys = Assert-PackageFile 'wskecho.sys' 'the package is incomplete'
-$signature = Get-AuthenticodeSignature -LiteralPath $sys
-Write-Host "wskecho.sys signature: $($signature.Status) ($($signature.SignerCertificate.Subject))"
-if ($signature.Status -ne 'Valid') {
+Write-Host "wskecho.sys signature: $(Get-WskechoSignatureText -Path $sys)"
+if ((Get-AuthenticodeSignature -LiteralPath $sys).Status -ne 'Valid') {
     Write-Warning 'The signature is not trusted here: run Install-TestCertificate.ps1 first, or sc start will fail with 577.'
 }
 if ($null -ne (Get-WskechoService)) {
@@ -83,7 +82,7 @@ switch ($Method) {
             Write-Host "Copied $sys to $target"
         }
         $arguments = @('create', $WskechoService, 'type=', 'kernel', 'start=', 'demand', 'error=', 'normal',
-            'binPath=', 'System32\drivers\wskecho.sys', 'DisplayName=', 'wskecho WSK echo server')
+            'binPath=', '\SystemRoot\System32\drivers\wskecho.sys', 'DisplayName=', 'wskecho WSK echo server')
         if ($PSCmdlet.ShouldProcess($WskechoService, "sc.exe $($arguments -join ' ')")) {
             $null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList $arguments
         }

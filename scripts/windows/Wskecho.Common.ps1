@@ -76,6 +76,14 @@ function Invoke-WskechoTool {
     return $code
 }
 
+# "Valid (CN=...)" for a file's Authenticode signature, "NotSigned (no signer)" and so on.
+function Get-WskechoSignatureText {
+    param([Parameter(Mandatory)] [string]$Path)
+    $signature = Get-AuthenticodeSignature -LiteralPath $Path
+    $signer = if ($null -ne $signature.SignerCertificate) { $signature.SignerCertificate.Subject } else { 'no signer' }
+    return '{0} ({1})' -f $signature.Status, $signer
+}
+
 function Get-WskechoService {
     return Get-Service -Name $script:WskechoService -ErrorAction SilentlyContinue
 }
