@@ -4,6 +4,14 @@
 //! through [`provider::Provider`] (calls into WSK), the NMR entry points of `client::Client`
 //! and `socket::SocketRef` (I/O completions and accept events).
 
+pub mod pool_box;
 pub mod provider;
+pub mod rundown;
+pub mod serializer;
+pub mod slots;
 pub mod socket;
 pub mod status;
+pub mod sync;
+
+#[cfg(test)]
+pub mod testing;

@@ -1,7 +1,7 @@
 //! NTSTATUS values the core produces or interprets.
 //!
 //! The core is platform-neutral, but NTSTATUS is just a 32-bit number: keeping the real values
-//! lets the kernel adapter pass them through unchanged and the logs show what WinDbg shows.
+//! lets the kernel adapter pass them through unchanged and the logs show what `WinDbg` shows.
 //! Values: [MS-ERREF] 2.3.1 "NTSTATUS Values" and `ntstatus.h`.
 
 use ::core::fmt;
@@ -45,7 +45,7 @@ impl NtStatus {
         self.0 >= 0
     }
 
-    /// The status as the unsigned value logs and WinDbg show.
+    /// The status as the unsigned value logs and `WinDbg` show.
     #[must_use]
     #[allow(clippy::cast_sign_loss)]
     pub const fn as_u32(self) -> u32 {
