@@ -4,14 +4,19 @@
 //! through [`provider::Provider`] (calls into WSK), the NMR entry points of `client::Client`
 //! and `socket::SocketRef` (I/O completions and accept events).
 
+pub mod config;
+pub mod echo_buffer;
+pub(crate) mod log;
 pub mod pool_box;
 pub mod provider;
 pub mod rundown;
 pub mod serializer;
 pub mod slots;
 pub mod socket;
+pub mod stats;
 pub mod status;
 pub mod sync;
+pub mod wsk_version;
 
 #[cfg(test)]
 pub mod testing;

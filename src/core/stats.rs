@@ -1,0 +1,101 @@
+//! Counters, kept by the kernel in the global client (read them in WinDbg with
+//! `dx wskecho!CLIENT...stats`, docs/windbg.md). Relaxed atomics: they order nothing.
+
+use crate::core::sync::{Ordering, StatCounter};
+
+/// The driver's counters (`#[repr(C)]` so a debugger sees plain 64-bit fields in order).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub accepted: StatCounter,
+    /// Connections refused in the accept callback (detaching, `MaxConnections`, no memory).
+    pub refused: StatCounter,
+    /// Connections open now.
+    pub active: StatCounter,
+    /// Bytes sent back to peers.
+    pub bytes_echoed: StatCounter,
+    /// Listening sockets open now.
+    pub listeners_open: StatCounter,
+    /// Failures logged as errors (a listener that could not open, a failed allocation, a
+    /// provider call that failed unexpectedly).
+    pub failures: StatCounter,
+}
+
+/// A copy of the counters at one moment (each read on its own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// See [`Stats::accepted`].
+    pub accepted: u64,
+    /// See [`Stats::refused`].
+    pub refused: u64,
+    /// See [`Stats::active`].
+    pub active: u64,
+    /// See [`Stats::bytes_echoed`].
+    pub bytes_echoed: u64,
+    /// See [`Stats::listeners_open`].
+    pub listeners_open: u64,
+    /// See [`Stats::failures`].
+    pub failures: u64,
+}
+
+impl Stats {
+    /// All zero.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            accepted: StatCounter::new(0),
+            refused: StatCounter::new(0),
+            active: StatCounter::new(0),
+            bytes_echoed: StatCounter::new(0),
+            listeners_open: StatCounter::new(0),
+            failures: StatCounter::new(0),
+        }
+    }
+
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &StatCounter, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one to `counter`.
+    pub fn bump(counter: &StatCounter) {
+        Self::add(counter, 1);
+    }
+
+    /// Subtracts one from a gauge, never below zero.
+    pub fn drop_one(counter: &StatCounter) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+    }
+
+    /// Reads every counter.
+    #[must_use]
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &StatCounter| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            accepted: get(&self.accepted),
+            refused: get(&self.refused),
+            active: get(&self.active),
+            bytes_echoed: get(&self.bytes_echoed),
+            listeners_open: get(&self.listeners_open),
+            failures: get(&self.failures),
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Stats;
+
+    #[test]
+    fn counters_and_gauges() {
+        let s = Stats::new();
+        Stats::bump(&s.accepted);
+        Stats::add(&s.bytes_echoed, 10);
+        Stats::bump(&s.active);
+        Stats::drop_one(&s.active);
+        Stats::drop_one(&s.active);
+        let snap = s.snapshot();
+        assert_eq!((snap.accepted, snap.bytes_echoed, snap.active), (1, 10, 0), "gauge saturates at 0");
+    }
+}
