@@ -1,0 +1,315 @@
+//! loom models of the three primitives alone (docs/testing.md, "The models"): the real
+//! `Rundown`, `Serializer` and `Slots`, with the test playing the binding or socket that uses
+//! them. Small enough to explore every interleaving (no preemption bound).
+#![cfg(loom)]
+
+#[allow(dead_code)] // Each model file uses part of the shared support.
+mod loom_common;
+
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+
+use loom::{cell::UnsafeCell, thread};
+use loom_common::{check_exhaustive, platform::LoomPlatform, violated};
+use wskecho::core::{provider::PoolTag, rundown::Rundown, serializer::Serializer, slots::Slots};
+
+/// A binding's rundown as the model sees it: calls into the provider made under references,
+/// and the detach completion, with the contract checks of the full models.
+struct Binding {
+    rundown: Rundown,
+    /// Calls executing now (test bookkeeping, invisible to loom).
+    executing: AtomicUsize,
+    /// Detach completions so far.
+    completions: AtomicUsize,
+    /// Read by every call when it returns, written by the detach completion.
+    calls_returned: UnsafeCell<()>,
+    /// A scheduling point inside every call (Relaxed: adds no happens-before edge).
+    schedule: loom::sync::atomic::AtomicUsize,
+}
+
+impl Binding {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            rundown: Rundown::new(),
+            executing: AtomicUsize::new(0),
+            completions: AtomicUsize::new(0),
+            calls_returned: UnsafeCell::new(()),
+            schedule: loom::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// A call into the provider, as the core makes one: under a reference from `try_acquire`,
+    /// released after the call returned. Returns whether it was admitted.
+    fn call(&self) -> bool {
+        if !self.rundown.try_acquire() {
+            return false;
+        }
+        if self.completions.load(Ordering::SeqCst) > 0 {
+            violated(format_args!("a call was admitted after the detach completed"));
+        }
+        self.executing.fetch_add(1, Ordering::SeqCst);
+        self.schedule.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+        self.executing.fetch_sub(1, Ordering::SeqCst);
+        self.calls_returned.with(|_| ());
+        if self.rundown.release() {
+            self.complete_detach();
+        }
+        true
+    }
+
+    /// `ClientDetachProvider`: start closing, drop the attachment's reference.
+    fn detach(&self) {
+        if !self.rundown.begin_close() {
+            violated(format_args!("closing had already begun"));
+        }
+        if self.rundown.release() {
+            self.complete_detach();
+        }
+    }
+
+    fn complete_detach(&self) {
+        if self.completions.fetch_add(1, Ordering::SeqCst) > 0 {
+            violated(format_args!("detach completed twice"));
+        }
+        if self.executing.load(Ordering::SeqCst) > 0 {
+            violated(format_args!("detach completed while a call is executing"));
+        }
+        self.calls_returned.with_mut(|_| ());
+    }
+
+    fn assert_completed_once(&self) {
+        let completions = self.completions.load(Ordering::SeqCst);
+        if completions != 1 {
+            violated(format_args!("detach completed {completions} times"));
+        }
+    }
+}
+
+/// Model 1 on the rundown alone: `calls` callers race the detach; it completes exactly once,
+/// after every admitted call returned.
+fn rundown_detach_with_calls(calls: usize) {
+    check_exhaustive(move || {
+        let binding = Binding::new();
+        let callers: Vec<_> = (0..calls)
+            .map(|_| {
+                let binding = Arc::clone(&binding);
+                thread::spawn(move || binding.call())
+            })
+            .collect();
+        binding.detach();
+        for caller in callers {
+            caller.join().unwrap_or_else(|_| violated(format_args!("caller panicked")));
+        }
+        binding.assert_completed_once();
+    });
+}
+
+#[test]
+fn rundown_detach_with_no_call_in_flight() {
+    rundown_detach_with_calls(0);
+}
+
+#[test]
+fn rundown_detach_with_one_call_in_flight() {
+    rundown_detach_with_calls(1);
+}
+
+#[test]
+fn rundown_detach_with_two_calls_in_flight() {
+    rundown_detach_with_calls(2);
+}
+
+/// Model 2 on the rundown alone: a socket holds a reference (released when its close
+/// completes, on another thread) while a new call races the start of the detach. Either the
+/// call is admitted and the detach waits for it, or it is refused; never admitted after the
+/// detach completed.
+#[test]
+fn rundown_call_racing_detach_start() {
+    check_exhaustive(|| {
+        let binding = Binding::new();
+        // The socket's reference, taken while the binding's own is held.
+        binding.rundown.acquire_held();
+        let socket_closed = {
+            let binding = Arc::clone(&binding);
+            thread::spawn(move || {
+                if binding.rundown.release() {
+                    binding.complete_detach();
+                }
+            })
+        };
+        let caller = {
+            let binding = Arc::clone(&binding);
+            thread::spawn(move || binding.call())
+        };
+        binding.detach();
+        socket_closed.join().unwrap_or_else(|_| violated(format_args!("close panicked")));
+        let admitted = caller.join().unwrap_or_else(|_| violated(format_args!("caller panicked")));
+        binding.assert_completed_once();
+        if !admitted && !binding.rundown.is_closing() {
+            violated(format_args!("a call was refused although closing never began"));
+        }
+    });
+}
+
+/// The serializer: three posters, each writing its event's data before posting. Exactly one
+/// runner at a time, every event processed exactly once, each runner sees the data of the
+/// events it processes and the state the previous runner left.
+#[test]
+fn serializer_runs_one_runner_at_a_time_and_loses_no_event() {
+    check_exhaustive(|| {
+        struct Object {
+            serializer: Serializer,
+            /// The state machine's state: events processed so far (a bit set).
+            state: UnsafeCell<u32>,
+            /// Each event's data (written by its poster before posting).
+            data: [UnsafeCell<u32>; 3],
+            running: AtomicBool,
+        }
+        let object = Arc::new(Object {
+            serializer: Serializer::new(),
+            state: UnsafeCell::new(0),
+            data: [UnsafeCell::new(0), UnsafeCell::new(0), UnsafeCell::new(0)],
+            running: AtomicBool::new(false),
+        });
+        let posters: Vec<_> = (0..3_u32)
+            .map(|event| {
+                let object = Arc::clone(&object);
+                thread::spawn(move || {
+                    let bit = 1 << event;
+                    // SAFETY: only this thread writes this event's data, before posting it.
+                    object.data[event as usize].with_mut(|d| unsafe { *d = event + 10 });
+                    let mut batch = object.serializer.post(bit);
+                    while let Some(events) = batch {
+                        if object.running.swap(true, Ordering::SeqCst) {
+                            violated(format_args!("two runners at once"));
+                        }
+                        for e in (0..3_u32).filter(|e| events & (1 << e) != 0) {
+                            // SAFETY: the event was posted after its data was written.
+                            let d = object.data[e as usize].with(|d| unsafe { *d });
+                            if d != e + 10 {
+                                violated(format_args!("runner read stale data for event {e}"));
+                            }
+                        }
+                        object.state.with_mut(|s| {
+                            // SAFETY: only the runner touches the state.
+                            let state = unsafe { &mut *s };
+                            if *state & events != 0 {
+                                violated(format_args!("an event was processed twice"));
+                            }
+                            *state |= events;
+                        });
+                        object.running.store(false, Ordering::SeqCst);
+                        batch = object.serializer.finish();
+                    }
+                })
+            })
+            .collect();
+        for poster in posters {
+            poster.join().unwrap_or_else(|_| violated(format_args!("poster panicked")));
+        }
+        // SAFETY: every thread has finished.
+        let processed = object.state.with(|s| unsafe { *s });
+        if processed != 0b111 {
+            violated(format_args!("events lost: processed {processed:#b} of 0b111"));
+        }
+    });
+}
+
+/// The slot registry: the detach scan pins an occupant while its last reference is dropped on
+/// another thread, and a new occupant may take the slot right after. The scan never reads an
+/// occupant after it was freed, and every occupant is freed exactly once.
+#[test]
+fn slots_pin_races_the_last_release() {
+    check_exhaustive(|| {
+        struct Occupant {
+            /// Written when freed: a pinned read must happen before.
+            body: UnsafeCell<u32>,
+            freed: AtomicBool,
+        }
+        let platform = LoomPlatform::new();
+        let slots: Arc<Slots<Occupant>> = Arc::new(
+            Slots::new(&platform, PoolTag::from_chars(*b"Test"), 1)
+                .unwrap_or_else(|| violated(format_args!("slot array allocation failed"))),
+        );
+        let occupants: Arc<Mutex<Vec<Arc<Occupant>>>> = Arc::default();
+        let place = |slots: &Slots<Occupant>, occupants: &Mutex<Vec<Arc<Occupant>>>| {
+            let occupant = Arc::new(Occupant { body: UnsafeCell::new(7), freed: AtomicBool::new(false) });
+            let ptr = std::ptr::NonNull::from(&*occupant);
+            occupants.lock().unwrap_or_else(PoisonError::into_inner).push(occupant);
+            slots.publish(0, ptr, 1);
+        };
+        let free = |slots: &Slots<Occupant>, occupant: std::ptr::NonNull<Occupant>| {
+            // SAFETY: the occupants outlive the model (kept in `occupants`).
+            let occupant = unsafe { occupant.as_ref() };
+            if occupant.freed.swap(true, Ordering::SeqCst) {
+                violated(format_args!("occupant freed twice"));
+            }
+            occupant.body.with_mut(|_| ());
+            slots.vacate(0);
+        };
+        if !slots.reserve_at(0) {
+            violated(format_args!("a free slot could not be reserved"));
+        }
+        place(&slots, &occupants);
+        let first = slots.try_pin(0).unwrap_or_else(|| violated(format_args!("pin of a live occupant failed")));
+        if slots.release(0) {
+            violated(format_args!("a pin's release was taken for the last one"));
+        }
+
+        // The occupant's own last reference, dropped on another thread; then a new occupant.
+        let owner = {
+            let slots = Arc::clone(&slots);
+            let occupants = Arc::clone(&occupants);
+            let first = SendPtr(first);
+            thread::spawn(move || {
+                let first = first;
+                if slots.release(0) {
+                    free(&slots, first.0);
+                    if slots.reserve_at(0) {
+                        place(&slots, &occupants);
+                    }
+                }
+            })
+        };
+        // The detach scan.
+        if let Some(pinned) = slots.try_pin(0) {
+            // SAFETY: as above.
+            let occupant = unsafe { pinned.as_ref() };
+            if occupant.freed.load(Ordering::SeqCst) {
+                violated(format_args!("pinned an occupant that was already freed"));
+            }
+            occupant.body.with(|_| ());
+            if slots.release(0) {
+                free(&slots, pinned);
+            }
+        }
+        owner.join().unwrap_or_else(|_| violated(format_args!("owner panicked")));
+        // Empty the slot of a second occupant, if one moved in, then free the array.
+        if let Some(second) = slots.try_pin(0) {
+            if slots.release(0) || !slots.release(0) {
+                violated(format_args!("reference count of the second occupant is wrong"));
+            }
+            free(&slots, second);
+        }
+        let occupants = occupants.lock().unwrap_or_else(PoisonError::into_inner);
+        if !occupants.iter().all(|o| o.freed.load(Ordering::SeqCst)) {
+            violated(format_args!("an occupant was never freed"));
+        }
+        drop(occupants);
+        match Arc::try_unwrap(slots) {
+            // SAFETY: no slot is used any more.
+            Ok(slots) => unsafe { slots.free(&platform) },
+            Err(_) => violated(format_args!("slots still shared")),
+        }
+        platform.assert_all_freed();
+    });
+}
+
+/// A pointer moved into a model thread.
+struct SendPtr<T>(std::ptr::NonNull<T>);
+
+// SAFETY: the pointee is shared through `Arc`s that outlive every model thread, and is only
+// accessed through atomics and loom cells.
+unsafe impl<T> Send for SendPtr<T> {}
