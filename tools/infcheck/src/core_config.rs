@@ -1,41 +1,68 @@
-//! The driver's configuration contract as the INF must reflect it: value names, types,
-//! defaults and limits of `Services\wskecho\Parameters` (see `src/core/config.rs`).
+//! The driver's configuration contract, taken from the driver itself.
+//!
+//! This module compiles `src/core/config.rs` (plain `core`-only Rust with no dependency on the
+//! rest of the driver), so the INF's `Parameters` defaults are checked against the driver's own
+//! defaults and validated by the very parser `DriverEntry` runs. (Depending on the `wskecho`
+//! crate instead would build its panic=abort rlib twice in one `cargo test`, see
+//! `harness/Cargo.toml`.) If `config.rs` ever imports other driver modules, this breaks at
+//! compile time, on purpose.
+
+/// The driver's `src/core/config.rs`, compiled into this tool unchanged.
+#[path = "../../../src/core/config.rs"]
+pub mod driver;
+
+use driver::{ConfigBuilder, ValueName};
 
 use crate::policy::{Parameter, ParameterKind};
 
-/// The `Parameters` values the driver reads.
+/// The `Parameters` values the driver reads, with their types and defaults.
 #[must_use]
 pub fn parameters() -> Vec<Parameter> {
-    vec![
-        Parameter {
-            name: "ListenAddresses",
-            kind: ParameterKind::MultiSz {
-                default: vec!["0.0.0.0:40007".to_owned(), "[::]:40007".to_owned()],
-                max_count: 16,
+    ValueName::ALL
+        .iter()
+        .map(|&name| Parameter {
+            name: name.as_str(),
+            kind: match name {
+                ValueName::ListenAddresses => ParameterKind::MultiSz {
+                    default: driver::DEFAULT_LISTEN_ADDRESSES
+                        .iter()
+                        .map(|&s| s.to_owned())
+                        .collect(),
+                },
+                ValueName::MaxConnections => ParameterKind::Dword {
+                    default: driver::DEFAULT_MAX_CONNECTIONS,
+                },
+                ValueName::BufferSize => ParameterKind::Dword {
+                    default: driver::DEFAULT_BUFFER_SIZE,
+                },
             },
-        },
-        Parameter {
-            name: "MaxConnections",
-            kind: ParameterKind::Dword {
-                default: 1024,
-                min: 1,
-                max: 65536,
-            },
-        },
-        Parameter {
-            name: "BufferSize",
-            kind: ParameterKind::Dword {
-                default: 16384,
-                min: 512,
-                max: 1_048_576,
-            },
-        },
-    ]
+        })
+        .collect()
 }
 
-/// Whether `text` is a listen address the driver accepts: `A.B.C.D:PORT` or `[IPv6]:PORT`.
-#[must_use]
-pub fn is_listen_address(text: &str) -> bool {
-    text.parse::<std::net::SocketAddr>()
-        .is_ok_and(|address| address.port() != 0)
+fn value_name(name: &str) -> Option<ValueName> {
+    ValueName::ALL
+        .into_iter()
+        .find(|value| value.as_str().eq_ignore_ascii_case(name))
+}
+
+/// Validates a `REG_DWORD` value the way `DriverEntry` does.
+///
+/// # Errors
+/// The driver's own message for an invalid value (or an unknown name).
+pub fn validate_dword(name: &str, value: u32) -> Result<(), String> {
+    let name = value_name(name).ok_or_else(|| format!("{name} is not a driver value"))?;
+    ConfigBuilder::new()
+        .set_dword(name, value)
+        .map_err(|error| error.to_string())
+}
+
+/// Validates `ListenAddresses` entries the way `DriverEntry` does.
+///
+/// # Errors
+/// The driver's own message for the first invalid entry, or for a wrong count.
+pub fn validate_listen_addresses(entries: &[String]) -> Result<(), String> {
+    ConfigBuilder::new()
+        .set_listen_addresses(entries.iter().map(String::as_str))
+        .map_err(|error| error.to_string())
 }

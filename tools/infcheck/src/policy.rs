@@ -4,21 +4,15 @@
 /// The registry value types the driver reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParameterKind {
-    /// `REG_DWORD` with an inclusive range.
+    /// `REG_DWORD`.
     Dword {
-        /// Default written by the INF.
+        /// The driver's default, which the INF must write.
         default: u32,
-        /// Smallest accepted value.
-        min: u32,
-        /// Largest accepted value.
-        max: u32,
     },
-    /// `REG_MULTI_SZ`; each default string must be accepted by `valid`.
+    /// `REG_MULTI_SZ`.
     MultiSz {
-        /// Default strings written by the INF, in order.
+        /// The driver's default strings, in order, which the INF must write.
         default: Vec<String>,
-        /// Most strings the driver accepts.
-        max_count: usize,
     },
 }
 
@@ -60,8 +54,9 @@ pub const SERVICE_DEMAND_START: u32 = 3;
 pub const SERVICE_ERROR_NORMAL: u32 = 1;
 
 impl Policy {
-    /// wskecho's policy. The parameter defaults and limits are the core's (`src/core/config.rs`),
-    /// so an INF that drifts from the driver fails the check.
+    /// wskecho's policy. The parameters and their defaults come from the driver's
+    /// `src/core/config.rs` (see [`crate::core_config`]), so an INF that drifts from the
+    /// driver fails the check.
     #[must_use]
     pub fn wskecho() -> Self {
         Self {

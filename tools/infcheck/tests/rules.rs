@@ -509,6 +509,26 @@ fn registry_rules_fail() {
         (
             multi,
             "HKR, Parameters, ListenAddresses, 0x00010000",
+            "registry.value",
+        ),
+        (
+            multi,
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"[::]:40007\", \"[::]:40007\"",
+            "registry.value",
+        ),
+        (
+            multi,
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:0\", \"[::]:40007\"",
+            "registry.value",
+        ),
+        (
+            dword,
+            "HKR, Parameters, MaxConnections, 0x00010001, 65537",
+            "registry.range",
+        ),
+        (
+            "HKR, Parameters, BufferSize,      0x00010001, 16384",
+            "HKR, Parameters, BufferSize, 0x00010001, 511",
             "registry.range",
         ),
         (

@@ -1,10 +1,11 @@
 //! Registry rules for the service's AddReg sections: values go under `HKR,Parameters`
 //! (InfVerif 1323), with valid flags (1224, 1268, 1305), and say exactly what the driver
-//! expects: every parameter once, with its type, its default, inside its limits.
+//! expects: every parameter once, with its type and default, valid for the driver's own
+//! configuration parser (`src/core/config.rs`).
 
 use super::context::Context;
 use super::parse_number;
-use crate::core_config::is_listen_address;
+use crate::core_config::{validate_dword, validate_listen_addresses};
 use crate::parse::{Entry, Section};
 use crate::policy::ParameterKind;
 
@@ -148,7 +149,7 @@ fn check_data(
 ) {
     let line = Some(line);
     match kind {
-        ParameterKind::Dword { default, min, max } => {
+        ParameterKind::Dword { default } => {
             if value_type != FLG_ADDREG_TYPE_DWORD {
                 cx.findings.error(
                     "registry.type",
@@ -160,22 +161,29 @@ fn check_data(
                 return;
             }
             let text = data.first().map_or("", String::as_str);
-            match parse_number(text) {
-                None => cx.findings.error("registry.value", line, format!("{name} = `{text}` is not a 32-bit number (InfVerif 1268)")),
-                Some(value) if value < *min || value > *max => cx.findings.error(
+            let Some(value) = parse_number(text) else {
+                cx.findings.error(
+                    "registry.value",
+                    line,
+                    format!("{name} = `{text}` is not a 32-bit number (InfVerif 1268)"),
+                );
+                return;
+            };
+            if let Err(message) = validate_dword(name, value) {
+                cx.findings.error(
                     "registry.range",
                     line,
-                    format!("{name} = {value} is outside the driver's limits {min}..={max}: DriverEntry would fail"),
-                ),
-                Some(value) if value != *default => cx.findings.error(
+                    format!("{name} = {value}: DriverEntry would refuse it: {message}"),
+                );
+            } else if value != *default {
+                cx.findings.error(
                     "registry.default",
                     line,
                     format!("{name} = {value}, but the driver's default is {default}"),
-                ),
-                Some(_) => {}
+                );
             }
         }
-        ParameterKind::MultiSz { default, max_count } => {
+        ParameterKind::MultiSz { default } => {
             if value_type != FLG_ADDREG_TYPE_MULTI_SZ {
                 let shown = if value_type == FLG_ADDREG_TYPE_SZ {
                     "REG_SZ".to_owned()
@@ -189,33 +197,18 @@ fn check_data(
                 );
                 return;
             }
-            let strings: Vec<&String> = data.iter().filter(|text| !text.is_empty()).collect();
-            if strings.is_empty() || strings.len() > *max_count {
-                cx.findings.error(
-                    "registry.range",
-                    line,
-                    format!(
-                        "{name} has {} strings; the driver takes 1..={max_count}",
-                        strings.len()
-                    ),
-                );
-            }
-            for text in &strings {
-                if !is_listen_address(text) {
-                    cx.findings.error(
-                        "registry.value",
-                        line,
-                        format!(
-                            "{name}: `{text}` is not ADDR:PORT (IPv6 in brackets, port 1-65535)"
-                        ),
-                    );
-                }
-            }
-            if strings
+            let strings: Vec<String> = data
                 .iter()
-                .map(|s| s.as_str())
-                .ne(default.iter().map(String::as_str))
-            {
+                .filter(|text| !text.is_empty())
+                .cloned()
+                .collect();
+            if let Err(message) = validate_listen_addresses(&strings) {
+                cx.findings.error(
+                    "registry.value",
+                    line,
+                    format!("{name} = {strings:?}: DriverEntry would refuse it: {message}"),
+                );
+            } else if strings != *default {
                 cx.findings.error(
                     "registry.default",
                     line,
