@@ -1,2 +1,15 @@
-//! PE checker for wskecho.sys (being written).
-fn main() {}
+//! `wskecho-pecheck <image.sys> [options]`: checks a cross-built driver image (see `cli`).
+
+use wskecho_pecheck::cli;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match cli::parse(&args) {
+        Ok(options) => cli::run(&options),
+        Err(message) => {
+            eprintln!("pecheck: error: {message}\n{}", cli::USAGE);
+            2
+        }
+    };
+    std::process::exit(code);
+}

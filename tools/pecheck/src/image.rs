@@ -1,0 +1,234 @@
+//! The facts of a PE32+ image that the checks look at, read with the `object` crate.
+
+use object::LittleEndian as LE;
+use object::pe;
+use object::read::Object;
+use object::read::pe::{ExportTarget, ImageNtHeaders, ImageOptionalHeader, Import, PeFile64};
+
+/// One section header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Section name (at most 8 bytes, lossy UTF-8).
+    pub name: String,
+    /// `IMAGE_SCN_*` flags.
+    pub characteristics: u32,
+    /// Relative virtual address of the section start.
+    pub virtual_address: u32,
+    /// Size of the section in memory.
+    pub virtual_size: u32,
+}
+
+/// How an import names its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportName {
+    /// Imported by name.
+    Name(String),
+    /// Imported by ordinal only.
+    Ordinal(u16),
+}
+
+/// One imported function or variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedSymbol {
+    /// Module the import comes from, as written in the image (e.g. `ntoskrnl.exe`).
+    pub module: String,
+    /// What is imported.
+    pub name: ImportName,
+}
+
+/// The `CodeView` (RSDS) debug record: which PDB belongs to the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeView {
+    /// PDB path as the linker wrote it.
+    pub path: String,
+    /// PDB signature GUID, in the byte order stored in the image and the PDB.
+    pub guid: [u8; 16],
+    /// PDB age.
+    pub age: u32,
+}
+
+/// Everything the checks need from one image.
+#[derive(Debug, Clone)]
+pub struct ImageFacts {
+    /// `IMAGE_FILE_MACHINE_*`.
+    pub machine: u16,
+    /// `IMAGE_SUBSYSTEM_*`.
+    pub subsystem: u16,
+    /// `IMAGE_DLLCHARACTERISTICS_*`.
+    pub dll_characteristics: u16,
+    /// RVA of the entry point.
+    pub entry_point: u32,
+    /// Section headers in file order.
+    pub sections: Vec<Section>,
+    /// Imported symbols, in import-table order.
+    pub imports: Vec<ImportedSymbol>,
+    /// Exported names with their RVAs (forwarders are left out).
+    pub exports: Vec<(String, u32)>,
+    /// The `CodeView` record, if the image has one.
+    pub codeview: Option<CodeView>,
+}
+
+impl ImageFacts {
+    /// Reads a PE32+ image.
+    ///
+    /// # Errors
+    /// A message naming what could not be read (not PE32+, broken import table, ...).
+    pub fn parse(data: &[u8]) -> Result<Self, String> {
+        let file = PeFile64::parse(data).map_err(|e| format!("not a PE32+ image: {e}"))?;
+        let headers = file.nt_headers();
+        let optional = headers.optional_header();
+        let sections = file
+            .section_table()
+            .iter()
+            .map(|section| Section {
+                name: String::from_utf8_lossy(section.raw_name()).into_owned(),
+                characteristics: section.characteristics.get(LE).0,
+                virtual_address: section.virtual_address.get(LE),
+                virtual_size: section.virtual_size.get(LE),
+            })
+            .collect();
+        let codeview = file
+            .pdb_info()
+            .map_err(|e| format!("unreadable debug directory: {e}"))?
+            .map(|info| CodeView {
+                path: String::from_utf8_lossy(info.path()).into_owned(),
+                guid: info.guid(),
+                age: info.age(),
+            });
+        Ok(Self {
+            machine: headers.file_header().machine.get(LE).0,
+            subsystem: optional.subsystem().0,
+            dll_characteristics: optional.dll_characteristics().0,
+            entry_point: optional.address_of_entry_point(),
+            sections,
+            imports: read_imports(&file)?,
+            exports: read_exports(&file)?,
+            codeview,
+        })
+    }
+
+    /// The section containing `rva`, if any.
+    #[must_use]
+    pub fn section_at(&self, rva: u32) -> Option<&Section> {
+        self.sections
+            .iter()
+            .find(|s| rva >= s.virtual_address && rva - s.virtual_address < s.virtual_size.max(1))
+    }
+}
+
+fn read_imports(file: &PeFile64<'_>) -> Result<Vec<ImportedSymbol>, String> {
+    let bad = |e: object::read::Error| format!("unreadable import table: {e}");
+    let mut imports = Vec::new();
+    let Some(table) = file.import_table().map_err(bad)? else {
+        return Ok(imports);
+    };
+    let mut descriptors = table.descriptors().map_err(bad)?;
+    while let Some(descriptor) = descriptors.next().map_err(bad)? {
+        let module =
+            String::from_utf8_lossy(table.name(descriptor.name.get(LE)).map_err(bad)?).into_owned();
+        // The lookup table (OriginalFirstThunk) keeps the names; the IAT is its copy on disk.
+        let lookup = match descriptor.original_first_thunk.get(LE) {
+            0 => descriptor.first_thunk.get(LE),
+            address => address,
+        };
+        let mut thunks = table.thunks(lookup).map_err(bad)?;
+        while let Some(thunk) = thunks.next::<pe::ImageNtHeaders64>().map_err(bad)? {
+            let name = match table.import::<pe::ImageNtHeaders64>(thunk).map_err(bad)? {
+                Import::Name(_hint, name) => {
+                    ImportName::Name(String::from_utf8_lossy(name).into_owned())
+                }
+                Import::Ordinal(ordinal) => ImportName::Ordinal(ordinal),
+            };
+            imports.push(ImportedSymbol {
+                module: module.clone(),
+                name,
+            });
+        }
+    }
+    Ok(imports)
+}
+
+fn read_exports(file: &PeFile64<'_>) -> Result<Vec<(String, u32)>, String> {
+    let bad = |e: object::read::Error| format!("unreadable export table: {e}");
+    let Some(table) = file.export_table().map_err(bad)? else {
+        return Ok(Vec::new());
+    };
+    Ok(table
+        .exports()
+        .map_err(bad)?
+        .into_iter()
+        .filter_map(|export| match (export.name, export.target) {
+            (Some(name), ExportTarget::Address(rva)) => {
+                Some((String::from_utf8_lossy(name).into_owned(), rva))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// Reads the GUID and age of a PDB (MSF 7.0 file, PDB info stream), to compare them with the
+/// image's `CodeView` record.
+///
+/// # Errors
+/// A message if the file is not an MSF 7.0 PDB or its stream directory is out of bounds.
+pub fn pdb_signature(pdb: &[u8]) -> Result<([u8; 16], u32), String> {
+    const MAGIC: &[u8] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
+    let u32_at = |offset: usize| -> Result<u32, String> {
+        pdb.get(offset..offset.checked_add(4).ok_or("offset overflow")?)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| format!("PDB truncated at byte {offset}"))
+    };
+    let index = |value: u32| usize::try_from(value).map_err(|e| e.to_string());
+    if !pdb.starts_with(MAGIC) {
+        return Err("not an MSF 7.0 PDB".into());
+    }
+    let block_size = index(u32_at(32)?)?;
+    if !block_size.is_power_of_two() || block_size < 512 {
+        return Err(format!("implausible PDB block size {block_size}"));
+    }
+    let block = |n: u32| -> Result<usize, String> {
+        index(n)?
+            .checked_mul(block_size)
+            .ok_or_else(|| "block index overflow".to_string())
+    };
+    let directory_bytes = index(u32_at(44)?)?;
+    // The block map lists the blocks of the stream directory.
+    let map = block(u32_at(52)?)?;
+    let directory_blocks = directory_bytes.div_ceil(block_size);
+    let mut directory = Vec::with_capacity(directory_bytes);
+    for i in 0..directory_blocks {
+        let start = block(u32_at(map + 4 * i)?)?;
+        let chunk = pdb
+            .get(start..start + block_size.min(directory_bytes - directory.len()))
+            .ok_or("PDB stream directory out of bounds")?;
+        directory.extend_from_slice(chunk);
+    }
+    let dir_u32 = |i: usize| -> Result<u32, String> {
+        directory
+            .get(4 * i..4 * i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| "PDB stream directory truncated".to_string())
+    };
+    let streams = index(dir_u32(0)?)?;
+    if streams < 2 {
+        return Err("PDB has no info stream".into());
+    }
+    // Stream 1 (PDB info) starts in the first block listed after the sizes of streams 0 and 1.
+    let stream0_size = dir_u32(1)?;
+    let stream0_blocks = if stream0_size == u32::MAX {
+        0
+    } else {
+        index(stream0_size)?.div_ceil(block_size)
+    };
+    let info_block = dir_u32(1 + streams + stream0_blocks)?;
+    let info = block(info_block)?;
+    // Info stream: version u32, signature u32, age u32, GUID[16].
+    let age = u32_at(info + 8)?;
+    let guid = pdb
+        .get(info + 12..info + 28)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or("PDB info stream out of bounds")?;
+    Ok((guid, age))
+}

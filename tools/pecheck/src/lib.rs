@@ -1,0 +1,9 @@
+//! Checks the cross-built `wskecho.sys`: machine, subsystem, entry point, security flags,
+//! section permissions, imports (against the mingw-w64 import libraries, read independently
+//! of the libraries the link used), the PDB reference, and optional expected imports/bytes.
+//! See `docs/building.md`.
+
+pub mod checks;
+pub mod cli;
+pub mod export_list;
+pub mod image;

@@ -1,0 +1,259 @@
+//! The checker on crafted images: a well-formed driver passes every check, and each defect
+//! makes exactly the check meant for it fail.
+
+mod support;
+
+use support::{GUID, ImageSpec, build_archive, build_image, dlltool_archive, short_import};
+use wskecho_pecheck::checks::{self, Outcome, Policy};
+use wskecho_pecheck::cli::{guid_bytes, hex_bytes};
+use wskecho_pecheck::export_list::ExportList;
+use wskecho_pecheck::image::ImageFacts;
+
+fn policy() -> Policy {
+    let ntoskrnl = dlltool_archive("ntoskrnl.exe", &["DbgPrint", "KeBugCheckEx", "memcpy"]);
+    let netio = dlltool_archive("netio.sys", &["NmrRegisterClient", "NmrDeregisterClient"]);
+    Policy {
+        export_lists: vec![
+            ExportList::from_archive(&ntoskrnl).unwrap(),
+            ExportList::from_archive(&netio).unwrap(),
+        ],
+        pdb_name: "wskecho.pdb".into(),
+        ..Policy::default()
+    }
+}
+
+fn check_with(spec: &ImageSpec, policy: &Policy) -> Vec<Outcome> {
+    let image = build_image(spec);
+    let facts = ImageFacts::parse(&image).expect("crafted image parses");
+    checks::run(&image, &facts, policy)
+}
+
+/// Names of the failed checks.
+fn failures(outcomes: &[Outcome]) -> Vec<&'static str> {
+    outcomes
+        .iter()
+        .filter(|o| !o.passed())
+        .map(|o| o.check)
+        .collect()
+}
+
+/// Reason of the first failure of `check`.
+fn reason<'a>(outcomes: &'a [Outcome], check: &str) -> &'a str {
+    outcomes
+        .iter()
+        .find_map(|o| o.result.as_ref().err().filter(|_| o.check == check))
+        .unwrap_or_else(|| panic!("{check} did not fail: {outcomes:#?}"))
+}
+
+#[test]
+fn well_formed_image_passes_every_check() {
+    let outcomes = check_with(&ImageSpec::default(), &policy());
+    assert_eq!(failures(&outcomes), Vec::<&str>::new(), "{outcomes:#?}");
+    assert_eq!(outcomes.len(), 8);
+}
+
+#[test]
+fn misspelled_import_fails() {
+    let mut spec = ImageSpec::default();
+    spec.imports[1].1 = vec!["NmrRegisterClinet".into()];
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["import-names"]);
+    assert!(
+        reason(&outcomes, "import-names").contains("netio.sys!NmrRegisterClinet (not exported)")
+    );
+}
+
+#[test]
+fn import_by_ordinal_fails() {
+    let mut spec = ImageSpec::default();
+    spec.imports[0].1.push("#17".into());
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["import-names"]);
+    assert!(reason(&outcomes, "import-names").contains("#17 (by ordinal)"));
+}
+
+#[test]
+fn import_from_other_module_fails() {
+    let mut spec = ImageSpec::default();
+    spec.imports
+        .push(("fltmgr.sys".into(), vec!["FltRegisterFilter".into()]));
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["import-modules"]);
+    assert!(reason(&outcomes, "import-modules").contains("fltmgr.sys"));
+}
+
+#[test]
+fn allowed_module_without_export_list_fails() {
+    let mut spec = ImageSpec::default();
+    spec.imports
+        .push(("hal.dll".into(), vec!["KeQueryPerformanceCounter".into()]));
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["import-names"]);
+    assert!(reason(&outcomes, "import-names").contains("no export list for hal.dll"));
+}
+
+#[test]
+fn writable_and_executable_section_fails() {
+    let mut spec = ImageSpec::default();
+    spec.text_characteristics |= object::pe::IMAGE_SCN_MEM_WRITE.0;
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["sections-not-wx"]);
+    assert!(reason(&outcomes, "sections-not-wx").contains(".text"));
+}
+
+#[test]
+fn missing_force_integrity_fails() {
+    let mut spec = ImageSpec::default();
+    spec.dll_characteristics &= !object::pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY.0;
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["dll-characteristics"]);
+    assert!(reason(&outcomes, "dll-characteristics").ends_with("lacks FORCE_INTEGRITY"));
+}
+
+#[test]
+fn missing_nx_and_dynamic_base_are_both_named() {
+    let spec = ImageSpec {
+        dll_characteristics: object::pe::IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY.0,
+        ..ImageSpec::default()
+    };
+    let outcomes = check_with(&spec, &policy());
+    assert!(reason(&outcomes, "dll-characteristics").ends_with("lacks NX_COMPAT, DYNAMIC_BASE"));
+}
+
+#[test]
+fn wrong_machine_and_subsystem_fail() {
+    let spec = ImageSpec {
+        machine: object::pe::IMAGE_FILE_MACHINE_ARM64.0,
+        subsystem: object::pe::IMAGE_SUBSYSTEM_WINDOWS_CUI.0,
+        ..ImageSpec::default()
+    };
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["machine", "subsystem"]);
+}
+
+#[test]
+fn entry_point_other_than_driver_entry_fails() {
+    let spec = ImageSpec {
+        entry_offset: 0x20,
+        ..ImageSpec::default()
+    };
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["entry-point"]);
+    assert!(reason(&outcomes, "entry-point").contains("is not DriverEntry"));
+}
+
+#[test]
+fn unexported_driver_entry_fails() {
+    let spec = ImageSpec {
+        export_driver_entry: false,
+        ..ImageSpec::default()
+    };
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["entry-point"]);
+}
+
+#[test]
+fn codeview_naming_another_pdb_fails() {
+    let spec = ImageSpec {
+        pdb_path: "/tmp/other.pdb".into(),
+        ..ImageSpec::default()
+    };
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["codeview-pdb"]);
+}
+
+#[test]
+fn pdb_with_other_guid_or_age_fails() {
+    let mut matching = policy();
+    matching.pdb_signature = Some((GUID, 1));
+    assert_eq!(
+        failures(&check_with(&ImageSpec::default(), &matching)),
+        Vec::<&str>::new()
+    );
+
+    let mut other_guid = policy();
+    other_guid.pdb_signature = Some((*b"fedcba9876543210", 1));
+    assert_eq!(
+        failures(&check_with(&ImageSpec::default(), &other_guid)),
+        ["codeview-pdb"]
+    );
+
+    let mut other_age = policy();
+    other_age.pdb_signature = Some((GUID, 2));
+    assert_eq!(
+        failures(&check_with(&ImageSpec::default(), &other_age)),
+        ["codeview-pdb"]
+    );
+}
+
+#[test]
+fn expected_imports_are_required() {
+    let mut policy = policy();
+    policy.expected_imports = vec![
+        ("netio.sys".into(), "NmrRegisterClient".into()),
+        ("netio.sys".into(), "NmrDeregisterClient".into()),
+    ];
+    let outcomes = check_with(&ImageSpec::default(), &policy);
+    assert_eq!(failures(&outcomes), ["expected-import"]);
+    assert_eq!(
+        reason(&outcomes, "expected-import"),
+        "netio.sys!NmrDeregisterClient is not imported"
+    );
+}
+
+#[test]
+fn expected_guid_bytes_are_searched_in_memory_order() {
+    // NPI_WSK_INTERFACE_ID = {0x2227e803, 0x8d8b, 0x11d4, {0xab,0xad,0x00,0x90,0x27,0x71,0x9e,0x09}}
+    let guid = guid_bytes("2227e803-8d8b-11d4-abad-009027719e09").unwrap();
+    assert_eq!(guid, hex_bytes("03e827228b8dd411abad009027719e09").unwrap());
+
+    let mut policy = policy();
+    policy.expected_bytes = vec![("NPI_WSK_INTERFACE_ID".into(), guid.clone())];
+    let absent = check_with(&ImageSpec::default(), &policy);
+    assert_eq!(failures(&absent), ["expected-bytes"]);
+
+    let spec = ImageSpec {
+        rdata_extra: guid,
+        ..ImageSpec::default()
+    };
+    assert_eq!(failures(&check_with(&spec, &policy)), Vec::<&str>::new());
+}
+
+#[test]
+fn bad_guid_and_hex_arguments_are_rejected() {
+    assert!(guid_bytes("2227e803-8d8b-11d4-abad-009027719e0").is_err());
+    assert!(guid_bytes("not-a-guid").is_err());
+    assert!(hex_bytes("abc").is_err());
+    assert!(hex_bytes("zz").is_err());
+    assert!(hex_bytes("").is_err());
+}
+
+#[test]
+fn short_import_archives_are_read_too() {
+    let archive = build_archive(&[
+        ("a.o", short_import("hal.dll", "KeQueryPerformanceCounter")),
+        ("b.o", short_import("hal.dll", "HalGetBusData")),
+    ]);
+    let list = ExportList::from_archive(&archive).unwrap();
+    assert_eq!(list.module, "hal.dll");
+    assert!(list.contains("HalGetBusData"));
+    assert!(!list.contains("halgetbusdata"));
+}
+
+#[test]
+fn archive_naming_two_modules_is_rejected() {
+    let archive = build_archive(&[
+        ("a.o", short_import("hal.dll", "KeQueryPerformanceCounter")),
+        ("b.o", short_import("ntoskrnl.exe", "DbgPrint")),
+    ]);
+    assert!(
+        ExportList::from_archive(&archive)
+            .unwrap_err()
+            .contains("exactly one module")
+    );
+}
+
+#[test]
+fn garbage_is_not_an_image() {
+    assert!(ImageFacts::parse(b"MZ not really").is_err());
+}
