@@ -62,8 +62,10 @@ switch ($Method) {
         $inf = Assert-PackageFile 'wskecho.inf' 'the package is incomplete'
         $null = Assert-PackageFile 'wskecho.cat' 'pnputil needs a signed catalog; create it with Inf2Cat + signtool (docs/installing.md), or use -Method Service'
         if ($PSCmdlet.ShouldProcess($inf, 'pnputil /add-driver /install')) {
-            # 3010: installed, a reboot completes it.
-            $null = Invoke-WskechoTool -FilePath 'pnputil.exe' -ArgumentList @('/add-driver', $inf, '/install') -Success 0, 3010
+            # 3010: installed, a reboot completes it. 259 (no more items): staged, but nothing
+            # was installed on a device - expected for an INF without devices; whether the
+            # service exists is checked below.
+            $null = Invoke-WskechoTool -FilePath 'pnputil.exe' -ArgumentList @('/add-driver', $inf, '/install') -Success 0, 259, 3010
             if ($null -eq (Get-WskechoService)) {
                 Write-Host 'pnputil created no service; processing DefaultInstall through setupapi (routed to DiInstallDriver on 1903+).'
                 $null = Invoke-WskechoTool -FilePath 'rundll32.exe' -ArgumentList @('setupapi.dll,InstallHinfSection', 'DefaultInstall.NTamd64', '132', $inf)
