@@ -125,6 +125,7 @@ pub struct DetachRecord {
 }
 
 #[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)] // One flag per step of the documented state machine.
 struct BindingRecord {
     provider_registration: u64,
     /// Set by `NmrClientAttachProvider`.
@@ -231,8 +232,10 @@ impl<Pr: ProviderModule> BindingHandle<Pr> {
             }
         };
         let result = provider.attach_client(self);
-        if result.is_err() {
-            inner.lock().bindings.get_mut(&self.id).map(|b| b.context = None);
+        if result.is_err()
+            && let Some(record) = inner.lock().bindings.get_mut(&self.id)
+        {
+            record.context = None;
         }
         result
     }
@@ -576,6 +579,7 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     }
 
     /// `NmrDeregisterClient`: starts detaching every binding; returns `STATUS_PENDING`.
+    #[must_use]
     pub fn deregister_client(&self) -> NtStatus {
         {
             let mut state = self.inner.lock();
@@ -593,6 +597,7 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     /// `NmrWaitForClientDeregisterComplete` (`PASSIVE_LEVEL`): blocks until every binding of
     /// the client has been cleaned up. Returns `false` (and records a violation) on timeout
     /// or when called at `DISPATCH_LEVEL`.
+    #[must_use]
     pub fn wait_client_deregistered(&self) -> bool {
         if !self.contract().may_block("NmrWaitForClientDeregisterComplete") {
             return false;
@@ -614,6 +619,7 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     }
 
     /// Blocks until the provider's deregistration has completed (`false` on timeout).
+    #[must_use]
     pub fn wait_provider_deregistered(&self) -> bool {
         self.wait_until("NmrWaitForProviderDeregisterComplete", |s| s.provider.is_none())
     }

@@ -71,8 +71,8 @@ struct Inner {
     fail_at: AtomicUsize,
     /// Failures injected so far.
     injected: AtomicUsize,
-    /// Most verbose level written to stderr.
-    verbosity: Level,
+    /// Most verbose level written to stderr; `None` = none.
+    verbosity: Option<Level>,
 }
 
 /// The accounting [`Platform`]. Cloning shares the same accounting.
@@ -84,7 +84,7 @@ pub struct Pool {
 impl Pool {
     /// A pool reporting misuse to `contract`, writing log lines up to `verbosity` to stderr.
     #[must_use]
-    pub fn new(contract: Arc<Contract>, verbosity: Level) -> Self {
+    pub fn new(contract: Arc<Contract>, verbosity: Option<Level>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 contract,
@@ -151,7 +151,7 @@ impl Pool {
             .into_iter()
             .map(|((tag, site), (blocks, bytes))| Outstanding { tag, site, blocks, bytes })
             .collect();
-        list.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        list.sort_by_key(|o| std::cmp::Reverse(o.bytes));
         list
     }
 
@@ -175,7 +175,7 @@ impl Pool {
 impl Platform for Pool {
     #[track_caller]
     fn allocate(&self, size: usize, tag: PoolTag) -> Option<NonNull<u8>> {
-        let site = Location::caller();
+        let caller = Location::caller();
         let attempt = self.inner.attempts.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         if self.inner.fail_at.load(Ordering::SeqCst) == attempt {
             self.inner.injected.fetch_add(1, Ordering::SeqCst);
@@ -185,7 +185,7 @@ impl Platform for Pool {
         // SAFETY: `layout` has a non-zero size (`size.max(1)`).
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
         let mut state = self.state();
-        state.live.insert(ptr.as_ptr() as usize, Allocation { size, tag, site });
+        state.live.insert(ptr.as_ptr() as usize, Allocation { size, tag, site: caller });
         state.outstanding_bytes += size;
         state.peak_bytes = state.peak_bytes.max(state.outstanding_bytes);
         drop(state);
@@ -217,7 +217,7 @@ impl Platform for Pool {
     }
 
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
-        if level <= self.inner.verbosity {
+        if self.inner.verbosity.is_some_and(|most| level <= most) {
             eprintln!("wskecho: {level:?}: {args}");
         }
         if level <= Level::Warning {
@@ -243,7 +243,7 @@ mod tests {
 
     fn pool() -> (Pool, Arc<Contract>) {
         let contract = Arc::new(Contract::new());
-        (Pool::new(Arc::clone(&contract), Level::Error), contract)
+        (Pool::new(Arc::clone(&contract), Some(Level::Error)), contract)
     }
 
     #[test]

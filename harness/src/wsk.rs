@@ -73,6 +73,9 @@ pub trait Upcall: Copy + Send + Sync + 'static {
     /// `WskAcceptEvent` on the listener this token belongs to: `Ok(context of the accepted
     /// socket)` to take it, `Err` to refuse it. `None` = the listener stopped working.
     ///
+    /// # Errors
+    /// The status refusing the connection.
+    ///
     /// # Safety
     /// Called on a listener's token while the listener is open.
     unsafe fn accept_event(
@@ -327,6 +330,8 @@ struct Shared<T> {
     inline_counter: AtomicUsize,
     faults: Mutex<Vec<Fault>>,
     counters: Mutex<WskCounters>,
+    /// Listener setups that failed: the address and the status reported.
+    setup_failures: Mutex<Vec<(SocketAddr, NtStatus)>>,
     jobs: Mutex<VecDeque<Job>>,
     jobs_ready: Condvar,
     stopping: AtomicBool,
@@ -375,9 +380,9 @@ impl<T: Upcall> Wsk<T> {
     /// # Errors
     /// The host refused to create the poller or a thread.
     pub fn start(contract: Arc<Contract>, pool: Pool, mode: WskMode) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let poller = Poll::new()?;
+        let registry = poller.registry().try_clone()?;
+        let waker = Waker::new(poller.registry(), WAKER)?;
         let shared = Arc::new(Shared {
             contract,
             pool,
@@ -390,6 +395,7 @@ impl<T: Upcall> Wsk<T> {
             inline_counter: AtomicUsize::new(0),
             faults: Mutex::new(Vec::new()),
             counters: Mutex::new(WskCounters::default()),
+            setup_failures: Mutex::new(Vec::new()),
             jobs: Mutex::new(VecDeque::new()),
             jobs_ready: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -397,7 +403,7 @@ impl<T: Upcall> Wsk<T> {
         });
         let mut threads = Vec::new();
         let reactor = Arc::clone(&shared);
-        threads.push(std::thread::Builder::new().name("wsk-reactor".into()).spawn(move || Shared::run_reactor(&reactor, poll))?);
+        threads.push(std::thread::Builder::new().name("wsk-reactor".into()).spawn(move || Shared::run_reactor(&reactor, poller))?);
         for n in 0..mode.workers.max(1) {
             let worker = Arc::clone(&shared);
             threads.push(std::thread::Builder::new().name(format!("wsk-worker-{n}")).spawn(move || worker.run_worker())?);
@@ -455,6 +461,12 @@ impl<T: Upcall> Wsk<T> {
         list.into_iter().map(|(_, addr)| addr).collect()
     }
 
+    /// `WskSocket` / `WskBind` calls for listeners that failed, with the address asked for.
+    #[must_use]
+    pub fn setup_failures(&self) -> Vec<(SocketAddr, NtStatus)> {
+        self.shared.setup_failures.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Sockets currently open (any binding).
     #[must_use]
     pub fn open_sockets(&self) -> usize {
@@ -495,12 +507,7 @@ impl<T: Upcall> Wsk<T> {
             open: Mutex::new(BTreeSet::new()),
         });
         self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).insert(handle.id(), Arc::clone(&binding));
-        let detach = handle.clone();
-        WskClient {
-            shared: Arc::clone(&self.shared),
-            binding,
-            detach_complete: Box::new(move || detach.client_detach_complete()),
-        }
+        WskClient { shared: Arc::clone(&self.shared), binding, nmr: handle.clone() }
     }
 }
 
@@ -595,6 +602,10 @@ impl<T: Upcall> Shared<T> {
         }
     }
 
+    fn setup_failed(&self, local: SocketAddr, status: NtStatus) {
+        self.setup_failures.lock().unwrap_or_else(PoisonError::into_inner).push((local, status));
+    }
+
     fn fault(&self, op: FaultOp) -> Option<NtStatus> {
         let mut faults = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
         let index = faults.iter().position(|f| f.op == op)?;
@@ -611,7 +622,7 @@ impl<T: Upcall> Shared<T> {
         match self.mode.inline {
             InlineMode::Never => false,
             InlineMode::Always => true,
-            InlineMode::Alternate => self.inline_counter.fetch_add(1, Ordering::Relaxed) % 2 == 0,
+            InlineMode::Alternate => self.inline_counter.fetch_add(1, Ordering::Relaxed).is_multiple_of(2),
         }
     }
 
@@ -734,21 +745,18 @@ impl<T: Upcall> Shared<T> {
             // SAFETY: the listener is open and its close waits for this callback to return.
             unsafe { context.accept_event(Some(entry.handle), Some(remote)) }
         };
-        match result {
-            Ok(accepted) => {
-                entry.lock().context = Some(accepted);
-                self.counters().accepted += 1;
+        if let Ok(accepted) = result {
+            entry.lock().context = Some(accepted);
+            self.counters().accepted += 1;
+        } else {
+            // WSK closes a refused socket itself.
+            let io = std::mem::replace(&mut entry.lock().io, Io::Gone);
+            if let Io::Connected(mut stream) = io {
+                let _ = self.registry.deregister(&mut stream);
+                abort(&stream);
             }
-            Err(_) => {
-                // WSK closes a refused socket itself.
-                let io = std::mem::replace(&mut entry.lock().io, Io::Gone);
-                if let Io::Connected(mut stream) = io {
-                    let _ = self.registry.deregister(&mut stream);
-                    abort(&stream);
-                }
-                self.remove_entry(entry);
-                self.counters().refused += 1;
-            }
+            self.remove_entry(entry);
+            self.counters().refused += 1;
         }
         self.callback_returned(listener);
     }
@@ -840,9 +848,10 @@ fn try_receive(stream: &mio::net::TcpStream, ptr: BufPtr, len: usize) -> Option<
 /// Writes as much of a pending send as the socket takes; `Some` once all of it is sent.
 fn try_send<T>(stream: &mio::net::TcpStream, send: &mut PendingSend<T>) -> Option<Result<usize, NtStatus>> {
     while send.done < send.len {
-        // SAFETY: as in `try_receive`: `ptr..ptr+len` is inside the echo buffer, valid and
-        // unchanged while the send is outstanding; `done < len`.
-        let rest = unsafe { std::slice::from_raw_parts(send.ptr.0.as_ptr().add(send.done), send.len - send.done) };
+        let start = send.ptr.0.as_ptr().wrapping_add(send.done);
+        // SAFETY: as in `try_receive`: `start..start + (len - done)` is inside the echo
+        // buffer, valid and unchanged while the send is outstanding (`done < len`).
+        let rest = unsafe { std::slice::from_raw_parts(start, send.len - send.done) };
         let mut writer = stream;
         match writer.write(rest) {
             Ok(0) => return Some(Err(NtStatus::CONNECTION_RESET)),
@@ -860,7 +869,7 @@ fn try_send<T>(stream: &mio::net::TcpStream, send: &mut PendingSend<T>) -> Optio
 pub struct WskClient<T: Upcall> {
     shared: Arc<Shared<T>>,
     binding: Arc<BindingState>,
-    detach_complete: Box<dyn Fn() + Send + Sync>,
+    nmr: BindingHandle<Wsk<T>>,
 }
 
 type Done<T> = Vec<(T, Arc<IoShared>, OpKind, Completion<SocketHandle>)>;
@@ -950,10 +959,13 @@ impl<T: Upcall> WskClient<T> {
         }
         io.shared.begin(OpKind::Setup, SocketHandle(0));
         let inline = self.shared.inline_now();
-        let result = match self.shared.fault(FaultOp::Open) {
-            Some(status) => Err(status),
-            None => new_listener_socket(local).map_err(|e| status_of(&e)),
-        };
+        let result = self
+            .shared
+            .fault(FaultOp::Open)
+            .map_or_else(|| new_listener_socket(local).map_err(|e| status_of(&e)), Err);
+        if let Err(status) = result {
+            self.shared.setup_failed(local, status);
+        }
         let completion = result.map(|socket| {
             self.shared.new_entry(SocketKind::Listener, &self.binding, Io::Created(socket), Some(token)).handle
         });
@@ -970,10 +982,10 @@ impl<T: Upcall> WskClient<T> {
         let _executing = Executing(&entry.executing);
         io.shared.begin(OpKind::Setup, socket);
         let inline = self.shared.inline_now();
-        let result = match self.shared.fault(FaultOp::Bind) {
-            Some(status) => Err(status),
-            None => self.listen(&entry, local),
-        };
+        let result = self.shared.fault(FaultOp::Bind).map_or_else(|| self.listen(&entry, local), Err);
+        if let Err(status) = result {
+            self.shared.setup_failed(local, status);
+        }
         self.deliver_all(inline, vec![(token, Arc::clone(&io.shared), OpKind::Setup, Completion::Bound(result))]);
     }
 
@@ -1178,7 +1190,10 @@ impl<T: Upcall> WskClient<T> {
     /// `NmrClientDetachProviderComplete` for this binding. `self` may be freed by the time
     /// this returns: nothing of it is touched after the call into the NMR.
     pub fn detach_complete(&self) {
-        (self.detach_complete)();
+        // The handle is copied out first: the binding that owns `self` may be cleaned up on
+        // another thread as soon as the NMR has been told.
+        let nmr = self.nmr.clone();
+        nmr.client_detach_complete();
     }
 }
 
