@@ -70,7 +70,11 @@ const BUFFER_SIZE_UTF16: [u16; 10] = utf16(b"BufferSize");
 
 impl ValueName {
     /// Every value, in the order the adapter should read them.
-    pub const ALL: [Self; 3] = [Self::ListenAddresses, Self::MaxConnections, Self::BufferSize];
+    pub const ALL: [Self; 3] = [
+        Self::ListenAddresses,
+        Self::MaxConnections,
+        Self::BufferSize,
+    ];
 
     /// The value's name.
     #[must_use]
@@ -131,7 +135,11 @@ impl EntryText {
         if let Some(dst) = bytes.get_mut(..len) {
             dst.copy_from_slice(kept);
         }
-        Self { bytes, len, truncated: len < text.len() }
+        Self {
+            bytes,
+            len,
+            truncated: len < text.len(),
+        }
     }
 
     /// The entry (possibly truncated).
@@ -150,7 +158,12 @@ impl fmt::Debug for EntryText {
 
 impl fmt::Display for EntryText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}{}\"", self.as_str(), if self.truncated { "..." } else { "" })
+        write!(
+            f,
+            "\"{}{}\"",
+            self.as_str(),
+            if self.truncated { "..." } else { "" }
+        )
     }
 }
 
@@ -228,7 +241,11 @@ impl fmt::Display for ConfigError {
         write!(f, "registry value {}: ", self.value)?;
         match self.problem {
             Problem::WrongType { found, expected } => {
-                write!(f, "has registry type {found}, must be {}", type_name(expected))
+                write!(
+                    f,
+                    "has registry type {found}, must be {}",
+                    type_name(expected)
+                )
             }
             Problem::BadLength(len) => write!(f, "data length {len} is invalid for its type"),
             Problem::Zero => f.write_str("must not be 0"),
@@ -278,13 +295,21 @@ impl Default for Config {
 impl Config {
     /// The endpoints to listen on (1..=[`MAX_ENDPOINTS`]).
     pub fn endpoints(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.endpoints.iter().take(self.endpoint_count).flatten().copied()
+        self.endpoints
+            .iter()
+            .take(self.endpoint_count)
+            .flatten()
+            .copied()
     }
 
     /// Endpoint `index`, if there is one.
     #[must_use]
     pub fn endpoint(&self, index: usize) -> Option<SocketAddr> {
-        if index < self.endpoint_count { self.endpoints.get(index).copied().flatten() } else { None }
+        if index < self.endpoint_count {
+            self.endpoints.get(index).copied().flatten()
+        } else {
+            None
+        }
     }
 
     /// Number of endpoints.
@@ -312,7 +337,11 @@ impl fmt::Display for Config {
         for endpoint in self.endpoints() {
             write!(f, " {endpoint}")?;
         }
-        write!(f, ", MaxConnections {}, BufferSize {}", self.max_connections, self.buffer_size)
+        write!(
+            f,
+            ", MaxConnections {}, BufferSize {}",
+            self.max_connections, self.buffer_size
+        )
     }
 }
 
@@ -364,14 +393,25 @@ impl ConfigBuilder {
     ///
     /// # Errors
     /// The value has the wrong type or length, or its contents are invalid.
-    pub fn set_raw(&mut self, name: ValueName, reg_type: u32, data: &[u8]) -> Result<(), ConfigError> {
-        let error = |problem| ConfigError { value: name, problem };
+    pub fn set_raw(
+        &mut self,
+        name: ValueName,
+        reg_type: u32,
+        data: &[u8],
+    ) -> Result<(), ConfigError> {
+        let error = |problem| ConfigError {
+            value: name,
+            problem,
+        };
         if reg_type != name.expected_type() {
-            return Err(error(Problem::WrongType { found: reg_type, expected: name.expected_type() }));
+            return Err(error(Problem::WrongType {
+                found: reg_type,
+                expected: name.expected_type(),
+            }));
         }
         match name {
             ValueName::ListenAddresses => {
-                if data.len() % 2 != 0 {
+                if !data.len().is_multiple_of(2) {
                     return Err(error(Problem::BadLength(data.len())));
                 }
                 let units = data.chunks_exact(2).map(|pair| match pair {
@@ -381,7 +421,9 @@ impl ConfigBuilder {
                 self.set_multi_sz_units(units)
             }
             ValueName::MaxConnections | ValueName::BufferSize => {
-                let bytes: [u8; 4] = data.try_into().map_err(|_| error(Problem::BadLength(data.len())))?;
+                let bytes: [u8; 4] = data
+                    .try_into()
+                    .map_err(|_| error(Problem::BadLength(data.len())))?;
                 self.set_dword(name, u32::from_le_bytes(bytes))
             }
         }
@@ -398,7 +440,10 @@ impl ConfigBuilder {
             ValueName::ListenAddresses => {
                 return Err(ConfigError {
                     value: name,
-                    problem: Problem::WrongType { found: REG_DWORD, expected: REG_MULTI_SZ },
+                    problem: Problem::WrongType {
+                        found: REG_DWORD,
+                        expected: REG_MULTI_SZ,
+                    },
                 });
             }
         };
@@ -415,7 +460,10 @@ impl ConfigBuilder {
             }
             return Ok(());
         };
-        Err(ConfigError { value: name, problem })
+        Err(ConfigError {
+            value: name,
+            problem,
+        })
     }
 
     /// Sets `ListenAddresses` from `REG_MULTI_SZ` contents as UTF-16 code units (with or
@@ -431,7 +479,10 @@ impl ConfigBuilder {
     ///
     /// # Errors
     /// An entry is invalid, there are none, or there are too many.
-    pub fn set_listen_addresses<'s>(&mut self, entries: impl IntoIterator<Item = &'s str>) -> Result<(), ConfigError> {
+    pub fn set_listen_addresses<'s>(
+        &mut self,
+        entries: impl IntoIterator<Item = &'s str>,
+    ) -> Result<(), ConfigError> {
         self.clear_endpoints();
         for (index, entry) in entries.into_iter().enumerate() {
             self.push_endpoint(index, entry)?;
@@ -457,7 +508,10 @@ impl ConfigBuilder {
                 };
                 let mut buf = [0_u8; 4];
                 let encoded = c.encode_utf8(&mut buf).as_bytes();
-                match len.checked_add(encoded.len()).filter(|&end| end <= MAX_ENTRY_LEN) {
+                match len
+                    .checked_add(encoded.len())
+                    .filter(|&end| end <= MAX_ENTRY_LEN)
+                {
                     Some(end) => {
                         if let Some(dst) = text.get_mut(len..end) {
                             dst.copy_from_slice(encoded);
@@ -468,16 +522,26 @@ impl ConfigBuilder {
                 }
             }
             if bad {
-                return Err(ConfigError { value: ValueName::ListenAddresses, problem: Problem::NotText { index } });
+                return Err(ConfigError {
+                    value: ValueName::ListenAddresses,
+                    problem: Problem::NotText { index },
+                });
             }
-            let text = ::core::str::from_utf8(text.get(..len).unwrap_or_default()).unwrap_or_default();
+            let text =
+                ::core::str::from_utf8(text.get(..len).unwrap_or_default()).unwrap_or_default();
             if text.is_empty() && !too_long {
                 break; // the empty string ending the list (or the end of the data)
             }
             if too_long {
                 return Err(ConfigError {
                     value: ValueName::ListenAddresses,
-                    problem: Problem::Unparsable { index, text: EntryText { truncated: true, ..EntryText::new(text) } },
+                    problem: Problem::Unparsable {
+                        index,
+                        text: EntryText {
+                            truncated: true,
+                            ..EntryText::new(text)
+                        },
+                    },
                 });
             }
             self.push_endpoint(index, text)?;
@@ -489,17 +553,24 @@ impl ConfigBuilder {
         self.finish_endpoints()
     }
 
-    fn clear_endpoints(&mut self) {
+    const fn clear_endpoints(&mut self) {
         self.config.endpoints = [None; MAX_ENDPOINTS];
         self.config.endpoint_count = 0;
         self.listen_set = true;
     }
 
     fn push_endpoint(&mut self, index: usize, entry: &str) -> Result<(), ConfigError> {
-        let error = |problem| ConfigError { value: ValueName::ListenAddresses, problem };
+        let error = |problem| ConfigError {
+            value: ValueName::ListenAddresses,
+            problem,
+        };
         let text = EntryText::new(entry);
         let address = parse_endpoint(entry).map_err(|bad_port| {
-            error(if bad_port { Problem::BadPort { index, text } } else { Problem::Unparsable { index, text } })
+            error(if bad_port {
+                Problem::BadPort { index, text }
+            } else {
+                Problem::Unparsable { index, text }
+            })
         })?;
         if address.port() == 0 && !self.allow_ephemeral {
             return Err(error(Problem::BadPort { index, text }));
@@ -516,9 +587,12 @@ impl ConfigBuilder {
         Ok(())
     }
 
-    fn finish_endpoints(&self) -> Result<(), ConfigError> {
+    const fn finish_endpoints(&self) -> Result<(), ConfigError> {
         if self.config.endpoint_count == 0 {
-            return Err(ConfigError { value: ValueName::ListenAddresses, problem: Problem::NoAddresses });
+            return Err(ConfigError {
+                value: ValueName::ListenAddresses,
+                problem: Problem::NoAddresses,
+            });
         }
         Ok(())
     }
@@ -527,7 +601,12 @@ impl ConfigBuilder {
     #[must_use]
     pub fn build(mut self) -> Config {
         if !self.listen_set {
-            for (slot, text) in self.config.endpoints.iter_mut().zip(DEFAULT_LISTEN_ADDRESSES) {
+            for (slot, text) in self
+                .config
+                .endpoints
+                .iter_mut()
+                .zip(DEFAULT_LISTEN_ADDRESSES)
+            {
                 *slot = text.parse().ok();
             }
             self.config.endpoint_count = DEFAULT_LISTEN_ADDRESSES.len();
@@ -543,13 +622,21 @@ fn parse_endpoint(text: &str) -> Result<SocketAddr, bool> {
     }
     // Tell a bad port from a bad address: re-parse with a valid port.
     let text = text.trim();
-    let Some((host, port)) = text.rsplit_once(':') else { return Err(false) };
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(false);
+    };
     let port_is_number = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     let mut probe = [0_u8; MAX_ENTRY_LEN];
-    let Some(dst) = probe.get_mut(..host.len()) else { return Err(false) };
+    let Some(dst) = probe.get_mut(..host.len()) else {
+        return Err(false);
+    };
     dst.copy_from_slice(host.as_bytes());
-    let Some(end) = host.len().checked_add(2) else { return Err(false) };
-    let Some(suffix) = probe.get_mut(host.len()..end) else { return Err(false) };
+    let Some(end) = host.len().checked_add(2) else {
+        return Err(false);
+    };
+    let Some(suffix) = probe.get_mut(host.len()..end) else {
+        return Err(false);
+    };
     suffix.copy_from_slice(b":1");
     let host_ok = ::core::str::from_utf8(probe.get(..end).unwrap_or_default())
         .ok()
@@ -564,7 +651,8 @@ mod tests {
     use std::{string::ToString, vec::Vec};
 
     use super::{
-        Config, ConfigBuilder, ConfigError, MAX_ENDPOINTS, Problem, REG_DWORD, REG_MULTI_SZ, REG_SZ, ValueName,
+        Config, ConfigBuilder, ConfigError, MAX_ENDPOINTS, Problem, REG_DWORD, REG_MULTI_SZ,
+        REG_SZ, ValueName,
     };
 
     fn multi_sz(entries: &[&str]) -> Vec<u8> {
@@ -604,12 +692,22 @@ mod tests {
     #[test]
     fn raw_registry_values() {
         let mut b = ConfigBuilder::new();
-        b.set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &multi_sz(&["127.0.0.1:7", "[::1]:65535"])).unwrap();
-        b.set_raw(ValueName::MaxConnections, REG_DWORD, &5_u32.to_le_bytes()).unwrap();
-        b.set_raw(ValueName::BufferSize, REG_DWORD, &4096_u32.to_le_bytes()).unwrap();
+        b.set_raw(
+            ValueName::ListenAddresses,
+            REG_MULTI_SZ,
+            &multi_sz(&["127.0.0.1:7", "[::1]:65535"]),
+        )
+        .unwrap();
+        b.set_raw(ValueName::MaxConnections, REG_DWORD, &5_u32.to_le_bytes())
+            .unwrap();
+        b.set_raw(ValueName::BufferSize, REG_DWORD, &4096_u32.to_le_bytes())
+            .unwrap();
         let c = b.build();
         assert_eq!(c.endpoint_count(), 2);
-        assert_eq!(c.endpoint(1).map(|e| e.to_string()).as_deref(), Some("[::1]:65535"));
+        assert_eq!(
+            c.endpoint(1).map(|e| e.to_string()).as_deref(),
+            Some("[::1]:65535")
+        );
         assert_eq!(c.endpoint(2), None);
         assert_eq!((c.max_connections(), c.buffer_size()), (5, 4096));
     }
@@ -621,24 +719,54 @@ mod tests {
         b.set_listen_addresses_utf16(&units).unwrap();
         assert_eq!(b.build().endpoint_count(), 1);
         let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
-        b.set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &bytes).unwrap();
+        b.set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &bytes)
+            .unwrap();
         assert_eq!(b.build().endpoint(0).map(|e| e.port()), Some(80));
     }
 
     #[test]
     fn invalid_addresses_name_the_entry() {
-        assert!(matches!(listen_problem(&["0.0.0.0:0"]), Problem::BadPort { index: 0, .. }));
-        assert!(matches!(listen_problem(&["1.2.3.4:1", "0.0.0.0:65536"]), Problem::BadPort { index: 1, .. }));
-        assert!(matches!(listen_problem(&["[::]:99999"]), Problem::BadPort { index: 0, .. }));
-        assert!(matches!(listen_problem(&["localhost:80"]), Problem::Unparsable { index: 0, .. }));
-        assert!(matches!(listen_problem(&["::1:80"]), Problem::Unparsable { .. }), "IPv6 needs brackets");
-        assert!(matches!(listen_problem(&["1.2.3.4"]), Problem::Unparsable { .. }));
-        assert!(matches!(listen_problem(&["1.2.3.4:http"]), Problem::Unparsable { .. }));
-        assert!(matches!(listen_problem(&["1.2.3.4:1", "1.2.3.4:1"]), Problem::Duplicate { index: 1, .. }));
+        assert!(matches!(
+            listen_problem(&["0.0.0.0:0"]),
+            Problem::BadPort { index: 0, .. }
+        ));
+        assert!(matches!(
+            listen_problem(&["1.2.3.4:1", "0.0.0.0:65536"]),
+            Problem::BadPort { index: 1, .. }
+        ));
+        assert!(matches!(
+            listen_problem(&["[::]:99999"]),
+            Problem::BadPort { index: 0, .. }
+        ));
+        assert!(matches!(
+            listen_problem(&["localhost:80"]),
+            Problem::Unparsable { index: 0, .. }
+        ));
+        assert!(
+            matches!(listen_problem(&["::1:80"]), Problem::Unparsable { .. }),
+            "IPv6 needs brackets"
+        );
+        assert!(matches!(
+            listen_problem(&["1.2.3.4"]),
+            Problem::Unparsable { .. }
+        ));
+        assert!(matches!(
+            listen_problem(&["1.2.3.4:http"]),
+            Problem::Unparsable { .. }
+        ));
+        assert!(matches!(
+            listen_problem(&["1.2.3.4:1", "1.2.3.4:1"]),
+            Problem::Duplicate { index: 1, .. }
+        ));
         assert_eq!(listen_problem(&[]), Problem::NoAddresses);
         let long = "1".repeat(200);
-        assert!(matches!(listen_problem(&[&long]), Problem::Unparsable { .. }));
-        let many: Vec<std::string::String> = (1..=MAX_ENDPOINTS + 1).map(|p| std::format!("127.0.0.1:{p}")).collect();
+        assert!(matches!(
+            listen_problem(&[&long]),
+            Problem::Unparsable { .. }
+        ));
+        let many: Vec<std::string::String> = (1..=MAX_ENDPOINTS + 1)
+            .map(|p| std::format!("127.0.0.1:{p}"))
+            .collect();
         let many: Vec<&str> = many.iter().map(std::string::String::as_str).collect();
         assert_eq!(listen_problem(&many), Problem::TooManyAddresses);
         assert!(listen(&many[..MAX_ENDPOINTS]).is_ok());
@@ -647,17 +775,30 @@ mod tests {
     #[test]
     fn errors_display_value_and_reason() {
         let e = listen(&["1.2.3.4:1", "0.0.0.0:0"]).unwrap_err();
-        assert_eq!(e.to_string(), "registry value ListenAddresses: entry 1 \"0.0.0.0:0\" has a port outside 1..65535");
+        assert_eq!(
+            e.to_string(),
+            "registry value ListenAddresses: entry 1 \"0.0.0.0:0\" has a port outside 1..65535"
+        );
         let e = listen(&["bogus"]).unwrap_err();
-        assert!(e.to_string().contains("entry 0 \"bogus\" is not ADDR:PORT"), "{e}");
-        let e = ConfigBuilder::new().set_dword(ValueName::BufferSize, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("entry 0 \"bogus\" is not ADDR:PORT"),
+            "{e}"
+        );
+        let e = ConfigBuilder::new()
+            .set_dword(ValueName::BufferSize, 0)
+            .unwrap_err();
         assert_eq!(e.to_string(), "registry value BufferSize: must not be 0");
     }
 
     #[test]
     fn non_text_entry() {
-        let bytes: Vec<u8> = [0xD800_u16, 0x41, 0, 0].iter().flat_map(|u| u.to_le_bytes()).collect();
-        let e = ConfigBuilder::new().set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &bytes).unwrap_err();
+        let bytes: Vec<u8> = [0xD800_u16, 0x41, 0, 0]
+            .iter()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let e = ConfigBuilder::new()
+            .set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &bytes)
+            .unwrap_err();
         assert_eq!(e.problem, Problem::NotText { index: 0 });
     }
 
@@ -673,20 +814,46 @@ mod tests {
     #[test]
     fn numbers_out_of_range() {
         let mut b = ConfigBuilder::new();
-        let check = |b: &mut ConfigBuilder, name, v: u32| b.set_dword(name, v).map_err(|e| (e.value, e.problem));
-        assert_eq!(check(&mut b, ValueName::MaxConnections, 0), Err((ValueName::MaxConnections, Problem::Zero)));
+        let check = |b: &mut ConfigBuilder, name, v: u32| {
+            b.set_dword(name, v).map_err(|e| (e.value, e.problem))
+        };
+        assert_eq!(
+            check(&mut b, ValueName::MaxConnections, 0),
+            Err((ValueName::MaxConnections, Problem::Zero))
+        );
         assert_eq!(
             check(&mut b, ValueName::MaxConnections, 65_537),
-            Err((ValueName::MaxConnections, Problem::TooLarge { value: 65_537, max: 65_536 }))
+            Err((
+                ValueName::MaxConnections,
+                Problem::TooLarge {
+                    value: 65_537,
+                    max: 65_536
+                }
+            ))
         );
-        assert_eq!(check(&mut b, ValueName::BufferSize, 0), Err((ValueName::BufferSize, Problem::Zero)));
+        assert_eq!(
+            check(&mut b, ValueName::BufferSize, 0),
+            Err((ValueName::BufferSize, Problem::Zero))
+        );
         assert_eq!(
             check(&mut b, ValueName::BufferSize, 100),
-            Err((ValueName::BufferSize, Problem::TooSmall { value: 100, min: 512 }))
+            Err((
+                ValueName::BufferSize,
+                Problem::TooSmall {
+                    value: 100,
+                    min: 512
+                }
+            ))
         );
         assert_eq!(
             check(&mut b, ValueName::BufferSize, (1 << 20) + 1),
-            Err((ValueName::BufferSize, Problem::TooLarge { value: (1 << 20) + 1, max: 1 << 20 }))
+            Err((
+                ValueName::BufferSize,
+                Problem::TooLarge {
+                    value: (1 << 20) + 1,
+                    max: 1 << 20
+                }
+            ))
         );
         assert_eq!(check(&mut b, ValueName::MaxConnections, 65_536), Ok(()));
         assert_eq!(check(&mut b, ValueName::BufferSize, 512), Ok(()));
@@ -696,14 +863,37 @@ mod tests {
     #[test]
     fn wrong_types_and_lengths() {
         let mut b = ConfigBuilder::new();
-        let e = b.set_raw(ValueName::MaxConnections, REG_SZ, &[0; 4]).unwrap_err();
-        assert_eq!((e.value, e.problem), (ValueName::MaxConnections, Problem::WrongType { found: REG_SZ, expected: REG_DWORD }));
+        let e = b
+            .set_raw(ValueName::MaxConnections, REG_SZ, &[0; 4])
+            .unwrap_err();
+        assert_eq!(
+            (e.value, e.problem),
+            (
+                ValueName::MaxConnections,
+                Problem::WrongType {
+                    found: REG_SZ,
+                    expected: REG_DWORD
+                }
+            )
+        );
         assert!(e.to_string().contains("must be REG_DWORD"));
-        let e = b.set_raw(ValueName::BufferSize, REG_DWORD, &[0; 8]).unwrap_err();
+        let e = b
+            .set_raw(ValueName::BufferSize, REG_DWORD, &[0; 8])
+            .unwrap_err();
         assert_eq!(e.problem, Problem::BadLength(8));
-        let e = b.set_raw(ValueName::ListenAddresses, REG_DWORD, &[0; 4]).unwrap_err();
-        assert_eq!(e.problem, Problem::WrongType { found: REG_DWORD, expected: REG_MULTI_SZ });
-        let e = b.set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &[0; 3]).unwrap_err();
+        let e = b
+            .set_raw(ValueName::ListenAddresses, REG_DWORD, &[0; 4])
+            .unwrap_err();
+        assert_eq!(
+            e.problem,
+            Problem::WrongType {
+                found: REG_DWORD,
+                expected: REG_MULTI_SZ
+            }
+        );
+        let e = b
+            .set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &[0; 3])
+            .unwrap_err();
         assert_eq!(e.problem, Problem::BadLength(3));
         let e = b.set_dword(ValueName::ListenAddresses, 1).unwrap_err();
         assert_eq!(e.value, ValueName::ListenAddresses);
@@ -712,7 +902,10 @@ mod tests {
     #[test]
     fn utf16_names_match() {
         for name in ValueName::ALL {
-            assert_eq!(std::string::String::from_utf16(name.as_utf16()).unwrap(), name.as_str());
+            assert_eq!(
+                std::string::String::from_utf16(name.as_utf16()).unwrap(),
+                name.as_str()
+            );
         }
     }
 }

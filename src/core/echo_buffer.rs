@@ -74,7 +74,7 @@ impl EchoRing {
     }
 
     /// First free byte (just after the data).
-    fn tail(&self) -> usize {
+    const fn tail(&self) -> usize {
         let end = self.head.saturating_add(self.len);
         if end >= self.capacity { end.saturating_sub(self.capacity) } else { end }
     }
@@ -220,26 +220,26 @@ mod tests {
             (seed >> 16) as usize
         };
         let (mut received, mut sent) = (0_usize, 0_usize);
-        let mut recv: Option<core::ops::Range<usize>> = None;
-        let mut send: Option<core::ops::Range<usize>> = None;
+        let mut receiving: Option<core::ops::Range<usize>> = None;
+        let mut sending: Option<core::ops::Range<usize>> = None;
         for _ in 0..10_000 {
-            if recv.is_none() {
-                recv = r.start_receive();
+            if receiving.is_none() {
+                receiving = r.start_receive();
             }
-            if send.is_none() {
-                send = r.start_send();
+            if sending.is_none() {
+                sending = r.start_send();
             }
-            if let (Some(a), Some(b)) = (&recv, &send) {
+            if let (Some(a), Some(b)) = (&receiving, &sending) {
                 assert!(a.end <= b.start || b.end <= a.start, "receive {a:?} overlaps send {b:?}");
             }
             assert!(r.in_flight() <= 7);
             if next() % 2 == 0 {
-                if let Some(range) = recv.take() {
+                if let Some(range) = receiving.take() {
                     let n = next() % (range.len() + 1);
                     r.finish_receive(n).unwrap();
                     received += n;
                 }
-            } else if let Some(range) = send.take() {
+            } else if let Some(range) = sending.take() {
                 let n = next() % (range.len() + 1);
                 r.finish_send(n).unwrap();
                 sent += n;

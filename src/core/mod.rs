@@ -4,6 +4,8 @@
 //! through [`provider::Provider`] (calls into WSK), the NMR entry points of `client::Client`
 //! and `socket::SocketRef` (I/O completions and accept events).
 
+pub mod binding;
+pub mod client;
 pub mod config;
 pub mod echo_buffer;
 pub(crate) mod log;

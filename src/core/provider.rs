@@ -21,7 +21,7 @@ use ::core::{fmt, net::SocketAddr, ops::Range, ptr::NonNull};
 
 use crate::core::{socket::SocketRef, status::NtStatus};
 
-/// A pool tag: four ASCII characters, stored so that WinDbg's `!poolused` shows them in order
+/// A pool tag: four ASCII characters, stored so that `WinDbg`'s `!poolused` shows them in order
 /// (the first character in the least significant byte, as the C literal `'ohcE'` is written).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PoolTag(pub u32);

@@ -1,13 +1,660 @@
-//! Sockets: listener and connection state machines. (Placeholder: being written.)
+//! Sockets: listener and connection state machines, and the [`SocketRef`] token.
+//!
+//! A [`Socket`] lives in its own pool allocation (a connection's echo buffer follows it in the
+//! same block) and in one slot of its binding's registry. Its state machine runs under its
+//! [`Serializer`]: completions and close requests post event bits, the runner processes them
+//! and makes the next provider calls. So calls on one socket never overlap, an inline
+//! completion never recurses, and nothing ever waits.
+//!
+//! ```text
+//! listener:   start ─WskSocket─▶ created ─WskBind─▶ listening ─(close request / dead)─▶
+//! connection: start ─▶ echoing (receive ⇄ send) ─FIN─▶ drain sends ─WskDisconnect─▶
+//! both:       ─WskCloseSocket─▶ closed, nothing outstanding ─▶ done: drop the open reference
+//! ```
+//!
+//! Errors (a failed call, a reset, a completion reporting more bytes than asked for) and close
+//! requests (detach; a call refused because the binding is detaching) lead to close, which is
+//! abortive for a connection unless the graceful disconnect already completed. A close
+//! requested while `WskSocket` is pending waits for it, then closes the socket it produced.
+//!
+//! References: the slot's count. One is the *open* reference, dropped by the runner when the
+//! socket is done; others are short pins (the detach scan, the code that just created the
+//! socket). The last one frees the socket, vacates the slot, then releases the binding
+//! reference the socket held (which may complete the detach).
 
-use ::core::{marker::PhantomData, ptr::NonNull};
+use ::core::{ffi::c_void, net::SocketAddr, ptr::NonNull};
 
-use crate::core::provider::Provider;
+use crate::core::{
+    binding::Binding,
+    echo_buffer::EchoRing,
+    log::{log_error, log_info, log_trace, log_warning},
+    pool_box::{CONNECTION_TAG, LISTENER_TAG, PoolBox},
+    provider::{Completion, OpKind, Provider, SocketKind},
+    serializer::Serializer,
+    stats::Stats,
+    status::NtStatus,
+    sync::UnsafeCell,
+};
+
+/// Start the state machine (open the listener / post the first receive).
+const EV_START: u32 = 1 << 0;
+/// The Setup operation completed (result in `setup`).
+const EV_SETUP: u32 = 1 << 1;
+/// The receive completed (result in `received`).
+const EV_RECEIVE: u32 = 1 << 2;
+/// The send completed (result in `sent`).
+const EV_SEND: u32 = 1 << 3;
+/// The disconnect completed (result in `disconnected`).
+const EV_DISCONNECT: u32 = 1 << 4;
+/// The close completed.
+const EV_CLOSED: u32 = 1 << 5;
+/// Close requested (detach).
+const EV_CLOSE_REQUEST: u32 = 1 << 6;
+/// The listening socket stopped working (accept event with no socket).
+const EV_LISTENER_DEAD: u32 = 1 << 7;
+
+/// Bit of an outstanding operation kind in [`State::outstanding`].
+const fn op_bit(kind: OpKind) -> u8 {
+    match kind {
+        OpKind::Setup => 1,
+        OpKind::Receive => 2,
+        OpKind::Send => 4,
+        OpKind::Disconnect => 8,
+        OpKind::Close => 16,
+    }
+}
+
+/// State only the runner touches.
+#[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent facts of one state machine
+struct State<S> {
+    /// The provider's socket, once there is one.
+    handle: Option<S>,
+    /// Outstanding operations ([`op_bit`]).
+    outstanding: u8,
+    /// Close is wanted (error, end of the echo, detach).
+    close_wanted: bool,
+    /// `WskCloseSocket` was called.
+    close_issued: bool,
+    /// `WskCloseSocket` completed.
+    closed: bool,
+    /// The socket is done (the open reference is being dropped).
+    done: bool,
+    /// Listener: bound and counted in `listeners_open`.
+    listening: bool,
+    /// Connection: the echo ring.
+    ring: EchoRing,
+    /// Connection: the peer sent FIN.
+    fin: bool,
+    /// Connection: `WskDisconnect` was called.
+    disconnect_issued: bool,
+    /// Connection: the graceful disconnect completed.
+    disconnected: bool,
+}
+
+/// One socket (see the module documentation). Lives in pool memory, reached through raw
+/// pointers only.
+pub struct Socket<P: Provider> {
+    binding: NonNull<Binding<P>>,
+    slot: usize,
+    kind: SocketKind,
+    /// The listener's endpoint (for a connection: the endpoint it was accepted on).
+    local: SocketAddr,
+    /// A connection's peer, when WSK gave it.
+    remote: Option<SocketAddr>,
+    serializer: Serializer,
+    setup: UnsafeCell<Option<Completion<P::Socket>>>,
+    received: UnsafeCell<Option<Completion<P::Socket>>>,
+    sent: UnsafeCell<Option<Completion<P::Socket>>>,
+    disconnected: UnsafeCell<Option<Completion<P::Socket>>>,
+    state: UnsafeCell<State<P::Socket>>,
+    /// Set once, before the socket is published; dropped with the socket.
+    io: Option<P::SocketIo>,
+}
+
+/// How a socket being installed failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InstallError {
+    /// The binding is detaching.
+    Detaching,
+    /// The socket's memory could not be allocated.
+    NoMemory,
+    /// `Provider::new_socket_io` failed with this status.
+    Io(NtStatus),
+}
+
+impl<P: Provider> Socket<P> {
+    const fn tag(kind: SocketKind) -> crate::core::provider::PoolTag {
+        match kind {
+            SocketKind::Listener => LISTENER_TAG,
+            SocketKind::Connection => CONNECTION_TAG,
+        }
+    }
+
+    /// Creates a socket in reserved slot `slot` of `binding`, publishes it, and starts it.
+    /// For a connection, `handle` is the accepted socket. On error the slot is vacated and
+    /// nothing is left allocated.
+    ///
+    /// # Safety
+    /// `binding` is live and stays live during the call: the caller holds a reference on its
+    /// rundown, or runs inside the accept event of one of its listeners (which holds one).
+    /// `slot` was reserved by the caller. On error the caller must not touch the binding
+    /// unless it holds its own reference.
+    pub(crate) unsafe fn install(
+        binding: NonNull<Binding<P>>,
+        slot: usize,
+        kind: SocketKind,
+        local: SocketAddr,
+        remote: Option<SocketAddr>,
+        handle: Option<P::Socket>,
+    ) -> Result<SocketRef<P>, InstallError> {
+        // SAFETY: the caller guarantees the binding is live.
+        let b = unsafe { binding.as_ref() };
+        // The reference the socket will hold until it is freed.
+        if !b.rundown().try_acquire() {
+            b.slots().vacate(slot);
+            return Err(InstallError::Detaching);
+        }
+        let ptr = match Self::create(b, binding, slot, kind, local, remote, handle) {
+            Ok(ptr) => ptr,
+            Err(error) => {
+                b.slots().vacate(slot);
+                // Does not drain: the caller holds a binding reference (or a live listener does).
+                if b.rundown().release() {
+                    // SAFETY: drained; nothing touches the binding afterwards.
+                    unsafe { Binding::complete_detach(binding) };
+                }
+                return Err(error);
+            }
+        };
+        // Two references: the open one and our pin (kept until the start below returned).
+        b.slots().publish(slot, ptr, 2);
+        // Publish-then-check against the detach's begin_close-then-scan (rundown.rs): if the
+        // detach started, it may not see this slot, so close the socket ourselves.
+        let mut events = EV_START;
+        if b.rundown().check_closing_ordered() {
+            events |= EV_CLOSE_REQUEST;
+        }
+        // SAFETY: published, and pinned by us.
+        unsafe { Self::post(ptr, events) };
+        // SAFETY: drops our pin.
+        unsafe { Self::unref(ptr) };
+        Ok(SocketRef { ptr })
+    }
+
+    /// Allocates and initializes the socket (not yet published).
+    fn create(
+        b: &Binding<P>,
+        binding: NonNull<Binding<P>>,
+        slot: usize,
+        kind: SocketKind,
+        local: SocketAddr,
+        remote: Option<SocketAddr>,
+        handle: Option<P::Socket>,
+    ) -> Result<NonNull<Self>, InstallError> {
+        let Some(provider) = b.provider() else { return Err(InstallError::Detaching) };
+        let capacity = match kind {
+            SocketKind::Listener => 0,
+            SocketKind::Connection => usize::try_from(b.client().config().buffer_size()).unwrap_or(0),
+        };
+        let socket = Self {
+            binding,
+            slot,
+            kind,
+            local,
+            remote,
+            serializer: Serializer::new(),
+            setup: UnsafeCell::new(None),
+            received: UnsafeCell::new(None),
+            sent: UnsafeCell::new(None),
+            disconnected: UnsafeCell::new(None),
+            state: UnsafeCell::new(State {
+                handle,
+                outstanding: 0,
+                close_wanted: false,
+                close_issued: false,
+                closed: false,
+                done: false,
+                listening: false,
+                ring: EchoRing::new(capacity),
+                fin: false,
+                disconnect_issued: false,
+                disconnected: false,
+            }),
+            io: None,
+        };
+        let platform = b.client().platform();
+        let Ok((boxed, buffer)) = PoolBox::try_new_with_tail(platform, Self::tag(kind), socket, capacity) else {
+            return Err(InstallError::NoMemory);
+        };
+        let buffer = (kind == SocketKind::Connection).then_some(buffer);
+        match provider.new_socket_io(kind, buffer) {
+            Ok(io) => {
+                let ptr = boxed.into_raw();
+                // SAFETY: we own the fresh, unpublished socket exclusively.
+                unsafe { (*ptr.as_ptr()).io = Some(io) };
+                Ok(ptr)
+            }
+            Err(status) => {
+                // SAFETY: allocated by this platform just above; never published.
+                unsafe { boxed.free(platform) };
+                Err(InstallError::Io(status))
+            }
+        }
+    }
+
+    /// The binding (valid while the socket is: the socket holds a binding reference).
+    const fn binding(&self) -> &Binding<P> {
+        // SAFETY: the socket holds a reference on the binding's rundown until it is freed, so
+        // the binding outlives it.
+        unsafe { self.binding.as_ref() }
+    }
+
+    /// Posts `events`; if that makes the caller the runner, runs the state machine.
+    ///
+    /// # Safety
+    /// `this` is live and stays live during the call (a reference, an outstanding operation,
+    /// or a running WSK callback on it keeps it alive).
+    unsafe fn post(this: NonNull<Self>, events: u32) {
+        // SAFETY: live per the caller.
+        let socket = unsafe { this.as_ref() };
+        if let Some(batch) = socket.serializer.post(events) {
+            // SAFETY: we are the runner of a live socket.
+            unsafe { Self::run(this, batch) };
+        }
+    }
+
+    /// Runs the state machine until no event is pending; drops the open reference if the
+    /// socket became done.
+    ///
+    /// # Safety
+    /// The caller became the runner of live socket `this`.
+    unsafe fn run(this: NonNull<Self>, first: u32) {
+        // SAFETY: live per the caller; the open reference is held until the end of this call
+        // unless this runner drops it (below, after giving up the run).
+        let socket = unsafe { this.as_ref() };
+        let mut batch = first;
+        let mut became_done = false;
+        loop {
+            // SAFETY: only the runner touches the state (serializer.rs), and we are it.
+            socket.state.with_mut(|state| became_done |= socket.process(unsafe { &mut *state }, batch));
+            match socket.serializer.finish() {
+                Some(next) => batch = next,
+                None => break,
+            }
+        }
+        if became_done {
+            // SAFETY: drops the open reference, which kept the socket alive until here.
+            unsafe { Self::unref(this) };
+        }
+    }
+
+    /// Drops one reference; the last frees the socket, vacates its slot and releases the
+    /// socket's binding reference (completing the detach if that was the last).
+    ///
+    /// # Safety
+    /// The caller holds a reference on `this` and does not use it afterwards.
+    pub(crate) unsafe fn unref(this: NonNull<Self>) {
+        // SAFETY: the caller's reference keeps it alive.
+        let socket = unsafe { this.as_ref() };
+        let (binding, slot, kind) = (socket.binding, socket.slot, socket.kind);
+        // SAFETY: the socket holds a binding reference, so the binding is live.
+        let b = unsafe { binding.as_ref() };
+        if !b.slots().release(slot) {
+            return;
+        }
+        // Last reference: nothing is outstanding (done requires it), no one else can reach it.
+        // SAFETY: allocated with this tag; ownership given up with `into_raw` in `create`.
+        let boxed = unsafe { PoolBox::from_raw(this, Self::tag(kind)) };
+        // SAFETY: allocated by this platform; no reference to the socket remains.
+        unsafe { boxed.free(b.client().platform()) };
+        b.slots().vacate(slot);
+        if b.rundown().release() {
+            // SAFETY: the rundown drained: nothing touches the binding after this call.
+            unsafe { Binding::complete_detach(binding) };
+        }
+    }
+
+    /// Requests close (detach). The caller holds a pin on `this`.
+    ///
+    /// # Safety
+    /// `this` is live and pinned by the caller.
+    pub(crate) unsafe fn request_close(this: NonNull<Self>) {
+        // SAFETY: forwarded.
+        unsafe { Self::post(this, EV_CLOSE_REQUEST) };
+    }
+
+    // ---- the state machine (runner only) ----
+
+    /// Processes one batch; `true` if the socket became done.
+    fn process(&self, state: &mut State<P::Socket>, batch: u32) -> bool {
+        if state.done {
+            return false;
+        }
+        if batch & EV_START != 0 && self.kind == SocketKind::Listener && state.handle.is_none() {
+            self.open(state);
+        }
+        if batch & EV_SETUP != 0 {
+            let completion = self.setup.with_mut(|c| {
+                // SAFETY: the completer wrote it before posting; only the runner takes it.
+                unsafe { (*c).take() }
+            });
+            self.on_setup(state, completion);
+        }
+        if batch & EV_RECEIVE != 0 {
+            // SAFETY: as above.
+            let completion = self.received.with_mut(|c| unsafe { (*c).take() });
+            self.on_received(state, completion);
+        }
+        if batch & EV_SEND != 0 {
+            // SAFETY: as above.
+            let completion = self.sent.with_mut(|c| unsafe { (*c).take() });
+            self.on_sent(state, completion);
+        }
+        if batch & EV_DISCONNECT != 0 {
+            // SAFETY: as above.
+            let completion = self.disconnected.with_mut(|c| unsafe { (*c).take() });
+            self.on_disconnected(state, completion);
+        }
+        if batch & EV_LISTENER_DEAD != 0 && !state.close_wanted {
+            log_warning!(self.platform(), "listener {}: stopped working (accept event without a socket), closing", self.local);
+            state.close_wanted = true;
+        }
+        if batch & EV_CLOSE_REQUEST != 0 {
+            state.close_wanted = true;
+        }
+        if batch & EV_CLOSED != 0 {
+            self.on_closed(state);
+        }
+        if !state.close_wanted && self.kind == SocketKind::Connection {
+            self.pump(state);
+        }
+        if state.close_wanted && !state.close_issued {
+            self.issue_close(state);
+        }
+        let finished = state.outstanding == 0 && state.close_wanted && (state.handle.is_none() || state.closed);
+        if finished {
+            state.done = true;
+            if self.kind == SocketKind::Connection {
+                Stats::drop_one(&self.binding().client().stats().active);
+            }
+        }
+        finished
+    }
+
+    const fn platform(&self) -> &P::Platform {
+        self.binding().client().platform()
+    }
+
+    const fn stats(&self) -> &Stats {
+        self.binding().client().stats()
+    }
+
+    /// Calls into the provider under a new rundown reference; `false` (nothing called) when
+    /// the binding is detaching.
+    fn call(&self, f: impl FnOnce(&P, &P::SocketIo, SocketRef<P>)) -> bool {
+        let b = self.binding();
+        let (Some(provider), Some(io)) = (b.provider(), self.io.as_ref()) else { return false };
+        if !b.rundown().try_acquire() {
+            return false;
+        }
+        f(provider, io, self.token());
+        // Never drains here: this socket still holds its own binding reference.
+        if b.rundown().release() {
+            log_error!(self.platform(), "internal: rundown drained under a live socket");
+        }
+        true
+    }
+
+    const fn token(&self) -> SocketRef<P> {
+        SocketRef { ptr: NonNull::from_ref(self) }
+    }
+
+    fn open(&self, state: &mut State<P::Socket>) {
+        let local = self.local;
+        if self.call(|p, io, token| p.open_listener(io, local, token)) {
+            state.outstanding |= op_bit(OpKind::Setup);
+        } else {
+            log_trace!(self.platform(), "listener {local}: not opened, detaching");
+            state.close_wanted = true;
+        }
+    }
+
+    fn fail(&self, state: &mut State<P::Socket>, what: &str, status: NtStatus) {
+        if state.close_wanted {
+            // Cancelled by our own close, or failing after it was wanted: not news.
+            log_info!(self.platform(), "{} {}: {what} ended with {status} while closing", self.describe(), self.local);
+        } else if self.kind == SocketKind::Listener {
+            log_error!(self.platform(), "listener {}: {what} failed with {status}", self.local);
+            Stats::bump(&self.stats().failures);
+        } else {
+            log_info!(self.platform(), "connection {}: {what} failed with {status}, closing", self.peer());
+        }
+        state.close_wanted = true;
+    }
+
+    const fn describe(&self) -> &'static str {
+        match self.kind {
+            SocketKind::Listener => "listener",
+            SocketKind::Connection => "connection on",
+        }
+    }
+
+    const fn peer(&self) -> PeerDisplay {
+        PeerDisplay { remote: self.remote, local: self.local }
+    }
+
+    fn unexpected(&self, state: &mut State<P::Socket>, what: &str) {
+        log_error!(self.platform(), "{} {}: unexpected {what}, closing", self.describe(), self.local);
+        Stats::bump(&self.stats().failures);
+        state.close_wanted = true;
+    }
+
+    fn on_setup(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
+        if state.outstanding & op_bit(OpKind::Setup) == 0 {
+            return self.unexpected(state, "setup completion");
+        }
+        state.outstanding &= !op_bit(OpKind::Setup);
+        match completion {
+            Some(Completion::Created(Ok(handle))) if state.handle.is_none() => {
+                state.handle = Some(handle);
+                if state.close_wanted {
+                    return; // close it (below in `process`) instead of binding it
+                }
+                let local = self.local;
+                if self.call(|p, io, token| p.bind(io, handle, local, token)) {
+                    state.outstanding |= op_bit(OpKind::Setup);
+                } else {
+                    state.close_wanted = true;
+                }
+            }
+            Some(Completion::Created(Err(status))) => self.fail(state, "WskSocket", status),
+            Some(Completion::Bound(Ok(()))) if state.handle.is_some() => {
+                if state.close_wanted {
+                    return;
+                }
+                state.listening = true;
+                Stats::bump(&self.stats().listeners_open);
+                log_trace!(self.platform(), "listener {}: listening", self.local);
+            }
+            Some(Completion::Bound(Err(status))) => self.fail(state, "WskBind", status),
+            _ => self.unexpected(state, "setup completion"),
+        }
+    }
+
+    fn on_received(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
+        if state.outstanding & op_bit(OpKind::Receive) == 0 {
+            return self.unexpected(state, "receive completion");
+        }
+        state.outstanding &= !op_bit(OpKind::Receive);
+        match completion {
+            Some(Completion::Received(Ok(0))) => {
+                state.ring.abandon_receive();
+                state.fin = true;
+                log_info!(self.platform(), "connection {}: peer finished sending", self.peer());
+            }
+            Some(Completion::Received(Ok(n))) => {
+                if let Err(error) = state.ring.finish_receive(n) {
+                    state.ring.abandon_receive();
+                    log_error!(self.platform(), "connection {}: receive completion {error:?}, closing", self.peer());
+                    Stats::bump(&self.stats().failures);
+                    state.close_wanted = true;
+                }
+            }
+            Some(Completion::Received(Err(status))) => {
+                state.ring.abandon_receive();
+                self.fail(state, "receive", status);
+            }
+            _ => {
+                state.ring.abandon_receive();
+                self.unexpected(state, "receive completion");
+            }
+        }
+    }
+
+    fn on_sent(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
+        if state.outstanding & op_bit(OpKind::Send) == 0 {
+            return self.unexpected(state, "send completion");
+        }
+        state.outstanding &= !op_bit(OpKind::Send);
+        match completion {
+            Some(Completion::Sent(Ok(n))) if n > 0 => {
+                if let Err(error) = state.ring.finish_send(n) {
+                    state.ring.abandon_send();
+                    log_error!(self.platform(), "connection {}: send completion {error:?}, closing", self.peer());
+                    Stats::bump(&self.stats().failures);
+                    state.close_wanted = true;
+                } else {
+                    Stats::add(&self.stats().bytes_echoed, u64::try_from(n).unwrap_or(u64::MAX));
+                }
+            }
+            Some(Completion::Sent(Ok(_))) => {
+                state.ring.abandon_send();
+                self.unexpected(state, "send of 0 bytes");
+            }
+            Some(Completion::Sent(Err(status))) => {
+                state.ring.abandon_send();
+                self.fail(state, "send", status);
+            }
+            _ => {
+                state.ring.abandon_send();
+                self.unexpected(state, "send completion");
+            }
+        }
+    }
+
+    fn on_disconnected(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
+        if state.outstanding & op_bit(OpKind::Disconnect) == 0 {
+            return self.unexpected(state, "disconnect completion");
+        }
+        state.outstanding &= !op_bit(OpKind::Disconnect);
+        match completion {
+            Some(Completion::Disconnected(Ok(()))) => {
+                state.disconnected = true;
+                state.close_wanted = true;
+            }
+            Some(Completion::Disconnected(Err(status))) => self.fail(state, "disconnect", status),
+            _ => self.unexpected(state, "disconnect completion"),
+        }
+    }
+
+    fn on_closed(&self, state: &mut State<P::Socket>) {
+        if state.outstanding & op_bit(OpKind::Close) == 0 {
+            return self.unexpected(state, "close completion");
+        }
+        state.outstanding &= !op_bit(OpKind::Close);
+        state.closed = true;
+        match self.kind {
+            SocketKind::Listener => {
+                if state.listening {
+                    state.listening = false;
+                    Stats::drop_one(&self.stats().listeners_open);
+                }
+                log_trace!(self.platform(), "listener {}: closed", self.local);
+            }
+            SocketKind::Connection => {
+                let how = if state.disconnected { "gracefully" } else { "abortively" };
+                log_info!(self.platform(), "connection {}: closed {how}", self.peer());
+            }
+        }
+    }
+
+    /// Connection: issues the receive, send and disconnect the ring allows.
+    fn pump(&self, state: &mut State<P::Socket>) {
+        let Some(handle) = state.handle else { return };
+        if !state.fin
+            && state.outstanding & op_bit(OpKind::Receive) == 0
+            && let Some(range) = state.ring.start_receive()
+        {
+            if self.call(|p, io, token| p.receive(io, handle, range, token)) {
+                state.outstanding |= op_bit(OpKind::Receive);
+            } else {
+                state.ring.abandon_receive();
+                state.close_wanted = true;
+                return;
+            }
+        }
+        if state.outstanding & op_bit(OpKind::Send) == 0
+            && let Some(range) = state.ring.start_send()
+        {
+            if self.call(|p, io, token| p.send(io, handle, range, token)) {
+                state.outstanding |= op_bit(OpKind::Send);
+            } else {
+                state.ring.abandon_send();
+                state.close_wanted = true;
+                return;
+            }
+        }
+        if state.fin && state.ring.is_empty() && state.outstanding == 0 && !state.disconnect_issued {
+            if self.call(|p, io, token| p.disconnect(io, handle, token)) {
+                state.disconnect_issued = true;
+                state.outstanding |= op_bit(OpKind::Disconnect);
+            } else {
+                state.close_wanted = true;
+            }
+        }
+    }
+
+    /// Issues `WskCloseSocket` once there is a socket to close. Pending operations are
+    /// allowed (close cancels them); a pending `WskSocket` is waited for (no handle yet).
+    fn issue_close(&self, state: &mut State<P::Socket>) {
+        let Some(handle) = state.handle else { return };
+        let b = self.binding();
+        let (Some(provider), Some(io)) = (b.provider(), self.io.as_ref()) else {
+            state.closed = true; // cannot happen: treat as closed rather than leak
+            return;
+        };
+        // The socket's own binding reference is held: the close is allowed while detaching.
+        b.rundown().acquire_held();
+        state.close_issued = true;
+        state.outstanding |= op_bit(OpKind::Close);
+        provider.close(io, handle, self.token());
+        if b.rundown().release() {
+            log_error!(self.platform(), "internal: rundown drained under a live socket");
+        }
+    }
+}
+
+/// `remote -> local` for log lines.
+struct PeerDisplay {
+    remote: Option<SocketAddr>,
+    local: SocketAddr,
+}
+
+impl ::core::fmt::Display for PeerDisplay {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        match self.remote {
+            Some(remote) => write!(f, "{remote} -> {}", self.local),
+            None => write!(f, "? -> {}", self.local),
+        }
+    }
+}
 
 /// Token for one core socket, passed to the provider as its completion / socket context.
+///
+/// It may be used from any thread (`Send + Sync`): the core synchronizes internally.
 pub struct SocketRef<P: Provider> {
-    ptr: NonNull<()>,
-    _provider: PhantomData<fn() -> P>,
+    ptr: NonNull<Socket<P>>,
 }
 
 impl<P: Provider> Clone for SocketRef<P> {
@@ -17,10 +664,96 @@ impl<P: Provider> Clone for SocketRef<P> {
 }
 impl<P: Provider> Copy for SocketRef<P> {}
 
+impl<P: Provider> ::core::fmt::Debug for SocketRef<P> {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        write!(f, "SocketRef({:p})", self.ptr)
+    }
+}
+
+impl<P: Provider> PartialEq for SocketRef<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
+    }
+}
+impl<P: Provider> Eq for SocketRef<P> {}
+
+// SAFETY: a token is an address; every use goes through the socket's serializer and atomics,
+// which are built for calls from any thread (provider.rs: completions come on any thread).
+unsafe impl<P: Provider> Send for SocketRef<P> {}
+// SAFETY: as above.
+unsafe impl<P: Provider> Sync for SocketRef<P> {}
+
 impl<P: Provider> SocketRef<P> {
     /// The token as a context pointer.
     #[must_use]
-    pub const fn as_context(self) -> *mut ::core::ffi::c_void {
+    pub const fn as_context(self) -> *mut c_void {
         self.ptr.as_ptr().cast()
+    }
+
+    /// The token back from a context pointer. `None` for a null pointer.
+    ///
+    /// # Safety
+    /// `context` came from [`SocketRef::as_context`] of a socket whose use is still allowed
+    /// (see [`SocketRef::complete`] and [`SocketRef::accept_event`]).
+    #[must_use]
+    pub unsafe fn from_context(context: *mut c_void) -> Self {
+        Self { ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()) }
+    }
+
+    /// An asynchronous [`Provider`] operation made with this token finished (IRP completion
+    /// routine), at IRQL <= `DISPATCH_LEVEL`, on any thread, possibly before the call that
+    /// started it returned. The token must not be used by the caller afterwards.
+    ///
+    /// # Safety
+    /// Called exactly once per operation, with the token the operation was made with.
+    pub unsafe fn complete(self, completion: Completion<P::Socket>) {
+        // SAFETY: an outstanding operation keeps the socket alive until its completion is
+        // processed, which cannot happen before this post.
+        let socket = unsafe { self.ptr.as_ref() };
+        let (cell, event) = match completion {
+            Completion::Created(_) | Completion::Bound(_) => (Some(&socket.setup), EV_SETUP),
+            Completion::Received(_) => (Some(&socket.received), EV_RECEIVE),
+            Completion::Sent(_) => (Some(&socket.sent), EV_SEND),
+            Completion::Disconnected(_) => (Some(&socket.disconnected), EV_DISCONNECT),
+            Completion::Closed => (None, EV_CLOSED),
+        };
+        if let Some(cell) = cell {
+            // SAFETY: one operation of this kind is outstanding and the runner reads the cell
+            // only after this post (serializer orderings), so no other access is live.
+            cell.with_mut(|c| unsafe { *c = Some(completion) });
+        }
+        // SAFETY: alive as argued above.
+        unsafe { Socket::post(self.ptr, event) };
+    }
+
+    /// `WskAcceptEvent` on a listener's token, at IRQL <= `DISPATCH_LEVEL`. `accepted` is the
+    /// new socket (`None`: the listening socket stopped working, so it is closed; the result
+    /// is then an error to ignore), `remote` the peer's address when known.
+    ///
+    /// `Ok(token)`: the connection was taken; return `STATUS_SUCCESS` with the token as the
+    /// accept socket context (no connection event callbacks are enabled, so WSK never uses
+    /// it). `Err(status)`: refuse the connection (return `STATUS_REQUEST_NOT_ACCEPTED`; WSK
+    /// closes it): the binding is detaching, `MaxConnections` are open, or memory ran out.
+    ///
+    /// # Errors
+    /// As above.
+    ///
+    /// # Safety
+    /// `self` is a listener's token, called while WSK may call its accept event (before its
+    /// close completed).
+    pub unsafe fn accept_event(self, accepted: Option<P::Socket>, remote: Option<SocketAddr>) -> Result<Self, NtStatus> {
+        // SAFETY: WSK does not call the accept event of a listener whose close completed, and
+        // the listener is freed only after that.
+        let listener = unsafe { self.ptr.as_ref() };
+        if listener.kind != SocketKind::Listener {
+            return Err(NtStatus::INVALID_DEVICE_STATE);
+        }
+        let Some(handle) = accepted else {
+            // SAFETY: live, as above.
+            unsafe { Socket::post(self.ptr, EV_LISTENER_DEAD) };
+            return Err(NtStatus::REQUEST_NOT_ACCEPTED);
+        };
+        // SAFETY: the listener holds a binding reference.
+        unsafe { Binding::admit_connection(listener.binding, listener.local, handle, remote) }
     }
 }

@@ -1,4 +1,4 @@
-//! Counters, kept by the kernel in the global client (read them in WinDbg with
+//! Counters, kept by the kernel in the global client (read them in `WinDbg` with
 //! `dx wskecho!CLIENT...stats`, docs/windbg.md). Relaxed atomics: they order nothing.
 
 use crate::core::sync::{Ordering, StatCounter};

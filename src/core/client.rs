@@ -1,0 +1,136 @@
+//! Client: the configuration, the counters and the bindings; the NMR entry points.
+//!
+//! The kernel adapter keeps one `Client` in a global (so the counters are visible to
+//! `WinDbg`) from `DriverEntry` to the end of `Unload`; the harness keeps one per emulated
+//! machine. `attach_provider` is `ClientAttachProvider`; [`BindingRef`] carries the detach
+//! and cleanup callbacks; `live_bindings` lets `Unload` wait until every binding is freed.
+
+use ::core::marker::PhantomData;
+
+pub use crate::core::binding::BindingRef;
+use crate::core::{
+    binding::{Binding, finish_attach},
+    config::Config,
+    log::{log_error, log_trace, log_warning},
+    provider::Provider,
+    stats::Stats,
+    status::NtStatus,
+    sync::{AtomicUsize, Ordering},
+    wsk_version::{WSK_VERSION_1_0, WskVersionRange},
+};
+
+/// The WSK client (see the module documentation).
+pub struct Client<P: Provider> {
+    config: Config,
+    platform: P::Platform,
+    stats: Stats,
+    live: AtomicUsize,
+    _provider: PhantomData<fn() -> P>,
+}
+
+impl<P: Provider> ::core::fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .field("live_bindings", &self.live_bindings())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Provider> Client<P> {
+    /// A client with a validated configuration, before any binding.
+    #[must_use]
+    pub fn new(config: Config, platform: P::Platform) -> Self {
+        Self { config, platform, stats: Stats::new(), live: AtomicUsize::new(0), _provider: PhantomData }
+    }
+
+    /// The configuration.
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    pub const fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Memory and logging.
+    pub const fn platform(&self) -> &P::Platform {
+        &self.platform
+    }
+
+    /// `ClientAttachProvider` (`PASSIVE_LEVEL`). Declines providers whose version range
+    /// excludes WSK 1.0 (`STATUS_NOINTERFACE`); allocates a binding; calls `attach`, which must
+    /// call `NmrClientAttachProvider` with `binding.as_context()` as the client binding context
+    /// and return the provider built from its out-parameters (on failure the binding is freed
+    /// here and `attach`'s status returned); then enables accept events and opens the
+    /// listeners. Returns `STATUS_SUCCESS` once attached, even if listeners failed (they are
+    /// logged and counted): the attachment itself stands.
+    ///
+    /// # Safety
+    /// `self` must not move or be dropped while `live_bindings() > 0`.
+    pub unsafe fn attach_provider(
+        &self,
+        provider_versions: WskVersionRange,
+        attach: impl FnOnce(BindingRef<P>) -> Result<P, NtStatus>,
+    ) -> NtStatus {
+        if !provider_versions.covers(WSK_VERSION_1_0) {
+            log_warning!(
+                &self.platform,
+                "attach: declined: WSK provider versions {:#06x}..={:#06x} exclude 1.0 ({})",
+                provider_versions.lowest,
+                provider_versions.highest,
+                NtStatus::NOINTERFACE
+            );
+            return NtStatus::NOINTERFACE;
+        }
+        let Some(binding) = Binding::create(self) else {
+            log_error!(&self.platform, "attach: binding not allocated: {}", NtStatus::INSUFFICIENT_RESOURCES);
+            Stats::bump(&self.stats.failures);
+            return NtStatus::INSUFFICIENT_RESOURCES;
+        };
+        self.live.fetch_add(1, Ordering::AcqRel);
+        // The attach reference: keeps the binding alive through the attach even if NMR calls
+        // the detach as soon as NmrClientAttachProvider succeeded.
+        // SAFETY: just created, not yet shared.
+        unsafe { binding.as_ref() }.rundown().acquire_held();
+        match attach(BindingRef::new(binding)) {
+            Ok(provider) => {
+                // SAFETY: live, and we hold the attach reference, which this drops.
+                unsafe { finish_attach(binding, provider) };
+                NtStatus::SUCCESS
+            }
+            Err(status) => {
+                log_error!(&self.platform, "attach: NmrClientAttachProvider failed with {status}");
+                Stats::bump(&self.stats.failures);
+                // SAFETY: NMR did not take the binding: it is ours alone.
+                unsafe { Binding::destroy(binding) };
+                self.binding_freed();
+                if status.is_success() { NtStatus::UNSUCCESSFUL } else { status }
+            }
+        }
+    }
+
+    /// Bindings allocated and not yet freed by cleanup.
+    pub fn live_bindings(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// A binding was freed. `true` if none is live any more. The last touch of the client by
+    /// the binding's code.
+    pub(crate) fn binding_freed(&self) -> bool {
+        let previous = self.live.fetch_sub(1, Ordering::AcqRel);
+        if previous == 0 {
+            // Unreachable by construction; undo rather than wrap.
+            self.live.fetch_add(1, Ordering::AcqRel);
+            log_error!(&self.platform, "internal: binding freed twice");
+        }
+        previous == 1
+    }
+
+    /// Logs the configuration (`DriverEntry`).
+    pub fn log_config(&self) {
+        log_trace!(&self.platform, "configuration: {}", self.config);
+    }
+}
