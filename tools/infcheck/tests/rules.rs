@@ -421,15 +421,38 @@ fn file_rules_fail() {
     for (from, to, rule) in cases {
         assert_mutation_fails(PRIMITIVE, from, to, rule);
     }
+    // DIRID 13 (the driver store) keeps the package's names and layout.
+    assert_mutation_fails(
+        PRIMITIVE,
+        "[wskecho.DriverFiles]\nwskecho.sys",
+        "[wskecho.DriverFiles]\nwskecho.sys,echo.sys",
+        "files.driver-store",
+    );
+    assert_mutation_fails(
+        PRIMITIVE,
+        "wskecho.DriverFiles = 13",
+        "wskecho.DriverFiles = 13,x64",
+        "files.driver-store",
+    );
+    assert_mutation_fails(
+        PRIMITIVE,
+        "wskecho.sys = 1",
+        "wskecho.sys = 1,x64",
+        "files.driver-store",
+    );
+    let same_layout = PRIMITIVE
+        .replace("wskecho.DriverFiles = 13", "wskecho.DriverFiles = 13,x64")
+        .replace("wskecho.sys = 1", "wskecho.sys = 1,x64");
+    assert_eq!(errors(&same_layout), vec![]);
     // DefaultDestDir covers a copy section that has no entry of its own.
     let default_dest = PRIMITIVE.replace("wskecho.DriverFiles = 13", "DefaultDestDir = 13");
     assert_eq!(errors(&default_dest), vec![]);
 }
 
+/// Registry lines: root, subkey, flags, names, DWORD values.
 #[test]
 fn registry_rules_fail() {
     let dword = "HKR, Parameters, MaxConnections,  0x00010001, 1024";
-    let multi = "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:40007\", \"[::]:40007\"";
     let cases = [
         (
             dword,
@@ -487,6 +510,27 @@ fn registry_rules_fail() {
             "registry.duplicate",
         ),
         (
+            dword,
+            "HKR, Parameters, MaxConnections, 0x00010001, 65537",
+            "registry.range",
+        ),
+        (
+            "HKR, Parameters, BufferSize,      0x00010001, 16384",
+            "HKR, Parameters, BufferSize, 0x00010001, 511",
+            "registry.range",
+        ),
+    ];
+    for (from, to, rule) in cases {
+        assert_mutation_fails(PRIMITIVE, from, to, rule);
+    }
+}
+
+/// `ListenAddresses`: type, and the driver's own parser on each entry.
+#[test]
+fn listen_address_rules_fail() {
+    let multi = "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:40007\", \"[::]:40007\"";
+    let cases = [
+        (
             multi,
             "HKR, Parameters, ListenAddresses, 0x00000000, \"0.0.0.0:40007\"",
             "registry.type",
@@ -520,16 +564,6 @@ fn registry_rules_fail() {
             multi,
             "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:0\", \"[::]:40007\"",
             "registry.value",
-        ),
-        (
-            dword,
-            "HKR, Parameters, MaxConnections, 0x00010001, 65537",
-            "registry.range",
-        ),
-        (
-            "HKR, Parameters, BufferSize,      0x00010001, 16384",
-            "HKR, Parameters, BufferSize, 0x00010001, 511",
-            "registry.range",
         ),
         (
             multi,

@@ -7,6 +7,15 @@ use super::parse_number;
 use super::style::InstallRoot;
 use crate::parse::{Entry, Section};
 
+/// DIRID of the driver store.
+const DRIVER_STORE: u32 = 13;
+
+/// Where a copy section's files go: a DIRID and an optional subdirectory.
+struct Target {
+    dirid: Option<u32>,
+    subdir: String,
+}
+
 /// A file an install section copies, and the DIRID it lands in.
 pub struct CopiedFile {
     /// Destination file name.
@@ -24,15 +33,27 @@ pub fn check_root(cx: &mut Context<'_>, root: &InstallRoot<'_>) -> Vec<CopiedFil
     for directive in root.install.entries_with_key("CopyFiles") {
         for field in directive.fields() {
             if let Some(file) = field.strip_prefix('@') {
-                let dirid = default_destination(cx);
-                copied.push(checked_file(cx, file, dirid, directive.line));
+                let target = default_destination(cx);
+                copied.push(checked_file(cx, file, &target, directive.line));
             } else if let Some(section) = inf.section(&field) {
-                let dirid = destination(cx, section);
+                let target = destination(cx, section);
                 for line in &section.entries {
                     let name = file_name(line);
-                    if !name.is_empty() {
-                        copied.push(checked_file(cx, &name, dirid, line.line));
+                    if name.is_empty() {
+                        continue;
                     }
+                    let source = line.field(1);
+                    if target.dirid == Some(DRIVER_STORE)
+                        && !source.is_empty()
+                        && !source.eq_ignore_ascii_case(&name)
+                    {
+                        cx.findings.error(
+                            "files.driver-store",
+                            Some(line.line),
+                            format!("`{source}` is copied as `{name}` into DIRID 13: files in the driver store keep their names (InfVerif 1100)"),
+                        );
+                    }
+                    copied.push(checked_file(cx, &name, &target, line.line));
                 }
             }
             // A missing section is reported by the reference rule.
@@ -72,7 +93,7 @@ fn is_source_files(name: &str) -> bool {
     lower == "sourcedisksfiles" || lower.starts_with("sourcedisksfiles.")
 }
 
-fn checked_file(cx: &mut Context<'_>, name: &str, dirid: Option<u32>, line: usize) -> CopiedFile {
+fn checked_file(cx: &mut Context<'_>, name: &str, target: &Target, line: usize) -> CopiedFile {
     let arch_suffix = source_suffix(cx.policy.architecture);
     let inf = cx.inf;
     let listing = [
@@ -111,13 +132,35 @@ fn checked_file(cx: &mut Context<'_>, name: &str, dirid: Option<u32>, line: usiz
                     format!("`{name}` uses disk id `{disk}`, which [SourceDisksNames] does not list (InfVerif 1273)"),
                 );
             }
+            let source_subdir = entry.field(1);
+            if target.dirid == Some(DRIVER_STORE) && !same_dir(&source_subdir, &target.subdir) {
+                cx.findings.error(
+                    "files.driver-store",
+                    Some(line),
+                    format!(
+                        "`{name}` comes from subdirectory `{source_subdir}` but goes to `{}` of DIRID 13: the driver store keeps the package layout (InfVerif 1100)",
+                        target.subdir
+                    ),
+                );
+            }
         }
     }
     CopiedFile {
         name: name.to_owned(),
-        dirid,
+        dirid: target.dirid,
         line,
     }
+}
+
+/// Whether two INF subdirectory fields name the same directory (`\\` or `/`, any case,
+/// leading/trailing separators ignored).
+fn same_dir(a: &str, b: &str) -> bool {
+    let normal = |text: &str| {
+        text.replace('/', "\\")
+            .trim_matches('\\')
+            .to_ascii_lowercase()
+    };
+    normal(a) == normal(b)
 }
 
 /// `NTamd64` → `amd64` (the decoration of `SourceDisks*` sections).
@@ -126,35 +169,44 @@ fn source_suffix(architecture: &str) -> String {
     lower.strip_prefix("nt").unwrap_or(&lower).to_owned()
 }
 
-fn default_destination(cx: &mut Context<'_>) -> Option<u32> {
+fn default_destination(cx: &mut Context<'_>) -> Target {
     let inf = cx.inf;
     let entry = inf
         .section("DestinationDirs")
         .and_then(|dirs| dirs.entry("DefaultDestDir"));
-    let dirid = entry.and_then(|entry| parse_number(&entry.field(0)));
-    if dirid.is_none() {
+    let target = Target {
+        dirid: entry.and_then(|entry| parse_number(&entry.field(0))),
+        subdir: entry.map(|entry| entry.field(1)).unwrap_or_default(),
+    };
+    if target.dirid.is_none() {
         cx.findings.error(
             "files.destination-missing",
             entry.map(|e| e.line),
             "single-file CopyFiles=@file needs a numeric DefaultDestDir in [DestinationDirs] (InfVerif 1275)",
         );
     }
-    dirid
+    target
 }
 
-fn destination(cx: &mut Context<'_>, copy_section: &Section) -> Option<u32> {
+fn destination(cx: &mut Context<'_>, copy_section: &Section) -> Target {
     let inf = cx.inf;
     let dirs = inf.section("DestinationDirs");
     let entry = dirs
         .and_then(|dirs| dirs.entry(&copy_section.name))
         .or_else(|| dirs.and_then(|dirs| dirs.entry("DefaultDestDir")));
-    let dirid = entry.and_then(|entry| parse_number(&entry.field(0)));
-    if dirid.is_none() {
+    let target = Target {
+        dirid: entry.and_then(|entry| parse_number(&entry.field(0))),
+        subdir: entry.map(|entry| entry.field(1)).unwrap_or_default(),
+    };
+    if target.dirid.is_none() {
         cx.findings.error(
             "files.destination-missing",
             Some(copy_section.line),
-            format!("[{}] has no numeric destination in [DestinationDirs] and there is no DefaultDestDir (InfVerif 1275)", copy_section.name),
+            format!(
+                "[{}] has no numeric destination in [DestinationDirs] and there is no DefaultDestDir (InfVerif 1275)",
+                copy_section.name
+            ),
         );
     }
-    dirid
+    target
 }
