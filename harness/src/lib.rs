@@ -7,15 +7,18 @@
 //! * [`pool`] — the accounting [`Platform`](wskecho::core::provider::Platform) with fault injection.
 //! * [`nmr`] — registrations and the per-binding attach/detach state machine.
 //! * [`wsk`] — the WSK subsystem over host sockets (reactor + workers).
-//! * `host_provider` — the core's `Provider` trait over [`wsk`].
-//! * `driver` — `DriverEntry` / `Unload` around the core's `Client`, as the kernel adapter.
-//! * `harness` — one complete emulated machine for tests and the CLI.
+//! * [`host_provider`] — the core's `Provider` trait over [`wsk`].
+//! * [`driver`] — `DriverEntry` / `Unload` around the core's `Client`, as the kernel adapter.
+//! * [`harness`] — one complete emulated machine for tests and the CLI.
 
 // Locks are scoped by blocks on purpose (the harness never calls into the driver while holding
 // one); this nursery lint misreads that pattern.
 #![allow(clippy::significant_drop_tightening)]
 
 pub mod contract;
+pub mod driver;
+pub mod harness;
+pub mod host_provider;
 pub mod irql;
 pub mod nmr;
 pub mod pool;

@@ -1,0 +1,357 @@
+//! One emulated machine: pool, NMR, WSK subsystem and the loaded driver, with the report a
+//! run ends with. Used by the CLI (`main.rs`) and the tests.
+
+use std::{
+    fmt::Write as _,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use wskecho::core::{
+    config::{Config, ConfigBuilder, ValueName},
+    provider::Level,
+    stats::StatsSnapshot,
+    status::NtStatus,
+};
+
+use crate::{
+    contract::Contract,
+    driver::{Driver, Subsystem, UnloadReport},
+    nmr::{DetachCause, Nmr, NmrMode},
+    pool::{Outstanding, Pool},
+    wsk::{Wsk, WskMode},
+};
+
+/// How to set up a run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The driver's configuration (as read from the registry on Windows), validated by the
+    /// core's own rules.
+    pub config: Config,
+    builder: ConfigBuilder,
+    /// NMR timing choices and wait bound.
+    pub nmr: NmrMode,
+    /// WSK completion timing and worker count.
+    pub wsk: WskMode,
+    /// Most verbose driver log level written to stderr (`None`: none; problems are still
+    /// kept for start-up error messages).
+    pub verbosity: Option<Level>,
+}
+
+impl Options {
+    /// The driver's defaults, listening on `listen` (`ADDR:PORT` texts; port 0 allowed), with
+    /// completions on workers and inline, and driver warnings on stderr.
+    ///
+    /// # Errors
+    /// The core's configuration validation refused an address (the message says why).
+    pub fn new(listen: &[&str]) -> Result<Self, String> {
+        let mut builder = ConfigBuilder::new().allow_ephemeral_ports();
+        builder.set_listen_addresses(listen.iter().copied()).map_err(|e| format!("invalid --listen: {e}"))?;
+        Ok(Self {
+            config: builder.build(),
+            builder,
+            nmr: NmrMode::default(),
+            wsk: WskMode::default(),
+            verbosity: Some(Level::Warning),
+        })
+    }
+
+    fn with(mut self, name: ValueName, flag: &str, value: u32) -> Result<Self, String> {
+        self.builder.set_dword(name, value).map_err(|e| format!("invalid {flag}: {e}"))?;
+        self.config = self.builder.build();
+        Ok(self)
+    }
+
+    /// Sets `MaxConnections`.
+    ///
+    /// # Errors
+    /// Out of the core's range.
+    pub fn with_max_connections(self, value: u32) -> Result<Self, String> {
+        self.with(ValueName::MaxConnections, "--max-connections", value)
+    }
+
+    /// Sets `BufferSize`.
+    ///
+    /// # Errors
+    /// Out of the core's range.
+    pub fn with_buffer_size(self, value: u32) -> Result<Self, String> {
+        self.with(ValueName::BufferSize, "--buffer-size", value)
+    }
+}
+
+/// Why the listeners did not all open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The end-of-run report (the CLI's last stdout line).
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// How long Unload took, in milliseconds.
+    pub unload_ms: u128,
+    /// `"success"` or `"pending"`: what `ClientDetachProvider` returned during Unload;
+    /// `"none"` if no binding was attached then.
+    pub detach: &'static str,
+    /// Connections the driver accepted.
+    pub accepted: u64,
+    /// Connections the driver refused.
+    pub refused: u64,
+    /// Bytes the driver sent back.
+    pub bytes_echoed: u64,
+    /// Pool bytes still allocated after Unload (and after the driver's state was dropped).
+    pub pool_outstanding_bytes: usize,
+    /// Most pool bytes allocated at once.
+    pub pool_peak_bytes: usize,
+    /// Leaks, per tag and allocation site.
+    pub leaks: Vec<Outstanding>,
+    /// Contract violations, in order.
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    /// No violation and nothing leaked.
+    #[must_use]
+    pub fn clean(&self) -> bool {
+        self.violations.is_empty() && self.pool_outstanding_bytes == 0
+    }
+
+    /// The report as one line of JSON.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "{{\"unload_ms\":{},\"detach\":\"{}\",\"accepted\":{},\"refused\":{},\"bytes_echoed\":{},\
+             \"pool_outstanding_bytes\":{},\"pool_peak_bytes\":{},\"contract_violations\":{},\"violations\":[",
+            self.unload_ms,
+            self.detach,
+            self.accepted,
+            self.refused,
+            self.bytes_echoed,
+            self.pool_outstanding_bytes,
+            self.pool_peak_bytes,
+            self.violations.len()
+        );
+        for (n, violation) in self.violations.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, violation);
+        }
+        out.push_str("],\"leaks\":[");
+        for (n, leak) in self.leaks.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, &leak.to_string());
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A running emulated machine with the driver loaded.
+pub struct Harness {
+    contract: Arc<Contract>,
+    pool: Pool,
+    wsk: Subsystem,
+    nmr: Nmr<Subsystem>,
+    driver: Option<Driver>,
+    expected_listeners: usize,
+    wait_timeout: Duration,
+}
+
+impl Harness {
+    /// Boots the machine: starts the WSK subsystem, registers it with the NMR, and loads the
+    /// driver (`DriverEntry`). Returns before the listeners are open: see
+    /// [`Harness::wait_listening`].
+    ///
+    /// # Errors
+    /// The host would not start the subsystem's threads or poller.
+    pub fn start(options: Options) -> io::Result<Self> {
+        Self::start_with(options, |_| {})
+    }
+
+    /// Like [`Harness::start`], running `before_load` (e.g. to arm fault injection) after the
+    /// WSK subsystem registered and before `DriverEntry`.
+    ///
+    /// # Errors
+    /// As [`Harness::start`].
+    pub fn start_with(options: Options, before_load: impl FnOnce(&Self)) -> io::Result<Self> {
+        let contract = Arc::new(Contract::new());
+        let pool = Pool::new(Arc::clone(&contract), options.verbosity);
+        let wsk = Wsk::start(Arc::clone(&contract), pool.clone(), options.wsk)?;
+        let nmr = Nmr::new(Arc::clone(&contract), options.nmr);
+        nmr.register_provider(Arc::new(wsk.clone()));
+        let expected_listeners = options.config.endpoint_count();
+        let mut harness = Self {
+            contract,
+            pool,
+            wsk,
+            nmr,
+            driver: None,
+            expected_listeners,
+            wait_timeout: options.nmr.wait_timeout,
+        };
+        before_load(&harness);
+        harness.driver = Some(Driver::load(
+            options.config,
+            harness.pool.clone(),
+            harness.nmr.clone(),
+            Arc::clone(&harness.contract),
+            options.nmr.wait_timeout,
+        ));
+        Ok(harness)
+    }
+
+    /// The violation recorder.
+    #[must_use]
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// The accounting pool (the driver's `Platform`).
+    #[must_use]
+    pub const fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The emulated WSK subsystem.
+    #[must_use]
+    pub const fn wsk(&self) -> &Subsystem {
+        &self.wsk
+    }
+
+    /// The emulated NMR.
+    #[must_use]
+    pub const fn nmr(&self) -> &Nmr<Subsystem> {
+        &self.nmr
+    }
+
+    /// The loaded driver (until [`Harness::unload`]).
+    #[must_use]
+    pub const fn driver(&self) -> Option<&Driver> {
+        self.driver.as_ref()
+    }
+
+    /// Waits until every configured listener is listening, and returns their local addresses
+    /// (real ports), in configuration order.
+    ///
+    /// # Errors
+    /// A listener failed (the message names the address and status), or `timeout` passed.
+    pub fn wait_listening(&self, timeout: Duration) -> Result<Vec<SocketAddr>, StartError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let failures = self.wsk.setup_failures();
+            if let Some((addr, status)) = failures.first() {
+                return Err(StartError(format!("cannot listen on {addr}: {}", describe(*status))));
+            }
+            let listening = self.wsk.listening();
+            if listening.len() >= self.expected_listeners {
+                return Ok(listening);
+            }
+            if Instant::now() >= deadline {
+                let problems = self.pool.recent_problems();
+                return Err(StartError(match problems.first() {
+                    Some(line) => format!("the driver did not open its listeners: {line}"),
+                    None => format!(
+                        "the driver opened {} of {} listeners within {timeout:?}",
+                        listening.len(),
+                        self.expected_listeners
+                    ),
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The WSK subsystem deregisters (as if it were going away) and the call waits until its
+    /// bindings are gone. Returns `false` on timeout (also a recorded violation).
+    pub fn deregister_provider(&self) -> bool {
+        self.nmr.deregister_provider();
+        self.nmr.wait_provider_deregistered()
+    }
+
+    /// The WSK subsystem registers again; the driver attaches to it.
+    pub fn register_provider(&self) {
+        self.nmr.register_provider(Arc::new(self.wsk.clone()));
+    }
+
+    /// Unloads the driver (`sc stop`), drops its state, stops the subsystem, and reports.
+    #[must_use]
+    pub fn unload(mut self) -> Report {
+        let unload = match self.driver.take() {
+            Some(driver) => driver.unload(),
+            None => UnloadReport {
+                duration: Duration::ZERO,
+                deregister_status: NtStatus::SUCCESS,
+                stats: StatsSnapshot::default(),
+            },
+        };
+        self.finish(&unload)
+    }
+
+    fn finish(self, unload: &UnloadReport) -> Report {
+        let detach = self
+            .nmr
+            .detach_records()
+            .iter()
+            .filter(|r| r.cause == DetachCause::ClientDeregistered)
+            .fold("none", |seen, r| if r.status == NtStatus::PENDING || seen == "pending" { "pending" } else { "success" });
+        self.wsk.stop();
+        if self.wsk.open_sockets() != 0 {
+            self.contract.violation(format!("{} WSK socket(s) open after unload", self.wsk.open_sockets()));
+        }
+        let leaks = self.pool.outstanding();
+        let _ = self.wait_timeout;
+        Report {
+            unload_ms: unload.duration.as_millis(),
+            detach,
+            accepted: unload.stats.accepted,
+            refused: unload.stats.refused,
+            bytes_echoed: unload.stats.bytes_echoed,
+            pool_outstanding_bytes: self.pool.outstanding_bytes(),
+            pool_peak_bytes: self.pool.peak_bytes(),
+            leaks,
+            violations: self.contract.violations(),
+        }
+    }
+}
+
+/// A status as `NAME (0x...)` for the statuses a start-up can fail with.
+#[must_use]
+pub fn describe(status: NtStatus) -> String {
+    let name = match status {
+        NtStatus::ADDRESS_ALREADY_EXISTS => "address already in use (STATUS_ADDRESS_ALREADY_EXISTS)",
+        NtStatus::INSUFFICIENT_RESOURCES => "insufficient resources (STATUS_INSUFFICIENT_RESOURCES)",
+        NtStatus::INVALID_PARAMETER => "invalid parameter (STATUS_INVALID_PARAMETER)",
+        crate::wsk::ACCESS_DENIED => "access denied (STATUS_ACCESS_DENIED)",
+        crate::wsk::INVALID_ADDRESS_COMPONENT => {
+            "address not available on this host (STATUS_INVALID_ADDRESS_COMPONENT)"
+        }
+        _ => "failed",
+    };
+    format!("{name}, {status}")
+}

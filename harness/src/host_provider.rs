@@ -1,0 +1,90 @@
+//! The core's [`Provider`] trait over the emulated WSK subsystem ([`crate::wsk`]).
+//!
+//! This is the only place where the harness calls the core's socket entry points
+//! ([`SocketRef::complete`] and [`SocketRef::accept_event`]), exactly as the kernel adapter's
+//! completion routines and `WskAcceptEvent` callback do.
+
+use std::{net::SocketAddr, ops::Range, ptr::NonNull};
+
+use wskecho::core::{
+    provider::{Completion, Provider, SocketKind},
+    socket::SocketRef,
+    status::NtStatus,
+};
+
+use crate::{
+    pool::Pool,
+    wsk::{SocketHandle, SocketIo, Upcall, WskClient},
+};
+
+/// The core's socket token as the emulated subsystem's socket context.
+#[derive(Clone, Copy)]
+pub struct CoreRef(SocketRef<HostProvider>);
+
+// SAFETY: a `SocketRef` is a context pointer the core hands to WSK precisely so that it comes
+// back on whatever thread completes the operation (IRP completions and WSK events run on any
+// CPU); the core synchronizes everything behind it.
+unsafe impl Send for CoreRef {}
+// SAFETY: as above; the token is only copied and passed back.
+unsafe impl Sync for CoreRef {}
+
+impl Upcall for CoreRef {
+    unsafe fn complete(self, completion: Completion<SocketHandle>) {
+        // SAFETY: the caller delivers exactly one completion per operation, with its token.
+        unsafe { self.0.complete(completion) };
+    }
+
+    unsafe fn accept_event(
+        self,
+        accepted: Option<SocketHandle>,
+        remote: Option<SocketAddr>,
+    ) -> Result<Self, NtStatus> {
+        // SAFETY: the caller runs this on an open listener's token, as WSK runs WskAcceptEvent.
+        unsafe { self.0.accept_event(accepted, remote) }.map(CoreRef)
+    }
+}
+
+/// The provider one binding gives the core: `PWSK_CLIENT` and the dispatch tables, emulated.
+pub struct HostProvider(pub WskClient<CoreRef>);
+
+impl Provider for HostProvider {
+    type Socket = SocketHandle;
+    type SocketIo = SocketIo;
+    type Platform = Pool;
+
+    fn new_socket_io(&self, kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Result<SocketIo, NtStatus> {
+        self.0.new_socket_io(kind, buffer)
+    }
+
+    fn enable_accept_events(&self) -> Result<(), NtStatus> {
+        self.0.enable_accept_events()
+    }
+
+    fn open_listener(&self, io: &SocketIo, local: SocketAddr, token: SocketRef<Self>) {
+        self.0.open_listener(io, local, CoreRef(token));
+    }
+
+    fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: SocketRef<Self>) {
+        self.0.bind(io, socket, local, CoreRef(token));
+    }
+
+    fn receive(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+        self.0.receive(io, socket, range, CoreRef(token));
+    }
+
+    fn send(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+        self.0.send(io, socket, range, CoreRef(token));
+    }
+
+    fn disconnect(&self, io: &SocketIo, socket: SocketHandle, token: SocketRef<Self>) {
+        self.0.disconnect(io, socket, CoreRef(token));
+    }
+
+    fn close(&self, io: &SocketIo, socket: SocketHandle, token: SocketRef<Self>) {
+        self.0.close(io, socket, CoreRef(token));
+    }
+
+    fn detach_complete(&self) {
+        self.0.detach_complete();
+    }
+}
