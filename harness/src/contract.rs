@@ -24,19 +24,28 @@ impl Contract {
     pub fn violation(&self, message: impl Into<String>) {
         let message = message.into();
         eprintln!("contract violation: {message}");
-        self.violations.lock().unwrap_or_else(PoisonError::into_inner).push(message);
+        self.violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message);
     }
 
     /// The violations recorded so far, in order.
     #[must_use]
     pub fn violations(&self) -> Vec<String> {
-        self.violations.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// How many violations were recorded.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.violations.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Checks that the current thread may block (`PASSIVE_LEVEL`). At `DISPATCH_LEVEL` the
@@ -70,7 +79,9 @@ mod tests {
         let contract = Contract::new();
         assert!(contract.may_block("passive wait"));
         assert_eq!(contract.count(), 0);
-        assert!(!irql::at_dispatch(|| contract.may_block("KeWaitForSingleObject")));
+        assert!(!irql::at_dispatch(
+            || contract.may_block("KeWaitForSingleObject")
+        ));
         assert_eq!(contract.count(), 1);
         assert!(contract.violations()[0].contains("KeWaitForSingleObject"));
     }

@@ -1,5 +1,6 @@
-//! `DriverEntry` and `Unload` around the core's `Client`, played the way the kernel adapter
-//! plays them: the NMR client characteristics' three callbacks call the core's entry points
+//! `DriverEntry` and `Unload` around the core's `Client`, played as the kernel adapter plays them.
+//!
+//! The NMR client characteristics' three callbacks call the core's entry points
 //! (`Client::attach_provider` with a closure standing in for `NmrClientAttachProvider`,
 //! `BindingRef::detach`, `BindingRef::cleanup`), and Unload deregisters, waits for the
 //! deregistration, then waits until no binding is live.
@@ -10,11 +11,7 @@ use std::{
 };
 
 use wskecho::core::{
-    binding::BindingRef,
-    client::Client,
-    config::Config,
-    stats::StatsSnapshot,
-    status::NtStatus,
+    binding::BindingRef, client::Client, config::Config, stats::StatsSnapshot, status::NtStatus,
     wsk_version::WskVersionRange,
 };
 
@@ -76,13 +73,22 @@ struct Callbacks {
 }
 
 impl ClientModule<Subsystem> for Callbacks {
-    fn attach_provider(&self, handle: BindingHandle<Subsystem>, provider: ProviderCharacteristics) -> NtStatus {
-        let versions = WskVersionRange { highest: provider.highest_version, lowest: provider.lowest_version };
+    fn attach_provider(
+        &self,
+        handle: BindingHandle<Subsystem>,
+        provider: ProviderCharacteristics,
+    ) -> NtStatus {
+        let versions = WskVersionRange {
+            highest: provider.highest_version,
+            lowest: provider.lowest_version,
+        };
         // SAFETY: `client` lives in `Globals`, which is reference-counted and dropped only
         // after Unload has seen `live_bindings() == 0`.
         unsafe {
             self.globals.client.attach_provider(versions, |binding| {
-                handle.client_attach_provider(ContextPtr(binding.as_context())).map(HostProvider)
+                handle
+                    .client_attach_provider(ContextPtr(binding.as_context()))
+                    .map(HostProvider)
             })
         }
     }
@@ -128,11 +134,29 @@ impl Driver {
     /// `DriverEntry`: creates the client and registers it with the NMR (which may attach it
     /// to the WSK subsystem before this returns).
     #[must_use]
-    pub fn load(config: Config, pool: Pool, nmr: Nmr<Subsystem>, contract: Arc<Contract>, wait_timeout: Duration) -> Self {
-        let globals = irql::at_passive(|| Arc::new(Globals { client: Client::new(config, pool), bindings_gone: Event::default() }));
-        let callbacks = Arc::new(Callbacks { globals: Arc::clone(&globals) });
+    pub fn load(
+        config: Config,
+        pool: Pool,
+        nmr: Nmr<Subsystem>,
+        contract: Arc<Contract>,
+        wait_timeout: Duration,
+    ) -> Self {
+        let globals = irql::at_passive(|| {
+            Arc::new(Globals {
+                client: Client::new(config, pool),
+                bindings_gone: Event::default(),
+            })
+        });
+        let callbacks = Arc::new(Callbacks {
+            globals: Arc::clone(&globals),
+        });
         irql::at_passive(|| nmr.register_client(callbacks));
-        Self { globals, nmr, contract, wait_timeout }
+        Self {
+            globals,
+            nmr,
+            contract,
+            wait_timeout,
+        }
     }
 
     /// The core's client (configuration, counters).
@@ -144,6 +168,7 @@ impl Driver {
     /// `Unload` (`sc stop`): `NmrDeregisterClient`, `NmrWaitForClientDeregisterComplete` if
     /// pending, then wait until no binding is live. Afterwards checks what must hold once
     /// Unload has returned: deregistration complete, no binding live.
+    #[must_use]
     pub fn unload(self) -> UnloadReport {
         let start = Instant::now();
         let deregister_status = irql::at_passive(|| {
@@ -154,7 +179,11 @@ impl Driver {
             }
             if self.contract.may_block("wait for bindings to be freed") {
                 let client = &self.globals.client;
-                if !self.globals.bindings_gone.wait_until(self.wait_timeout, || client.live_bindings() == 0) {
+                if !self
+                    .globals
+                    .bindings_gone
+                    .wait_until(self.wait_timeout, || client.live_bindings() == 0)
+                {
                     self.contract.violation(format!(
                         "Unload: {} binding(s) still live after {:?}",
                         client.live_bindings(),
@@ -167,9 +196,14 @@ impl Driver {
         let duration = start.elapsed();
         check_unloaded(&self.nmr, &self.contract);
         if self.globals.client.live_bindings() != 0 {
-            self.contract.violation("Unload returned with a binding still live");
+            self.contract
+                .violation("Unload returned with a binding still live");
         }
-        UnloadReport { duration, deregister_status, stats: self.globals.client.stats().snapshot() }
+        UnloadReport {
+            duration,
+            deregister_status,
+            stats: self.globals.client.stats().snapshot(),
+        }
     }
 }
 

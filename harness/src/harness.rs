@@ -48,7 +48,9 @@ impl Options {
     /// The core's configuration validation refused an address (the message says why).
     pub fn new(listen: &[&str]) -> Result<Self, String> {
         let mut builder = ConfigBuilder::new().allow_ephemeral_ports();
-        builder.set_listen_addresses(listen.iter().copied()).map_err(|e| format!("invalid --listen: {e}"))?;
+        builder
+            .set_listen_addresses(listen.iter().copied())
+            .map_err(|e| format!("invalid --listen: {e}"))?;
         Ok(Self {
             config: builder.build(),
             builder,
@@ -59,7 +61,9 @@ impl Options {
     }
 
     fn with(mut self, name: ValueName, flag: &str, value: u32) -> Result<Self, String> {
-        self.builder.set_dword(name, value).map_err(|e| format!("invalid {flag}: {e}"))?;
+        self.builder
+            .set_dword(name, value)
+            .map_err(|e| format!("invalid {flag}: {e}"))?;
         self.config = self.builder.build();
         Ok(self)
     }
@@ -118,7 +122,7 @@ pub struct Report {
 impl Report {
     /// No violation and nothing leaked.
     #[must_use]
-    pub fn clean(&self) -> bool {
+    pub const fn clean(&self) -> bool {
         self.violations.is_empty() && self.pool_outstanding_bytes == 0
     }
 
@@ -199,6 +203,7 @@ impl Harness {
     ///
     /// # Errors
     /// As [`Harness::start`].
+    #[allow(clippy::needless_pass_by_value)] // Options are consumed by the run, like `start`'s.
     pub fn start_with(options: Options, before_load: impl FnOnce(&Self)) -> io::Result<Self> {
         let contract = Arc::new(Contract::new());
         let pool = Pool::new(Arc::clone(&contract), options.verbosity);
@@ -266,7 +271,10 @@ impl Harness {
         loop {
             let failures = self.wsk.setup_failures();
             if let Some((addr, status)) = failures.first() {
-                return Err(StartError(format!("cannot listen on {addr}: {}", describe(*status))));
+                return Err(StartError(format!(
+                    "cannot listen on {addr}: {}",
+                    describe(*status)
+                )));
             }
             let listening = self.wsk.listening();
             if listening.len() >= self.expected_listeners {
@@ -274,14 +282,16 @@ impl Harness {
             }
             if Instant::now() >= deadline {
                 let problems = self.pool.recent_problems();
-                return Err(StartError(match problems.first() {
-                    Some(line) => format!("the driver did not open its listeners: {line}"),
-                    None => format!(
-                        "the driver opened {} of {} listeners within {timeout:?}",
-                        listening.len(),
-                        self.expected_listeners
-                    ),
-                }));
+                return Err(StartError(problems.first().map_or_else(
+                    || {
+                        format!(
+                            "the driver opened {} of {} listeners within {timeout:?}",
+                            listening.len(),
+                            self.expected_listeners
+                        )
+                    },
+                    |line| format!("the driver did not open its listeners: {line}"),
+                )));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -289,6 +299,7 @@ impl Harness {
 
     /// The WSK subsystem deregisters (as if it were going away) and the call waits until its
     /// bindings are gone. Returns `false` on timeout (also a recorded violation).
+    #[must_use]
     pub fn deregister_provider(&self) -> bool {
         self.nmr.deregister_provider();
         self.nmr.wait_provider_deregistered()
@@ -302,14 +313,14 @@ impl Harness {
     /// Unloads the driver (`sc stop`), drops its state, stops the subsystem, and reports.
     #[must_use]
     pub fn unload(mut self) -> Report {
-        let unload = match self.driver.take() {
-            Some(driver) => driver.unload(),
-            None => UnloadReport {
+        let unload = self.driver.take().map_or_else(
+            || UnloadReport {
                 duration: Duration::ZERO,
                 deregister_status: NtStatus::SUCCESS,
                 stats: StatsSnapshot::default(),
             },
-        };
+            Driver::unload,
+        );
         self.finish(&unload)
     }
 
@@ -319,10 +330,19 @@ impl Harness {
             .detach_records()
             .iter()
             .filter(|r| r.cause == DetachCause::ClientDeregistered)
-            .fold("none", |seen, r| if r.status == NtStatus::PENDING || seen == "pending" { "pending" } else { "success" });
+            .fold("none", |seen, r| {
+                if r.status == NtStatus::PENDING || seen == "pending" {
+                    "pending"
+                } else {
+                    "success"
+                }
+            });
         self.wsk.stop();
         if self.wsk.open_sockets() != 0 {
-            self.contract.violation(format!("{} WSK socket(s) open after unload", self.wsk.open_sockets()));
+            self.contract.violation(format!(
+                "{} WSK socket(s) open after unload",
+                self.wsk.open_sockets()
+            ));
         }
         let leaks = self.pool.outstanding();
         let _ = self.wait_timeout;
@@ -344,8 +364,12 @@ impl Harness {
 #[must_use]
 pub fn describe(status: NtStatus) -> String {
     let name = match status {
-        NtStatus::ADDRESS_ALREADY_EXISTS => "address already in use (STATUS_ADDRESS_ALREADY_EXISTS)",
-        NtStatus::INSUFFICIENT_RESOURCES => "insufficient resources (STATUS_INSUFFICIENT_RESOURCES)",
+        NtStatus::ADDRESS_ALREADY_EXISTS => {
+            "address already in use (STATUS_ADDRESS_ALREADY_EXISTS)"
+        }
+        NtStatus::INSUFFICIENT_RESOURCES => {
+            "insufficient resources (STATUS_INSUFFICIENT_RESOURCES)"
+        }
         NtStatus::INVALID_PARAMETER => "invalid parameter (STATUS_INVALID_PARAMETER)",
         crate::wsk::ACCESS_DENIED => "access denied (STATUS_ACCESS_DENIED)",
         crate::wsk::INVALID_ADDRESS_COMPONENT => {

@@ -52,7 +52,11 @@ impl Provider for HostProvider {
     type SocketIo = SocketIo;
     type Platform = Pool;
 
-    fn new_socket_io(&self, kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Result<SocketIo, NtStatus> {
+    fn new_socket_io(
+        &self,
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+    ) -> Result<SocketIo, NtStatus> {
         self.0.new_socket_io(kind, buffer)
     }
 
@@ -68,11 +72,23 @@ impl Provider for HostProvider {
         self.0.bind(io, socket, local, CoreRef(token));
     }
 
-    fn receive(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+    fn receive(
+        &self,
+        io: &SocketIo,
+        socket: SocketHandle,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    ) {
         self.0.receive(io, socket, range, CoreRef(token));
     }
 
-    fn send(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+    fn send(
+        &self,
+        io: &SocketIo,
+        socket: SocketHandle,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    ) {
         self.0.send(io, socket, range, CoreRef(token));
     }
 

@@ -3,11 +3,7 @@
 //! Prints `listening ADDR:PORT` per socket; SIGINT/SIGTERM plays `sc stop` (Unload); the last
 //! stdout line is the JSON report. Exit code: 0 clean, 1 violations or leaks, 2 start error.
 
-use std::{
-    io::Write,
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io::Write, process::ExitCode, time::Duration};
 
 use signal_hook::{
     consts::{SIGINT, SIGTERM},
@@ -27,19 +23,33 @@ struct Args {
     verbosity: Option<Level>,
 }
 
-fn value(flag: &str, inline: Option<String>, rest: &mut impl Iterator<Item = String>) -> Result<String, String> {
-    inline.or_else(|| rest.next()).ok_or_else(|| format!("{flag} needs a value"))
+fn value(
+    flag: &str,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    inline
+        .or_else(|| rest.next())
+        .ok_or_else(|| format!("{flag} needs a value"))
 }
 
 fn number(flag: &str, text: &str) -> Result<u32, String> {
-    text.parse().map_err(|_| format!("invalid {flag} value '{text}': expected a whole number"))
+    text.parse()
+        .map_err(|_| format!("invalid {flag} value '{text}': expected a whole number"))
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args { listen: Vec::new(), max_connections: None, buffer_size: None, verbosity: None };
+    let mut parsed = Args {
+        listen: Vec::new(),
+        max_connections: None,
+        buffer_size: None,
+        verbosity: None,
+    };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
             _ => (arg.clone(), None),
         };
         match flag.as_str() {
@@ -48,8 +58,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 // Validated by the core's configuration rules, in `options`.
                 parsed.listen.push(value(&flag, inline, &mut args)?);
             }
-            "--max-connections" => parsed.max_connections = Some(number(&flag, &value(&flag, inline, &mut args)?)?),
-            "--buffer-size" => parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?),
+            "--max-connections" => {
+                parsed.max_connections = Some(number(&flag, &value(&flag, inline, &mut args)?)?)
+            }
+            "--buffer-size" => {
+                parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?)
+            }
             "--log" => {
                 parsed.verbosity = match value(&flag, inline, &mut args)?.as_str() {
                     "off" => None,
@@ -57,7 +71,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                     "warning" => Some(Level::Warning),
                     "trace" => Some(Level::Trace),
                     "info" => Some(Level::Info),
-                    other => return Err(format!("invalid --log value '{other}': expected off, error, warning, trace or info")),
+                    other => {
+                        return Err(format!(
+                            "invalid --log value '{other}': expected off, error, warning, trace or info"
+                        ));
+                    }
                 };
             }
             other => return Err(format!("unknown argument '{other}'")),
@@ -120,7 +138,10 @@ fn main() -> ExitCode {
         Err(error) => {
             let report = harness.unload();
             if !report.clean() {
-                eprintln!("wskecho-harness: unloading after the start-up error: {}", report.to_json());
+                eprintln!(
+                    "wskecho-harness: unloading after the start-up error: {}",
+                    report.to_json()
+                );
             }
             return fail(&error.0);
         }
@@ -128,5 +149,9 @@ fn main() -> ExitCode {
     let _ = signals.forever().next();
     let report = harness.unload();
     println!("{}", report.to_json());
-    if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

@@ -79,7 +79,11 @@ pub trait ProviderModule: Send + Sync + 'static {
 pub trait ClientModule<Pr: ProviderModule>: Send + Sync + 'static {
     /// `ClientAttachProvider` (`PASSIVE_LEVEL`). To attach, it calls
     /// [`BindingHandle::client_attach_provider`] and returns its status.
-    fn attach_provider(&self, handle: BindingHandle<Pr>, provider: ProviderCharacteristics) -> NtStatus;
+    fn attach_provider(
+        &self,
+        handle: BindingHandle<Pr>,
+        provider: ProviderCharacteristics,
+    ) -> NtStatus;
     /// `ClientDetachProvider` (`DISPATCH_LEVEL`).
     fn detach_provider(&self, context: ContextPtr) -> NtStatus;
     /// `ClientCleanupBindingContext` (`DISPATCH_LEVEL`).
@@ -100,7 +104,11 @@ pub struct NmrMode {
 
 impl Default for NmrMode {
     fn default() -> Self {
-        Self { attach_inline: true, detach_inline: true, wait_timeout: Duration::from_secs(20) }
+        Self {
+            attach_inline: true,
+            detach_inline: true,
+            wait_timeout: Duration::from_secs(20),
+        }
     }
 }
 
@@ -172,7 +180,9 @@ pub struct Nmr<Pr: ProviderModule> {
 
 impl<Pr: ProviderModule> Clone for Nmr<Pr> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner) }
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -184,7 +194,10 @@ pub struct BindingHandle<Pr: ProviderModule> {
 
 impl<Pr: ProviderModule> Clone for BindingHandle<Pr> {
     fn clone(&self) -> Self {
-        Self { nmr: self.nmr.clone(), id: self.id }
+        Self {
+            nmr: self.nmr.clone(),
+            id: self.id,
+        }
     }
 }
 
@@ -208,11 +221,16 @@ impl<Pr: ProviderModule> BindingHandle<Pr> {
             if let Some(status) = state.fail_client_attach.take() {
                 return Err(status);
             }
-            let provider_registration = state.bindings.get(&self.id).map(|b| b.provider_registration);
+            let provider_registration = state
+                .bindings
+                .get(&self.id)
+                .map(|b| b.provider_registration);
             let provider = state.provider.clone();
             let Some(record) = state.bindings.get_mut(&self.id) else {
                 drop(state);
-                inner.contract.violation("NmrClientAttachProvider on an unknown binding handle");
+                inner
+                    .contract
+                    .violation("NmrClientAttachProvider on an unknown binding handle");
                 return Err(NtStatus::INVALID_PARAMETER);
             };
             if record.attach_returned || record.context.is_some() {
@@ -315,7 +333,8 @@ impl<Pr: ProviderModule> Nmr<Pr> {
             let mut state = self.inner.lock();
             if state.client.is_some() {
                 drop(state);
-                self.contract().violation("NmrRegisterClient while the client is still registered");
+                self.contract()
+                    .violation("NmrRegisterClient while the client is still registered");
                 return;
             }
             state.client = Some(client);
@@ -342,22 +361,38 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     fn attach_if_possible(&self) {
         let (client, provider, handle) = {
             let mut state = self.inner.lock();
-            let (Some(client), Some((registration, provider))) = (state.client.clone(), state.provider.clone())
+            let (Some(client), Some((registration, provider))) =
+                (state.client.clone(), state.provider.clone())
             else {
                 return;
             };
             if state.client_deregistering || state.provider_deregistering {
                 return;
             }
-            if state.bindings.values().any(|b| b.provider_registration == registration) {
+            if state
+                .bindings
+                .values()
+                .any(|b| b.provider_registration == registration)
+            {
                 return;
             }
             let id = state.next_id;
             state.next_id += 1;
-            state
-                .bindings
-                .insert(id, BindingRecord { provider_registration: registration, ..BindingRecord::default() });
-            (client, provider, BindingHandle { nmr: self.clone(), id })
+            state.bindings.insert(
+                id,
+                BindingRecord {
+                    provider_registration: registration,
+                    ..BindingRecord::default()
+                },
+            );
+            (
+                client,
+                provider,
+                BindingHandle {
+                    nmr: self.clone(),
+                    id,
+                },
+            )
         };
         let characteristics = provider.characteristics();
         let nmr = self.clone();
@@ -375,7 +410,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
 
     fn attach_returned(&self, id: BindingId, status: NtStatus) {
         let mut state = self.inner.lock();
-        let Some(record) = state.bindings.get_mut(&id) else { return };
+        let Some(record) = state.bindings.get_mut(&id) else {
+            return;
+        };
         record.attach_returned = true;
         let attached = record.context.is_some();
         let requested = record.detach_requested;
@@ -405,7 +442,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let (client, context) = {
             let mut state = self.inner.lock();
             let client = state.client.clone();
-            let Some(record) = state.bindings.get_mut(&id) else { return };
+            let Some(record) = state.bindings.get_mut(&id) else {
+                return;
+            };
             if record.detach_started {
                 return;
             }
@@ -413,7 +452,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
                 record.detach_requested.get_or_insert(cause);
                 return;
             }
-            let (Some(client), Some(context)) = (client, record.context) else { return };
+            let (Some(client), Some(context)) = (client, record.context) else {
+                return;
+            };
             record.detach_started = true;
             (client, context)
         };
@@ -431,8 +472,14 @@ impl<Pr: ProviderModule> Nmr<Pr> {
 
     fn detach_returned(&self, id: BindingId, cause: DetachCause, status: NtStatus) {
         let mut state = self.inner.lock();
-        state.detaches.push(DetachRecord { binding: id, cause, status });
-        let Some(record) = state.bindings.get_mut(&id) else { return };
+        state.detaches.push(DetachRecord {
+            binding: id,
+            cause,
+            status,
+        });
+        let Some(record) = state.bindings.get_mut(&id) else {
+            return;
+        };
         record.detach_returned = Some(status);
         let completed_early = record.complete_calls > 0;
         drop(state);
@@ -471,10 +518,13 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let returned = record.detach_returned;
         drop(state);
         if !started {
-            self.contract()
-                .violation(format!("NmrClientDetachProviderComplete without a detach in progress (binding {id})"));
+            self.contract().violation(format!(
+                "NmrClientDetachProviderComplete without a detach in progress (binding {id})"
+            ));
         } else if calls > 1 {
-            self.contract().violation(format!("NmrClientDetachProviderComplete called {calls} times (binding {id})"));
+            self.contract().violation(format!(
+                "NmrClientDetachProviderComplete called {calls} times (binding {id})"
+            ));
         } else if returned == Some(NtStatus::PENDING) {
             self.client_detached(id);
         } else if returned.is_some() {
@@ -490,13 +540,17 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let provider = {
             let mut state = self.inner.lock();
             let provider = state.provider.clone();
-            let Some(record) = state.bindings.get_mut(&id) else { return };
+            let Some(record) = state.bindings.get_mut(&id) else {
+                return;
+            };
             if record.client_detached {
                 return;
             }
             record.client_detached = true;
             match provider {
-                Some((registration, provider)) if registration == record.provider_registration => Some(provider),
+                Some((registration, provider)) if registration == record.provider_registration => {
+                    Some(provider)
+                }
                 _ => None,
             }
         };
@@ -510,7 +564,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let (client, context) = {
             let mut state = self.inner.lock();
             let client = state.client.clone();
-            let Some(record) = state.bindings.get_mut(&id) else { return };
+            let Some(record) = state.bindings.get_mut(&id) else {
+                return;
+            };
             record.provider_detached = true;
             if !record.client_detached || record.cleanup_started {
                 return;
@@ -532,9 +588,13 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     fn cleaned_up(&self, id: BindingId) {
         let provider = {
             let mut state = self.inner.lock();
-            let Some(record) = state.bindings.remove(&id) else { return };
+            let Some(record) = state.bindings.remove(&id) else {
+                return;
+            };
             match state.provider.clone() {
-                Some((registration, provider)) if registration == record.provider_registration => Some(provider),
+                Some((registration, provider)) if registration == record.provider_registration => {
+                    Some(provider)
+                }
                 _ => None,
             }
         };
@@ -550,7 +610,11 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let mut state = self.inner.lock();
         if state.provider_deregistering {
             let registration = state.provider.as_ref().map(|p| p.0);
-            if !state.bindings.values().any(|b| Some(b.provider_registration) == registration) {
+            if !state
+                .bindings
+                .values()
+                .any(|b| Some(b.provider_registration) == registration)
+            {
                 state.provider = None;
                 state.provider_deregistering = false;
             }
@@ -585,7 +649,8 @@ impl<Pr: ProviderModule> Nmr<Pr> {
             let mut state = self.inner.lock();
             if state.client.is_none() || state.client_deregistering {
                 drop(state);
-                self.contract().violation("NmrDeregisterClient without a registration (or twice)");
+                self.contract()
+                    .violation("NmrDeregisterClient without a registration (or twice)");
                 return NtStatus::INVALID_PARAMETER;
             }
             state.client_deregistering = true;
@@ -599,7 +664,10 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     /// or when called at `DISPATCH_LEVEL`.
     #[must_use]
     pub fn wait_client_deregistered(&self) -> bool {
-        if !self.contract().may_block("NmrWaitForClientDeregisterComplete") {
+        if !self
+            .contract()
+            .may_block("NmrWaitForClientDeregisterComplete")
+        {
             return false;
         }
         self.wait_until("NmrWaitForClientDeregisterComplete", |s| s.client.is_none())
@@ -611,7 +679,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     pub fn deregister_provider(&self) {
         let registration = {
             let mut state = self.inner.lock();
-            let Some((registration, _)) = state.provider else { return };
+            let Some((registration, _)) = state.provider else {
+                return;
+            };
             state.provider_deregistering = true;
             registration
         };
@@ -621,7 +691,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
     /// Blocks until the provider's deregistration has completed (`false` on timeout).
     #[must_use]
     pub fn wait_provider_deregistered(&self) -> bool {
-        self.wait_until("NmrWaitForProviderDeregisterComplete", |s| s.provider.is_none())
+        self.wait_until("NmrWaitForProviderDeregisterComplete", |s| {
+            s.provider.is_none()
+        })
     }
 
     fn wait_until(&self, what: &str, done: impl Fn(&State<Pr>) -> bool) -> bool {
@@ -689,7 +761,10 @@ mod tests {
     impl ProviderModule for Provider {
         type Binding = ();
         fn characteristics(&self) -> ProviderCharacteristics {
-            ProviderCharacteristics { highest_version: 0x0100, lowest_version: 0x0100 }
+            ProviderCharacteristics {
+                highest_version: 0x0100,
+                lowest_version: 0x0100,
+            }
         }
         fn attach_client(&self, _handle: &BindingHandle<Self>) -> Result<(), NtStatus> {
             Ok(())
@@ -721,7 +796,11 @@ mod tests {
     }
 
     impl ClientModule<Provider> for Client {
-        fn attach_provider(&self, handle: BindingHandle<Provider>, _p: ProviderCharacteristics) -> NtStatus {
+        fn attach_provider(
+            &self,
+            handle: BindingHandle<Provider>,
+            _p: ProviderCharacteristics,
+        ) -> NtStatus {
             match handle.client_attach_provider(ContextPtr(std::ptr::null_mut())) {
                 Ok(()) => {
                     *self.handle.lock().unwrap() = Some(handle);
@@ -819,7 +898,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let violations = contract.violations();
         assert_eq!(violations.len(), 1, "{violations:?}");
-        assert!(violations[0].contains("no longer exists") || violations[0].contains("2 times"), "{violations:?}");
+        assert!(
+            violations[0].contains("no longer exists") || violations[0].contains("2 times"),
+            "{violations:?}"
+        );
         assert_eq!(client.cleanups.load(Ordering::SeqCst), 1);
 
         let contract = Arc::new(Contract::new());
@@ -833,7 +915,13 @@ mod tests {
         });
         nmr.register_provider(Arc::new(Provider));
         nmr.register_client(Arc::clone(&client) as Arc<dyn ClientModule<Provider>>);
-        client.handle.lock().unwrap().clone().unwrap().client_detach_complete();
+        client
+            .handle
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap()
+            .client_detach_complete();
         assert_eq!(contract.count(), 1);
         assert!(contract.violations()[0].contains("without a detach in progress"));
         assert_eq!(nmr.deregister_client(), NtStatus::PENDING);

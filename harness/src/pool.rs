@@ -49,7 +49,11 @@ pub struct Outstanding {
 
 impl fmt::Display for Outstanding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tag {} at {}: {} block(s), {} bytes", self.tag, self.site, self.blocks, self.bytes)
+        write!(
+            f,
+            "tag {} at {}: {} block(s), {} bytes",
+            self.tag, self.site, self.blocks, self.bytes
+        )
     }
 }
 
@@ -103,12 +107,19 @@ impl Pool {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes the `n`th allocation attempt from now on fail (`n` counts from 1; 0 disarms).
     pub fn fail_nth_from_now(&self, n: usize) {
-        let at = if n == 0 { 0 } else { self.attempts().saturating_add(n) };
+        let at = if n == 0 {
+            0
+        } else {
+            self.attempts().saturating_add(n)
+        };
         self.inner.fail_at.store(at, Ordering::SeqCst);
     }
 
@@ -149,7 +160,12 @@ impl Pool {
         }
         let mut list: Vec<Outstanding> = groups
             .into_iter()
-            .map(|((tag, site), (blocks, bytes))| Outstanding { tag, site, blocks, bytes })
+            .map(|((tag, site), (blocks, bytes))| Outstanding {
+                tag,
+                site,
+                blocks,
+                bytes,
+            })
             .collect();
         list.sort_by_key(|o| std::cmp::Reverse(o.bytes));
         list
@@ -158,7 +174,12 @@ impl Pool {
     /// Bytes currently allocated with `tag`.
     #[must_use]
     pub fn outstanding_bytes_with_tag(&self, tag: PoolTag) -> usize {
-        self.state().live.values().filter(|a| a.tag == tag).map(|a| a.size).sum()
+        self.state()
+            .live
+            .values()
+            .filter(|a| a.tag == tag)
+            .map(|a| a.size)
+            .sum()
     }
 
     /// Recent log lines of level `Warning` or worse.
@@ -176,7 +197,11 @@ impl Platform for Pool {
     #[track_caller]
     fn allocate(&self, size: usize, tag: PoolTag) -> Option<NonNull<u8>> {
         let caller = Location::caller();
-        let attempt = self.inner.attempts.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        let attempt = self
+            .inner
+            .attempts
+            .fetch_add(1, Ordering::SeqCst)
+            .wrapping_add(1);
         if self.inner.fail_at.load(Ordering::SeqCst) == attempt {
             self.inner.injected.fetch_add(1, Ordering::SeqCst);
             return None;
@@ -185,7 +210,14 @@ impl Platform for Pool {
         // SAFETY: `layout` has a non-zero size (`size.max(1)`).
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
         let mut state = self.state();
-        state.live.insert(ptr.as_ptr() as usize, Allocation { size, tag, site: caller });
+        state.live.insert(
+            ptr.as_ptr() as usize,
+            Allocation {
+                size,
+                tag,
+                site: caller,
+            },
+        );
         state.outstanding_bytes += size;
         state.peak_bytes = state.peak_bytes.max(state.outstanding_bytes);
         drop(state);
@@ -196,9 +228,9 @@ impl Platform for Pool {
         let mut state = self.state();
         let Some(allocation) = state.live.remove(&(ptr.as_ptr() as usize)) else {
             drop(state);
-            self.inner
-                .contract
-                .violation(format!("free of {ptr:p} (tag {tag:?}): not a live pool block (double free?)"));
+            self.inner.contract.violation(format!(
+                "free of {ptr:p} (tag {tag:?}): not a live pool block (double free?)"
+            ));
             return;
         };
         state.outstanding_bytes -= allocation.size;
@@ -243,7 +275,10 @@ mod tests {
 
     fn pool() -> (Pool, Arc<Contract>) {
         let contract = Arc::new(Contract::new());
-        (Pool::new(Arc::clone(&contract), Some(Level::Error)), contract)
+        (
+            Pool::new(Arc::clone(&contract), Some(Level::Error)),
+            contract,
+        )
     }
 
     #[test]

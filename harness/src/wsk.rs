@@ -117,7 +117,10 @@ pub struct WskMode {
 
 impl Default for WskMode {
     fn default() -> Self {
-        Self { inline: InlineMode::Alternate, workers: 3 }
+        Self {
+            inline: InlineMode::Alternate,
+            workers: 3,
+        }
     }
 }
 
@@ -206,8 +209,9 @@ impl IoShared {
     fn begin(&self, op: OpKind, socket: SocketHandle) {
         let bit = op_bit(op);
         if self.outstanding.fetch_or(bit, Ordering::SeqCst) & bit != 0 {
-            self.contract
-                .violation(format!("second outstanding {op:?} operation on {socket:?} (its IRP is still in use)"));
+            self.contract.violation(format!(
+                "second outstanding {op:?} operation on {socket:?} (its IRP is still in use)"
+            ));
         }
     }
 
@@ -346,7 +350,10 @@ pub struct Wsk<T: Upcall> {
 
 impl<T: Upcall> Clone for Wsk<T> {
     fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared), threads: Arc::clone(&self.threads) }
+        Self {
+            shared: Arc::clone(&self.shared),
+            threads: Arc::clone(&self.threads),
+        }
     }
 }
 
@@ -399,16 +406,30 @@ impl<T: Upcall> Wsk<T> {
             jobs: Mutex::new(VecDeque::new()),
             jobs_ready: Condvar::new(),
             stopping: AtomicBool::new(false),
-            characteristics: Mutex::new(ProviderCharacteristics { highest_version: 0x0100, lowest_version: 0x0100 }),
+            characteristics: Mutex::new(ProviderCharacteristics {
+                highest_version: 0x0100,
+                lowest_version: 0x0100,
+            }),
         });
         let mut threads = Vec::new();
         let reactor = Arc::clone(&shared);
-        threads.push(std::thread::Builder::new().name("wsk-reactor".into()).spawn(move || Shared::run_reactor(&reactor, poller))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name("wsk-reactor".into())
+                .spawn(move || Shared::run_reactor(&reactor, poller))?,
+        );
         for n in 0..mode.workers.max(1) {
             let worker = Arc::clone(&shared);
-            threads.push(std::thread::Builder::new().name(format!("wsk-worker-{n}")).spawn(move || worker.run_worker())?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("wsk-worker-{n}"))
+                    .spawn(move || worker.run_worker())?,
+            );
         }
-        Ok(Self { shared, threads: Arc::new(Mutex::new(threads)) })
+        Ok(Self {
+            shared,
+            threads: Arc::new(Mutex::new(threads)),
+        })
     }
 
     /// Stops the threads (pending jobs are run first). Idempotent.
@@ -416,7 +437,8 @@ impl<T: Upcall> Wsk<T> {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.jobs_ready.notify_all();
         let _ = self.shared.waker.wake();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for thread in threads {
             let _ = thread.join();
         }
@@ -424,7 +446,11 @@ impl<T: Upcall> Wsk<T> {
 
     /// Sets the WSK version range the subsystem advertises at attach.
     pub fn set_characteristics(&self, characteristics: ProviderCharacteristics) {
-        *self.shared.characteristics.lock().unwrap_or_else(PoisonError::into_inner) = characteristics;
+        *self
+            .shared
+            .characteristics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = characteristics;
     }
 
     /// Makes the `nth` (counting from 1) next call of `op` fail with `status`.
@@ -433,13 +459,21 @@ impl<T: Upcall> Wsk<T> {
             .faults
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Fault { op, skip: nth.saturating_sub(1), status });
+            .push(Fault {
+                op,
+                skip: nth.saturating_sub(1),
+                status,
+            });
     }
 
     /// The subsystem's counters.
     #[must_use]
     pub fn counters(&self) -> WskCounters {
-        *self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .shared
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Local addresses of the sockets listening right now, in the order they were opened.
@@ -452,7 +486,9 @@ impl<T: Upcall> Wsk<T> {
             .filter_map(|entry| {
                 let state = entry.lock();
                 match (&state.io, state.local) {
-                    (Io::Listening(_), Some(local)) if !state.close_requested => Some((entry.handle.0, local)),
+                    (Io::Listening(_), Some(local)) if !state.close_requested => {
+                        Some((entry.handle.0, local))
+                    }
                     _ => None,
                 }
             })
@@ -464,7 +500,11 @@ impl<T: Upcall> Wsk<T> {
     /// `WskSocket` / `WskBind` calls for listeners that failed, with the address asked for.
     #[must_use]
     pub fn setup_failures(&self) -> Vec<(SocketAddr, NtStatus)> {
-        self.shared.setup_failures.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.shared
+            .setup_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Sockets currently open (any binding).
@@ -476,8 +516,13 @@ impl<T: Upcall> Wsk<T> {
     /// Makes every listening socket report that it stopped working (accept event with no
     /// socket), as when the transport goes away under it.
     pub fn fail_listeners(&self) {
-        let listeners: Vec<Arc<SocketEntry<T>>> =
-            self.shared.sockets().values().filter(|e| e.kind == SocketKind::Listener).cloned().collect();
+        let listeners: Vec<Arc<SocketEntry<T>>> = self
+            .shared
+            .sockets()
+            .values()
+            .filter(|e| e.kind == SocketKind::Listener)
+            .cloned()
+            .collect();
         for entry in listeners {
             let context = {
                 let mut state = entry.lock();
@@ -506,8 +551,16 @@ impl<T: Upcall> Wsk<T> {
             detached: AtomicBool::new(false),
             open: Mutex::new(BTreeSet::new()),
         });
-        self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).insert(handle.id(), Arc::clone(&binding));
-        WskClient { shared: Arc::clone(&self.shared), binding, nmr: handle.clone() }
+        self.shared
+            .bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(handle.id(), Arc::clone(&binding));
+        WskClient {
+            shared: Arc::clone(&self.shared),
+            binding,
+            nmr: handle.clone(),
+        }
     }
 }
 
@@ -515,7 +568,11 @@ impl<T: Upcall> ProviderModule for Wsk<T> {
     type Binding = WskClient<T>;
 
     fn characteristics(&self) -> ProviderCharacteristics {
-        *self.shared.characteristics.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .shared
+            .characteristics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn attach_client(&self, handle: &BindingHandle<Self>) -> Result<WskClient<T>, NtStatus> {
@@ -523,7 +580,13 @@ impl<T: Upcall> ProviderModule for Wsk<T> {
     }
 
     fn client_detached(&self, id: BindingId) -> bool {
-        let Some(binding) = self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+        let Some(binding) = self
+            .shared
+            .bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
         else {
             return true;
         };
@@ -563,7 +626,11 @@ impl<T: Upcall> ProviderModule for Wsk<T> {
     }
 
     fn cleaned_up(&self, id: BindingId) {
-        self.shared.bindings.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.shared
+            .bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
     }
 }
 
@@ -577,7 +644,10 @@ impl<T: Upcall> Shared<T> {
     }
 
     fn post(&self, job: Job) {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).push_back(job);
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(job);
         self.jobs_ready.notify_one();
     }
 
@@ -592,7 +662,10 @@ impl<T: Upcall> Shared<T> {
                     if self.stopping.load(Ordering::SeqCst) {
                         break None;
                     }
-                    jobs = self.jobs_ready.wait(jobs).unwrap_or_else(PoisonError::into_inner);
+                    jobs = self
+                        .jobs_ready
+                        .wait(jobs)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
             };
             match job {
@@ -603,7 +676,10 @@ impl<T: Upcall> Shared<T> {
     }
 
     fn setup_failed(&self, local: SocketAddr, status: NtStatus) {
-        self.setup_failures.lock().unwrap_or_else(PoisonError::into_inner).push((local, status));
+        self.setup_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((local, status));
     }
 
     fn fault(&self, op: FaultOp) -> Option<NtStatus> {
@@ -622,12 +698,22 @@ impl<T: Upcall> Shared<T> {
         match self.mode.inline {
             InlineMode::Never => false,
             InlineMode::Always => true,
-            InlineMode::Alternate => self.inline_counter.fetch_add(1, Ordering::Relaxed).is_multiple_of(2),
+            InlineMode::Alternate => self
+                .inline_counter
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(2),
         }
     }
 
     /// Delivers a completion: inline if `inline`, otherwise on a worker.
-    fn deliver(&self, inline: bool, token: T, io: Arc<IoShared>, op: OpKind, completion: Completion<SocketHandle>) {
+    fn deliver(
+        &self,
+        inline: bool,
+        token: T,
+        io: Arc<IoShared>,
+        op: OpKind,
+        completion: Completion<SocketHandle>,
+    ) {
         let run = move || {
             io.end(op);
             // SAFETY: one completion per operation, with the operation's token.
@@ -685,15 +771,20 @@ impl<T: Upcall> Shared<T> {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                self.contract.violation(format!("harness reactor failed: {error}"));
+                self.contract
+                    .violation(format!("harness reactor failed: {error}"));
                 return;
             }
             for event in &events {
                 if event.token() == WAKER {
                     continue;
                 }
-                let Ok(id) = u64::try_from(event.token().0) else { continue };
-                let Some(entry) = self.sockets().get(&id).cloned() else { continue };
+                let Ok(id) = u64::try_from(event.token().0) else {
+                    continue;
+                };
+                let Some(entry) = self.sockets().get(&id).cloned() else {
+                    continue;
+                };
                 match entry.kind {
                     SocketKind::Listener => self.accept_ready(&entry),
                     SocketKind::Connection => self.connection_ready(&entry),
@@ -707,7 +798,9 @@ impl<T: Upcall> Shared<T> {
         loop {
             let (mut stream, remote, context) = {
                 let mut state = listener.lock();
-                let Io::Listening(socket) = &state.io else { return };
+                let Io::Listening(socket) = &state.io else {
+                    return;
+                };
                 match socket.accept() {
                     Ok((stream, remote)) => {
                         state.callbacks_running += 1;
@@ -724,7 +817,11 @@ impl<T: Upcall> Shared<T> {
             };
             let entry = self.new_entry(SocketKind::Connection, &listener.binding, Io::Gone, None);
             let token = Token(usize::try_from(entry.handle.0).unwrap_or(0));
-            if self.registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+            if self
+                .registry
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
                 abort(&stream);
                 self.remove_entry(&entry);
                 self.callback_returned(listener);
@@ -733,12 +830,20 @@ impl<T: Upcall> Shared<T> {
             entry.lock().io = Io::Connected(stream);
             let shared = Arc::clone(self);
             let listener = Arc::clone(listener);
-            self.post(Box::new(move || shared.deliver_accept(&listener, &entry, context, remote)));
+            self.post(Box::new(move || {
+                shared.deliver_accept(&listener, &entry, context, remote)
+            }));
         }
     }
 
     /// Runs one `WskAcceptEvent` (on a worker, at `DISPATCH_LEVEL`).
-    fn deliver_accept(&self, listener: &Arc<SocketEntry<T>>, entry: &Arc<SocketEntry<T>>, context: T, remote: SocketAddr) {
+    fn deliver_accept(
+        &self,
+        listener: &Arc<SocketEntry<T>>,
+        entry: &Arc<SocketEntry<T>>,
+        context: T,
+        remote: SocketAddr,
+    ) {
         let result = if listener.lock().close_requested {
             Err(NtStatus::REQUEST_NOT_ACCEPTED)
         } else {
@@ -766,7 +871,11 @@ impl<T: Upcall> Shared<T> {
         let closing = {
             let mut state = entry.lock();
             state.callbacks_running = state.callbacks_running.saturating_sub(1);
-            if state.callbacks_running == 0 { state.closing.take() } else { None }
+            if state.callbacks_running == 0 {
+                state.closing.take()
+            } else {
+                None
+            }
         };
         if let Some((token, io)) = closing {
             self.remove_entry(entry);
@@ -787,8 +896,14 @@ impl<T: Upcall> Shared<T> {
     }
 
     /// Attempts the pending operations of a connection; finished ones go to `done`.
-    fn progress(&self, state: &mut SockState<T>, done: &mut Vec<(T, Arc<IoShared>, OpKind, Completion<SocketHandle>)>) {
-        let Io::Connected(stream) = &state.io else { return };
+    fn progress(
+        &self,
+        state: &mut SockState<T>,
+        done: &mut Vec<(T, Arc<IoShared>, OpKind, Completion<SocketHandle>)>,
+    ) {
+        let Io::Connected(stream) = &state.io else {
+            return;
+        };
         if let Some(recv) = state.recv.take() {
             match try_receive(stream, recv.ptr, recv.len) {
                 None => state.recv = Some(recv),
@@ -798,7 +913,12 @@ impl<T: Upcall> Shared<T> {
                         Ok(n) => self.counters().bytes_received += n as u64,
                         Err(_) => {}
                     }
-                    done.push((recv.token, recv.io, OpKind::Receive, Completion::Received(result)));
+                    done.push((
+                        recv.token,
+                        recv.io,
+                        OpKind::Receive,
+                        Completion::Received(result),
+                    ));
                 }
             }
         }
@@ -818,7 +938,12 @@ impl<T: Upcall> Shared<T> {
         {
             let result = stream.shutdown(Shutdown::Write).map_err(|e| status_of(&e));
             state.fin_sent |= result.is_ok();
-            done.push((disconnect.token, disconnect.io, OpKind::Disconnect, Completion::Disconnected(result)));
+            done.push((
+                disconnect.token,
+                disconnect.io,
+                OpKind::Disconnect,
+                Completion::Disconnected(result),
+            ));
         }
     }
 }
@@ -829,7 +954,11 @@ fn abort(stream: &mio::net::TcpStream) {
 }
 
 /// One non-blocking read into the driver's buffer; `None` = would block.
-fn try_receive(stream: &mio::net::TcpStream, ptr: BufPtr, len: usize) -> Option<Result<usize, NtStatus>> {
+fn try_receive(
+    stream: &mio::net::TcpStream,
+    ptr: BufPtr,
+    len: usize,
+) -> Option<Result<usize, NtStatus>> {
     // SAFETY: `ptr..ptr+len` lies inside the connection's echo buffer (checked when the
     // receive was posted), which stays valid while the receive is outstanding, and the driver
     // does not touch this range until the receive completes.
@@ -846,7 +975,10 @@ fn try_receive(stream: &mio::net::TcpStream, ptr: BufPtr, len: usize) -> Option<
 }
 
 /// Writes as much of a pending send as the socket takes; `Some` once all of it is sent.
-fn try_send<T>(stream: &mio::net::TcpStream, send: &mut PendingSend<T>) -> Option<Result<usize, NtStatus>> {
+fn try_send<T>(
+    stream: &mio::net::TcpStream,
+    send: &mut PendingSend<T>,
+) -> Option<Result<usize, NtStatus>> {
     while send.done < send.len {
         let start = send.ptr.0.as_ptr().wrapping_add(send.done);
         // SAFETY: as in `try_receive`: `start..start + (len - done)` is inside the echo
@@ -884,9 +1016,10 @@ impl<T: Upcall> WskClient<T> {
     /// Admits a call into WSK, or records that it came after the detach completed.
     fn admit(&self, call: &str) -> bool {
         if self.binding.detached.load(Ordering::SeqCst) {
-            self.shared
-                .contract
-                .violation(format!("{call} called after the detach of binding {} completed", self.binding.id));
+            self.shared.contract.violation(format!(
+                "{call} called after the detach of binding {} completed",
+                self.binding.id
+            ));
             return false;
         }
         true
@@ -895,7 +1028,9 @@ impl<T: Upcall> WskClient<T> {
     fn entry(&self, socket: SocketHandle, call: &str) -> Option<Arc<SocketEntry<T>>> {
         let entry = self.shared.sockets().get(&socket.0).cloned();
         if entry.is_none() {
-            self.shared.contract.violation(format!("{call} on {socket:?}, which is closed or was never opened"));
+            self.shared.contract.violation(format!(
+                "{call} on {socket:?}, which is closed or was never opened"
+            ));
         }
         entry
     }
@@ -921,14 +1056,22 @@ impl<T: Upcall> WskClient<T> {
     ///
     /// # Errors
     /// `STATUS_INSUFFICIENT_RESOURCES` when the (possibly injected) allocation fails.
-    pub fn new_socket_io(&self, kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Result<SocketIo, NtStatus> {
+    pub fn new_socket_io(
+        &self,
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+    ) -> Result<SocketIo, NtStatus> {
         if (kind == SocketKind::Connection) != buffer.is_some() {
             self.shared.contract.violation(format!(
                 "{kind:?} socket I/O with {} echo buffer",
                 if buffer.is_some() { "an" } else { "no" }
             ));
         }
-        let block = self.shared.pool.allocate(IRP_BLOCK_SIZE, IRP_TAG).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+        let block = self
+            .shared
+            .pool
+            .allocate(IRP_BLOCK_SIZE, IRP_TAG)
+            .ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
         Ok(SocketIo {
             buffer,
             block,
@@ -949,7 +1092,9 @@ impl<T: Upcall> WskClient<T> {
         if !self.admit("WskControlClient") {
             return Err(NtStatus::INVALID_DEVICE_STATE);
         }
-        self.shared.fault(FaultOp::EnableAcceptEvents).map_or(Ok(()), Err)
+        self.shared
+            .fault(FaultOp::EnableAcceptEvents)
+            .map_or(Ok(()), Err)
     }
 
     /// `WskSocket` for a listening socket.
@@ -959,17 +1104,32 @@ impl<T: Upcall> WskClient<T> {
         }
         io.shared.begin(OpKind::Setup, SocketHandle(0));
         let inline = self.shared.inline_now();
-        let result = self
-            .shared
-            .fault(FaultOp::Open)
-            .map_or_else(|| new_listener_socket(local).map_err(|e| status_of(&e)), Err);
+        let result = self.shared.fault(FaultOp::Open).map_or_else(
+            || new_listener_socket(local).map_err(|e| status_of(&e)),
+            Err,
+        );
         if let Err(status) = result {
             self.shared.setup_failed(local, status);
         }
         let completion = result.map(|socket| {
-            self.shared.new_entry(SocketKind::Listener, &self.binding, Io::Created(socket), Some(token)).handle
+            self.shared
+                .new_entry(
+                    SocketKind::Listener,
+                    &self.binding,
+                    Io::Created(socket),
+                    Some(token),
+                )
+                .handle
         });
-        self.deliver_all(inline, vec![(token, Arc::clone(&io.shared), OpKind::Setup, Completion::Created(completion))]);
+        self.deliver_all(
+            inline,
+            vec![(
+                token,
+                Arc::clone(&io.shared),
+                OpKind::Setup,
+                Completion::Created(completion),
+            )],
+        );
     }
 
     /// `WskBind`; the socket listens once bound.
@@ -977,33 +1137,55 @@ impl<T: Upcall> WskClient<T> {
         if !self.admit("WskBind") {
             return;
         }
-        let Some(entry) = self.entry(socket, "WskBind") else { return };
+        let Some(entry) = self.entry(socket, "WskBind") else {
+            return;
+        };
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         io.shared.begin(OpKind::Setup, socket);
         let inline = self.shared.inline_now();
-        let result = self.shared.fault(FaultOp::Bind).map_or_else(|| self.listen(&entry, local), Err);
+        let result = self
+            .shared
+            .fault(FaultOp::Bind)
+            .map_or_else(|| self.listen(&entry, local), Err);
         if let Err(status) = result {
             self.shared.setup_failed(local, status);
         }
-        self.deliver_all(inline, vec![(token, Arc::clone(&io.shared), OpKind::Setup, Completion::Bound(result))]);
+        self.deliver_all(
+            inline,
+            vec![(
+                token,
+                Arc::clone(&io.shared),
+                OpKind::Setup,
+                Completion::Bound(result),
+            )],
+        );
     }
 
     fn listen(&self, entry: &SocketEntry<T>, local: SocketAddr) -> Result<(), NtStatus> {
         let mut state = entry.lock();
         let Io::Created(socket) = std::mem::replace(&mut state.io, Io::Gone) else {
             drop(state);
-            self.shared.contract.violation(format!("WskBind on {:?}, which is not a new socket", entry.handle));
+            self.shared.contract.violation(format!(
+                "WskBind on {:?}, which is not a new socket",
+                entry.handle
+            ));
             return Err(NtStatus::INVALID_DEVICE_STATE);
         };
-        let bound = socket.bind(&local.into()).and_then(|()| socket.listen(BACKLOG));
+        let bound = socket
+            .bind(&local.into())
+            .and_then(|()| socket.listen(BACKLOG));
         if let Err(error) = bound {
             state.io = Io::Created(socket);
             return Err(status_of(&error));
         }
         let mut listener = mio::net::TcpListener::from_std(std::net::TcpListener::from(socket));
         let token = Token(usize::try_from(entry.handle.0).unwrap_or(0));
-        if let Err(error) = self.shared.registry.register(&mut listener, token, Interest::READABLE) {
+        if let Err(error) = self
+            .shared
+            .registry
+            .register(&mut listener, token, Interest::READABLE)
+        {
             return Err(status_of(&error));
         }
         state.local = listener.local_addr().ok();
@@ -1037,7 +1219,11 @@ impl<T: Upcall> WskClient<T> {
 
     /// `WskReceive` into `range` of the echo buffer.
     pub fn receive(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
-        let Some((entry, ptr)) = self.begin_transfer(io, socket, &range, OpKind::Receive, "WskReceive") else { return };
+        let Some((entry, ptr)) =
+            self.begin_transfer(io, socket, &range, OpKind::Receive, "WskReceive")
+        else {
+            return;
+        };
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         let inline = self.shared.inline_now();
@@ -1046,13 +1232,25 @@ impl<T: Upcall> WskClient<T> {
             let mut state = entry.lock();
             if state.close_requested || state.recv.is_some() {
                 drop(state);
-                self.shared.contract.violation(format!("WskReceive on {socket:?} while it is being closed or receiving"));
+                self.shared.contract.violation(format!(
+                    "WskReceive on {socket:?} while it is being closed or receiving"
+                ));
                 return;
             }
             if let Some(status) = self.shared.fault(FaultOp::Receive) {
-                done.push((token, Arc::clone(&io.shared), OpKind::Receive, Completion::Received(Err(status))));
+                done.push((
+                    token,
+                    Arc::clone(&io.shared),
+                    OpKind::Receive,
+                    Completion::Received(Err(status)),
+                ));
             } else {
-                state.recv = Some(PendingRecv { token, ptr, len: range.len(), io: Arc::clone(&io.shared) });
+                state.recv = Some(PendingRecv {
+                    token,
+                    ptr,
+                    len: range.len(),
+                    io: Arc::clone(&io.shared),
+                });
                 self.shared.progress(&mut state, &mut done);
             }
         }
@@ -1061,7 +1259,10 @@ impl<T: Upcall> WskClient<T> {
 
     /// `WskSend` of `range` of the echo buffer.
     pub fn send(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
-        let Some((entry, ptr)) = self.begin_transfer(io, socket, &range, OpKind::Send, "WskSend") else { return };
+        let Some((entry, ptr)) = self.begin_transfer(io, socket, &range, OpKind::Send, "WskSend")
+        else {
+            return;
+        };
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         let inline = self.shared.inline_now();
@@ -1070,15 +1271,26 @@ impl<T: Upcall> WskClient<T> {
             let mut state = entry.lock();
             if state.close_requested || state.send.is_some() || state.fin_sent {
                 drop(state);
-                self.shared
-                    .contract
-                    .violation(format!("WskSend on {socket:?} while it is being closed, sending, or after FIN"));
+                self.shared.contract.violation(format!(
+                    "WskSend on {socket:?} while it is being closed, sending, or after FIN"
+                ));
                 return;
             }
             if let Some(status) = self.shared.fault(FaultOp::Send) {
-                done.push((token, Arc::clone(&io.shared), OpKind::Send, Completion::Sent(Err(status))));
+                done.push((
+                    token,
+                    Arc::clone(&io.shared),
+                    OpKind::Send,
+                    Completion::Sent(Err(status)),
+                ));
             } else {
-                state.send = Some(PendingSend { token, ptr, len: range.len(), done: 0, io: Arc::clone(&io.shared) });
+                state.send = Some(PendingSend {
+                    token,
+                    ptr,
+                    len: range.len(),
+                    done: 0,
+                    io: Arc::clone(&io.shared),
+                });
                 self.shared.progress(&mut state, &mut done);
             }
         }
@@ -1090,7 +1302,9 @@ impl<T: Upcall> WskClient<T> {
         if !self.admit("WskDisconnect") {
             return;
         }
-        let Some(entry) = self.entry(socket, "WskDisconnect") else { return };
+        let Some(entry) = self.entry(socket, "WskDisconnect") else {
+            return;
+        };
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         io.shared.begin(OpKind::Disconnect, socket);
@@ -1100,15 +1314,23 @@ impl<T: Upcall> WskClient<T> {
             let mut state = entry.lock();
             if state.close_requested || state.disconnect.is_some() {
                 drop(state);
-                self.shared
-                    .contract
-                    .violation(format!("WskDisconnect on {socket:?} while it is being closed or disconnecting"));
+                self.shared.contract.violation(format!(
+                    "WskDisconnect on {socket:?} while it is being closed or disconnecting"
+                ));
                 return;
             }
             if let Some(status) = self.shared.fault(FaultOp::Disconnect) {
-                done.push((token, Arc::clone(&io.shared), OpKind::Disconnect, Completion::Disconnected(Err(status))));
+                done.push((
+                    token,
+                    Arc::clone(&io.shared),
+                    OpKind::Disconnect,
+                    Completion::Disconnected(Err(status)),
+                ));
             } else {
-                state.disconnect = Some(PendingDisconnect { token, io: Arc::clone(&io.shared) });
+                state.disconnect = Some(PendingDisconnect {
+                    token,
+                    io: Arc::clone(&io.shared),
+                });
                 self.shared.progress(&mut state, &mut done);
             }
         }
@@ -1121,7 +1343,9 @@ impl<T: Upcall> WskClient<T> {
         if !self.admit("WskCloseSocket") {
             return;
         }
-        let Some(entry) = self.entry(socket, "WskCloseSocket") else { return };
+        let Some(entry) = self.entry(socket, "WskCloseSocket") else {
+            return;
+        };
         let executing = entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         if executing > 0 {
@@ -1136,15 +1360,27 @@ impl<T: Upcall> WskClient<T> {
             let mut state = entry.lock();
             if state.close_requested {
                 drop(state);
-                self.shared.contract.violation(format!("WskCloseSocket on {socket:?} twice"));
+                self.shared
+                    .contract
+                    .violation(format!("WskCloseSocket on {socket:?} twice"));
                 return;
             }
             state.close_requested = true;
             if let Some(recv) = state.recv.take() {
-                done.push((recv.token, recv.io, OpKind::Receive, Completion::Received(Err(NtStatus::CANCELLED))));
+                done.push((
+                    recv.token,
+                    recv.io,
+                    OpKind::Receive,
+                    Completion::Received(Err(NtStatus::CANCELLED)),
+                ));
             }
             if let Some(send) = state.send.take() {
-                done.push((send.token, send.io, OpKind::Send, Completion::Sent(Err(NtStatus::CANCELLED))));
+                done.push((
+                    send.token,
+                    send.io,
+                    OpKind::Send,
+                    Completion::Sent(Err(NtStatus::CANCELLED)),
+                ));
             }
             if let Some(disconnect) = state.disconnect.take() {
                 done.push((
@@ -1182,7 +1418,12 @@ impl<T: Upcall> WskClient<T> {
         };
         if finished {
             self.shared.remove_entry(&entry);
-            done.push((token, Arc::clone(&io.shared), OpKind::Close, Completion::Closed));
+            done.push((
+                token,
+                Arc::clone(&io.shared),
+                OpKind::Close,
+                Completion::Closed,
+            ));
         }
         self.deliver_all(inline, done);
     }
@@ -1199,7 +1440,11 @@ impl<T: Upcall> WskClient<T> {
 
 /// `WskSocket(AF_INET/AF_INET6, SOCK_STREAM, IPPROTO_TCP, WSK_FLAG_LISTEN_SOCKET)`.
 fn new_listener_socket(local: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(local), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(local),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     if local.is_ipv6() {
         // Windows TCP/IPv6 sockets are IPv6-only unless asked otherwise.
         socket.set_only_v6(true)?;

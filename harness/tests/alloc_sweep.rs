@@ -19,7 +19,9 @@ fn settle(harness: &Harness, expected_listeners: usize) {
     let mut last = harness.pool().attempts();
     let mut stable_since = Instant::now();
     while Instant::now() < deadline {
-        if harness.wsk().listening().len() == expected_listeners && harness.pool().injected_failures() == 0 {
+        if harness.wsk().listening().len() == expected_listeners
+            && harness.pool().injected_failures() == 0
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -37,12 +39,17 @@ fn settle(harness: &Harness, expected_listeners: usize) {
 fn every_start_up_allocation_can_fail_cleanly() {
     let mut swept = 0;
     for n in 1.. {
-        let harness = Harness::start_with(options(&common::LOOPBACK), |h| h.pool().fail_nth_from_now(n))
-            .expect("harness starts");
+        let harness = Harness::start_with(options(&common::LOOPBACK), |h| {
+            h.pool().fail_nth_from_now(n)
+        })
+        .expect("harness starts");
         settle(&harness, 2);
         let injected = harness.pool().injected_failures();
         let report = harness.unload();
-        assert!(report.clean(), "failing start-up allocation {n}: {report:#?}");
+        assert!(
+            report.clean(),
+            "failing start-up allocation {n}: {report:#?}"
+        );
         if injected == 0 {
             break;
         }
@@ -50,7 +57,10 @@ fn every_start_up_allocation_can_fail_cleanly() {
         assert!(n < 200, "start-up makes suspiciously many allocations");
     }
     eprintln!("start-up sweep: {swept} allocation failures injected, each cleanly handled");
-    assert!(swept >= 2, "start-up made only {swept} allocations: is the sweep reaching the driver?");
+    assert!(
+        swept >= 2,
+        "start-up made only {swept} allocations: is the sweep reaching the driver?"
+    );
 }
 
 #[test]
@@ -62,13 +72,18 @@ fn every_connection_allocation_can_fail_cleanly() {
         // One connection's life: connect, echo, half-close, read to the end. With an
         // allocation failing, the driver may refuse or reset it; it must not hang it.
         let mut stream = TcpStream::connect(listening[0]).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let _ = stream.write_all(b"hello, allocation sweep");
         let _ = stream.shutdown(Shutdown::Write);
         let mut back = Vec::new();
         let read = stream.read_to_end(&mut back);
         if harness.pool().injected_failures() == 0 {
-            assert!(read.is_ok() && back == b"hello, allocation sweep", "{read:?} {back:?}");
+            assert!(
+                read.is_ok() && back == b"hello, allocation sweep",
+                "{read:?} {back:?}"
+            );
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while harness.wsk().open_sockets() > 1 && Instant::now() < deadline {
@@ -76,7 +91,10 @@ fn every_connection_allocation_can_fail_cleanly() {
         }
         let injected = harness.pool().injected_failures();
         let report = harness.unload();
-        assert!(report.clean(), "failing connection allocation {n}: {report:#?}");
+        assert!(
+            report.clean(),
+            "failing connection allocation {n}: {report:#?}"
+        );
         if injected == 0 {
             break;
         }
@@ -84,6 +102,9 @@ fn every_connection_allocation_can_fail_cleanly() {
         assert!(n < 100, "a connection makes suspiciously many allocations");
     }
     eprintln!("connection sweep: {swept} allocation failures injected, each cleanly handled");
-    assert!(swept >= 1, "a connection made no allocation: is the sweep reaching the driver?");
+    assert!(
+        swept >= 1,
+        "a connection made no allocation: is the sweep reaching the driver?"
+    );
     let _ = assert_clean;
 }

@@ -36,7 +36,11 @@ struct Rogue {
 }
 
 impl ClientModule<Subsystem> for Rogue {
-    fn attach_provider(&self, handle: BindingHandle<Subsystem>, _p: ProviderCharacteristics) -> NtStatus {
+    fn attach_provider(
+        &self,
+        handle: BindingHandle<Subsystem>,
+        _p: ProviderCharacteristics,
+    ) -> NtStatus {
         match handle.client_attach_provider(ContextPtr(std::ptr::null_mut())) {
             Ok(client) => {
                 *self.provider.lock().unwrap() = Some(Arc::new(HostProvider(client)));
@@ -73,13 +77,24 @@ fn rig(misbehavior: Misbehavior) -> Rig {
     let contract = Arc::new(Contract::new());
     let pool = Pool::new(Arc::clone(&contract), Some(Level::Error));
     let wsk = Wsk::start(Arc::clone(&contract), pool, WskMode::default()).unwrap();
-    let mode = NmrMode { wait_timeout: Duration::from_millis(300), ..NmrMode::default() };
+    let mode = NmrMode {
+        wait_timeout: Duration::from_millis(300),
+        ..NmrMode::default()
+    };
     let nmr = Nmr::new(Arc::clone(&contract), mode);
     nmr.register_provider(Arc::new(wsk.clone()));
-    let rogue = Arc::new(Rogue { misbehavior, provider: Mutex::new(None) });
+    let rogue = Arc::new(Rogue {
+        misbehavior,
+        provider: Mutex::new(None),
+    });
     nmr.register_client(Arc::clone(&rogue) as Arc<dyn ClientModule<Subsystem>>);
     assert!(rogue.provider.lock().unwrap().is_some(), "attached");
-    Rig { contract, nmr, wsk, rogue }
+    Rig {
+        contract,
+        nmr,
+        wsk,
+        rogue,
+    }
 }
 
 #[test]
@@ -93,7 +108,10 @@ fn a_call_into_wsk_after_the_detach_completed_is_caught() {
     let _ = provider.enable_accept_events();
     let violations = rig.contract.violations();
     assert_eq!(violations.len(), 1, "{violations:?}");
-    assert!(violations[0].contains("WskControlClient called after the detach"), "{violations:?}");
+    assert!(
+        violations[0].contains("WskControlClient called after the detach"),
+        "{violations:?}"
+    );
     rig.wsk.stop();
 }
 
@@ -134,7 +152,10 @@ fn a_detach_that_never_completes_and_an_early_unload_are_caught() {
     let violations = rig.contract.violations();
     assert_eq!(violations.len(), 3, "{violations:?}");
     assert!(violations[1].contains("did not complete"), "{violations:?}");
-    assert!(violations[2].contains("Unload returned before"), "{violations:?}");
+    assert!(
+        violations[2].contains("Unload returned before"),
+        "{violations:?}"
+    );
     // Let the rogue finish so the threads wind down.
     let provider = rig.rogue.provider.lock().unwrap().clone().unwrap();
     provider.detach_complete();

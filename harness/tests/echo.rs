@@ -30,7 +30,12 @@ fn run(inline: InlineMode, seed: u64) {
             let seed = rng.next();
             std::thread::spawn(move || {
                 let back = echo_in_chunks(addr, payload.clone(), seed).expect("echo");
-                assert!(back == payload, "client {n} ({addr}): {} bytes sent, {} back, differ", payload.len(), back.len());
+                assert!(
+                    back == payload,
+                    "client {n} ({addr}): {} bytes sent, {} back, differ",
+                    payload.len(),
+                    back.len()
+                );
             })
         })
         .collect();
@@ -38,7 +43,9 @@ fn run(inline: InlineMode, seed: u64) {
         client.join().expect("client thread");
     }
     // Every connection ends with both sides' FIN: the driver closes them gracefully.
-    wait_for("connections closed", Duration::from_secs(10), || harness.wsk().open_sockets() == listening.len());
+    wait_for("connections closed", Duration::from_secs(10), || {
+        harness.wsk().open_sockets() == listening.len()
+    });
     let counters = harness.wsk().counters();
     assert_eq!(counters.accepted, CLIENTS as u64);
     assert_eq!(counters.graceful, CLIENTS as u64, "{counters:?}");

@@ -56,7 +56,15 @@ struct FakeClient {
 impl FakeSocket {
     fn new(client: &'static FakeClient, kind: SocketKind, local: SocketAddr) -> &'static Self {
         let buffer: &'static mut [u8] = Box::leak(vec![0_u8; BUFFER].into_boxed_slice());
-        Box::leak(Box::new(Self { client, kind, handle: Mutex::new(None), io: OnceLock::new(), buffer: NonNull::from(buffer), local, calls: Mutex::new((0, false)) }))
+        Box::leak(Box::new(Self {
+            client,
+            kind,
+            handle: Mutex::new(None),
+            io: OnceLock::new(),
+            buffer: NonNull::from(buffer),
+            local,
+            calls: Mutex::new((0, false)),
+        }))
     }
     fn provider(&self) -> &WskClient<Tok> {
         self.client.provider.get().expect("attached")
@@ -111,23 +119,35 @@ impl Upcall for Tok {
                 s.client.closed.fetch_add(1, Ordering::SeqCst);
             }
             other => {
-                s.client.errors.lock().unwrap().push(format!("{:?}: {other:?}", s.kind));
-                if s.kind == SocketKind::Connection && !matches!(other, Completion::Received(Err(NtStatus::CANCELLED))) {
+                s.client
+                    .errors
+                    .lock()
+                    .unwrap()
+                    .push(format!("{:?}: {other:?}", s.kind));
+                if s.kind == SocketKind::Connection
+                    && !matches!(other, Completion::Received(Err(NtStatus::CANCELLED)))
+                {
                     s.close_after_call();
                 }
             }
         }
     }
 
-    unsafe fn accept_event(self, accepted: Option<SocketHandle>, _remote: Option<SocketAddr>) -> Result<Self, NtStatus> {
+    unsafe fn accept_event(
+        self,
+        accepted: Option<SocketHandle>,
+        _remote: Option<SocketAddr>,
+    ) -> Result<Self, NtStatus> {
         let accepted = accepted.ok_or(NtStatus::UNSUCCESSFUL)?;
         let conn = FakeSocket::new(self.0.client, SocketKind::Connection, self.0.local);
         *conn.handle.lock().unwrap() = Some(accepted);
-        let io = conn.provider().new_socket_io(SocketKind::Connection, Some(conn.buffer))?;
+        let io = conn
+            .provider()
+            .new_socket_io(SocketKind::Connection, Some(conn.buffer))?;
         let _ = conn.io.set(io);
         conn.client.conns.lock().unwrap().push(conn);
-        conn.call(|p| p.receive(conn.io(), accepted, 0..BUFFER, Tok(conn)));
-        Ok(Tok(conn))
+        conn.call(|p| p.receive(conn.io(), accepted, 0..BUFFER, Self(conn)));
+        Ok(Self(conn))
     }
 }
 
@@ -139,7 +159,11 @@ struct FakeModule {
 }
 
 impl ClientModule<Wsk<Tok>> for FakeModule {
-    fn attach_provider(&self, handle: BindingHandle<Wsk<Tok>>, _provider: ProviderCharacteristics) -> NtStatus {
+    fn attach_provider(
+        &self,
+        handle: BindingHandle<Wsk<Tok>>,
+        _provider: ProviderCharacteristics,
+    ) -> NtStatus {
         match handle.client_attach_provider(ContextPtr(std::ptr::null_mut())) {
             Ok(provider) => {
                 let _ = self.client.provider.set(provider);
@@ -152,7 +176,11 @@ impl ClientModule<Wsk<Tok>> for FakeModule {
         }
         for local in &self.listen {
             let listener = FakeSocket::new(self.client, SocketKind::Listener, *local);
-            let _ = listener.io.set(provider.new_socket_io(SocketKind::Listener, None).expect("io"));
+            let _ = listener.io.set(
+                provider
+                    .new_socket_io(SocketKind::Listener, None)
+                    .expect("io"),
+            );
             self.listeners.lock().unwrap().push(listener);
             provider.open_listener(listener.io(), *local, Tok(listener));
         }
@@ -175,7 +203,6 @@ struct Setup {
     nmr: Nmr<Wsk<Tok>>,
     wsk: Wsk<Tok>,
     client: &'static FakeClient,
-    module: Arc<FakeModule>,
 }
 
 fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
@@ -184,15 +211,24 @@ fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
     let wsk = Wsk::start(Arc::clone(&contract), pool, WskMode { inline, workers: 2 }).expect("wsk");
     let nmr = Nmr::new(Arc::clone(&contract), NmrMode::default());
     nmr.register_provider(Arc::new(wsk.clone()));
-    let client: &'static FakeClient =
-        Box::leak(Box::new(FakeClient { provider: OnceLock::new(), closed: AtomicUsize::new(0), conns: Mutex::new(Vec::new()), errors: Mutex::new(Vec::new()) }));
+    let client: &'static FakeClient = Box::leak(Box::new(FakeClient {
+        provider: OnceLock::new(),
+        closed: AtomicUsize::new(0),
+        conns: Mutex::new(Vec::new()),
+        errors: Mutex::new(Vec::new()),
+    }));
     let module = Arc::new(FakeModule {
         client,
         listen: listen.iter().map(|a| a.parse().unwrap()).collect(),
         listeners: Mutex::new(Vec::new()),
     });
-    nmr.register_client(Arc::clone(&module) as Arc<dyn ClientModule<Wsk<Tok>>>);
-    Setup { contract, nmr, wsk, client, module }
+    nmr.register_client(module as Arc<dyn ClientModule<Wsk<Tok>>>);
+    Setup {
+        contract,
+        nmr,
+        wsk,
+        client,
+    }
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -205,7 +241,9 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 fn echo_once(addr: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(payload).unwrap();
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut back = Vec::new();
@@ -225,14 +263,20 @@ fn v4_and_v6_listeners_share_a_port_number_and_echo() {
         for addr in &listening {
             assert_eq!(echo_once(*addr, &payload), payload);
         }
-        wait_for("connections closed", || s.client.closed.load(Ordering::SeqCst) == 2);
+        wait_for("connections closed", || {
+            s.client.closed.load(Ordering::SeqCst) == 2
+        });
         assert_eq!(s.wsk.counters().graceful, 2);
         assert_eq!(s.wsk.counters().accepted, 2);
         assert!(v4.is_ipv4());
         assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
         assert!(s.nmr.wait_client_deregistered());
         assert_eq!(s.wsk.open_sockets(), 0);
-        assert!(s.client.errors.lock().unwrap().is_empty(), "{:?}", s.client.errors.lock().unwrap());
+        assert!(
+            s.client.errors.lock().unwrap().is_empty(),
+            "{:?}",
+            s.client.errors.lock().unwrap()
+        );
         assert_eq!(s.contract.count(), 0, "{:?}", s.contract.violations());
         s.wsk.stop();
     }
@@ -247,11 +291,21 @@ fn close_cancels_a_pending_receive_and_resets_the_peer() {
     let conn = s.client.conns.lock().unwrap()[0];
     // The peer sent nothing, so the connection's receive is pending: close cancels it.
     conn.close();
-    wait_for("cancellation", || !s.client.errors.lock().unwrap().is_empty());
-    assert_eq!(*s.client.errors.lock().unwrap(), [format!("Connection: Received(Err({:?}))", NtStatus::CANCELLED)]);
+    wait_for("cancellation", || {
+        !s.client.errors.lock().unwrap().is_empty()
+    });
+    assert_eq!(
+        *s.client.errors.lock().unwrap(),
+        [format!(
+            "Connection: Received(Err({:?}))",
+            NtStatus::CANCELLED
+        )]
+    );
     wait_for("closed", || s.client.closed.load(Ordering::SeqCst) == 1);
     // Not both directions shut down: the close was abortive.
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let error = stream.read(&mut [0_u8; 16]).expect_err("reset");
     assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
     assert_eq!(s.wsk.counters().aborted, 1);
@@ -266,10 +320,15 @@ fn bind_to_a_port_in_use_fails_with_address_already_exists() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let s = setup(InlineMode::Always, &[&addr]);
-    wait_for("bind failure", || !s.client.errors.lock().unwrap().is_empty());
+    wait_for("bind failure", || {
+        !s.client.errors.lock().unwrap().is_empty()
+    });
     assert_eq!(
         *s.client.errors.lock().unwrap(),
-        [format!("Listener: Bound(Err({:?}))", NtStatus::ADDRESS_ALREADY_EXISTS)]
+        [format!(
+            "Listener: Bound(Err({:?}))",
+            NtStatus::ADDRESS_ALREADY_EXISTS
+        )]
     );
     assert!(s.wsk.listening().is_empty());
     assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
@@ -290,13 +349,20 @@ fn a_call_after_detach_and_an_open_socket_at_detach_are_violations() {
     assert!(s.nmr.wait_client_deregistered());
     let violations = s.contract.violations();
     assert_eq!(violations.len(), 1, "{violations:?}");
-    assert!(violations[0].contains("socket(s) still open"), "{violations:?}");
+    assert!(
+        violations[0].contains("socket(s) still open"),
+        "{violations:?}"
+    );
     // The subsystem tore the connection down itself.
     assert_eq!(s.wsk.open_sockets(), 0);
     // And a call into WSK after the detach completed.
-    conn.provider().send(conn.io(), conn.handle(), 0..1, Tok(conn));
+    conn.provider()
+        .send(conn.io(), conn.handle(), 0..1, Tok(conn));
     let violations = s.contract.violations();
     assert_eq!(violations.len(), 2, "{violations:?}");
-    assert!(violations[1].contains("WskSend called after the detach"), "{violations:?}");
+    assert!(
+        violations[1].contains("WskSend called after the detach"),
+        "{violations:?}"
+    );
     s.wsk.stop();
 }

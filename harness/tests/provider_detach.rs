@@ -17,7 +17,7 @@ use std::{
 use common::{Rng, assert_clean, connect, echo_in_chunks, options, start, wait_for};
 use wskecho_harness::nmr::DetachCause;
 
-/// A port free on both 127.0.0.1 and ::1 right now.
+/// A port free on both `127.0.0.1` and `::1` right now.
 fn free_port() -> u16 {
     loop {
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -47,7 +47,9 @@ fn provider_detach_mid_traffic_then_reregistration_serves_again() {
                 while !stop.load(Ordering::Relaxed) {
                     let len = rng.range(1, 2048);
                     let chunk = rng.bytes(len);
-                    if stream.write_all(&chunk).is_err() || stream.read_exact(&mut back[..chunk.len()]).is_err() {
+                    if stream.write_all(&chunk).is_err()
+                        || stream.read_exact(&mut back[..chunk.len()]).is_err()
+                    {
                         return;
                     }
                     assert!(back[..chunk.len()] == chunk[..]);
@@ -55,26 +57,39 @@ fn provider_detach_mid_traffic_then_reregistration_serves_again() {
             })
         })
         .collect();
-    wait_for("clients accepted", Duration::from_secs(20), || harness.wsk().counters().accepted == 40);
+    wait_for("clients accepted", Duration::from_secs(20), || {
+        harness.wsk().counters().accepted == 40
+    });
 
-    assert!(harness.deregister_provider(), "provider deregistration did not complete");
+    assert!(
+        harness.deregister_provider(),
+        "provider deregistration did not complete"
+    );
     let records = harness.nmr().detach_records();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].cause, DetachCause::ProviderDeregistered);
     assert!(harness.wsk().listening().is_empty());
     assert_eq!(harness.wsk().open_sockets(), 0);
-    assert_eq!(harness.driver().map(|d| d.client().live_bindings()), Some(0));
+    assert_eq!(
+        harness.driver().map(|d| d.client().live_bindings()),
+        Some(0)
+    );
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("client thread");
     }
 
     harness.register_provider();
-    let relistening = harness.wait_listening(Duration::from_secs(10)).expect("listeners reopen");
+    let relistening = harness
+        .wait_listening(Duration::from_secs(10))
+        .expect("listeners reopen");
     assert_eq!(relistening, listening);
     for (n, addr) in relistening.iter().enumerate() {
         let payload = Rng::new(n as u64).bytes(50_000);
-        assert_eq!(echo_in_chunks(*addr, payload.clone(), 3).expect("echo after re-registration"), payload);
+        assert_eq!(
+            echo_in_chunks(*addr, payload.clone(), 3).expect("echo after re-registration"),
+            payload
+        );
     }
     let report = harness.unload();
     assert_clean(&report);

@@ -1,5 +1,5 @@
 //! Unload (`sc stop`) while 200 clients are mid-transfer: the detach goes through
-//! STATUS_PENDING and completes, Unload is bounded (it does not wait for the peers), and
+//! `STATUS_PENDING` and completes, Unload is bounded (it does not wait for the peers), and
 //! nothing leaks or breaks the contract.
 
 mod common;
@@ -47,21 +47,31 @@ fn unload_mid_transfer_is_bounded_pending_and_clean() {
             })
         })
         .collect();
-    wait_for("all clients accepted", Duration::from_secs(30), || harness.wsk().counters().accepted == CLIENTS as u64);
+    wait_for("all clients accepted", Duration::from_secs(30), || {
+        harness.wsk().counters().accepted == CLIENTS as u64
+    });
     let before = exchanges.load(Ordering::Relaxed);
-    wait_for("traffic", Duration::from_secs(30), || exchanges.load(Ordering::Relaxed) > before + 2 * CLIENTS);
+    wait_for("traffic", Duration::from_secs(30), || {
+        exchanges.load(Ordering::Relaxed) > before + 2 * CLIENTS
+    });
 
     let start = Instant::now();
     let report = harness.unload();
     let unload = start.elapsed();
-    eprintln!("unload with {CLIENTS} clients mid-transfer: {unload:?}, {}", report.to_json());
+    eprintln!(
+        "unload with {CLIENTS} clients mid-transfer: {unload:?}, {}",
+        report.to_json()
+    );
     assert_clean(&report);
     assert_eq!(report.detach, "pending", "{report:?}");
     assert!(unload < Duration::from_secs(5), "unload took {unload:?}");
     // The peers were not waited for: they all see the connection end (RST), promptly.
     let deadline = Instant::now() + Duration::from_secs(20);
     for client in clients {
-        assert!(Instant::now() < deadline, "clients did not see the connections end");
+        assert!(
+            Instant::now() < deadline,
+            "clients did not see the connections end"
+        );
         client.join().expect("client thread");
     }
 }

@@ -22,14 +22,24 @@ pub fn options(listen: &[&str]) -> Options {
 /// Starts a machine and waits for its listeners.
 pub fn start(options: Options) -> (Harness, Vec<SocketAddr>) {
     let harness = Harness::start(options).expect("harness starts");
-    let listening = harness.wait_listening(Duration::from_secs(10)).expect("listeners open");
+    let listening = harness
+        .wait_listening(Duration::from_secs(10))
+        .expect("listeners open");
     (harness, listening)
 }
 
 /// Asserts a report shows no violation and no leak.
 pub fn assert_clean(report: &Report) {
-    assert!(report.violations.is_empty(), "contract violations: {:#?}", report.violations);
-    assert_eq!(report.pool_outstanding_bytes, 0, "leaks: {:#?}", report.leaks);
+    assert!(
+        report.violations.is_empty(),
+        "contract violations: {:#?}",
+        report.violations
+    );
+    assert_eq!(
+        report.pool_outstanding_bytes, 0,
+        "leaks: {:#?}",
+        report.leaks
+    );
     assert!(report.clean());
 }
 
@@ -40,7 +50,7 @@ impl Rng {
     pub const fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub const fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -58,8 +68,12 @@ impl Rng {
 /// Connects with generous timeouts.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     stream
 }
 
@@ -93,7 +107,10 @@ pub fn echo_in_chunks(addr: SocketAddr, payload: Vec<u8>, seed: u64) -> io::Resu
 pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
