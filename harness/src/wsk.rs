@@ -113,6 +113,9 @@ pub struct WskMode {
     pub inline: InlineMode,
     /// Worker threads delivering completions and events.
     pub workers: usize,
+    /// Extra time before a close completes (when not inline): WSK's close of a socket with
+    /// traffic takes a while, and it makes in-flight work at detach time certain in tests.
+    pub close_delay: Duration,
 }
 
 impl Default for WskMode {
@@ -120,6 +123,7 @@ impl Default for WskMode {
         Self {
             inline: InlineMode::Alternate,
             workers: 3,
+            close_delay: Duration::ZERO,
         }
     }
 }
@@ -1425,7 +1429,21 @@ impl<T: Upcall> WskClient<T> {
                 Completion::Closed,
             ));
         }
-        self.deliver_all(inline, done);
+        let delay = self.shared.mode.close_delay;
+        if inline || delay.is_zero() {
+            self.deliver_all(inline, done);
+        } else {
+            let shared = Arc::clone(&self.shared);
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                let batch = Arc::clone(&shared);
+                shared.post(Box::new(move || {
+                    for (token, io, op, completion) in done {
+                        batch.deliver(true, token, io, op, completion);
+                    }
+                }));
+            });
+        }
     }
 
     /// `NmrClientDetachProviderComplete` for this binding. `self` may be freed by the time

@@ -14,12 +14,22 @@ use std::{
 };
 
 use common::{LOOPBACK, Rng, assert_clean, connect, options, start, wait_for};
+use wskecho_harness::wsk::{InlineMode, WskMode};
 
 const CLIENTS: usize = 200;
 
 #[test]
 fn unload_mid_transfer_is_bounded_pending_and_clean() {
-    let (harness, listening) = start(options(&LOOPBACK));
+    // Completions on worker threads, and closes that take a moment: the closes the detach
+    // requests are then still in flight when the callback returns, so it must pend. (When
+    // every close finishes before the callback's last check, SUCCESS is right instead.)
+    let mut opts = options(&LOOPBACK);
+    opts.wsk = WskMode {
+        inline: InlineMode::Never,
+        close_delay: Duration::from_millis(20),
+        ..WskMode::default()
+    };
+    let (harness, listening) = start(opts);
     let exchanges = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
