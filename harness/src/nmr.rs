@@ -98,6 +98,10 @@ pub struct NmrMode {
     pub attach_inline: bool,
     /// `ClientDetachProvider` runs inside the deregistration call rather than on another thread.
     pub detach_inline: bool,
+    /// A deregistration may call `ClientDetachProvider` as soon as `NmrClientAttachProvider`
+    /// has returned, while `ClientAttachProvider` is still running; otherwise the detach waits
+    /// until the attach callback has returned.
+    pub detach_during_attach: bool,
     /// Bound on every blocking wait; exceeding it is a violation.
     pub wait_timeout: Duration,
 }
@@ -107,6 +111,7 @@ impl Default for NmrMode {
         Self {
             attach_inline: true,
             detach_inline: true,
+            detach_during_attach: false,
             wait_timeout: Duration::from_secs(20),
         }
     }
@@ -138,6 +143,8 @@ struct BindingRecord {
     provider_registration: u64,
     /// Set by `NmrClientAttachProvider`.
     context: Option<ContextPtr>,
+    /// `NmrClientAttachProvider` returned success.
+    provider_attached: bool,
     attach_returned: bool,
     detach_requested: Option<DetachCause>,
     detach_started: bool,
@@ -250,10 +257,26 @@ impl<Pr: ProviderModule> BindingHandle<Pr> {
             }
         };
         let result = provider.attach_client(self);
-        if result.is_err()
-            && let Some(record) = inner.lock().bindings.get_mut(&self.id)
-        {
-            record.context = None;
+        let requested = {
+            let mut state = inner.lock();
+            let Some(record) = state.bindings.get_mut(&self.id) else {
+                return result;
+            };
+            if result.is_err() {
+                record.context = None;
+                return result;
+            }
+            record.provider_attached = true;
+            record
+                .detach_requested
+                .filter(|_| inner.mode.detach_during_attach)
+        };
+        if let Some(cause) = requested {
+            // A deregistration came in while NmrClientAttachProvider ran: detach now, on
+            // another thread, while the client's attach callback is still running.
+            let nmr = self.nmr.clone();
+            let id = self.id;
+            std::thread::spawn(move || nmr.start_detach(id, cause));
         }
         result
     }
@@ -448,7 +471,8 @@ impl<Pr: ProviderModule> Nmr<Pr> {
             if record.detach_started {
                 return;
             }
-            if !record.attach_returned {
+            let early = self.inner.mode.detach_during_attach && record.provider_attached;
+            if !record.attach_returned && !early {
                 record.detach_requested.get_or_insert(cause);
                 return;
             }

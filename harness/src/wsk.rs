@@ -325,6 +325,7 @@ impl BindingState {
 }
 
 type Job = Box<dyn FnOnce() + Send>;
+type CallHook = Box<dyn FnOnce() + Send>;
 
 struct Shared<T> {
     contract: Arc<Contract>,
@@ -343,6 +344,9 @@ struct Shared<T> {
     jobs: Mutex<VecDeque<Job>>,
     jobs_ready: Condvar,
     stopping: AtomicBool,
+    /// WSK calls admitted so far, and an action to start (on its own thread) at call N.
+    calls: AtomicUsize,
+    call_hook: Mutex<Option<(usize, CallHook)>>,
     characteristics: Mutex<ProviderCharacteristics>,
 }
 
@@ -410,6 +414,8 @@ impl<T: Upcall> Wsk<T> {
             jobs: Mutex::new(VecDeque::new()),
             jobs_ready: Condvar::new(),
             stopping: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+            call_hook: Mutex::new(None),
             characteristics: Mutex::new(ProviderCharacteristics {
                 highest_version: 0x0100,
                 lowest_version: 0x0100,
@@ -446,6 +452,23 @@ impl<T: Upcall> Wsk<T> {
         for thread in threads {
             let _ = thread.join();
         }
+    }
+
+    /// Starts `action` on a new thread when the `nth` WSK call from now on is made (while that
+    /// call is executing): e.g. a provider deregistration at an arbitrary moment.
+    pub fn at_call(&self, nth: usize, action: impl FnOnce() + Send + 'static) {
+        let at = self.shared.calls.load(Ordering::SeqCst) + nth;
+        *self
+            .shared
+            .call_hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((at, Box::new(action)));
+    }
+
+    /// WSK calls made so far (all bindings).
+    #[must_use]
+    pub fn calls(&self) -> usize {
+        self.shared.calls.load(Ordering::SeqCst)
     }
 
     /// Sets the WSK version range the subsystem advertises at attach.
@@ -676,6 +699,20 @@ impl<T: Upcall> Shared<T> {
                 Some(job) => irql::at_dispatch(job),
                 None => return,
             }
+        }
+    }
+
+    fn count_call(&self) {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut hook = self
+            .call_hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if hook.as_ref().is_some_and(|(at, _)| *at == n)
+            && let Some((_, action)) = hook.take()
+        {
+            drop(hook);
+            std::thread::spawn(action);
         }
     }
 
@@ -1019,6 +1056,7 @@ impl<T: Upcall> WskClient<T> {
 
     /// Admits a call into WSK, or records that it came after the detach completed.
     fn admit(&self, call: &str) -> bool {
+        self.shared.count_call();
         if self.binding.detached.load(Ordering::SeqCst) {
             self.shared.contract.violation(format!(
                 "{call} called after the detach of binding {} completed",

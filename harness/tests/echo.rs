@@ -12,7 +12,10 @@ const CLIENTS: usize = 48;
 
 fn run(inline: InlineMode, seed: u64) {
     let mut opts = options(&LOOPBACK);
-    opts.wsk = WskMode { inline, ..WskMode::default() };
+    opts.wsk = WskMode {
+        inline,
+        ..WskMode::default()
+    };
     let (harness, listening) = start(opts);
     let mut rng = Rng::new(seed);
     let mut expected_bytes = 0_u64;

@@ -208,7 +208,16 @@ struct Setup {
 fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
     let contract = Arc::new(Contract::new());
     let pool = Pool::new(Arc::clone(&contract), Some(Level::Warning));
-    let wsk = Wsk::start(Arc::clone(&contract), pool, WskMode { inline, workers: 2, ..WskMode::default() }).expect("wsk");
+    let wsk = Wsk::start(
+        Arc::clone(&contract),
+        pool,
+        WskMode {
+            inline,
+            workers: 2,
+            ..WskMode::default()
+        },
+    )
+    .expect("wsk");
     let nmr = Nmr::new(Arc::clone(&contract), NmrMode::default());
     nmr.register_provider(Arc::new(wsk.clone()));
     let client: &'static FakeClient = Box::leak(Box::new(FakeClient {
