@@ -361,6 +361,12 @@ pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
     pub WskRelease: *const c_void,
 }
 
+// The accept bit is its own (one published port used 0x80, which is DISCONNECT), and the two
+// socket categories wskecho knows are distinct flags.
+const _: () = assert!(WSK_EVENT_ACCEPT.count_ones() == 1);
+const _: () = assert!(WSK_EVENT_ACCEPT & (WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT) == 0);
+const _: () = assert!(WSK_FLAG_LISTEN_SOCKET & WSK_FLAG_CONNECTION_SOCKET == 0);
+
 // x64 layouts (pointers 8 bytes, natural alignment).
 const _: () = assert!(MAKE_WSK_VERSION(1, 0) == 0x0100);
 const _: () = assert!(size_of::<WSK_SOCKET>() == 8);

@@ -1,40 +1,43 @@
-//! Kernel adapter: the driver's entry points (compiled only for Windows targets).
+//! Kernel adapter (compiled only for Windows targets): translates between Windows (NMR, WSK,
+//! IRPs, MDLs, registry, pool, debug output) and the platform-neutral core, which decides
+//! everything. One concern per file; docs/kernel-adapter.md describes each, with the IRQL of
+//! every function and the IRP/MDL lifecycle.
 //!
-//! Minimal version: `DriverEntry` registers `Unload` and logs; the WSK client is added on top
-//! of this (docs/architecture.md).
+//! * `entry` — `DriverEntry`: configuration, global client, `NmrRegisterClient`.
+//! * `unload` — `Unload`: deregistration and the wait for every binding to be freed.
+//! * `nmr_client` — static NMR registration data and the three NMR client callbacks.
+//! * `provider` — the core's `Provider` over the WSK dispatch tables, one per binding.
+//! * `socket_io`, `irp`, `mdl`, `completion` — per-socket IRPs and MDL, completion routines.
+//! * `events` — `WskAcceptEvent` and the static listen dispatch.
+//! * `platform`, `log_line` — tagged pool and `DbgPrintEx`.
+//! * `registry` — reading `<service key>\Parameters`.
+//! * `address` — `SocketAddr` to and from `SOCKADDR_IN`/`SOCKADDR_IN6`.
+//! * `globals` — the static client, NMR handle and unload event (`WSKECHO_GLOBALS`).
 
 extern crate alloc;
 
 #[cfg(not(test))]
 extern crate wdk_panic;
 
-use wdk::println;
 #[cfg(not(test))]
 use wdk_alloc::WdkAllocator;
-use wdk_sys::{DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING, STATUS_SUCCESS};
+
+mod address;
+mod completion;
+mod entry;
+mod events;
+mod globals;
+mod irp;
+mod log_line;
+mod mdl;
+mod nmr_client;
+mod platform;
+mod provider;
+mod registry;
+mod socket_io;
+mod unload;
 
 /// Kernel pool allocator (non-paged, tagged) behind `alloc`.
 #[cfg(not(test))]
 #[global_allocator]
 static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
-
-/// `DriverEntry` (DRIVER_INITIALIZE), called by the I/O manager at `PASSIVE_LEVEL`.
-///
-/// # Safety
-/// Called only by the I/O manager, with a valid driver object.
-// SAFETY: `DriverEntry` is the entry point name the linker is told to use (/ENTRY:DriverEntry,
-// from wdk-build); no other item of the crate exports it.
-#[unsafe(export_name = "DriverEntry")]
-pub unsafe extern "system" fn driver_entry(
-    driver: &mut DRIVER_OBJECT,
-    _registry_path: PCUNICODE_STRING,
-) -> NTSTATUS {
-    driver.DriverUnload = Some(driver_unload);
-    println!("wskecho: loaded");
-    STATUS_SUCCESS
-}
-
-/// `Unload` (DRIVER_UNLOAD), called by the I/O manager at `PASSIVE_LEVEL`.
-unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
-    println!("wskecho: unloaded");
-}

@@ -1,0 +1,72 @@
+//! WSK event callbacks of listening sockets: `WskAcceptEvent`, and the static client listen
+//! dispatch table passed to `WskSocket`.
+
+use core::ptr::{self, NonNull};
+
+use wdk_sys::{NTSTATUS, PVOID, STATUS_SUCCESS, ULONG};
+
+use super::{
+    address::socket_addr_from_raw,
+    provider::{WskProvider, WskSocketHandle},
+};
+use crate::{
+    core::{socket::SocketRef, status::NtStatus},
+    ffi::{
+        ws2def::SOCKADDR,
+        wsk::{PWSK_SOCKET, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_LISTEN_DISPATCH},
+    },
+};
+
+/// The client dispatch of every listening socket: accept events only, no conditional accept.
+/// Static: WSK reads it for as long as the socket exists.
+///
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/ns-wsk-_wsk_client_listen_dispatch>
+pub static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = WSK_CLIENT_LISTEN_DISPATCH {
+    WskAcceptEvent: Some(accept_event),
+    WskInspectEvent: ptr::null(),
+    WskAbortEvent: ptr::null(),
+};
+
+/// `WskAcceptEvent` (`PFN_WSK_ACCEPT_EVENT`), IRQL <= `DISPATCH_LEVEL`
+/// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_accept_event>).
+///
+/// Hands the new connection (or, with a NULL `accept_socket`, the news that the listener
+/// stopped working) to the core. On acceptance returns `STATUS_SUCCESS` with the connection's
+/// token as its socket context and no connection dispatch (wskecho uses no connection events);
+/// otherwise the core's refusal (normally `STATUS_REQUEST_NOT_ACCEPTED`: WSK then closes the
+/// socket). The address pointers are only read during the call.
+unsafe extern "system" fn accept_event(
+    socket_context: PVOID,
+    _flags: ULONG,
+    _local_address: *mut SOCKADDR,
+    remote_address: *mut SOCKADDR,
+    accept_socket: PWSK_SOCKET,
+    accept_socket_context: *mut PVOID,
+    accept_socket_dispatch: *mut *const WSK_CLIENT_CONNECTION_DISPATCH,
+) -> NTSTATUS {
+    if socket_context.is_null() {
+        return NtStatus::REQUEST_NOT_ACCEPTED.0;
+    }
+    // SAFETY: the socket context of a listener is the token the core gave `open_listener`,
+    // valid until the listener's close completes (WSK calls no event after that).
+    let listener = unsafe { SocketRef::<WskProvider>::from_context(socket_context) };
+    let accepted = NonNull::new(accept_socket).map(WskSocketHandle);
+    // SAFETY: WSK passes a valid address (or NULL with a NULL socket) for this call's duration.
+    let remote = unsafe { socket_addr_from_raw(remote_address) };
+    // SAFETY: called from the listener's accept event, as the core requires.
+    match unsafe { listener.accept_event(accepted, remote) } {
+        Ok(connection) => {
+            if accept_socket_context.is_null() || accept_socket_dispatch.is_null() {
+                // Not expected from WSK; the core has already taken the socket, so it must
+                // be accepted anyway (it is closed through the core's own path).
+                return STATUS_SUCCESS;
+            }
+            // SAFETY: both out-pointers are valid for writes during the call (checked above).
+            unsafe { accept_socket_context.write(connection.as_context()) };
+            // SAFETY: as above.
+            unsafe { accept_socket_dispatch.write(ptr::null()) };
+            STATUS_SUCCESS
+        }
+        Err(status) => status.0,
+    }
+}

@@ -1,0 +1,135 @@
+//! The driver's global state: the core [`Client`] (in static, non-paged storage, so it never
+//! moves while bindings exist), the NMR client handle, and the event `Unload` waits on until
+//! every binding has been freed.
+//!
+//! WinDbg: the whole state is the symbol `wskecho!WSKECHO_GLOBALS`; the counters are
+//! `dx wskecho!WSKECHO_GLOBALS.client.value.value.stats` (`Stats` is `#[repr(C)]`: plain 64-bit
+//! counters in order; docs/kernel-adapter.md).
+
+use core::{
+    cell::UnsafeCell,
+    ffi::c_void,
+    mem::MaybeUninit,
+    ptr,
+    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
+};
+
+use wdk_sys::{
+    _EVENT_TYPE::SynchronizationEvent, _KWAIT_REASON::Executive, _MODE::KernelMode, HANDLE, KEVENT,
+    ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
+};
+
+use super::provider::WskProvider;
+use crate::core::client::Client;
+
+/// The kernel's client type.
+pub type KernelClient = Client<WskProvider>;
+
+/// Everything global, in one named static.
+pub struct DriverGlobals {
+    /// The core client; initialised in `DriverEntry`, dropped in `Unload` (or when
+    /// `DriverEntry` fails).
+    client: UnsafeCell<MaybeUninit<KernelClient>>,
+    /// Whether `client` is initialised.
+    ready: AtomicBool,
+    /// The handle from `NmrRegisterClient`.
+    nmr_client: AtomicPtr<c_void>,
+    /// Synchronization event set by the cleanup callback that frees the last binding.
+    bindings_gone: UnsafeCell<KEVENT>,
+}
+
+// SAFETY: `client` is written only at PASSIVE_LEVEL in DriverEntry before anything can read it
+// (published by `ready`, Release/Acquire) and dropped in Unload after every reader is gone; the
+// Client itself is Sync. The KEVENT is only used through Ke* functions, which synchronise.
+unsafe impl Sync for DriverGlobals {}
+
+/// The driver's global state (non-paged: the image's data section).
+#[unsafe(no_mangle)]
+pub static WSKECHO_GLOBALS: DriverGlobals = DriverGlobals {
+    client: UnsafeCell::new(MaybeUninit::uninit()),
+    ready: AtomicBool::new(false),
+    nmr_client: AtomicPtr::new(ptr::null_mut()),
+    // SAFETY: KEVENT is plain data for which all-zero is a valid (not yet initialised) value;
+    // KeInitializeEvent runs before any use.
+    bindings_gone: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+};
+
+impl DriverGlobals {
+    /// Stores the client and initialises the event. `PASSIVE_LEVEL`, from `DriverEntry`
+    /// (`KeInitializeEvent`: any IRQL,
+    /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializeevent>).
+    ///
+    /// # Safety
+    /// Called once, before anything else uses the globals, with no concurrent access.
+    pub unsafe fn init(&self, client: KernelClient) -> &KernelClient {
+        // SAFETY: nobody else touches the event yet (caller).
+        unsafe { KeInitializeEvent(self.bindings_gone.get(), SynchronizationEvent, 0) };
+        let storage = self.client.get().cast::<KernelClient>();
+        // SAFETY: nobody else touches the client storage yet (caller); `MaybeUninit<T>` has the
+        // layout of `T`. A raw write keeps the debug build's frame small (no extra copies).
+        unsafe { storage.write(client) };
+        self.ready.store(true, Ordering::Release);
+        // SAFETY: just initialised.
+        unsafe { &*storage }
+    }
+
+    /// The client, once initialised.
+    pub fn client(&self) -> Option<&KernelClient> {
+        if self.ready.load(Ordering::Acquire) {
+            // SAFETY: initialised (ready) and not dropped while anything can still call in.
+            Some(unsafe { (*self.client.get()).assume_init_ref() })
+        } else {
+            None
+        }
+    }
+
+    /// Drops the client.
+    ///
+    /// # Safety
+    /// No binding is live and nothing can call into the client any more (NMR deregistration
+    /// complete, or `NmrRegisterClient` failed).
+    pub unsafe fn destroy(&self) {
+        if self.ready.swap(false, Ordering::AcqRel) {
+            // SAFETY: initialised and, per the caller, unused from now on.
+            unsafe { (*self.client.get()).assume_init_drop() };
+        }
+    }
+
+    /// Remembers the NMR client handle.
+    pub fn set_nmr_client(&self, handle: HANDLE) {
+        self.nmr_client.store(handle, Ordering::Release);
+    }
+
+    /// Takes the NMR client handle (NULL if none).
+    pub fn take_nmr_client(&self) -> HANDLE {
+        self.nmr_client.swap(ptr::null_mut(), Ordering::AcqRel)
+    }
+
+    /// Wakes `Unload`'s wait: the last binding was freed. IRQL <= `DISPATCH_LEVEL`
+    /// (`KeSetEvent` with `Wait = FALSE`,
+    /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kesetevent>).
+    pub fn signal_bindings_gone(&self) {
+        // SAFETY: the event was initialised in `init`, before NMR could call any callback.
+        unsafe { KeSetEvent(self.bindings_gone.get(), 0, 0) };
+    }
+
+    /// Blocks until no binding is live. `PASSIVE_LEVEL` (`KeWaitForSingleObject` without a
+    /// timeout, <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kewaitforsingleobject>).
+    ///
+    /// The event auto-resets; a stale signal only costs one more look at the count, and a
+    /// signal between the look and the wait is kept by the event, so no wake-up is lost.
+    pub fn wait_until_no_binding(&self, client: &KernelClient) {
+        while client.live_bindings() > 0 {
+            // SAFETY: initialised event; PASSIVE_LEVEL (Unload); no timeout.
+            let _ = unsafe {
+                KeWaitForSingleObject(
+                    self.bindings_gone.get().cast(),
+                    Executive,
+                    KernelMode as i8,
+                    0,
+                    ptr::null_mut(),
+                )
+            };
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Driver-owned IRPs for WSK calls: allocate, prepare for reuse, read the result, free.
+//!
+//! Lifecycle (one [`OwnedIrp`] per socket and operation kind):
+//! `IoAllocateIrp(1, FALSE)` once → before every call `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)` and
+//! [`set_completion_routine`] → the WSK call → WSK completes the IRP (always, also when the call
+//! fails or is cancelled) → the completion routine returns `STATUS_MORE_PROCESSING_REQUIRED`
+//! (the IRP is ours, the I/O manager must not touch it further) → `IoFreeIrp` when the socket's
+//! I/O resources are dropped, which the core only does when nothing is outstanding.
+//!
+//! IRQL: `IoAllocateIrp`, `IoReuseIrp` and `IoFreeIrp` may be called at IRQL <= `DISPATCH_LEVEL`
+//! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioallocateirp>,
+//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreuseirp>,
+//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iofreeirp>).
+
+use core::ptr::{NonNull, addr_of, addr_of_mut};
+
+use wdk_sys::{
+    IO_STACK_LOCATION, IRP, NTSTATUS, PIO_COMPLETION_ROUTINE, PVOID, STATUS_UNSUCCESSFUL,
+    ULONG_PTR,
+    ntddk::{IoAllocateIrp, IoFreeIrp, IoReuseIrp},
+};
+
+/// `SL_INVOKE_ON_CANCEL` (`wdm.h`).
+const SL_INVOKE_ON_CANCEL: u8 = 0x20;
+/// `SL_INVOKE_ON_SUCCESS` (`wdm.h`).
+const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
+/// `SL_INVOKE_ON_ERROR` (`wdm.h`).
+const SL_INVOKE_ON_ERROR: u8 = 0x80;
+
+/// An IRP allocated by the driver, freed on drop.
+pub struct OwnedIrp(NonNull<IRP>);
+
+// SAFETY: the IRP is plain non-paged memory owned by this value; the core serialises its use
+// (one outstanding operation per IRP) and the I/O manager allows using it from any thread.
+unsafe impl Send for OwnedIrp {}
+// SAFETY: as above; shared references only hand out the raw pointer.
+unsafe impl Sync for OwnedIrp {}
+
+impl OwnedIrp {
+    /// `IoAllocateIrp(1, FALSE)`: one stack location, the one WSK uses. `None` when the pool is
+    /// exhausted. IRQL <= `DISPATCH_LEVEL`.
+    pub fn allocate() -> Option<Self> {
+        // SAFETY: no preconditions besides IRQL <= DISPATCH_LEVEL; the result is NULL-checked.
+        let irp = unsafe { IoAllocateIrp(1, 0) };
+        NonNull::new(irp).map(Self)
+    }
+
+    /// The raw IRP, to pass to a WSK function.
+    pub const fn as_ptr(&self) -> *mut IRP {
+        self.0.as_ptr()
+    }
+
+    /// Readies the IRP for its next WSK call: `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)`, then
+    /// [`set_completion_routine`] with `routine` and `context`.
+    ///
+    /// # Safety
+    /// The IRP is not in use (not passed to a call that has not completed yet).
+    pub unsafe fn prepare(&self, routine: PIO_COMPLETION_ROUTINE, context: PVOID) {
+        // SAFETY: the IRP was allocated by IoAllocateIrp and is idle (caller's contract).
+        unsafe { IoReuseIrp(self.as_ptr(), STATUS_UNSUCCESSFUL) };
+        // SAFETY: as above; the IRP has one stack location for the next driver (WSK).
+        unsafe { set_completion_routine(self.as_ptr(), routine, context) };
+    }
+}
+
+impl Drop for OwnedIrp {
+    fn drop(&mut self) {
+        // SAFETY: the IRP came from IoAllocateIrp and, per the Provider contract, no operation
+        // is outstanding on it when the socket's I/O resources are dropped.
+        unsafe { IoFreeIrp(self.as_ptr()) };
+    }
+}
+
+/// `IoGetNextIrpStackLocation` (a `FORCEINLINE` function in `wdm.h`, so bindgen does not
+/// generate it): `Irp->Tail.Overlay.CurrentStackLocation - 1`.
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iogetnextirpstacklocation>
+///
+/// # Safety
+/// `irp` is a valid IRP with a next stack location (true for an IRP from
+/// `IoAllocateIrp(1, ..)` before it is passed down).
+unsafe fn next_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: `irp` is valid (caller); reading the current stack location pointer.
+    let current = unsafe {
+        addr_of!((*irp).Tail.Overlay.__bindgen_anon_2.__bindgen_anon_1.CurrentStackLocation)
+            .read()
+    };
+    current.wrapping_sub(1)
+}
+
+/// `IoSetCompletionRoutine(Irp, Routine, Context, TRUE, TRUE, TRUE)` (a `FORCEINLINE` function
+/// in `wdm.h`): fills the next stack location's `CompletionRoutine`, `Context` and
+/// `Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL`.
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutine>
+///
+/// # Safety
+/// `irp` is a valid, idle IRP with a next stack location.
+pub unsafe fn set_completion_routine(irp: *mut IRP, routine: PIO_COMPLETION_ROUTINE, context: PVOID) {
+    // SAFETY: `irp` is valid and has a next stack location (caller).
+    let next = unsafe { next_stack_location(irp) };
+    // SAFETY: `next` points into the IRP's stack location array (see above); writes only.
+    unsafe { addr_of_mut!((*next).CompletionRoutine).write(routine) };
+    // SAFETY: as above.
+    unsafe { addr_of_mut!((*next).Context).write(context) };
+    // SAFETY: as above.
+    unsafe {
+        addr_of_mut!((*next).Control)
+            .write(SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL);
+    }
+}
+
+/// `Irp->IoStatus`: the final status and the information value of a completed IRP.
+///
+/// # Safety
+/// `irp` is a valid IRP that has been completed (called from its completion routine).
+pub unsafe fn io_status(irp: *mut IRP) -> (NTSTATUS, ULONG_PTR) {
+    // SAFETY: `irp` is valid (caller); reading two fields of its IO_STATUS_BLOCK.
+    let status = unsafe { addr_of!((*irp).IoStatus.__bindgen_anon_1.Status).read() };
+    // SAFETY: as above.
+    let information = unsafe { addr_of!((*irp).IoStatus.Information).read() };
+    (status, information)
+}

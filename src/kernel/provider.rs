@@ -1,0 +1,323 @@
+//! [`Provider`] over the real WSK subsystem, for one NMR binding.
+//!
+//! Each method makes one WSK call with the socket's dedicated IRP (see `irp.rs` and
+//! `socket_io.rs`) and returns; the result arrives through the IRP's completion routine
+//! (`completion.rs`), possibly before the call returns. WSK always completes an IRP it was
+//! given, also when the call fails at once, so the adapter never completes one itself; when a
+//! call cannot be made at all (a missing dispatch entry, a range outside the MDL), the method
+//! reports the failure by completing the token inline, which the core allows.
+//!
+//! IRQL: every method may be called at IRQL <= `DISPATCH_LEVEL`; the WSK functions used accept
+//! that (their `PFN_WSK_*` reference pages), except `WskControlClient`, made by
+//! [`Provider::enable_accept_events`] once per binding from `ClientAttachProvider` at
+//! `PASSIVE_LEVEL`.
+
+use core::{
+    ffi::c_void,
+    fmt,
+    mem::size_of,
+    net::SocketAddr,
+    ops::Range,
+    ptr::{self, NonNull},
+};
+
+use wdk_sys::{HANDLE, NT_SUCCESS, PIO_COMPLETION_ROUTINE, SIZE_T};
+
+use super::{
+    address::SockaddrStorage,
+    completion,
+    events::LISTEN_DISPATCH,
+    platform::KernelPlatform,
+    socket_io::{OpSlot, WskSocketIo},
+};
+use crate::{
+    core::{
+        provider::{Completion, OpKind, Provider, SocketKind},
+        socket::SocketRef,
+        status::NtStatus,
+    },
+    ffi::{
+        netioddk::NmrClientDetachProviderComplete,
+        ws2def::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_STREAM},
+        wsk::{
+            NPI_WSK_INTERFACE_ID, PWSK_CLIENT, WSK_BUF, WSK_EVENT_ACCEPT,
+            WSK_EVENT_CALLBACK_CONTROL, WSK_FLAG_LISTEN_SOCKET, WSK_PROVIDER_BASIC_DISPATCH,
+            WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DISPATCH, WSK_PROVIDER_LISTEN_DISPATCH,
+            WSK_SET_STATIC_EVENT_CALLBACKS, WSK_SOCKET,
+        },
+    },
+};
+
+/// A `PWSK_SOCKET` ([`Provider::Socket`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct WskSocketHandle(pub NonNull<WSK_SOCKET>);
+
+// SAFETY: a WSK socket handle may be used from any thread; the core serialises the calls.
+unsafe impl Send for WskSocketHandle {}
+// SAFETY: as above.
+unsafe impl Sync for WskSocketHandle {}
+
+impl fmt::Debug for WskSocketHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WskSocket({:p})", self.0)
+    }
+}
+
+impl WskSocketHandle {
+    /// The socket's provider dispatch table, as the table type `T` of its category.
+    ///
+    /// # Safety
+    /// The socket is open (its close has not completed) and `T` is its category's table.
+    unsafe fn dispatch<T>(self) -> Option<&'static T> {
+        // SAFETY: an open WSK socket is valid to read (caller).
+        let table = unsafe { ptr::addr_of!((*self.0.as_ptr()).Dispatch).read() };
+        // SAFETY: WSK keeps the table of an open socket valid and immutable; `T` matches the
+        // socket's category (caller).
+        unsafe { table.cast::<T>().as_ref() }
+    }
+}
+
+/// The WSK provider of one binding: what `NmrClientAttachProvider` returned.
+pub struct WskProvider {
+    /// `PWSK_CLIENT`: the provider binding context.
+    client: PWSK_CLIENT,
+    /// The provider dispatch table (NULL-checked at every use).
+    dispatch: *const WSK_PROVIDER_DISPATCH,
+    /// The NMR binding handle, for `NmrClientDetachProviderComplete`.
+    nmr_binding: HANDLE,
+}
+
+// SAFETY: the three values are handles/pointers WSK and NMR allow using from any thread at
+// IRQL <= DISPATCH_LEVEL; the dispatch table is immutable.
+unsafe impl Send for WskProvider {}
+// SAFETY: as above.
+unsafe impl Sync for WskProvider {}
+
+impl WskProvider {
+    /// Wraps the out-parameters of a successful `NmrClientAttachProvider`.
+    pub const fn new(client: PWSK_CLIENT, dispatch: *const c_void, nmr_binding: HANDLE) -> Self {
+        Self { client, dispatch: dispatch.cast(), nmr_binding }
+    }
+
+    fn provider_dispatch(&self) -> Option<&WSK_PROVIDER_DISPATCH> {
+        // SAFETY: NMR hands out a table that stays valid while the binding is attached, and
+        // the core only calls into the provider while attached (rundown protection).
+        unsafe { self.dispatch.as_ref() }
+    }
+}
+
+/// Reports a call that could not be made by completing its token inline.
+///
+/// # Safety
+/// `token` has the operation outstanding (it was just handed to the provider for it).
+unsafe fn fail(token: SocketRef<WskProvider>, completion: Completion<WskSocketHandle>) {
+    // SAFETY: one completion for the operation (caller), inline completion is allowed.
+    unsafe { token.complete(completion) };
+}
+
+/// Prepares `slot`'s IRP for a call completing through `routine` with `token`.
+///
+/// # Safety
+/// The slot is idle (the core keeps one operation per kind outstanding).
+unsafe fn prepare(slot: &OpSlot, routine: PIO_COMPLETION_ROUTINE, token: SocketRef<WskProvider>) {
+    // SAFETY: the IRP is idle (caller).
+    unsafe { slot.irp.prepare(routine, token.as_context()) };
+}
+
+/// `Ok((slot, wsk_buf))` for a send/receive over `range`, or the status to fail it with.
+///
+/// # Safety
+/// The slot of `kind` is idle.
+unsafe fn buffer_call<'io>(
+    io: &'io WskSocketIo,
+    kind: OpKind,
+    range: &Range<usize>,
+) -> Result<(&'io OpSlot, *mut WSK_BUF), NtStatus> {
+    let slot = io.slot(kind).ok_or(NtStatus::INVALID_DEVICE_STATE)?;
+    let mdl = io.mdl().ok_or(NtStatus::INVALID_DEVICE_STATE)?;
+    // A WSK_BUF reaching past its MDL is a bugcheck: never build one.
+    let (offset, length) = mdl.checked_range(range).ok_or(NtStatus::INVALID_PARAMETER)?;
+    let length = SIZE_T::try_from(length).map_err(|_| NtStatus::INVALID_PARAMETER)?;
+    // SAFETY: the slot is idle (caller).
+    let buf = unsafe { slot.set_buf(WSK_BUF { Mdl: mdl.as_ptr(), Offset: offset, Length: length }) };
+    Ok((slot, buf))
+}
+
+impl Provider for WskProvider {
+    type Socket = WskSocketHandle;
+    type SocketIo = WskSocketIo;
+    type Platform = KernelPlatform;
+
+    fn new_socket_io(
+        &self,
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+    ) -> Result<WskSocketIo, NtStatus> {
+        // SAFETY: the Provider contract makes `buffer` non-paged and valid until the SocketIo
+        // is dropped.
+        unsafe { WskSocketIo::allocate(kind, buffer) }.ok_or(NtStatus::INSUFFICIENT_RESOURCES)
+    }
+
+    fn enable_accept_events(&self) -> Result<(), NtStatus> {
+        let control = self.provider_dispatch().and_then(|d| d.WskControlClient);
+        let Some(control) = control else {
+            return Err(NtStatus::INVALID_DEVICE_STATE);
+        };
+        let mut request =
+            WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: WSK_EVENT_ACCEPT };
+        // SAFETY: documented parameters of WSK_SET_STATIC_EVENT_CALLBACKS (input structure, no
+        // output, Irp NULL: the call is synchronous, so `request` may live on the stack).
+        let status = unsafe {
+            control(
+                self.client,
+                WSK_SET_STATIC_EVENT_CALLBACKS,
+                size_of::<WSK_EVENT_CALLBACK_CONTROL>() as SIZE_T,
+                ptr::addr_of_mut!(request).cast(),
+                0,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if NT_SUCCESS(status) { Ok(()) } else { Err(NtStatus(status)) }
+    }
+
+    fn open_listener(&self, io: &WskSocketIo, local: SocketAddr, token: SocketRef<Self>) {
+        let call = self.provider_dispatch().and_then(|d| d.WskSocket);
+        let (Some(slot), Some(wsk_socket)) = (io.slot(OpKind::Setup), call) else {
+            // SAFETY: the operation was just handed to us.
+            unsafe { fail(token, Completion::Created(Err(NtStatus::INVALID_DEVICE_STATE))) };
+            return;
+        };
+        let family = if local.is_ipv4() { AF_INET } else { AF_INET6 };
+        // SAFETY: the Setup slot is idle (one outstanding operation per kind).
+        unsafe { prepare(slot, Some(completion::socket_created), token) };
+        // SAFETY: documented WskSocket parameters for a listening TCP socket; the client
+        // dispatch is a static; the IRP is prepared. The result arrives in the completion
+        // routine (the returned status repeats it), and nothing is touched afterwards.
+        unsafe {
+            wsk_socket(
+                self.client,
+                family,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                WSK_FLAG_LISTEN_SOCKET,
+                token.as_context(),
+                ptr::addr_of!(LISTEN_DISPATCH).cast(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                slot.irp.as_ptr(),
+            );
+        }
+    }
+
+    fn bind(&self, io: &WskSocketIo, socket: WskSocketHandle, local: SocketAddr, token: SocketRef<Self>) {
+        // SAFETY: `socket` is an open listening socket (the core binds only after Created).
+        let call = unsafe { socket.dispatch::<WSK_PROVIDER_LISTEN_DISPATCH>() }.and_then(|d| d.WskBind);
+        let (Some(slot), Some(wsk_bind)) = (io.slot(OpKind::Setup), call) else {
+            // SAFETY: the operation was just handed to us.
+            unsafe { fail(token, Completion::Bound(Err(NtStatus::INVALID_DEVICE_STATE))) };
+            return;
+        };
+        // SAFETY: the Setup slot is idle (WskSocket completed before the core binds).
+        let address = unsafe { slot.set_address(SockaddrStorage::from_socket_addr(local)) };
+        // SAFETY: as above.
+        unsafe { prepare(slot, Some(completion::bound), token) };
+        // SAFETY: documented WskBind parameters; `address` lives in the slot until the IRP
+        // completes; nothing is touched after the call.
+        unsafe { wsk_bind(socket.0.as_ptr(), address.cast(), 0, slot.irp.as_ptr()) };
+    }
+
+    fn receive(&self, io: &WskSocketIo, socket: WskSocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+        // SAFETY: `socket` is an open connection socket (the core receives only on those).
+        let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
+            .and_then(|d| d.WskReceive);
+        // SAFETY: the Receive slot is idle (one outstanding receive per socket).
+        let prepared = unsafe { buffer_call(io, OpKind::Receive, &range) };
+        let ((slot, buf), wsk_receive) = match (prepared, call) {
+            (Ok(prepared), Some(call)) => (prepared, call),
+            (Err(status), _) => {
+                // SAFETY: the operation was just handed to us.
+                unsafe { fail(token, Completion::Received(Err(status))) };
+                return;
+            }
+            (Ok(_), None) => {
+                // SAFETY: the operation was just handed to us.
+                unsafe { fail(token, Completion::Received(Err(NtStatus::INVALID_DEVICE_STATE))) };
+                return;
+            }
+        };
+        // SAFETY: as above.
+        unsafe { prepare(slot, Some(completion::received), token) };
+        // SAFETY: documented WskReceive parameters; the WSK_BUF lies within the MDL and lives in
+        // the slot until completion; nothing is touched after the call.
+        unsafe { wsk_receive(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
+    }
+
+    fn send(&self, io: &WskSocketIo, socket: WskSocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+        // SAFETY: `socket` is an open connection socket (the core sends only on those).
+        let call =
+            unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }.and_then(|d| d.WskSend);
+        // SAFETY: the Send slot is idle (one outstanding send per socket).
+        let prepared = unsafe { buffer_call(io, OpKind::Send, &range) };
+        let ((slot, buf), wsk_send) = match (prepared, call) {
+            (Ok(prepared), Some(call)) => (prepared, call),
+            (Err(status), _) => {
+                // SAFETY: the operation was just handed to us.
+                unsafe { fail(token, Completion::Sent(Err(status))) };
+                return;
+            }
+            (Ok(_), None) => {
+                // SAFETY: the operation was just handed to us.
+                unsafe { fail(token, Completion::Sent(Err(NtStatus::INVALID_DEVICE_STATE))) };
+                return;
+            }
+        };
+        // SAFETY: as above.
+        unsafe { prepare(slot, Some(completion::sent), token) };
+        // SAFETY: documented WskSend parameters; the WSK_BUF lies within the MDL and lives in
+        // the slot until completion; nothing is touched after the call.
+        unsafe { wsk_send(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
+    }
+
+    fn disconnect(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
+        // SAFETY: `socket` is an open connection socket.
+        let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
+            .and_then(|d| d.WskDisconnect);
+        let (Some(slot), Some(wsk_disconnect)) = (io.slot(OpKind::Disconnect), call) else {
+            // SAFETY: the operation was just handed to us.
+            unsafe { fail(token, Completion::Disconnected(Err(NtStatus::INVALID_DEVICE_STATE))) };
+            return;
+        };
+        // SAFETY: the Disconnect slot is idle.
+        unsafe { prepare(slot, Some(completion::disconnected), token) };
+        // SAFETY: documented WskDisconnect parameters: no final data (NULL buffer), flags 0 =
+        // graceful; nothing is touched after the call.
+        unsafe { wsk_disconnect(socket.0.as_ptr(), ptr::null_mut(), 0, slot.irp.as_ptr()) };
+    }
+
+    fn close(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
+        // SAFETY: `socket` is open; every category's table starts with the basic functions.
+        let call = unsafe { socket.dispatch::<WSK_PROVIDER_BASIC_DISPATCH>() }
+            .and_then(|d| d.WskCloseSocket);
+        let (Some(slot), Some(wsk_close)) = (io.slot(OpKind::Close), call) else {
+            // SAFETY: the operation was just handed to us.
+            unsafe { fail(token, Completion::Closed) };
+            return;
+        };
+        // SAFETY: the Close slot is idle (close is requested once).
+        unsafe { prepare(slot, Some(completion::closed), token) };
+        // SAFETY: no call on this socket is executing (core guarantee); pending ones are
+        // cancelled by WSK; nothing is touched after the call.
+        unsafe { wsk_close(socket.0.as_ptr(), slot.irp.as_ptr()) };
+    }
+
+    fn detach_complete(&self) {
+        let nmr_binding = self.nmr_binding;
+        // `self` may be freed once NMR is told: only the copied handle is used.
+        // SAFETY: called exactly once, for a detach that returned STATUS_PENDING (core); allowed
+        // at IRQL <= DISPATCH_LEVEL.
+        unsafe { NmrClientDetachProviderComplete(nmr_binding) };
+    }
+}

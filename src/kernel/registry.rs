@@ -1,0 +1,224 @@
+//! Reading the driver's configuration from `<service key>\Parameters` (`PASSIVE_LEVEL` only).
+//!
+//! The key is opened with `ZwOpenKey` and each value read with
+//! `ZwQueryValueKey(KeyValuePartialInformation)`: once to learn its size, then into a pool
+//! buffer of exactly that size (tag `WErg`, freed before returning). The raw type and data go
+//! to the core's [`ConfigBuilder::set_raw`], which decides what is valid. A missing key or a
+//! missing value means "use the default"; any other failure is reported with the value's name.
+//!
+//! IRQL: `ZwOpenKey`, `ZwQueryValueKey` and `ZwClose` require `PASSIVE_LEVEL`
+//! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwopenkey>,
+//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwqueryvaluekey>,
+//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwclose>).
+
+use core::{
+    mem::{offset_of, size_of},
+    ptr::{self, NonNull},
+};
+
+use wdk_sys::{
+    HANDLE, KEY_READ, KEY_VALUE_PARTIAL_INFORMATION, NTSTATUS, OBJ_CASE_INSENSITIVE,
+    OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, PCUNICODE_STRING, STATUS_BUFFER_OVERFLOW,
+    STATUS_BUFFER_TOO_SMALL, STATUS_OBJECT_NAME_NOT_FOUND, ULONG, UNICODE_STRING,
+    _KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation,
+    ntddk::{ZwClose, ZwOpenKey, ZwQueryValueKey},
+};
+
+use super::platform::KernelPlatform;
+use crate::core::{
+    config::{Config, ConfigBuilder, ConfigError, ValueName},
+    provider::{Platform, PoolTag},
+    status::NtStatus,
+};
+
+/// Pool tag of the temporary registry buffers.
+const REGISTRY_TAG: PoolTag = PoolTag::from_chars(*b"WErg");
+
+/// `\Parameters`, appended to the service key path.
+const PARAMETERS_SUFFIX: [u16; 11] = {
+    let ascii = b"\\Parameters";
+    let mut out = [0_u16; 11];
+    let mut i = 0;
+    while i < ascii.len() {
+        out[i] = ascii[i] as u16;
+        i += 1;
+    }
+    out
+};
+
+/// Largest value data accepted (far above any valid configuration).
+const MAX_VALUE_BYTES: ULONG = 64 * 1024;
+
+/// Why the configuration could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A value is present but invalid: the core's description, naming the value.
+    Invalid(ConfigError),
+    /// The registry call failed for another reason.
+    Registry {
+        /// What was being read.
+        what: &'static str,
+        /// The status of the failed call.
+        status: NtStatus,
+    },
+}
+
+/// A zeroed pool buffer, freed on drop.
+struct PoolBuffer {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl PoolBuffer {
+    fn new(len: usize) -> Option<Self> {
+        KernelPlatform.allocate(len, REGISTRY_TAG).map(|ptr| Self { ptr, len })
+    }
+}
+
+impl Drop for PoolBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `new` with the same tag, not used after this.
+        unsafe { KernelPlatform.free(self.ptr, REGISTRY_TAG) };
+    }
+}
+
+/// An open registry key, closed on drop.
+struct Key(HANDLE);
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // SAFETY: a kernel handle from ZwOpenKey, closed once, at PASSIVE_LEVEL.
+        let _ = unsafe { ZwClose(self.0) };
+    }
+}
+
+/// Reads the configuration from `registry_path\Parameters` (the `RegistryPath` argument of
+/// `DriverEntry`). `PASSIVE_LEVEL`.
+///
+/// # Errors
+/// An invalid value (the core's error), or a registry failure other than "not found".
+///
+/// # Safety
+/// `registry_path` is the valid `UNICODE_STRING` passed to `DriverEntry`.
+pub unsafe fn read_config(registry_path: PCUNICODE_STRING) -> Result<Config, ReadError> {
+    let mut builder = ConfigBuilder::new();
+    // SAFETY: forwarded caller guarantee.
+    let Some(key) = (unsafe { open_parameters(registry_path) })? else {
+        return Ok(builder.build());
+    };
+    for name in ValueName::ALL {
+        // SAFETY: `key` is open; PASSIVE_LEVEL (caller).
+        unsafe { read_value(&key, name, &mut builder) }?;
+    }
+    Ok(builder.build())
+}
+
+/// Opens `registry_path\Parameters` for reading; `Ok(None)` if it does not exist.
+///
+/// # Safety
+/// `registry_path` is a valid `UNICODE_STRING`.
+unsafe fn open_parameters(registry_path: PCUNICODE_STRING) -> Result<Option<Key>, ReadError> {
+    let failed = |status: NtStatus| ReadError::Registry { what: "the Parameters key path", status };
+    // SAFETY: valid UNICODE_STRING (caller).
+    let base = unsafe { registry_path.read() };
+    let base_len = usize::from(base.Length);
+    let suffix_len = PARAMETERS_SUFFIX.len() * 2;
+    let total = base_len.checked_add(suffix_len).filter(|&n| n <= usize::from(u16::MAX));
+    let total = total.ok_or_else(|| failed(NtStatus::INVALID_PARAMETER))?;
+    let buffer = PoolBuffer::new(total).ok_or_else(|| failed(NtStatus::INSUFFICIENT_RESOURCES))?;
+    if base_len > 0 && !base.Buffer.is_null() {
+        // SAFETY: `base.Buffer` holds `base.Length` bytes; the pool buffer holds `total` >=
+        // `base_len` bytes; they do not overlap.
+        unsafe { ptr::copy_nonoverlapping(base.Buffer.cast::<u8>(), buffer.ptr.as_ptr(), base_len) };
+    }
+    // SAFETY: the suffix fits behind the base path (total = base_len + suffix_len).
+    unsafe {
+        ptr::copy_nonoverlapping(
+            PARAMETERS_SUFFIX.as_ptr().cast::<u8>(),
+            buffer.ptr.as_ptr().add(base_len),
+            suffix_len,
+        );
+    }
+    let length = u16::try_from(total).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+    let mut path = UNICODE_STRING { Length: length, MaximumLength: length, Buffer: buffer.ptr.as_ptr().cast() };
+    let mut attributes = OBJECT_ATTRIBUTES {
+        Length: size_of::<OBJECT_ATTRIBUTES>() as ULONG,
+        RootDirectory: ptr::null_mut(),
+        ObjectName: &raw mut path,
+        Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: ptr::null_mut(),
+        SecurityQualityOfService: ptr::null_mut(),
+    };
+    let mut handle: HANDLE = ptr::null_mut();
+    // SAFETY: `attributes` (InitializeObjectAttributes done by hand) and `path` are valid for
+    // the call; PASSIVE_LEVEL (caller of read_config).
+    let status = unsafe { ZwOpenKey(&raw mut handle, KEY_READ, &raw mut attributes) };
+    drop(buffer);
+    match status {
+        s if s >= 0 => Ok(Some(Key(handle))),
+        STATUS_OBJECT_NAME_NOT_FOUND => Ok(None),
+        s => Err(ReadError::Registry { what: "the Parameters key", status: NtStatus(s) }),
+    }
+}
+
+/// Queries `name` under `key` into `builder`; a missing value leaves the default.
+///
+/// # Safety
+/// `key` is open; `PASSIVE_LEVEL`.
+unsafe fn read_value(key: &Key, name: ValueName, builder: &mut ConfigBuilder) -> Result<(), ReadError> {
+    let failed = |status: NtStatus| ReadError::Registry { what: name.as_str(), status };
+    let units = name.as_utf16();
+    let name_len = u16::try_from(units.len() * 2).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+    // ZwQueryValueKey does not write through ValueName; the cast to *mut is the C signature.
+    let mut value_name = UNICODE_STRING {
+        Length: name_len,
+        MaximumLength: name_len,
+        Buffer: units.as_ptr().cast_mut(),
+    };
+
+    let mut needed: ULONG = 0;
+    // SAFETY: size query: no buffer, only `needed` is written.
+    let status = unsafe {
+        ZwQueryValueKey(key.0, &raw mut value_name, KeyValuePartialInformation, ptr::null_mut(), 0, &raw mut needed)
+    };
+    match status {
+        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(()),
+        STATUS_BUFFER_TOO_SMALL | STATUS_BUFFER_OVERFLOW => {}
+        s if s >= 0 => {}
+        s => return Err(failed(NtStatus(s))),
+    }
+    let header = offset_of!(KEY_VALUE_PARTIAL_INFORMATION, Data);
+    if needed > MAX_VALUE_BYTES + header as ULONG {
+        return Err(failed(NtStatus::INVALID_PARAMETER));
+    }
+    let size = (needed as usize).max(size_of::<KEY_VALUE_PARTIAL_INFORMATION>());
+    let buffer = PoolBuffer::new(size).ok_or_else(|| failed(NtStatus::INSUFFICIENT_RESOURCES))?;
+    let length = ULONG::try_from(buffer.len).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+    // SAFETY: `buffer` holds `length` bytes for the structure the call writes.
+    let status: NTSTATUS = unsafe {
+        ZwQueryValueKey(
+            key.0,
+            &raw mut value_name,
+            KeyValuePartialInformation,
+            buffer.ptr.as_ptr().cast(),
+            length,
+            &raw mut needed,
+        )
+    };
+    match status {
+        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(()),
+        s if s < 0 => return Err(failed(NtStatus(s))),
+        _ => {}
+    }
+    // SAFETY: the call succeeded, so the buffer starts with a KEY_VALUE_PARTIAL_INFORMATION;
+    // pool memory is 16-byte aligned.
+    let info = unsafe { buffer.ptr.cast::<KEY_VALUE_PARTIAL_INFORMATION>().as_ptr().read() };
+    let data_len = info.DataLength as usize;
+    if header.checked_add(data_len).is_none_or(|end| end > buffer.len) {
+        return Err(failed(NtStatus::INVALID_PARAMETER));
+    }
+    // SAFETY: `data_len` bytes at `header` lie within the buffer (checked above) and were
+    // written by the call.
+    let data = unsafe { core::slice::from_raw_parts(buffer.ptr.as_ptr().add(header), data_len) };
+    builder.set_raw(name, info.Type, data).map_err(ReadError::Invalid)
+}

@@ -1,0 +1,119 @@
+//! Per-socket I/O resources: one driver-owned IRP per operation kind, the connection's MDL, and
+//! the memory WSK reads while an operation is outstanding (the `WSK_BUF`s, the bind address).
+//!
+//! The core keeps at most one outstanding operation of each [`OpKind`] per socket, so each
+//! [`OpSlot`] is used by one operation at a time, and it drops a `SocketIo` only when no
+//! operation is outstanding. The `SocketIo` lives inside the core's socket object (non-paged
+//! pool) and does not move while operations are outstanding.
+
+use core::{cell::UnsafeCell, ptr::NonNull};
+
+use super::{address::SockaddrStorage, irp::OwnedIrp, mdl::OwnedMdl};
+use crate::{
+    core::provider::{OpKind, SocketKind},
+    ffi::wsk::WSK_BUF,
+};
+
+/// The IRP of one operation kind and the memory its call points WSK to.
+pub struct OpSlot {
+    /// The dedicated IRP.
+    pub irp: OwnedIrp,
+    /// The `WSK_BUF` of a send or receive (must stay valid until the IRP completes).
+    buf: UnsafeCell<WSK_BUF>,
+    /// The local address of a bind.
+    address: UnsafeCell<SockaddrStorage>,
+}
+
+impl OpSlot {
+    fn allocate() -> Option<Self> {
+        Some(Self {
+            irp: OwnedIrp::allocate()?,
+            buf: UnsafeCell::new(WSK_BUF { Mdl: core::ptr::null_mut(), Offset: 0, Length: 0 }),
+            address: UnsafeCell::new(SockaddrStorage::from_socket_addr(
+                core::net::SocketAddr::V4(core::net::SocketAddrV4::new(
+                    core::net::Ipv4Addr::UNSPECIFIED,
+                    0,
+                )),
+            )),
+        })
+    }
+
+    /// Stores `buf` for the next call and returns the pointer to pass to WSK.
+    ///
+    /// # Safety
+    /// No operation using this slot is outstanding.
+    pub unsafe fn set_buf(&self, buf: WSK_BUF) -> *mut WSK_BUF {
+        let slot = self.buf.get();
+        // SAFETY: the slot is idle (caller), so nobody else reads or writes it.
+        unsafe { slot.write(buf) };
+        slot
+    }
+
+    /// Stores `address` for the next call and returns the pointer to pass to WSK.
+    ///
+    /// # Safety
+    /// No operation using this slot is outstanding.
+    pub unsafe fn set_address(&self, address: SockaddrStorage) -> *mut SockaddrStorage {
+        let slot = self.address.get();
+        // SAFETY: the slot is idle (caller), so nobody else reads or writes it.
+        unsafe { slot.write(address) };
+        slot
+    }
+}
+
+/// The I/O resources of one socket ([`crate::core::provider::Provider::SocketIo`]).
+pub struct WskSocketIo {
+    setup: Option<OpSlot>,
+    receive: Option<OpSlot>,
+    send: Option<OpSlot>,
+    disconnect: Option<OpSlot>,
+    close: OpSlot,
+    mdl: Option<OwnedMdl>,
+}
+
+// SAFETY: the IRPs and the MDL are non-paged memory owned by this value; the cells are only
+// written by the single runner of an idle slot (see the module documentation).
+unsafe impl Send for WskSocketIo {}
+// SAFETY: as above.
+unsafe impl Sync for WskSocketIo {}
+
+impl WskSocketIo {
+    /// Allocates the IRPs a socket of `kind` needs and, for connections, the MDL over `buffer`.
+    /// `None` if any allocation fails (everything allocated so far is freed by drop).
+    ///
+    /// # Safety
+    /// `buffer`, if any, is non-paged memory valid until the returned value is dropped.
+    pub unsafe fn allocate(kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Option<Self> {
+        let (setup, receive, send, disconnect, mdl) = match kind {
+            SocketKind::Listener => (Some(OpSlot::allocate()?), None, None, None, None),
+            SocketKind::Connection => {
+                let buffer = buffer?;
+                (
+                    None,
+                    Some(OpSlot::allocate()?),
+                    Some(OpSlot::allocate()?),
+                    Some(OpSlot::allocate()?),
+                    // SAFETY: the buffer is non-paged and outlives `self` (caller).
+                    Some(unsafe { OwnedMdl::for_non_paged(buffer) }?),
+                )
+            }
+        };
+        Some(Self { setup, receive, send, disconnect, close: OpSlot::allocate()?, mdl })
+    }
+
+    /// The slot of `kind`, if this socket has one.
+    pub const fn slot(&self, kind: OpKind) -> Option<&OpSlot> {
+        match kind {
+            OpKind::Setup => self.setup.as_ref(),
+            OpKind::Receive => self.receive.as_ref(),
+            OpKind::Send => self.send.as_ref(),
+            OpKind::Disconnect => self.disconnect.as_ref(),
+            OpKind::Close => Some(&self.close),
+        }
+    }
+
+    /// The MDL over the echo buffer (connections only).
+    pub const fn mdl(&self) -> Option<&OwnedMdl> {
+        self.mdl.as_ref()
+    }
+}

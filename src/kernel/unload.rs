@@ -1,0 +1,47 @@
+//! `Unload`: deregister from the NMR, wait until every binding is freed, drop the client.
+
+use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING};
+
+use super::{globals::WSKECHO_GLOBALS, platform::KernelPlatform};
+use crate::{
+    core::{
+        log::{log_error, log_trace},
+        status::NtStatus,
+    },
+    ffi::netioddk::{NmrDeregisterClient, NmrWaitForClientDeregisterComplete},
+};
+
+/// `Unload` (`DRIVER_UNLOAD`), called by the I/O manager at `PASSIVE_LEVEL`
+/// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_unload>).
+///
+/// 1. `NmrDeregisterClient`; on `STATUS_PENDING`, `NmrWaitForClientDeregisterComplete` (both
+///    `PASSIVE_LEVEL`). NMR detaches every binding on the way (`ClientDetachProvider`).
+/// 2. Waits until the core reports no live binding (the cleanup callback of the last one sets
+///    the event), so no callback can reach the client any more.
+/// 3. Drops the client. Returns only after everything has been freed.
+///
+/// # Safety
+/// Called only by the I/O manager, once, after a successful `DriverEntry`.
+pub unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+    let platform = &KernelPlatform;
+    let handle = WSKECHO_GLOBALS.take_nmr_client();
+    if !handle.is_null() {
+        // SAFETY: the handle from NmrRegisterClient, deregistered once; PASSIVE_LEVEL.
+        let status = unsafe { NmrDeregisterClient(handle) };
+        if status == STATUS_PENDING {
+            // SAFETY: deregistration is pending for this handle; PASSIVE_LEVEL.
+            let status = unsafe { NmrWaitForClientDeregisterComplete(handle) };
+            if status < 0 {
+                log_error!(platform, "NmrWaitForClientDeregisterComplete: {}", NtStatus(status));
+            }
+        } else if status < 0 {
+            log_error!(platform, "NmrDeregisterClient: {}", NtStatus(status));
+        }
+    }
+    if let Some(client) = WSKECHO_GLOBALS.client() {
+        WSKECHO_GLOBALS.wait_until_no_binding(client);
+        log_trace!(platform, "unloading; counters: {:?}", client.stats().snapshot());
+    }
+    // SAFETY: deregistered and no binding live: nothing can call into the client any more.
+    unsafe { WSKECHO_GLOBALS.destroy() };
+}
