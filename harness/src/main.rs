@@ -59,10 +59,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 parsed.listen.push(value(&flag, inline, &mut args)?);
             }
             "--max-connections" => {
-                parsed.max_connections = Some(number(&flag, &value(&flag, inline, &mut args)?)?)
+                parsed.max_connections = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
             }
             "--buffer-size" => {
-                parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?)
+                parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
             }
             "--log" => {
                 parsed.verbosity = match value(&flag, inline, &mut args)?.as_str() {

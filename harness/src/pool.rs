@@ -1,12 +1,15 @@
 //! The harness's [`Platform`]: an accounting pool allocator with fault injection, and logging.
 //!
-//! Every allocation is recorded with its tag, size and allocation site (the caller location
-//! through `#[track_caller]`), so memory still outstanding at unload is reported the way
-//! Driver Verifier's pool tracking would: per tag, with where it came from. The Nth allocation
+//! Every allocation is recorded with its tag, size and allocation site, so memory still
+//! outstanding at unload is reported the way Driver Verifier's pool tracking would: per tag,
+//! with where it came from. The site is the caller location (`#[track_caller]`); when that is
+//! the core's generic pool wrapper (`pool_box.rs`), an unresolved stack trace taken at
+//! allocation time is resolved for leaked blocks only, to name the code that asked. The Nth allocation
 //! from a chosen point on can be made to fail, as `ExAllocatePool2` fails under low memory.
 
 use std::{
     alloc::{self, Layout},
+    backtrace::Backtrace,
     collections::{BTreeMap, HashMap, VecDeque},
     fmt,
     panic::Location,
@@ -27,11 +30,37 @@ const POOL_ALIGNMENT: usize = 16;
 const KEPT_LOG_LINES: usize = 256;
 
 /// One live allocation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Allocation {
     size: usize,
     tag: PoolTag,
     site: &'static Location<'static>,
+    /// Taken when `site` is only the core's pool wrapper.
+    trace: Option<Arc<Backtrace>>,
+}
+
+/// Source files that only forward an allocation: a site there says nothing.
+const FORWARDERS: [&str; 2] = ["pool_box.rs", "harness/src/pool.rs"];
+
+impl Allocation {
+    /// `file:line:column` of the code that asked for the memory: the first frame of the
+    /// driver's core outside its pool wrapper, else the caller location.
+    fn site(&self) -> String {
+        let Some(trace) = &self.trace else {
+            return self.site.to_string();
+        };
+        let text = trace.to_string();
+        text.lines()
+            .filter_map(|line| line.trim().strip_prefix("at "))
+            .find(|at| at.contains("src/core/") && !FORWARDERS.iter().any(|f| at.contains(f)))
+            .map_or_else(
+                || self.site.to_string(),
+                |at| {
+                    at.rsplit_once("/src/core/")
+                        .map_or_else(|| at.to_owned(), |(_, rest)| format!("src/core/{rest}"))
+                },
+            )
+    }
 }
 
 /// Memory still allocated, grouped by tag and allocation site.
@@ -153,7 +182,7 @@ impl Pool {
         let state = self.state();
         let mut groups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
         for allocation in state.live.values() {
-            let key = (format!("{:?}", allocation.tag), allocation.site.to_string());
+            let key = (format!("{:?}", allocation.tag), allocation.site());
             let entry = groups.entry(key).or_default();
             entry.0 += 1;
             entry.1 += allocation.size;
@@ -209,6 +238,10 @@ impl Platform for Pool {
         let layout = Self::layout(size)?;
         // SAFETY: `layout` has a non-zero size (`size.max(1)`).
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
+        let trace = FORWARDERS
+            .iter()
+            .any(|f| caller.file().ends_with(f))
+            .then(|| Arc::new(Backtrace::force_capture()));
         let mut state = self.state();
         state.live.insert(
             ptr.as_ptr() as usize,
@@ -216,6 +249,7 @@ impl Platform for Pool {
                 size,
                 tag,
                 site: caller,
+                trace,
             },
         );
         state.outstanding_bytes += size;

@@ -872,7 +872,7 @@ impl<T: Upcall> Shared<T> {
             let shared = Arc::clone(self);
             let listener = Arc::clone(listener);
             self.post(Box::new(move || {
-                shared.deliver_accept(&listener, &entry, context, remote)
+                shared.deliver_accept(&listener, &entry, context, remote);
             }));
         }
     }

@@ -40,7 +40,7 @@ fn every_start_up_allocation_can_fail_cleanly() {
     let mut swept = 0;
     for n in 1.. {
         let harness = Harness::start_with(options(&common::LOOPBACK), |h| {
-            h.pool().fail_nth_from_now(n)
+            h.pool().fail_nth_from_now(n);
         })
         .expect("harness starts");
         settle(&harness, 2);
