@@ -316,6 +316,11 @@ pub struct BindingState {
     id: BindingId,
     detached: AtomicBool,
     open: Mutex<BTreeSet<SocketHandle>>,
+    /// `WSK_SET_STATIC_EVENT_CALLBACKS` with `WSK_EVENT_ACCEPT` succeeded: accept events are
+    /// delivered (without it, connections would wait for a `WskAccept` the driver never makes).
+    accept_events: AtomicBool,
+    /// A socket was created (static event callbacks must be set before that).
+    socket_created: AtomicBool,
 }
 
 impl BindingState {
@@ -577,6 +582,8 @@ impl<T: Upcall> Wsk<T> {
             id: handle.id(),
             detached: AtomicBool::new(false),
             open: Mutex::new(BTreeSet::new()),
+            accept_events: AtomicBool::new(false),
+            socket_created: AtomicBool::new(false),
         });
         self.shared
             .bindings
@@ -836,6 +843,9 @@ impl<T: Upcall> Shared<T> {
 
     /// Accepts every queued connection and delivers one accept event for each, on workers.
     fn accept_ready(self: &Arc<Self>, listener: &Arc<SocketEntry<T>>) {
+        if !listener.binding.accept_events.load(Ordering::SeqCst) {
+            return;
+        }
         loop {
             let (mut stream, remote, context) = {
                 let mut state = listener.lock();
@@ -1134,9 +1144,20 @@ impl<T: Upcall> WskClient<T> {
         if !self.admit("WskControlClient") {
             return Err(NtStatus::INVALID_DEVICE_STATE);
         }
-        self.shared
+        if self.binding.socket_created.load(Ordering::SeqCst) {
+            self.shared.contract.violation(format!(
+                "WSK_SET_STATIC_EVENT_CALLBACKS after binding {} created a socket (it must come first)",
+                self.binding.id
+            ));
+        }
+        let result = self
+            .shared
             .fault(FaultOp::EnableAcceptEvents)
-            .map_or(Ok(()), Err)
+            .map_or(Ok(()), Err);
+        self.binding
+            .accept_events
+            .store(result.is_ok(), Ordering::SeqCst);
+        result
     }
 
     /// `WskSocket` for a listening socket.
@@ -1145,6 +1166,7 @@ impl<T: Upcall> WskClient<T> {
             return;
         }
         io.shared.begin(OpKind::Setup, SocketHandle(0));
+        self.binding.socket_created.store(true, Ordering::SeqCst);
         let inline = self.shared.inline_now();
         let result = self.shared.fault(FaultOp::Open).map_or_else(
             || new_listener_socket(local).map_err(|e| status_of(&e)),

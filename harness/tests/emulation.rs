@@ -347,6 +347,20 @@ fn bind_to_a_port_in_use_fails_with_address_already_exists() {
 }
 
 #[test]
+fn static_event_callbacks_after_a_socket_was_created_are_a_violation() {
+    let s = setup(InlineMode::Never, &["127.0.0.1:0"]);
+    wait_for("listener", || s.wsk.listening().len() == 1);
+    assert_eq!(s.contract.count(), 0);
+    let _ = s.client.provider.get().unwrap().enable_accept_events();
+    let violations = s.contract.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("must come first"), "{violations:?}");
+    assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
+    assert!(s.nmr.wait_client_deregistered());
+    s.wsk.stop();
+}
+
+#[test]
 fn a_call_after_detach_and_an_open_socket_at_detach_are_violations() {
     let s = setup(InlineMode::Never, &["127.0.0.1:0"]);
     wait_for("listener", || s.wsk.listening().len() == 1);
