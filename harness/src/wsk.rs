@@ -858,6 +858,7 @@ impl<T: Upcall> Shared<T> {
                         (stream, remote, state.context)
                     }
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => continue,
                     Err(_) => return,
                 }
             };
