@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Err(message) => return fail(&format!("{message}\n{USAGE}")),
+        Err(message) => return fail(&format!("{message} (see --help)")),
     };
     let options = match options(&args) {
         Ok(options) => options,
