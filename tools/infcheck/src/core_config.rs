@@ -7,7 +7,8 @@
 //! `harness/Cargo.toml`.) If `config.rs` ever imports other driver modules, this breaks at
 //! compile time, on purpose.
 
-/// The driver's `src/core/config.rs`, compiled into this tool unchanged.
+// The driver's `src/core/config.rs`, compiled into this tool unchanged (its own `//!` docs
+// document the module).
 #[path = "../../../src/core/config.rs"]
 pub mod driver;
 
