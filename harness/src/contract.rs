@@ -48,6 +48,26 @@ impl Contract {
             .len()
     }
 
+    /// Runs `f` (a call into the driver on a harness thread); a panic in it is recorded as a
+    /// violation (in the kernel it would be a bugcheck) instead of silently killing the
+    /// thread. Returns `None` after a panic.
+    pub fn guard<R>(&self, what: &str, f: impl FnOnce() -> R) -> Option<R> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(result) => Some(result),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                self.violation(format!(
+                    "panic in {what} (a bugcheck in the kernel): {message}"
+                ));
+                None
+            }
+        }
+    }
+
     /// Checks that the current thread may block (`PASSIVE_LEVEL`). At `DISPATCH_LEVEL` the
     /// wait is recorded as a violation and `false` is returned: the caller must not block.
     pub fn may_block(&self, wait: &str) -> bool {
@@ -72,6 +92,18 @@ mod tests {
         contract.violation("first");
         contract.violation(String::from("second"));
         assert_eq!(contract.violations(), ["first", "second"]);
+    }
+
+    #[test]
+    fn a_panic_in_a_driver_callback_is_a_violation() {
+        let contract = Contract::new();
+        assert_eq!(contract.guard("a callback", || 7), Some(7));
+        assert_eq!(
+            contract.guard("a callback", || -> i32 { panic!("index out of bounds") }),
+            None
+        );
+        assert_eq!(contract.count(), 1);
+        assert!(contract.violations()[0].contains("index out of bounds"));
     }
 
     #[test]

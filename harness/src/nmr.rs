@@ -421,7 +421,12 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let nmr = self.clone();
         let run = move || {
             let id = handle.id;
-            let status = irql::at_passive(|| client.attach_provider(handle, characteristics));
+            let status = nmr
+                .contract()
+                .guard("ClientAttachProvider", || {
+                    irql::at_passive(|| client.attach_provider(handle, characteristics))
+                })
+                .unwrap_or(NtStatus::UNSUCCESSFUL);
             nmr.attach_returned(id, status);
         };
         if self.inner.mode.attach_inline {
@@ -484,7 +489,12 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         };
         let nmr = self.clone();
         let run = move || {
-            let status = irql::at_dispatch(|| client.detach_provider(context));
+            let status = nmr
+                .contract()
+                .guard("ClientDetachProvider", || {
+                    irql::at_dispatch(|| client.detach_provider(context))
+                })
+                .unwrap_or(NtStatus::SUCCESS);
             nmr.detach_returned(id, cause, status);
         };
         if self.inner.mode.detach_inline {
@@ -603,7 +613,9 @@ impl<Pr: ProviderModule> Nmr<Pr> {
         let nmr = self.clone();
         std::thread::spawn(move || {
             if let (Some(client), Some(context)) = (client, context) {
-                irql::at_dispatch(|| client.cleanup_binding_context(context));
+                let _ = nmr.contract().guard("ClientCleanupBindingContext", || {
+                    irql::at_dispatch(|| client.cleanup_binding_context(context));
+                });
             }
             nmr.cleaned_up(id);
         });

@@ -703,7 +703,13 @@ impl<T: Upcall> Shared<T> {
                 }
             };
             match job {
-                Some(job) => irql::at_dispatch(job),
+                Some(job) => {
+                    let _ = self
+                        .contract
+                        .guard("a completion or WSK event callback", || {
+                            irql::at_dispatch(job);
+                        });
+                }
                 None => return,
             }
         }
