@@ -278,6 +278,7 @@ struct PendingDisconnect<T> {
     io: Arc<IoShared>,
 }
 
+#[allow(clippy::struct_excessive_bools)] // One flag per socket fact WSK tracks (FINs, close, dead).
 struct SockState<T> {
     io: Io,
     /// The socket context: the listener token given to `WskSocket`, or the accepted socket's
@@ -291,6 +292,8 @@ struct SockState<T> {
     fin_sent: bool,
     /// `WskCloseSocket` was called.
     close_requested: bool,
+    /// Listener reported as no longer functional ([`Wsk::fail_listeners`]): accepts no more.
+    dead: bool,
     /// The close's token while it waits for running callbacks.
     closing: Option<(T, Arc<IoShared>)>,
     callbacks_running: usize,
@@ -518,7 +521,7 @@ impl<T: Upcall> Wsk<T> {
             .filter_map(|entry| {
                 let state = entry.lock();
                 match (&state.io, state.local) {
-                    (Io::Listening(_), Some(local)) if !state.close_requested => {
+                    (Io::Listening(_), Some(local)) if !state.close_requested && !state.dead => {
                         Some((entry.handle.0, local))
                     }
                     _ => None,
@@ -558,9 +561,10 @@ impl<T: Upcall> Wsk<T> {
         for entry in listeners {
             let context = {
                 let mut state = entry.lock();
-                if state.close_requested || !matches!(state.io, Io::Listening(_)) {
+                if state.close_requested || state.dead || !matches!(state.io, Io::Listening(_)) {
                     continue;
                 }
+                state.dead = true;
                 state.callbacks_running += 1;
                 state.context
             };
@@ -802,6 +806,7 @@ impl<T: Upcall> Shared<T> {
                 fin_received: false,
                 fin_sent: false,
                 close_requested: false,
+                dead: false,
                 closing: None,
                 callbacks_running: 0,
             }),
@@ -858,6 +863,9 @@ impl<T: Upcall> Shared<T> {
                 let Io::Listening(socket) = &state.io else {
                     return;
                 };
+                if state.dead {
+                    return;
+                }
                 match socket.accept() {
                     Ok((stream, remote)) => {
                         state.callbacks_running += 1;
