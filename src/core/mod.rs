@@ -22,3 +22,6 @@ pub mod wsk_version;
 
 #[cfg(test)]
 pub mod testing;
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -7,7 +7,7 @@
 
 extern crate std;
 
-// pub mod provider;
+pub mod provider;
 
 use ::core::{fmt, ptr::NonNull};
 use std::{

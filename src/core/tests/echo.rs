@@ -1,0 +1,213 @@
+//! The echo path: order, wraparound, backpressure, FIN, errors, no steady-state allocation.
+
+extern crate std;
+
+use std::vec::Vec;
+
+use super::{finish, lines, one_listener};
+use crate::core::{
+    pool_box::CONNECTION_TAG,
+    provider::{Completion, Level},
+    status::NtStatus,
+    testing::provider::{Call, Mode, World},
+};
+
+/// Accepts one connection on the only listener; returns its I/O index.
+fn connect(world: &World) -> usize {
+    let listener = world.listeners()[0];
+    world.accept(listener, Some("192.0.2.1:4000".parse().unwrap())).expect("accepted");
+    *world.connection_ios().last().unwrap()
+}
+
+fn take_receive(world: &World, io: usize) -> Option<crate::core::testing::provider::Op> {
+    world.take_on(io, |c| matches!(c, Call::Receive(_)))
+}
+
+fn take_send(world: &World, io: usize) -> Option<crate::core::testing::provider::Op> {
+    world.take_on(io, |c| matches!(c, Call::Send(_)))
+}
+
+#[test]
+fn accepted_connection_posts_its_first_receive_over_the_whole_buffer() {
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let receive = take_receive(&world, io).expect("first receive posted in the accept event");
+    assert_eq!(receive.call, Call::Receive(0..512));
+    assert!(lines(&client, Level::Info).iter().any(|l| l.contains("192.0.2.1:4000") && l.contains("accepted")));
+    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
+    world.drain();
+    finish(&world, &client);
+}
+
+#[test]
+fn bytes_come_back_in_order_across_wraparound_with_partial_sends() {
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let input: Vec<u8> = (0..5000_u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut fed = 0;
+    let mut echoed = Vec::new();
+    let mut step = 0_usize;
+    while echoed.len() < input.len() {
+        step += 1;
+        assert!(step < 10_000, "no progress");
+        if fed < input.len()
+            && let Some(receive) = take_receive(&world, io)
+        {
+            let chunk = 1 + step * 37 % 300;
+            let end = (fed + chunk).min(input.len());
+            fed += world.deliver(receive, &input[fed..end]);
+        }
+        if let Some(send) = take_send(&world, io) {
+            let Call::Send(range) = send.call.clone() else { unreachable!() };
+            let n = 1 + step * 53 % range.len(); // partial sends
+            echoed.extend(world.send_bytes(&send, n));
+            world.complete(send, Completion::Sent(Ok(n)));
+        }
+        if fed == input.len() && echoed.len() == input.len() {
+            break;
+        }
+    }
+    assert_eq!(echoed, input);
+    assert_eq!(client.stats().snapshot().bytes_echoed, 5000);
+    finish(&world, &client);
+}
+
+#[test]
+fn full_buffer_stops_receiving_until_a_send_completes() {
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    assert_eq!(world.deliver(receive, &[1; 512]), 512);
+    assert!(take_receive(&world, io).is_none(), "ring full: no receive (backpressure)");
+    let send = take_send(&world, io).expect("echo the full buffer");
+    assert_eq!(send.call, Call::Send(0..512));
+    world.complete(send, Completion::Sent(Ok(100)));
+    let receive = take_receive(&world, io).expect("room again");
+    assert_eq!(receive.call, Call::Receive(0..100), "only the freed bytes: in flight stays <= BufferSize");
+    let send = take_send(&world, io).expect("rest of the data");
+    assert_eq!(send.call, Call::Send(100..512));
+    world.succeed(send);
+    assert_eq!(client.stats().snapshot().bytes_echoed, 512);
+    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
+    world.drain();
+    finish(&world, &client);
+}
+
+#[test]
+fn fin_finishes_pending_sends_then_disconnects_then_closes() {
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.deliver(receive, b"bye");
+    let send = take_send(&world, io).unwrap();
+    let receive = take_receive(&world, io).unwrap();
+    world.complete(receive, Completion::Received(Ok(0))); // FIN
+    assert!(take_receive(&world, io).is_none(), "no receive after FIN");
+    assert!(world.pending().iter().all(|op| op.call != Call::Disconnect), "sends first");
+    world.complete(send, Completion::Sent(Ok(3)));
+    let disconnect = world.take_on(io, |c| *c == Call::Disconnect).expect("graceful disconnect");
+    world.succeed(disconnect);
+    let close = world.take_on(io, |c| *c == Call::Close).expect("then close");
+    world.succeed(close);
+    assert_eq!(client.stats().snapshot().active, 0);
+    assert_eq!(client.platform().live_with_tag(CONNECTION_TAG), 0, "connection freed");
+    assert!(lines(&client, Level::Info).iter().any(|l| l.contains("closed gracefully")));
+    finish(&world, &client);
+}
+
+#[test]
+fn errors_and_resets_close_abortively() {
+    let (world, client) = one_listener(4, 512);
+    // Reset on receive, with a send outstanding: close at once, the send is cancelled.
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.deliver(receive, b"abc");
+    let send = take_send(&world, io).unwrap();
+    let receive = take_receive(&world, io).unwrap();
+    world.complete(receive, Completion::Received(Err(NtStatus::CONNECTION_RESET)));
+    assert!(world.pending().iter().any(|op| op.io == io && op.call == Call::Close), "close while send pending");
+    world.complete(send, Completion::Sent(Err(NtStatus::CANCELLED)));
+    let close = world.take_on(io, |c| *c == Call::Close).unwrap();
+    world.succeed(close);
+    // Send failure.
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.deliver(receive, b"abc");
+    let send = take_send(&world, io).unwrap();
+    world.complete(send, Completion::Sent(Err(NtStatus::CONNECTION_ABORTED)));
+    world.drain();
+    // Disconnect failure.
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.complete(receive, Completion::Received(Ok(0)));
+    let disconnect = world.take_on(io, |c| *c == Call::Disconnect).unwrap();
+    world.complete(disconnect, Completion::Disconnected(Err(NtStatus::CONNECTION_RESET)));
+    world.drain();
+    let stats = client.stats().snapshot();
+    assert_eq!((stats.active, stats.failures), (0, 0), "peer errors are not driver failures");
+    assert!(lines(&client, Level::Info).iter().any(|l| l.contains("0xC000020D")));
+    finish(&world, &client);
+}
+
+#[test]
+fn completions_reporting_more_than_asked_are_errors_not_panics() {
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.complete(receive, Completion::Received(Ok(513)));
+    let close = world.take_on(io, |c| *c == Call::Close).expect("closed");
+    world.succeed(close);
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.deliver(receive, b"12345");
+    let send = take_send(&world, io).unwrap();
+    world.complete(send, Completion::Sent(Ok(usize::MAX)));
+    world.drain();
+    let io = connect(&world);
+    let receive = take_receive(&world, io).unwrap();
+    world.deliver(receive, b"1");
+    let send = take_send(&world, io).unwrap();
+    world.complete(send, Completion::Sent(Ok(0)));
+    world.drain();
+    assert_eq!(client.stats().snapshot().failures, 3);
+    assert_eq!(client.stats().snapshot().bytes_echoed, 0);
+    assert!(lines(&client, Level::Error).iter().any(|l| l.contains("Overrun")));
+    finish(&world, &client);
+}
+
+#[test]
+fn steady_state_echo_allocates_nothing() {
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let allocations = client.platform().allocations();
+    let mut delivered = 0;
+    for round in 0..200_usize {
+        let receive = take_receive(&world, io).expect("receive");
+        let data = [round as u8; 40];
+        delivered += world.deliver(receive, &data);
+        let send = take_send(&world, io).expect("send");
+        world.succeed(send);
+    }
+    assert_eq!(client.platform().allocations(), allocations, "echo allocated memory");
+    assert!(delivered > 7000);
+    assert_eq!(client.stats().snapshot().bytes_echoed, delivered as u64);
+    finish(&world, &client);
+}
+
+#[test]
+fn inline_completions_echo_without_recursion() {
+    let (world, client) = one_listener(4, 512);
+    world.set_mode(Mode::Inline);
+    let io = connect(&world);
+    for _ in 0..50 {
+        let receive = take_receive(&world, io).expect("receive");
+        world.deliver(receive, b"inline");
+        // The send completed inline and the next receive was posted.
+    }
+    assert_eq!(client.stats().snapshot().bytes_echoed, 300);
+    let receive = take_receive(&world, io).expect("receive");
+    world.complete(receive, Completion::Received(Ok(0)));
+    // Disconnect and close complete inline.
+    assert_eq!(client.stats().snapshot().active, 0);
+    finish(&world, &client);
+}
