@@ -10,6 +10,7 @@
 
 // The names follow the C headers so that they can be checked against the documentation.
 #![allow(non_camel_case_types, non_snake_case)]
+#![allow(clippy::upper_case_acronyms, clippy::struct_field_names)]
 
 pub mod netioddk;
 pub mod ws2def;

@@ -21,6 +21,13 @@ pub type NPIID = GUID;
 /// <https://learn.microsoft.com/previous-versions/windows/hardware/drivers/ff568813(v=vs.85)>
 pub type NPI_MODULEID_TYPE = i32;
 
+/// `sizeof(NPI_MODULEID)` on x64, for its `Length` member (pinned below).
+pub const NPI_MODULEID_SIZE: USHORT = 24;
+/// `sizeof(NPI_REGISTRATION_INSTANCE)` on x64, for its `Size` member (pinned below).
+pub const NPI_REGISTRATION_INSTANCE_SIZE: USHORT = 40;
+/// `sizeof(NPI_CLIENT_CHARACTERISTICS)` on x64, for its `Length` member (pinned below).
+pub const NPI_CLIENT_CHARACTERISTICS_SIZE: USHORT = 72;
+
 /// `MIT_GUID`: the module is identified by [`NPI_MODULEID_u::Guid`].
 pub const MIT_GUID: NPI_MODULEID_TYPE = 1;
 
@@ -166,18 +173,20 @@ unsafe extern "system" {
 // x64 layouts (MSVC rules: natural alignment, pointers 8 bytes).
 const _: () = assert!(size_of::<NPIID>() == 16);
 const _: () = assert!(size_of::<NPI_MODULEID_u>() == 16 && align_of::<NPI_MODULEID_u>() == 4);
-const _: () = assert!(size_of::<NPI_MODULEID>() == 24);
+const _: () = assert!(size_of::<NPI_MODULEID>() == NPI_MODULEID_SIZE as usize);
 const _: () = assert!(offset_of!(NPI_MODULEID, Length) == 0);
 const _: () = assert!(offset_of!(NPI_MODULEID, Type) == 4);
 const _: () = assert!(offset_of!(NPI_MODULEID, u) == 8);
-const _: () = assert!(size_of::<NPI_REGISTRATION_INSTANCE>() == 40);
+const _: () =
+    assert!(size_of::<NPI_REGISTRATION_INSTANCE>() == NPI_REGISTRATION_INSTANCE_SIZE as usize);
 const _: () = assert!(offset_of!(NPI_REGISTRATION_INSTANCE, Version) == 0);
 const _: () = assert!(offset_of!(NPI_REGISTRATION_INSTANCE, Size) == 2);
 const _: () = assert!(offset_of!(NPI_REGISTRATION_INSTANCE, NpiId) == 8);
 const _: () = assert!(offset_of!(NPI_REGISTRATION_INSTANCE, ModuleId) == 16);
 const _: () = assert!(offset_of!(NPI_REGISTRATION_INSTANCE, Number) == 24);
 const _: () = assert!(offset_of!(NPI_REGISTRATION_INSTANCE, NpiSpecificCharacteristics) == 32);
-const _: () = assert!(size_of::<NPI_CLIENT_CHARACTERISTICS>() == 72);
+const _: () =
+    assert!(size_of::<NPI_CLIENT_CHARACTERISTICS>() == NPI_CLIENT_CHARACTERISTICS_SIZE as usize);
 const _: () = assert!(offset_of!(NPI_CLIENT_CHARACTERISTICS, Version) == 0);
 const _: () = assert!(offset_of!(NPI_CLIENT_CHARACTERISTICS, Length) == 2);
 const _: () = assert!(offset_of!(NPI_CLIENT_CHARACTERISTICS, ClientAttachProvider) == 8);

@@ -3,7 +3,7 @@
 //! Reference: <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/>. All WSK
 //! functions and callbacks use `WSKAPI` = `NTAPI` (`extern "system"`). Numeric values the
 //! reference pages do not spell out (the control code, the event bits) are those of the WDK's
-//! `wsk.h`, cross-checked against the independent ReactOS `include/ddk/wsk.h`.
+//! `wsk.h`, cross-checked against the independent `ReactOS` header `include/ddk/wsk.h`.
 
 use core::{
     ffi::c_void,
@@ -15,7 +15,10 @@ use wdk_sys::{
     USHORT,
 };
 
-use super::{netioddk::NPIID, ws2def::{ADDRESS_FAMILY, SOCKADDR}};
+use super::{
+    netioddk::NPIID,
+    ws2def::{ADDRESS_FAMILY, SOCKADDR},
+};
 
 /// `NPI_WSK_INTERFACE_ID` = `{2227E803-8D8B-11D4-ABAD-009027719E09}`: the NPI a WSK client
 /// registers for with `NmrRegisterClient`.
@@ -363,7 +366,7 @@ pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
 
 // The accept bit is its own (one published port used 0x80, which is DISCONNECT), and the two
 // socket categories wskecho knows are distinct flags.
-const _: () = assert!(WSK_EVENT_ACCEPT.count_ones() == 1);
+const _: () = assert!(WSK_EVENT_ACCEPT.is_power_of_two());
 const _: () = assert!(WSK_EVENT_ACCEPT & (WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT) == 0);
 const _: () = assert!(WSK_FLAG_LISTEN_SOCKET & WSK_FLAG_CONNECTION_SOCKET == 0);
 

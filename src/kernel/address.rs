@@ -1,11 +1,8 @@
 //! Conversions between `core::net::SocketAddr` and the Windows `SOCKADDR_IN`/`SOCKADDR_IN6`.
 
-use core::{
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
-    ptr::addr_of,
-};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use crate::ffi::ws2def::{AF_INET, AF_INET6, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6};
+use crate::ffi::ws2def::{ADDRESS_FAMILY, AF_INET, AF_INET6, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6};
 
 /// Storage for either address kind, passed to WSK as `PSOCKADDR`. Kept inside a socket's I/O
 /// resources so that it stays valid while `WskBind` is outstanding.
@@ -56,7 +53,7 @@ pub unsafe fn socket_addr_from_raw(address: *const SOCKADDR) -> Option<SocketAdd
         return None;
     }
     // SAFETY: non-NULL and valid (caller); every address starts with its family.
-    let family = unsafe { addr_of!((*address).sa_family).read_unaligned() };
+    let family = unsafe { address.cast::<ADDRESS_FAMILY>().read_unaligned() };
     match family {
         AF_INET => {
             // SAFETY: the family says this is a SOCKADDR_IN (caller); read unaligned to make

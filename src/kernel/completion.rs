@@ -14,14 +14,23 @@
 
 use core::ptr::NonNull;
 
-use wdk_sys::{NT_SUCCESS, NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID, STATUS_MORE_PROCESSING_REQUIRED, ULONG_PTR};
+use wdk_sys::{
+    NT_SUCCESS, NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID, STATUS_MORE_PROCESSING_REQUIRED, ULONG_PTR,
+};
 
-use super::{irp::io_status, provider::{WskProvider, WskSocketHandle}};
+use super::{
+    irp::io_status,
+    provider::{WskProvider, WskSocketHandle},
+};
 use crate::core::{provider::Completion, socket::SocketRef, status::NtStatus};
 
 /// The completion of an operation whose result carries no value.
 const fn unit_result(status: NTSTATUS) -> Result<(), NtStatus> {
-    if NT_SUCCESS(status) { Ok(()) } else { Err(NtStatus(status)) }
+    if NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(NtStatus(status))
+    }
 }
 
 /// The completion of a send or receive: the byte count on success.
@@ -54,12 +63,18 @@ unsafe fn finish(
 }
 
 /// `WskSocket` finished: on success `IoStatus.Information` is the new `PWSK_SOCKET`.
-pub unsafe extern "C" fn socket_created(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
+pub unsafe extern "C" fn socket_created(
+    _device: PDEVICE_OBJECT,
+    irp: PIRP,
+    context: PVOID,
+) -> NTSTATUS {
     // SAFETY: called by the I/O manager for our IRP, prepared with its token.
     unsafe {
         finish(irp, context, |status, information| {
             Completion::Created(unit_result(status).and_then(|()| {
-                NonNull::new(information as *mut _).map(WskSocketHandle).ok_or(NtStatus::UNSUCCESSFUL)
+                NonNull::new(information as *mut _)
+                    .map(WskSocketHandle)
+                    .ok_or(NtStatus::UNSUCCESSFUL)
             }))
         })
     }
@@ -68,7 +83,11 @@ pub unsafe extern "C" fn socket_created(_device: PDEVICE_OBJECT, irp: PIRP, cont
 /// `WskBind` finished.
 pub unsafe extern "C" fn bound(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
     // SAFETY: called by the I/O manager for our IRP, prepared with its token.
-    unsafe { finish(irp, context, |status, _| Completion::Bound(unit_result(status))) }
+    unsafe {
+        finish(irp, context, |status, _| {
+            Completion::Bound(unit_result(status))
+        })
+    }
 }
 
 /// `WskReceive` finished: `IoStatus.Information` is the byte count (0 = the peer sent FIN).
@@ -85,14 +104,24 @@ pub unsafe extern "C" fn received(_device: PDEVICE_OBJECT, irp: PIRP, context: P
 pub unsafe extern "C" fn sent(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
     // SAFETY: called by the I/O manager for our IRP, prepared with its token.
     unsafe {
-        finish(irp, context, |status, information| Completion::Sent(count_result(status, information)))
+        finish(irp, context, |status, information| {
+            Completion::Sent(count_result(status, information))
+        })
     }
 }
 
 /// `WskDisconnect` finished.
-pub unsafe extern "C" fn disconnected(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
+pub unsafe extern "C" fn disconnected(
+    _device: PDEVICE_OBJECT,
+    irp: PIRP,
+    context: PVOID,
+) -> NTSTATUS {
     // SAFETY: called by the I/O manager for our IRP, prepared with its token.
-    unsafe { finish(irp, context, |status, _| Completion::Disconnected(unit_result(status))) }
+    unsafe {
+        finish(irp, context, |status, _| {
+            Completion::Disconnected(unit_result(status))
+        })
+    }
 }
 
 /// `WskCloseSocket` finished: the socket is gone whatever the status.

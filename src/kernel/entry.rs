@@ -1,6 +1,8 @@
 //! `DriverEntry`: read the configuration, build the client, register with the NMR.
 
-use wdk_sys::{DRIVER_OBJECT, HANDLE, NTSTATUS, PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS};
+use wdk_sys::{
+    DRIVER_OBJECT, HANDLE, NTSTATUS, PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+};
 
 use super::{
     globals::{KernelClient, WSKECHO_GLOBALS},
@@ -63,7 +65,11 @@ pub unsafe extern "system" fn driver_entry(
         )
     };
     if status < 0 {
-        log_error!(platform, "NmrRegisterClient failed: {}", crate::core::status::NtStatus(status));
+        log_error!(
+            platform,
+            "NmrRegisterClient failed: {}",
+            crate::core::status::NtStatus(status)
+        );
         // SAFETY: registration failed, so NMR holds no reference to the client.
         unsafe { WSKECHO_GLOBALS.destroy() };
         return status;

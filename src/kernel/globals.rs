@@ -2,7 +2,7 @@
 //! moves while bindings exist), the NMR client handle, and the event `Unload` waits on until
 //! every binding has been freed.
 //!
-//! WinDbg: the whole state is the symbol `wskecho!WSKECHO_GLOBALS`; the counters are
+//! `WinDbg`: the whole state is the symbol `wskecho!WSKECHO_GLOBALS`; the counters are
 //! `dx wskecho!WSKECHO_GLOBALS.client.value.value.stats` (`Stats` is `#[repr(C)]`: plain 64-bit
 //! counters in order; docs/kernel-adapter.md).
 
@@ -15,12 +15,19 @@ use core::{
 };
 
 use wdk_sys::{
-    _EVENT_TYPE::SynchronizationEvent, _KWAIT_REASON::Executive, _MODE::KernelMode, HANDLE, KEVENT,
+    _EVENT_TYPE::SynchronizationEvent,
+    _KWAIT_REASON::Executive,
+    _MODE::KernelMode,
+    HANDLE, KEVENT,
     ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
 };
 
 use super::provider::WskProvider;
 use crate::core::client::Client;
+
+/// `KernelMode` as the `KPROCESSOR_MODE` (`CCHAR`) that `KeWaitForSingleObject` takes.
+const KERNEL_MODE: i8 = 0;
+const _: () = assert!(KernelMode == 0);
 
 /// The kernel's client type.
 pub type KernelClient = Client<WskProvider>;
@@ -76,8 +83,10 @@ impl DriverGlobals {
     /// The client, once initialised.
     pub fn client(&self) -> Option<&KernelClient> {
         if self.ready.load(Ordering::Acquire) {
-            // SAFETY: initialised (ready) and not dropped while anything can still call in.
-            Some(unsafe { (*self.client.get()).assume_init_ref() })
+            let storage = self.client.get().cast::<KernelClient>();
+            // SAFETY: initialised (ready) and not dropped while anything can still call in;
+            // `MaybeUninit<T>` has the layout of `T`.
+            Some(unsafe { &*storage })
         } else {
             None
         }
@@ -90,8 +99,9 @@ impl DriverGlobals {
     /// complete, or `NmrRegisterClient` failed).
     pub unsafe fn destroy(&self) {
         if self.ready.swap(false, Ordering::AcqRel) {
+            let storage = self.client.get().cast::<KernelClient>();
             // SAFETY: initialised and, per the caller, unused from now on.
-            unsafe { (*self.client.get()).assume_init_drop() };
+            unsafe { ptr::drop_in_place(storage) };
         }
     }
 
@@ -125,7 +135,7 @@ impl DriverGlobals {
                 KeWaitForSingleObject(
                     self.bindings_gone.get().cast(),
                     Executive,
-                    KernelMode as i8,
+                    KERNEL_MODE,
                     0,
                     ptr::null_mut(),
                 )

@@ -79,11 +79,19 @@ impl Drop for OwnedIrp {
 /// `irp` is a valid IRP with a next stack location (true for an IRP from
 /// `IoAllocateIrp(1, ..)` before it is passed down).
 unsafe fn next_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: `irp` is valid (caller); reading the current stack location pointer.
-    let current = unsafe {
-        addr_of!((*irp).Tail.Overlay.__bindgen_anon_2.__bindgen_anon_1.CurrentStackLocation)
-            .read()
+    // SAFETY: `irp` is valid (caller); only the field's address is taken.
+    let field = unsafe {
+        addr_of!(
+            (*irp)
+                .Tail
+                .Overlay
+                .__bindgen_anon_2
+                .__bindgen_anon_1
+                .CurrentStackLocation
+        )
     };
+    // SAFETY: reading an initialised pointer field of a valid IRP.
+    let current = unsafe { field.read() };
     current.wrapping_sub(1)
 }
 
@@ -94,18 +102,26 @@ unsafe fn next_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
 ///
 /// # Safety
 /// `irp` is a valid, idle IRP with a next stack location.
-pub unsafe fn set_completion_routine(irp: *mut IRP, routine: PIO_COMPLETION_ROUTINE, context: PVOID) {
+pub unsafe fn set_completion_routine(
+    irp: *mut IRP,
+    routine: PIO_COMPLETION_ROUTINE,
+    context: PVOID,
+) {
     // SAFETY: `irp` is valid and has a next stack location (caller).
     let next = unsafe { next_stack_location(irp) };
-    // SAFETY: `next` points into the IRP's stack location array (see above); writes only.
-    unsafe { addr_of_mut!((*next).CompletionRoutine).write(routine) };
+    // SAFETY: `next` points into the IRP's stack location array (see above); only the
+    // field's address is taken.
+    let routine_field = unsafe { addr_of_mut!((*next).CompletionRoutine) };
     // SAFETY: as above.
-    unsafe { addr_of_mut!((*next).Context).write(context) };
+    let context_field = unsafe { addr_of_mut!((*next).Context) };
     // SAFETY: as above.
-    unsafe {
-        addr_of_mut!((*next).Control)
-            .write(SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL);
-    }
+    let control_field = unsafe { addr_of_mut!((*next).Control) };
+    // SAFETY: writing a field of the (idle) next stack location.
+    unsafe { routine_field.write(routine) };
+    // SAFETY: as above.
+    unsafe { context_field.write(context) };
+    // SAFETY: as above.
+    unsafe { control_field.write(SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL) };
 }
 
 /// `Irp->IoStatus`: the final status and the information value of a completed IRP.
@@ -113,9 +129,13 @@ pub unsafe fn set_completion_routine(irp: *mut IRP, routine: PIO_COMPLETION_ROUT
 /// # Safety
 /// `irp` is a valid IRP that has been completed (called from its completion routine).
 pub unsafe fn io_status(irp: *mut IRP) -> (NTSTATUS, ULONG_PTR) {
-    // SAFETY: `irp` is valid (caller); reading two fields of its IO_STATUS_BLOCK.
-    let status = unsafe { addr_of!((*irp).IoStatus.__bindgen_anon_1.Status).read() };
+    // SAFETY: `irp` is valid (caller); only the field's address is taken.
+    let status_field = unsafe { addr_of!((*irp).IoStatus.__bindgen_anon_1.Status) };
     // SAFETY: as above.
-    let information = unsafe { addr_of!((*irp).IoStatus.Information).read() };
+    let information_field = unsafe { addr_of!((*irp).IoStatus.Information) };
+    // SAFETY: reading the IO_STATUS_BLOCK of a completed IRP.
+    let status = unsafe { status_field.read() };
+    // SAFETY: as above.
+    let information = unsafe { information_field.read() };
     (status, information)
 }

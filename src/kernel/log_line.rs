@@ -26,7 +26,11 @@ pub struct LogLine {
 impl LogLine {
     /// Formats `PREFIX`, `args` and a newline.
     pub fn format(args: fmt::Arguments<'_>) -> Self {
-        let mut line = Self { bytes: [0; LINE_CAPACITY], len: 0, truncated: false };
+        let mut line = Self {
+            bytes: [0; LINE_CAPACITY],
+            len: 0,
+            truncated: false,
+        };
         line.push(PREFIX.as_bytes());
         // `write_str` never fails; a `Display` impl that errors just ends the line early.
         let _ = fmt::write(&mut line, args);
@@ -35,7 +39,7 @@ impl LogLine {
     }
 
     /// The line with its terminating NUL, for `%s`.
-    pub fn as_c_ptr(&self) -> *const core::ffi::c_char {
+    pub const fn as_c_ptr(&self) -> *const core::ffi::c_char {
         self.bytes.as_ptr().cast()
     }
 

@@ -44,7 +44,13 @@ impl OwnedMdl {
         // SAFETY: `buffer` is valid non-paged memory of `length` bytes (caller); no IRP is
         // associated (NULL), so the MDL is returned to us only.
         let mdl = unsafe {
-            IoAllocateMdl(buffer.cast::<u8>().as_ptr().cast(), length, 0, 0, core::ptr::null_mut())
+            IoAllocateMdl(
+                buffer.cast::<u8>().as_ptr().cast(),
+                length,
+                0,
+                0,
+                core::ptr::null_mut(),
+            )
         };
         let mdl = NonNull::new(mdl)?;
         // SAFETY: `mdl` describes a non-paged buffer (caller), which is what this call requires.
@@ -59,7 +65,7 @@ impl OwnedMdl {
 
     /// `range` as a `WSK_BUF` `(Offset, Length)`, if it is non-empty and lies within the MDL.
     pub fn checked_range(&self, range: &Range<usize>) -> Option<(ULONG, usize)> {
-        if range.start >= range.end || range.end > self.len {
+        if range.is_empty() || range.end > self.len {
             return None;
         }
         let offset = ULONG::try_from(range.start).ok()?;

@@ -6,7 +6,7 @@
 //! client is registered
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/ns-netioddk-_npi_registration_instance>).
 
-use core::{mem::size_of, ptr};
+use core::ptr;
 
 use wdk_sys::{HANDLE, NTSTATUS, PVOID, STATUS_INVALID_PARAMETER};
 
@@ -18,10 +18,14 @@ use crate::{
     core::{binding::BindingRef, status::NtStatus, wsk_version::WskVersionRange},
     ffi::{
         netioddk::{
-            MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_MODULEID, NPI_MODULEID_u,
-            NPI_REGISTRATION_INSTANCE, NPIID, NmrClientAttachProvider,
+            MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_CLIENT_CHARACTERISTICS_SIZE, NPI_MODULEID,
+            NPI_MODULEID_SIZE, NPI_MODULEID_u, NPI_REGISTRATION_INSTANCE,
+            NPI_REGISTRATION_INSTANCE_SIZE, NPIID, NmrClientAttachProvider,
         },
-        wsk::{MAKE_WSK_VERSION, NPI_WSK_INTERFACE_ID, WSK_CLIENT_DISPATCH, WSK_PROVIDER_CHARACTERISTICS},
+        wsk::{
+            MAKE_WSK_VERSION, NPI_WSK_INTERFACE_ID, WSK_CLIENT_DISPATCH,
+            WSK_PROVIDER_CHARACTERISTICS,
+        },
     },
 };
 
@@ -30,7 +34,7 @@ static NPI_ID: NPIID = NPI_WSK_INTERFACE_ID;
 
 /// wskecho's module id: `{B5067694-00DA-40FD-AB48-5554A69E1648}` (generated for this driver).
 static MODULE_ID: NPI_MODULEID = NPI_MODULEID {
-    Length: size_of::<NPI_MODULEID>() as u16,
+    Length: NPI_MODULEID_SIZE,
     Type: MIT_GUID,
     u: NPI_MODULEID_u {
         Guid: wdk_sys::GUID {
@@ -45,13 +49,13 @@ static MODULE_ID: NPI_MODULEID = NPI_MODULEID {
 /// The registration passed to `NmrRegisterClient`.
 pub static CLIENT_CHARACTERISTICS: NPI_CLIENT_CHARACTERISTICS = NPI_CLIENT_CHARACTERISTICS {
     Version: 0,
-    Length: size_of::<NPI_CLIENT_CHARACTERISTICS>() as u16,
+    Length: NPI_CLIENT_CHARACTERISTICS_SIZE,
     ClientAttachProvider: Some(client_attach_provider),
     ClientDetachProvider: Some(client_detach_provider),
     ClientCleanupBindingContext: Some(client_cleanup_binding_context),
     ClientRegistrationInstance: NPI_REGISTRATION_INSTANCE {
         Version: 0,
-        Size: size_of::<NPI_REGISTRATION_INSTANCE>() as u16,
+        Size: NPI_REGISTRATION_INSTANCE_SIZE,
         NpiId: &raw const NPI_ID,
         ModuleId: &raw const MODULE_ID,
         Number: 0,
@@ -62,8 +66,11 @@ pub static CLIENT_CHARACTERISTICS: NPI_CLIENT_CHARACTERISTICS = NPI_CLIENT_CHARA
 /// The client dispatch handed to WSK: version 1.0, no client event callback.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/ns-wsk-_wsk_client_dispatch>
-static CLIENT_DISPATCH: WSK_CLIENT_DISPATCH =
-    WSK_CLIENT_DISPATCH { Version: MAKE_WSK_VERSION(1, 0), Reserved: 0, WskClientEvent: None };
+static CLIENT_DISPATCH: WSK_CLIENT_DISPATCH = WSK_CLIENT_DISPATCH {
+    Version: MAKE_WSK_VERSION(1, 0),
+    Reserved: 0,
+    WskClientEvent: None,
+};
 
 /// `ClientAttachProvider`, `PASSIVE_LEVEL`
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/nc-netioddk-npi_client_attach_provider_fn>).
@@ -82,14 +89,16 @@ unsafe extern "system" fn client_attach_provider(
     let Some(client) = (unsafe { client_context.cast::<KernelClient>().as_ref() }) else {
         return STATUS_INVALID_PARAMETER;
     };
-    // SAFETY: NMR passes the provider's registration instance, valid during the call; for the
-    // WSK NPI its specific characteristics are a WSK_PROVIDER_CHARACTERISTICS.
-    let characteristics = unsafe {
-        provider_registration
-            .as_ref()
-            .and_then(|r| r.NpiSpecificCharacteristics.cast::<WSK_PROVIDER_CHARACTERISTICS>().as_ref())
+    // SAFETY: NMR passes the provider's registration instance, valid during the call.
+    let Some(registration) = (unsafe { provider_registration.as_ref() }) else {
+        return NtStatus::NOINTERFACE.0;
     };
-    let Some(characteristics) = characteristics else {
+    let characteristics = registration
+        .NpiSpecificCharacteristics
+        .cast::<WSK_PROVIDER_CHARACTERISTICS>();
+    // SAFETY: for the WSK NPI the provider's specific characteristics are a
+    // WSK_PROVIDER_CHARACTERISTICS, valid during the call (or NULL).
+    let Some(characteristics) = (unsafe { characteristics.as_ref() }) else {
         return NtStatus::NOINTERFACE.0;
     };
     let versions = WskVersionRange {
@@ -113,7 +122,11 @@ unsafe extern "system" fn client_attach_provider(
         if status < 0 {
             return Err(NtStatus(status));
         }
-        Ok(WskProvider::new(provider_context, provider_dispatch, nmr_binding))
+        Ok(WskProvider::new(
+            provider_context,
+            provider_dispatch,
+            nmr_binding,
+        ))
     };
     // SAFETY: `client` is the static global client, which never moves and outlives every
     // binding (Unload waits for live_bindings() == 0 before dropping it).

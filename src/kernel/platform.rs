@@ -12,9 +12,7 @@
 use core::{fmt, ptr::NonNull};
 
 use wdk_sys::{
-    POOL_FLAG_NON_PAGED,
-    SIZE_T,
-    ULONG,
+    POOL_FLAG_NON_PAGED, SIZE_T, ULONG,
     ntddk::{DbgPrintEx, ExAllocatePool2, ExFreePoolWithTag},
 };
 
@@ -60,7 +58,12 @@ impl Platform for KernelPlatform {
         // SAFETY: both strings are NUL-terminated and outlive the call; `%s` with an 8-bit
         // string is allowed at any IRQL <= DIRQL.
         unsafe {
-            DbgPrintEx(DPFLTR_IHVNETWORK_ID, dpfltr_level(level), c"%s".as_ptr(), line.as_c_ptr());
+            DbgPrintEx(
+                DPFLTR_IHVNETWORK_ID,
+                dpfltr_level(level),
+                c"%s".as_ptr(),
+                line.as_c_ptr(),
+            );
         }
     }
 }

@@ -68,9 +68,9 @@ impl WskSocketHandle {
     ///
     /// # Safety
     /// The socket is open (its close has not completed) and `T` is its category's table.
-    unsafe fn dispatch<T>(self) -> Option<&'static T> {
-        // SAFETY: an open WSK socket is valid to read (caller).
-        let table = unsafe { ptr::addr_of!((*self.0.as_ptr()).Dispatch).read() };
+    const unsafe fn dispatch<T>(self) -> Option<&'static T> {
+        // SAFETY: an open WSK socket is valid to read (caller); `Dispatch` is its only field.
+        let table = unsafe { self.0.cast::<*const c_void>().read() };
         // SAFETY: WSK keeps the table of an open socket valid and immutable; `T` matches the
         // socket's category (caller).
         unsafe { table.cast::<T>().as_ref() }
@@ -96,10 +96,14 @@ unsafe impl Sync for WskProvider {}
 impl WskProvider {
     /// Wraps the out-parameters of a successful `NmrClientAttachProvider`.
     pub const fn new(client: PWSK_CLIENT, dispatch: *const c_void, nmr_binding: HANDLE) -> Self {
-        Self { client, dispatch: dispatch.cast(), nmr_binding }
+        Self {
+            client,
+            dispatch: dispatch.cast(),
+            nmr_binding,
+        }
     }
 
-    fn provider_dispatch(&self) -> Option<&WSK_PROVIDER_DISPATCH> {
+    const fn provider_dispatch(&self) -> Option<&WSK_PROVIDER_DISPATCH> {
         // SAFETY: NMR hands out a table that stays valid while the binding is attached, and
         // the core only calls into the provider while attached (rundown protection).
         unsafe { self.dispatch.as_ref() }
@@ -136,10 +140,18 @@ unsafe fn buffer_call<'io>(
     let slot = io.slot(kind).ok_or(NtStatus::INVALID_DEVICE_STATE)?;
     let mdl = io.mdl().ok_or(NtStatus::INVALID_DEVICE_STATE)?;
     // A WSK_BUF reaching past its MDL is a bugcheck: never build one.
-    let (offset, length) = mdl.checked_range(range).ok_or(NtStatus::INVALID_PARAMETER)?;
+    let (offset, length) = mdl
+        .checked_range(range)
+        .ok_or(NtStatus::INVALID_PARAMETER)?;
     let length = SIZE_T::try_from(length).map_err(|_| NtStatus::INVALID_PARAMETER)?;
     // SAFETY: the slot is idle (caller).
-    let buf = unsafe { slot.set_buf(WSK_BUF { Mdl: mdl.as_ptr(), Offset: offset, Length: length }) };
+    let buf = unsafe {
+        slot.set_buf(WSK_BUF {
+            Mdl: mdl.as_ptr(),
+            Offset: offset,
+            Length: length,
+        })
+    };
     Ok((slot, buf))
 }
 
@@ -163,8 +175,10 @@ impl Provider for WskProvider {
         let Some(control) = control else {
             return Err(NtStatus::INVALID_DEVICE_STATE);
         };
-        let mut request =
-            WSK_EVENT_CALLBACK_CONTROL { NpiId: &NPI_WSK_INTERFACE_ID, EventMask: WSK_EVENT_ACCEPT };
+        let mut request = WSK_EVENT_CALLBACK_CONTROL {
+            NpiId: &NPI_WSK_INTERFACE_ID,
+            EventMask: WSK_EVENT_ACCEPT,
+        };
         // SAFETY: documented parameters of WSK_SET_STATIC_EVENT_CALLBACKS (input structure, no
         // output, Irp NULL: the call is synchronous, so `request` may live on the stack).
         let status = unsafe {
@@ -179,14 +193,23 @@ impl Provider for WskProvider {
                 ptr::null_mut(),
             )
         };
-        if NT_SUCCESS(status) { Ok(()) } else { Err(NtStatus(status)) }
+        if NT_SUCCESS(status) {
+            Ok(())
+        } else {
+            Err(NtStatus(status))
+        }
     }
 
     fn open_listener(&self, io: &WskSocketIo, local: SocketAddr, token: SocketRef<Self>) {
         let call = self.provider_dispatch().and_then(|d| d.WskSocket);
         let (Some(slot), Some(wsk_socket)) = (io.slot(OpKind::Setup), call) else {
             // SAFETY: the operation was just handed to us.
-            unsafe { fail(token, Completion::Created(Err(NtStatus::INVALID_DEVICE_STATE))) };
+            unsafe {
+                fail(
+                    token,
+                    Completion::Created(Err(NtStatus::INVALID_DEVICE_STATE)),
+                );
+            }
             return;
         };
         let family = if local.is_ipv4() { AF_INET } else { AF_INET6 };
@@ -212,12 +235,24 @@ impl Provider for WskProvider {
         }
     }
 
-    fn bind(&self, io: &WskSocketIo, socket: WskSocketHandle, local: SocketAddr, token: SocketRef<Self>) {
+    fn bind(
+        &self,
+        io: &WskSocketIo,
+        socket: WskSocketHandle,
+        local: SocketAddr,
+        token: SocketRef<Self>,
+    ) {
         // SAFETY: `socket` is an open listening socket (the core binds only after Created).
-        let call = unsafe { socket.dispatch::<WSK_PROVIDER_LISTEN_DISPATCH>() }.and_then(|d| d.WskBind);
+        let call =
+            unsafe { socket.dispatch::<WSK_PROVIDER_LISTEN_DISPATCH>() }.and_then(|d| d.WskBind);
         let (Some(slot), Some(wsk_bind)) = (io.slot(OpKind::Setup), call) else {
             // SAFETY: the operation was just handed to us.
-            unsafe { fail(token, Completion::Bound(Err(NtStatus::INVALID_DEVICE_STATE))) };
+            unsafe {
+                fail(
+                    token,
+                    Completion::Bound(Err(NtStatus::INVALID_DEVICE_STATE)),
+                );
+            }
             return;
         };
         // SAFETY: the Setup slot is idle (WskSocket completed before the core binds).
@@ -229,7 +264,13 @@ impl Provider for WskProvider {
         unsafe { wsk_bind(socket.0.as_ptr(), address.cast(), 0, slot.irp.as_ptr()) };
     }
 
-    fn receive(&self, io: &WskSocketIo, socket: WskSocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+    fn receive(
+        &self,
+        io: &WskSocketIo,
+        socket: WskSocketHandle,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    ) {
         // SAFETY: `socket` is an open connection socket (the core receives only on those).
         let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
             .and_then(|d| d.WskReceive);
@@ -244,7 +285,12 @@ impl Provider for WskProvider {
             }
             (Ok(_), None) => {
                 // SAFETY: the operation was just handed to us.
-                unsafe { fail(token, Completion::Received(Err(NtStatus::INVALID_DEVICE_STATE))) };
+                unsafe {
+                    fail(
+                        token,
+                        Completion::Received(Err(NtStatus::INVALID_DEVICE_STATE)),
+                    );
+                }
                 return;
             }
         };
@@ -255,10 +301,16 @@ impl Provider for WskProvider {
         unsafe { wsk_receive(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
     }
 
-    fn send(&self, io: &WskSocketIo, socket: WskSocketHandle, range: Range<usize>, token: SocketRef<Self>) {
+    fn send(
+        &self,
+        io: &WskSocketIo,
+        socket: WskSocketHandle,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    ) {
         // SAFETY: `socket` is an open connection socket (the core sends only on those).
-        let call =
-            unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }.and_then(|d| d.WskSend);
+        let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
+            .and_then(|d| d.WskSend);
         // SAFETY: the Send slot is idle (one outstanding send per socket).
         let prepared = unsafe { buffer_call(io, OpKind::Send, &range) };
         let ((slot, buf), wsk_send) = match (prepared, call) {
@@ -287,7 +339,12 @@ impl Provider for WskProvider {
             .and_then(|d| d.WskDisconnect);
         let (Some(slot), Some(wsk_disconnect)) = (io.slot(OpKind::Disconnect), call) else {
             // SAFETY: the operation was just handed to us.
-            unsafe { fail(token, Completion::Disconnected(Err(NtStatus::INVALID_DEVICE_STATE))) };
+            unsafe {
+                fail(
+                    token,
+                    Completion::Disconnected(Err(NtStatus::INVALID_DEVICE_STATE)),
+                );
+            }
             return;
         };
         // SAFETY: the Disconnect slot is idle.

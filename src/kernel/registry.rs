@@ -17,10 +17,10 @@ use core::{
 };
 
 use wdk_sys::{
+    _KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation,
     HANDLE, KEY_READ, KEY_VALUE_PARTIAL_INFORMATION, NTSTATUS, OBJ_CASE_INSENSITIVE,
     OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, PCUNICODE_STRING, STATUS_BUFFER_OVERFLOW,
     STATUS_BUFFER_TOO_SMALL, STATUS_OBJECT_NAME_NOT_FOUND, ULONG, UNICODE_STRING,
-    _KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation,
     ntddk::{ZwClose, ZwOpenKey, ZwQueryValueKey},
 };
 
@@ -46,8 +46,12 @@ const PARAMETERS_SUFFIX: [u16; 11] = {
     out
 };
 
+/// `sizeof(OBJECT_ATTRIBUTES)` for its `Length` member (48 on x64).
+const OBJECT_ATTRIBUTES_SIZE: ULONG = 48;
+const _: () = assert!(size_of::<OBJECT_ATTRIBUTES>() == OBJECT_ATTRIBUTES_SIZE as usize);
+
 /// Largest value data accepted (far above any valid configuration).
-const MAX_VALUE_BYTES: ULONG = 64 * 1024;
+const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 /// Why the configuration could not be read.
 #[derive(Debug)]
@@ -71,7 +75,9 @@ struct PoolBuffer {
 
 impl PoolBuffer {
     fn new(len: usize) -> Option<Self> {
-        KernelPlatform.allocate(len, REGISTRY_TAG).map(|ptr| Self { ptr, len })
+        KernelPlatform
+            .allocate(len, REGISTRY_TAG)
+            .map(|ptr| Self { ptr, len })
     }
 }
 
@@ -118,31 +124,42 @@ pub unsafe fn read_config(registry_path: PCUNICODE_STRING) -> Result<Config, Rea
 /// # Safety
 /// `registry_path` is a valid `UNICODE_STRING`.
 unsafe fn open_parameters(registry_path: PCUNICODE_STRING) -> Result<Option<Key>, ReadError> {
-    let failed = |status: NtStatus| ReadError::Registry { what: "the Parameters key path", status };
+    let failed = |status: NtStatus| ReadError::Registry {
+        what: "the Parameters key path",
+        status,
+    };
     // SAFETY: valid UNICODE_STRING (caller).
     let base = unsafe { registry_path.read() };
     let base_len = usize::from(base.Length);
     let suffix_len = PARAMETERS_SUFFIX.len() * 2;
-    let total = base_len.checked_add(suffix_len).filter(|&n| n <= usize::from(u16::MAX));
-    let total = total.ok_or_else(|| failed(NtStatus::INVALID_PARAMETER))?;
+    let total = base_len
+        .checked_add(suffix_len)
+        .ok_or_else(|| failed(NtStatus::INVALID_PARAMETER))?;
+    let length = u16::try_from(total).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
     let buffer = PoolBuffer::new(total).ok_or_else(|| failed(NtStatus::INSUFFICIENT_RESOURCES))?;
     if base_len > 0 && !base.Buffer.is_null() {
         // SAFETY: `base.Buffer` holds `base.Length` bytes; the pool buffer holds `total` >=
         // `base_len` bytes; they do not overlap.
-        unsafe { ptr::copy_nonoverlapping(base.Buffer.cast::<u8>(), buffer.ptr.as_ptr(), base_len) };
+        unsafe {
+            ptr::copy_nonoverlapping(base.Buffer.cast::<u8>(), buffer.ptr.as_ptr(), base_len);
+        }
     }
+    let suffix_at = buffer.ptr.as_ptr().wrapping_add(base_len);
     // SAFETY: the suffix fits behind the base path (total = base_len + suffix_len).
     unsafe {
         ptr::copy_nonoverlapping(
             PARAMETERS_SUFFIX.as_ptr().cast::<u8>(),
-            buffer.ptr.as_ptr().add(base_len),
+            suffix_at,
             suffix_len,
         );
     }
-    let length = u16::try_from(total).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
-    let mut path = UNICODE_STRING { Length: length, MaximumLength: length, Buffer: buffer.ptr.as_ptr().cast() };
+    let mut path = UNICODE_STRING {
+        Length: length,
+        MaximumLength: length,
+        Buffer: buffer.ptr.as_ptr().cast(),
+    };
     let mut attributes = OBJECT_ATTRIBUTES {
-        Length: size_of::<OBJECT_ATTRIBUTES>() as ULONG,
+        Length: OBJECT_ATTRIBUTES_SIZE,
         RootDirectory: ptr::null_mut(),
         ObjectName: &raw mut path,
         Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
@@ -157,7 +174,10 @@ unsafe fn open_parameters(registry_path: PCUNICODE_STRING) -> Result<Option<Key>
     match status {
         s if s >= 0 => Ok(Some(Key(handle))),
         STATUS_OBJECT_NAME_NOT_FOUND => Ok(None),
-        s => Err(ReadError::Registry { what: "the Parameters key", status: NtStatus(s) }),
+        s => Err(ReadError::Registry {
+            what: "the Parameters key",
+            status: NtStatus(s),
+        }),
     }
 }
 
@@ -165,10 +185,18 @@ unsafe fn open_parameters(registry_path: PCUNICODE_STRING) -> Result<Option<Key>
 ///
 /// # Safety
 /// `key` is open; `PASSIVE_LEVEL`.
-unsafe fn read_value(key: &Key, name: ValueName, builder: &mut ConfigBuilder) -> Result<(), ReadError> {
-    let failed = |status: NtStatus| ReadError::Registry { what: name.as_str(), status };
+unsafe fn read_value(
+    key: &Key,
+    name: ValueName,
+    builder: &mut ConfigBuilder,
+) -> Result<(), ReadError> {
+    let failed = |status: NtStatus| ReadError::Registry {
+        what: name.as_str(),
+        status,
+    };
     let units = name.as_utf16();
-    let name_len = u16::try_from(units.len() * 2).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+    let name_len =
+        u16::try_from(units.len() * 2).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
     // ZwQueryValueKey does not write through ValueName; the cast to *mut is the C signature.
     let mut value_name = UNICODE_STRING {
         Length: name_len,
@@ -179,7 +207,14 @@ unsafe fn read_value(key: &Key, name: ValueName, builder: &mut ConfigBuilder) ->
     let mut needed: ULONG = 0;
     // SAFETY: size query: no buffer, only `needed` is written.
     let status = unsafe {
-        ZwQueryValueKey(key.0, &raw mut value_name, KeyValuePartialInformation, ptr::null_mut(), 0, &raw mut needed)
+        ZwQueryValueKey(
+            key.0,
+            &raw mut value_name,
+            KeyValuePartialInformation,
+            ptr::null_mut(),
+            0,
+            &raw mut needed,
+        )
     };
     match status {
         STATUS_OBJECT_NAME_NOT_FOUND => return Ok(()),
@@ -188,12 +223,14 @@ unsafe fn read_value(key: &Key, name: ValueName, builder: &mut ConfigBuilder) ->
         s => return Err(failed(NtStatus(s))),
     }
     let header = offset_of!(KEY_VALUE_PARTIAL_INFORMATION, Data);
-    if needed > MAX_VALUE_BYTES + header as ULONG {
+    let needed = usize::try_from(needed).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+    if needed > MAX_VALUE_BYTES + header {
         return Err(failed(NtStatus::INVALID_PARAMETER));
     }
-    let size = (needed as usize).max(size_of::<KEY_VALUE_PARTIAL_INFORMATION>());
+    let size = needed.max(size_of::<KEY_VALUE_PARTIAL_INFORMATION>());
     let buffer = PoolBuffer::new(size).ok_or_else(|| failed(NtStatus::INSUFFICIENT_RESOURCES))?;
     let length = ULONG::try_from(buffer.len).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+    let mut returned: ULONG = 0;
     // SAFETY: `buffer` holds `length` bytes for the structure the call writes.
     let status: NTSTATUS = unsafe {
         ZwQueryValueKey(
@@ -202,7 +239,7 @@ unsafe fn read_value(key: &Key, name: ValueName, builder: &mut ConfigBuilder) ->
             KeyValuePartialInformation,
             buffer.ptr.as_ptr().cast(),
             length,
-            &raw mut needed,
+            &raw mut returned,
         )
     };
     match status {
@@ -212,13 +249,25 @@ unsafe fn read_value(key: &Key, name: ValueName, builder: &mut ConfigBuilder) ->
     }
     // SAFETY: the call succeeded, so the buffer starts with a KEY_VALUE_PARTIAL_INFORMATION;
     // pool memory is 16-byte aligned.
-    let info = unsafe { buffer.ptr.cast::<KEY_VALUE_PARTIAL_INFORMATION>().as_ptr().read() };
+    let info = unsafe {
+        buffer
+            .ptr
+            .cast::<KEY_VALUE_PARTIAL_INFORMATION>()
+            .as_ptr()
+            .read()
+    };
     let data_len = info.DataLength as usize;
-    if header.checked_add(data_len).is_none_or(|end| end > buffer.len) {
+    if header
+        .checked_add(data_len)
+        .is_none_or(|end| end > buffer.len)
+    {
         return Err(failed(NtStatus::INVALID_PARAMETER));
     }
     // SAFETY: `data_len` bytes at `header` lie within the buffer (checked above) and were
     // written by the call.
-    let data = unsafe { core::slice::from_raw_parts(buffer.ptr.as_ptr().add(header), data_len) };
-    builder.set_raw(name, info.Type, data).map_err(ReadError::Invalid)
+    let data =
+        unsafe { core::slice::from_raw_parts(buffer.ptr.as_ptr().wrapping_add(header), data_len) };
+    builder
+        .set_raw(name, info.Type, data)
+        .map_err(ReadError::Invalid)
 }

@@ -24,11 +24,23 @@ pub struct OpSlot {
     address: UnsafeCell<SockaddrStorage>,
 }
 
+// SAFETY: the cells are only written while the slot is idle, by the single thread that is
+// about to start its operation (see the module documentation); the IRP is Send. The raw MDL
+// pointer inside the WSK_BUF cell points to the socket's own MDL, which moves with it.
+#[allow(clippy::non_send_fields_in_send_ty)]
+unsafe impl Send for OpSlot {}
+// SAFETY: as above: shared access never writes a cell of a busy slot.
+unsafe impl Sync for OpSlot {}
+
 impl OpSlot {
     fn allocate() -> Option<Self> {
         Some(Self {
             irp: OwnedIrp::allocate()?,
-            buf: UnsafeCell::new(WSK_BUF { Mdl: core::ptr::null_mut(), Offset: 0, Length: 0 }),
+            buf: UnsafeCell::new(WSK_BUF {
+                Mdl: core::ptr::null_mut(),
+                Offset: 0,
+                Length: 0,
+            }),
             address: UnsafeCell::new(SockaddrStorage::from_socket_addr(
                 core::net::SocketAddr::V4(core::net::SocketAddrV4::new(
                     core::net::Ipv4Addr::UNSPECIFIED,
@@ -42,7 +54,7 @@ impl OpSlot {
     ///
     /// # Safety
     /// No operation using this slot is outstanding.
-    pub unsafe fn set_buf(&self, buf: WSK_BUF) -> *mut WSK_BUF {
+    pub const unsafe fn set_buf(&self, buf: WSK_BUF) -> *mut WSK_BUF {
         let slot = self.buf.get();
         // SAFETY: the slot is idle (caller), so nobody else reads or writes it.
         unsafe { slot.write(buf) };
@@ -53,7 +65,7 @@ impl OpSlot {
     ///
     /// # Safety
     /// No operation using this slot is outstanding.
-    pub unsafe fn set_address(&self, address: SockaddrStorage) -> *mut SockaddrStorage {
+    pub const unsafe fn set_address(&self, address: SockaddrStorage) -> *mut SockaddrStorage {
         let slot = self.address.get();
         // SAFETY: the slot is idle (caller), so nobody else reads or writes it.
         unsafe { slot.write(address) };
@@ -70,12 +82,6 @@ pub struct WskSocketIo {
     close: OpSlot,
     mdl: Option<OwnedMdl>,
 }
-
-// SAFETY: the IRPs and the MDL are non-paged memory owned by this value; the cells are only
-// written by the single runner of an idle slot (see the module documentation).
-unsafe impl Send for WskSocketIo {}
-// SAFETY: as above.
-unsafe impl Sync for WskSocketIo {}
 
 impl WskSocketIo {
     /// Allocates the IRPs a socket of `kind` needs and, for connections, the MDL over `buffer`.
@@ -98,7 +104,14 @@ impl WskSocketIo {
                 )
             }
         };
-        Some(Self { setup, receive, send, disconnect, close: OpSlot::allocate()?, mdl })
+        Some(Self {
+            setup,
+            receive,
+            send,
+            disconnect,
+            close: OpSlot::allocate()?,
+            mdl,
+        })
     }
 
     /// The slot of `kind`, if this socket has one.

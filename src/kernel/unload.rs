@@ -32,7 +32,11 @@ pub unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
             // SAFETY: deregistration is pending for this handle; PASSIVE_LEVEL.
             let status = unsafe { NmrWaitForClientDeregisterComplete(handle) };
             if status < 0 {
-                log_error!(platform, "NmrWaitForClientDeregisterComplete: {}", NtStatus(status));
+                log_error!(
+                    platform,
+                    "NmrWaitForClientDeregisterComplete: {}",
+                    NtStatus(status)
+                );
             }
         } else if status < 0 {
             log_error!(platform, "NmrDeregisterClient: {}", NtStatus(status));
@@ -40,7 +44,11 @@ pub unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     }
     if let Some(client) = WSKECHO_GLOBALS.client() {
         WSKECHO_GLOBALS.wait_until_no_binding(client);
-        log_trace!(platform, "unloading; counters: {:?}", client.stats().snapshot());
+        log_trace!(
+            platform,
+            "unloading; counters: {:?}",
+            client.stats().snapshot()
+        );
     }
     // SAFETY: deregistered and no binding live: nothing can call into the client any more.
     unsafe { WSKECHO_GLOBALS.destroy() };
