@@ -379,3 +379,45 @@ pub fn describe(status: NtStatus) -> String {
     };
     format!("{name}, {status}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Outstanding, Report};
+
+    #[test]
+    fn the_report_is_one_line_of_valid_json_with_escaped_messages() {
+        let report = Report {
+            unload_ms: 12,
+            detach: "pending",
+            accepted: 3,
+            refused: 1,
+            bytes_echoed: 4096,
+            pool_outstanding_bytes: 64,
+            pool_peak_bytes: 1024,
+            leaks: vec![Outstanding {
+                tag: "WEcn".into(),
+                site: "src/core/socket.rs:1:1".into(),
+                blocks: 1,
+                bytes: 64,
+            }],
+            violations: vec!["a \"quoted\" \\ message\nwith a newline".into()],
+        };
+        let line = report.to_json();
+        assert!(!line.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(value["unload_ms"], 12);
+        assert_eq!(value["detach"], "pending");
+        assert_eq!(value["contract_violations"], 1);
+        assert_eq!(
+            value["violations"][0],
+            "a \"quoted\" \\ message\nwith a newline"
+        );
+        assert_eq!(value["pool_outstanding_bytes"], 64);
+        assert!(
+            value["leaks"][0]
+                .as_str()
+                .is_some_and(|l| l.contains("WEcn"))
+        );
+        assert!(!report.clean());
+    }
+}
