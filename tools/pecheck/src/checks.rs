@@ -52,6 +52,7 @@ pub fn run(data: &[u8], facts: &ImageFacts, policy: &Policy) -> Vec<Outcome> {
         Outcome::new("subsystem", subsystem(facts)),
         Outcome::new("dll-characteristics", dll_characteristics(facts)),
         Outcome::new("entry-point", entry_point(facts)),
+        Outcome::new("relocations", relocations(facts)),
         Outcome::new(
             "sections-not-wx",
             sections_not_writable_and_executable(facts),
@@ -147,6 +148,21 @@ fn entry_point(facts: &ImageFacts) -> Result<String, String> {
             s.name
         )),
         None => Err(format!("DriverEntry {rva:#x} lies outside every section")),
+    }
+}
+
+/// Drivers are always loaded at a relocated address: the image must carry its base
+/// relocations (`DYNAMIC_BASE` without them cannot be honoured).
+fn relocations(facts: &ImageFacts) -> Result<String, String> {
+    if facts.file_characteristics & pe::IMAGE_FILE_RELOCS_STRIPPED.0 != 0 {
+        Err("relocations are stripped (IMAGE_FILE_RELOCS_STRIPPED)".into())
+    } else if facts.base_relocations_size == 0 {
+        Err("no base relocation directory".into())
+    } else {
+        Ok(format!(
+            "{} bytes of base relocations",
+            facts.base_relocations_size
+        ))
     }
 }
 

@@ -52,6 +52,10 @@ pub struct CodeView {
 pub struct ImageFacts {
     /// `IMAGE_FILE_MACHINE_*`.
     pub machine: u16,
+    /// `IMAGE_FILE_*` flags of the file header.
+    pub file_characteristics: u16,
+    /// Size of the base relocation directory (0: none).
+    pub base_relocations_size: u32,
     /// `IMAGE_SUBSYSTEM_*`.
     pub subsystem: u16,
     /// `IMAGE_DLLCHARACTERISTICS_*`.
@@ -97,6 +101,11 @@ impl ImageFacts {
             });
         Ok(Self {
             machine: headers.file_header().machine.get(LE).0,
+            file_characteristics: headers.file_header().characteristics.get(LE).0,
+            base_relocations_size: file
+                .data_directories()
+                .get(pe::IMAGE_DIRECTORY_ENTRY_BASERELOC)
+                .map_or(0, |d| d.size.get(LE)),
             subsystem: optional.subsystem().0,
             dll_characteristics: optional.dll_characteristics().0,
             entry_point: optional.address_of_entry_point(),

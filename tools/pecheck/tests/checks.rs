@@ -49,7 +49,7 @@ fn reason<'a>(outcomes: &'a [Outcome], check: &str) -> &'a str {
 fn well_formed_image_passes_every_check() {
     let outcomes = check_with(&ImageSpec::default(), &policy());
     assert_eq!(failures(&outcomes), Vec::<&str>::new(), "{outcomes:#?}");
-    assert_eq!(outcomes.len(), 8);
+    assert_eq!(outcomes.len(), 9);
 }
 
 #[test]
@@ -90,6 +90,16 @@ fn allowed_module_without_export_list_fails() {
     let outcomes = check_with(&spec, &policy());
     assert_eq!(failures(&outcomes), ["import-names"]);
     assert!(reason(&outcomes, "import-names").contains("no export list for hal.dll"));
+}
+
+#[test]
+fn missing_base_relocations_fail() {
+    let spec = ImageSpec {
+        relocations: false,
+        ..ImageSpec::default()
+    };
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["relocations"]);
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub struct ImageSpec {
     pub pdb_age: u32,
     /// Extra bytes placed in `.rdata`.
     pub rdata_extra: Vec<u8>,
+    /// Whether the image has a `.reloc` section (one DIR64 relocation).
+    pub relocations: bool,
 }
 
 pub const DRIVER_ENTRY_OFFSET: u32 = 0x10;
@@ -55,6 +57,7 @@ impl Default for ImageSpec {
             pdb_guid: GUID,
             pdb_age: 1,
             rdata_extra: Vec::new(),
+            relocations: true,
         }
     }
 }
@@ -213,7 +216,7 @@ pub fn build_image(spec: &ImageSpec) -> Vec<u8> {
     let mut writer = Writer::new(true, 0x1000, 0x200, &mut out);
     writer.reserve_dos_header_and_stub();
     writer.reserve_nt_headers(16);
-    writer.reserve_section_headers(2);
+    writer.reserve_section_headers(if spec.relocations { 3 } else { 2 });
     let text_range = writer.reserve_section(
         *b".text\0\0\0",
         pe::SectionFlags(spec.text_characteristics),
@@ -226,6 +229,11 @@ pub fn build_image(spec: &ImageSpec) -> Vec<u8> {
         rdata_range.virtual_address,
         text_range.virtual_address,
     );
+    if spec.relocations {
+        // One absolute address in .rdata: the first IAT slot is as good as any.
+        writer.add_reloc(rdata_range.virtual_address, pe::IMAGE_REL_BASED_DIR64);
+        writer.reserve_reloc_section();
+    }
     let debug_entry = rdata.debug.0;
     let codeview_file = rdata_range.file_offset
         + u32::from_le_bytes(
@@ -272,6 +280,9 @@ pub fn build_image(spec: &ImageSpec) -> Vec<u8> {
     writer.write_section_headers();
     writer.write_section(text_range.file_offset, &text);
     writer.write_section(rdata_range.file_offset, &rdata.blob);
+    if spec.relocations {
+        writer.write_reloc_section();
+    }
     out
 }
 
