@@ -3,8 +3,9 @@
 //! every binding has been freed.
 //!
 //! `WinDbg`: the whole state is the symbol `wskecho!WSKECHO_GLOBALS`; the counters are
-//! `dx wskecho!WSKECHO_GLOBALS.client.value.value.stats` (`Stats` is `#[repr(C)]`: plain 64-bit
-//! counters in order; docs/kernel-adapter.md).
+//! `dx wskecho!WSKECHO_GLOBALS.client.value.value.value.stats` (the path walks `UnsafeCell`,
+//! `MaybeUninit`, `ManuallyDrop` as the PDB records them; `Stats` is `#[repr(C)]`: plain
+//! 64-bit counters in order; docs/windbg.md).
 
 use core::{
     cell::UnsafeCell,
