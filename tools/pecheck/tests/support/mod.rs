@@ -1,6 +1,9 @@
 //! Builders for crafted test inputs: PE32+ driver images and import-library archives, made in
 //! memory at test time (no binary fixtures in the repository).
 
+// Shared by several test crates, each of which uses only part of it.
+#![allow(dead_code)]
+
 use object::pe;
 use object::write::pe::{NtHeaders, Writer};
 use object::write::{Object, Symbol, SymbolSection};

@@ -1,0 +1,95 @@
+//! The `wskecho-pecheck` command end to end: files on disk, output lines and exit status.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::{ImageSpec, build_image, dlltool_archive};
+
+/// A scratch directory holding a crafted image and the import libraries of its modules.
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str, spec: &ImageSpec) -> Self {
+        let dir = std::env::temp_dir().join(format!("pecheck-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("wskecho.sys"), build_image(spec)).unwrap();
+        let libs = [
+            (
+                "libntoskrnl.a",
+                "ntoskrnl.exe",
+                &["DbgPrint", "KeBugCheckEx"][..],
+            ),
+            ("libhal.a", "hal.dll", &["KeQueryPerformanceCounter"][..]),
+            ("libnetio.a", "netio.sys", &["NmrRegisterClient"][..]),
+        ];
+        for (file, module, names) in libs {
+            std::fs::write(dir.join(file), dlltool_archive(module, names)).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn run(&self, extra: &[&str]) -> (i32, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_wskecho-pecheck"))
+            .arg(self.dir.join("wskecho.sys"))
+            .arg("--mingw-lib-dir")
+            .arg(&self.dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code().unwrap(), text)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn good_image_exits_zero() {
+    let fixture = Fixture::new("good", &ImageSpec::default());
+    let (code, text) = fixture.run(&["--expect-import", "netio.sys!NmrRegisterClient"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("PASS import-names"), "{text}");
+    assert!(text.contains("10 checks, 0 failed"), "{text}");
+}
+
+#[test]
+fn failed_check_exits_one_and_names_it() {
+    let mut spec = ImageSpec::default();
+    spec.imports[0].1.push("DbgPrnt".into());
+    let fixture = Fixture::new("typo", &spec);
+    let (code, text) = fixture.run(&[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("FAIL import-names: ntoskrnl.exe!DbgPrnt (not exported)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_arguments_and_missing_files_exit_two() {
+    let fixture = Fixture::new("usage", &ImageSpec::default());
+    let (code, text) = fixture.run(&["--expect-import", "NmrRegisterClient"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("expected <module>!<name>"), "{text}");
+
+    let (code, text) = fixture.run(&["--pdb", "/nonexistent/wskecho.pdb"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("cannot read /nonexistent/wskecho.pdb"),
+        "{text}"
+    );
+
+    let (code, text) = fixture.run(&["--frobnicate"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("unknown option --frobnicate"), "{text}");
+}
