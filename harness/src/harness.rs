@@ -185,6 +185,9 @@ pub struct Harness {
     driver: Option<Driver>,
     expected_listeners: usize,
     wait_timeout: Duration,
+    /// Problems logged before the current attachment began (start-up error messages name
+    /// only later ones).
+    problems_mark: std::sync::atomic::AtomicUsize,
 }
 
 impl Harness {
@@ -219,6 +222,7 @@ impl Harness {
             driver: None,
             expected_listeners,
             wait_timeout: options.nmr.wait_timeout,
+            problems_mark: std::sync::atomic::AtomicUsize::new(0),
         };
         before_load(&harness);
         harness.driver = Some(Driver::load(
@@ -281,7 +285,8 @@ impl Harness {
                 return Ok(listening);
             }
             if Instant::now() >= deadline {
-                let problems = self.pool.recent_problems();
+                let since = self.problems_mark.load(std::sync::atomic::Ordering::SeqCst);
+                let problems = self.pool.problems_since(since);
                 return Err(StartError(problems.first().map_or_else(
                     || {
                         format!(
@@ -307,6 +312,10 @@ impl Harness {
 
     /// The WSK subsystem registers again; the driver attaches to it.
     pub fn register_provider(&self) {
+        self.problems_mark.store(
+            self.pool.problem_count(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
         self.nmr.register_provider(Arc::new(self.wsk.clone()));
     }
 

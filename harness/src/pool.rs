@@ -92,6 +92,8 @@ struct State {
     outstanding_bytes: usize,
     peak_bytes: usize,
     log: VecDeque<String>,
+    /// Problems logged so far (including those no longer kept).
+    problems: usize,
 }
 
 #[derive(Debug)]
@@ -126,6 +128,7 @@ impl Pool {
                     outstanding_bytes: 0,
                     peak_bytes: 0,
                     log: VecDeque::new(),
+                    problems: 0,
                 }),
                 attempts: AtomicUsize::new(0),
                 fail_at: AtomicUsize::new(0),
@@ -217,6 +220,25 @@ impl Pool {
         self.state().log.iter().cloned().collect()
     }
 
+    /// How many problems (log lines of level `Warning` or worse) were logged so far.
+    #[must_use]
+    pub fn problem_count(&self) -> usize {
+        self.state().problems
+    }
+
+    /// The kept problems logged after the first `count` ones, oldest first.
+    #[must_use]
+    pub fn problems_since(&self, count: usize) -> Vec<String> {
+        let state = self.state();
+        let kept_from = state.problems - state.log.len();
+        state
+            .log
+            .iter()
+            .skip(count.saturating_sub(kept_from))
+            .cloned()
+            .collect()
+    }
+
     fn layout(size: usize) -> Option<Layout> {
         Layout::from_size_align(size.max(1), POOL_ALIGNMENT).ok()
     }
@@ -292,6 +314,7 @@ impl Platform for Pool {
                 state.log.pop_front();
             }
             state.log.push_back(format!("{level:?}: {args}"));
+            state.problems += 1;
         }
     }
 }
