@@ -29,3 +29,9 @@ pub mod core;
 mod ffi;
 #[cfg(target_os = "windows")]
 mod kernel;
+
+// The kernel adapter's log-line formatter is pure code (no wdk-sys): its unit tests also run on
+// the host (docs/kernel-adapter.md).
+#[cfg(all(test, not(target_os = "windows")))]
+#[path = "kernel/log_line.rs"]
+mod kernel_log_line;

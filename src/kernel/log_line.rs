@@ -81,3 +81,51 @@ impl fmt::Write for LogLine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LINE_CAPACITY, LogLine, PREFIX};
+
+    /// The C string `DbgPrintEx` receives, without its NUL.
+    fn c_string(line: &LogLine) -> &[u8] {
+        assert!(line.bytes.contains(&0), "NUL-terminated within the buffer");
+        // SAFETY: the pointer is to `line.bytes`, which contains a NUL (checked above) and
+        // lives as long as the returned slice.
+        unsafe { core::ffi::CStr::from_ptr(line.as_c_ptr()) }.to_bytes()
+    }
+
+    #[test]
+    fn short_line_has_prefix_newline_and_nul() {
+        let line = LogLine::format(format_args!("attached {}", 7));
+        let expected = [PREFIX.as_bytes(), b"attached 7\n"].concat();
+        assert_eq!(c_string(&line), expected.as_slice());
+    }
+
+    #[test]
+    fn long_line_is_truncated_within_the_buffer() {
+        let long = "x".repeat(3 * LINE_CAPACITY);
+        let line = LogLine::format(format_args!("{long}"));
+        let text = c_string(&line);
+        assert!(text.len() < LINE_CAPACITY, "room for the NUL");
+        assert!(text.ends_with(b"...\n"));
+        assert!(text.starts_with(PREFIX.as_bytes()));
+        assert_eq!(text.len(), LINE_CAPACITY - 1);
+    }
+
+    #[test]
+    fn line_that_just_fits_is_not_marked_truncated() {
+        let room = LogLine::text_capacity() - PREFIX.len();
+        let line = LogLine::format(format_args!("{}", "y".repeat(room)));
+        let text = c_string(&line);
+        assert!(text.ends_with(b"y\n"), "no truncation marker");
+        let one_more = LogLine::format(format_args!("{}", "y".repeat(room + 1)));
+        assert!(c_string(&one_more).ends_with(b"...\n"));
+    }
+
+    #[test]
+    fn interior_nul_does_not_cut_the_line() {
+        let line = LogLine::format(format_args!("a\0b"));
+        let expected = [PREFIX.as_bytes(), b"a?b\n"].concat();
+        assert_eq!(c_string(&line), expected.as_slice());
+    }
+}
