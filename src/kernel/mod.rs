@@ -13,6 +13,7 @@
 //! * `registry` — reading `<service key>\Parameters`.
 //! * `address` — `SocketAddr` to and from `SOCKADDR_IN`/`SOCKADDR_IN6`.
 //! * `globals` — the static client, NMR handle and unload event (`WSKECHO_GLOBALS`).
+//! * `consistency` — compile-time checks of the core's hand-written Windows values.
 
 extern crate alloc;
 
@@ -24,6 +25,7 @@ use wdk_alloc::WdkAllocator;
 
 mod address;
 mod completion;
+mod consistency;
 mod entry;
 mod events;
 mod globals;
