@@ -324,6 +324,8 @@ pub struct BindingState {
     accept_events: AtomicBool,
     /// A socket was created (static event callbacks must be set before that).
     socket_created: AtomicBool,
+    /// WSK calls admitted and not yet returned.
+    in_progress: AtomicUsize,
 }
 
 impl BindingState {
@@ -385,6 +387,15 @@ pub fn status_of(error: &io::Error) -> NtStatus {
         io::ErrorKind::NotConnected => CONNECTION_DISCONNECTED,
         io::ErrorKind::OutOfMemory => NtStatus::INSUFFICIENT_RESOURCES,
         _ => NtStatus::UNSUCCESSFUL,
+    }
+}
+
+/// A WSK call admitted on a binding and not yet returned (counted in `in_progress`).
+struct InProgress(Arc<BindingState>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.in_progress.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -588,6 +599,7 @@ impl<T: Upcall> Wsk<T> {
             open: Mutex::new(BTreeSet::new()),
             accept_events: AtomicBool::new(false),
             socket_created: AtomicBool::new(false),
+            in_progress: AtomicUsize::new(0),
         });
         self.shared
             .bindings
@@ -629,6 +641,12 @@ impl<T: Upcall> ProviderModule for Wsk<T> {
             return true;
         };
         binding.detached.store(true, Ordering::SeqCst);
+        let in_progress = binding.in_progress.load(Ordering::SeqCst);
+        if in_progress > 0 {
+            self.shared.contract.violation(format!(
+                "detach of binding {id} reported complete while {in_progress} WSK call(s) had not returned"
+            ));
+        }
         let open = binding.open();
         if open.is_empty() {
             return true;
@@ -1080,16 +1098,17 @@ impl<T: Upcall> WskClient<T> {
     }
 
     /// Admits a call into WSK, or records that it came after the detach completed.
-    fn admit(&self, call: &str) -> bool {
+    fn admit(&self, call: &str) -> Option<InProgress> {
         self.shared.count_call();
         if self.binding.detached.load(Ordering::SeqCst) {
             self.shared.contract.violation(format!(
                 "{call} called after the detach of binding {} completed",
                 self.binding.id
             ));
-            return false;
+            return None;
         }
-        true
+        self.binding.in_progress.fetch_add(1, Ordering::SeqCst);
+        Some(InProgress(Arc::clone(&self.binding)))
     }
 
     fn entry(&self, socket: SocketHandle, call: &str) -> Option<Arc<SocketEntry<T>>> {
@@ -1156,9 +1175,9 @@ impl<T: Upcall> WskClient<T> {
     /// # Errors
     /// An injected failure.
     pub fn enable_accept_events(&self) -> Result<(), NtStatus> {
-        if !self.admit("WskControlClient") {
+        let Some(_call) = self.admit("WskControlClient") else {
             return Err(NtStatus::INVALID_DEVICE_STATE);
-        }
+        };
         if self.binding.socket_created.load(Ordering::SeqCst) {
             self.shared.contract.violation(format!(
                 "WSK_SET_STATIC_EVENT_CALLBACKS after binding {} created a socket (it must come first)",
@@ -1177,9 +1196,9 @@ impl<T: Upcall> WskClient<T> {
 
     /// `WskSocket` for a listening socket.
     pub fn open_listener(&self, io: &SocketIo, local: SocketAddr, token: T) {
-        if !self.admit("WskSocket") {
+        let Some(_call) = self.admit("WskSocket") else {
             return;
-        }
+        };
         io.shared.begin(OpKind::Setup, SocketHandle(0));
         self.binding.socket_created.store(true, Ordering::SeqCst);
         let inline = self.shared.inline_now();
@@ -1213,9 +1232,9 @@ impl<T: Upcall> WskClient<T> {
 
     /// `WskBind`; the socket listens once bound.
     pub fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: T) {
-        if !self.admit("WskBind") {
+        let Some(_call) = self.admit("WskBind") else {
             return;
-        }
+        };
         let Some(entry) = self.entry(socket, "WskBind") else {
             return;
         };
@@ -1280,10 +1299,8 @@ impl<T: Upcall> WskClient<T> {
         range: &Range<usize>,
         op: OpKind,
         call: &str,
-    ) -> Option<(Arc<SocketEntry<T>>, BufPtr)> {
-        if !self.admit(call) {
-            return None;
-        }
+    ) -> Option<(InProgress, Arc<SocketEntry<T>>, BufPtr)> {
+        let call_in_progress = self.admit(call)?;
         let entry = self.entry(socket, call)?;
         io.shared.begin(op, socket);
         let Some(ptr) = io.range(range) else {
@@ -1293,12 +1310,12 @@ impl<T: Upcall> WskClient<T> {
             io.shared.end(op);
             return None;
         };
-        Some((entry, ptr))
+        Some((call_in_progress, entry, ptr))
     }
 
     /// `WskReceive` into `range` of the echo buffer.
     pub fn receive(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
-        let Some((entry, ptr)) =
+        let Some((_call, entry, ptr)) =
             self.begin_transfer(io, socket, &range, OpKind::Receive, "WskReceive")
         else {
             return;
@@ -1338,7 +1355,8 @@ impl<T: Upcall> WskClient<T> {
 
     /// `WskSend` of `range` of the echo buffer.
     pub fn send(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
-        let Some((entry, ptr)) = self.begin_transfer(io, socket, &range, OpKind::Send, "WskSend")
+        let Some((_call, entry, ptr)) =
+            self.begin_transfer(io, socket, &range, OpKind::Send, "WskSend")
         else {
             return;
         };
@@ -1378,9 +1396,9 @@ impl<T: Upcall> WskClient<T> {
 
     /// `WskDisconnect` (graceful: FIN after the data already queued).
     pub fn disconnect(&self, io: &SocketIo, socket: SocketHandle, token: T) {
-        if !self.admit("WskDisconnect") {
+        let Some(_call) = self.admit("WskDisconnect") else {
             return;
-        }
+        };
         let Some(entry) = self.entry(socket, "WskDisconnect") else {
             return;
         };
@@ -1419,9 +1437,9 @@ impl<T: Upcall> WskClient<T> {
     /// `WskCloseSocket`: cancels pending operations, waits for running callbacks, and closes
     /// (abortively unless both directions were shut down).
     pub fn close(&self, io: &SocketIo, socket: SocketHandle, token: T) {
-        if !self.admit("WskCloseSocket") {
+        let Some(_call) = self.admit("WskCloseSocket") else {
             return;
-        }
+        };
         let Some(entry) = self.entry(socket, "WskCloseSocket") else {
             return;
         };

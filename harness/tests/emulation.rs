@@ -51,6 +51,8 @@ struct FakeClient {
     closed: AtomicUsize,
     conns: Mutex<Vec<&'static FakeSocket>>,
     errors: Mutex<Vec<String>>,
+    /// Runs once inside the next send completion.
+    on_sent: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl FakeSocket {
@@ -113,7 +115,13 @@ impl Upcall for Tok {
             Completion::Bound(Ok(())) => {}
             Completion::Received(Ok(0)) => s.call(|p| p.disconnect(s.io(), s.handle(), self)),
             Completion::Received(Ok(n)) => s.call(|p| p.send(s.io(), s.handle(), 0..n, self)),
-            Completion::Sent(Ok(_)) => s.call(|p| p.receive(s.io(), s.handle(), 0..BUFFER, self)),
+            Completion::Sent(Ok(_)) => {
+                let hook = s.client.on_sent.lock().unwrap().take();
+                if let Some(hook) = hook {
+                    hook();
+                }
+                s.call(|p| p.receive(s.io(), s.handle(), 0..BUFFER, self));
+            }
             Completion::Disconnected(Ok(())) => s.close_after_call(),
             Completion::Closed => {
                 s.client.closed.fetch_add(1, Ordering::SeqCst);
@@ -225,6 +233,7 @@ fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
         closed: AtomicUsize::new(0),
         conns: Mutex::new(Vec::new()),
         errors: Mutex::new(Vec::new()),
+        on_sent: Mutex::new(None),
     }));
     let module = Arc::new(FakeModule {
         client,
@@ -385,6 +394,29 @@ fn a_call_after_detach_and_an_open_socket_at_detach_are_violations() {
     assert_eq!(violations.len(), 2, "{violations:?}");
     assert!(
         violations[1].contains("WskSend called after the detach"),
+        "{violations:?}"
+    );
+    s.wsk.stop();
+}
+
+#[test]
+fn a_detach_completed_while_a_call_has_not_returned_is_a_violation() {
+    let s = setup(InlineMode::Always, &["127.0.0.1:0"]);
+    wait_for("listener", || s.wsk.listening().len() == 1);
+    // Inside the inline completion of the echo's WskSend (so WskSend has not returned), the
+    // client deregisters; the fake's detach then reports SUCCESS at once.
+    let nmr = s.nmr.clone();
+    *s.client.on_sent.lock().unwrap() = Some(Box::new(move || {
+        let _ = nmr.deregister_client();
+    }));
+    let mut stream = TcpStream::connect(s.wsk.listening()[0]).unwrap();
+    stream.write_all(b"x").unwrap();
+    wait_for("the deregistration", || !s.nmr.client_registered());
+    let violations = s.contract.violations();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("WSK call(s) had not returned")),
         "{violations:?}"
     );
     s.wsk.stop();
