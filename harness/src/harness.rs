@@ -184,7 +184,6 @@ pub struct Harness {
     nmr: Nmr<Subsystem>,
     driver: Option<Driver>,
     expected_listeners: usize,
-    wait_timeout: Duration,
     /// Problems logged before the current attachment began (start-up error messages name
     /// only later ones).
     problems_mark: std::sync::atomic::AtomicUsize,
@@ -221,7 +220,6 @@ impl Harness {
             nmr,
             driver: None,
             expected_listeners,
-            wait_timeout: options.nmr.wait_timeout,
             problems_mark: std::sync::atomic::AtomicUsize::new(0),
         };
         before_load(&harness);
@@ -310,7 +308,9 @@ impl Harness {
         self.nmr.wait_provider_deregistered()
     }
 
-    /// The WSK subsystem registers again; the driver attaches to it.
+    /// The WSK subsystem registers again (after [`Harness::deregister_provider`] returned
+    /// `true`; while a deregistration is still in progress this does nothing); the driver
+    /// attaches to it.
     pub fn register_provider(&self) {
         self.problems_mark.store(
             self.pool.problem_count(),
@@ -354,7 +354,6 @@ impl Harness {
             ));
         }
         let leaks = self.pool.outstanding();
-        let _ = self.wait_timeout;
         Report {
             unload_ms: unload.duration.as_millis(),
             detach,
