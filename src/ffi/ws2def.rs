@@ -5,7 +5,12 @@
 
 use core::mem::{align_of, offset_of, size_of};
 
-use wdk_sys::{ULONG, USHORT};
+// `USHORT` / `ULONG` spelled as Rust types: this file has no wdk-sys dependency, so the host
+// unit tests of the address conversions (src/kernel/address.rs) can use it too.
+/// `USHORT`.
+type USHORT = u16;
+/// `ULONG`.
+type ULONG = u32;
 
 /// `ADDRESS_FAMILY` (`typedef USHORT ADDRESS_FAMILY`).
 ///

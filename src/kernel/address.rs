@@ -77,3 +77,58 @@ pub unsafe fn socket_addr_from_raw(address: *const SOCKADDR) -> Option<SocketAdd
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+    use super::{SockaddrStorage, socket_addr_from_raw};
+    use crate::ffi::ws2def::SOCKADDR;
+
+    fn raw(storage: &SockaddrStorage) -> *const SOCKADDR {
+        core::ptr::from_ref(storage).cast()
+    }
+
+    #[test]
+    fn ipv4_is_laid_out_in_network_order() {
+        let address = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 40007));
+        let storage = SockaddrStorage::from_socket_addr(address);
+        // SAFETY: the storage was built from an IPv4 address.
+        let v4 = unsafe { storage.v4 };
+        // SAFETY: SOCKADDR_IN is 16 bytes of plain data, fully initialised.
+        let bytes: [u8; 16] = unsafe { core::mem::transmute(v4) };
+        assert_eq!(&bytes[..2], &2_u16.to_le_bytes(), "AF_INET, host order");
+        assert_eq!(&bytes[2..4], &[0x9C, 0x47], "port 40007, network order");
+        assert_eq!(&bytes[4..8], &[192, 0, 2, 1]);
+        assert_eq!(&bytes[8..], &[0; 8]);
+        // SAFETY: `storage` is a valid SOCKADDR_IN for the call.
+        let parsed = unsafe { socket_addr_from_raw(raw(&storage)) };
+        assert_eq!(parsed, Some(address));
+    }
+
+    #[test]
+    fn ipv6_uses_family_23_and_round_trips() {
+        let ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let address = SocketAddr::V6(SocketAddrV6::new(ip, 7, 0x0001_2345, 3));
+        let storage = SockaddrStorage::from_socket_addr(address);
+        // SAFETY: reading the family of a fully initialised SOCKADDR_IN6.
+        assert_eq!(unsafe { storage.v6.sin6_family }, 23);
+        // SAFETY: as above.
+        assert_eq!(unsafe { storage.v6.sin6_port }.to_ne_bytes(), [0, 7]);
+        // SAFETY: `storage` is a valid SOCKADDR_IN6 for the call.
+        let parsed = unsafe { socket_addr_from_raw(raw(&storage)) };
+        assert_eq!(parsed, Some(address));
+    }
+
+    #[test]
+    fn null_and_unknown_families_give_none() {
+        // SAFETY: NULL is allowed.
+        assert_eq!(unsafe { socket_addr_from_raw(core::ptr::null()) }, None);
+        let unknown = SOCKADDR {
+            sa_family: 17,
+            sa_data: [0; 14],
+        };
+        // SAFETY: a valid SOCKADDR of an unsupported family.
+        assert_eq!(unsafe { socket_addr_from_raw(&raw const unknown) }, None);
+    }
+}
