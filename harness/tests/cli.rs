@@ -145,3 +145,30 @@ fn scripts_run_rejects_bad_flags_and_ports_in_use_with_one_clear_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn scripts_run_unloads_on_sigint_too() {
+    let mut child = Command::new(script())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("scripts/run starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line");
+    assert!(line.starts_with("listening 127.0.0.1:"), "{line:?}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let exit = child.wait().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(rest.lines().last().expect("report")).expect("JSON");
+    assert_eq!(report["contract_violations"], 0, "{report}");
+    assert_eq!(report["accepted"], 0, "{report}");
+    assert_eq!(exit.code(), Some(0), "{report}");
+}
