@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -14,22 +14,12 @@ use std::{
     time::Duration,
 };
 
-use common::{Rng, assert_clean, options, start};
+use common::{Rng, assert_clean, start_on_fixed_port};
 use wskecho::core::status::NtStatus;
 use wskecho_harness::{
     nmr::NmrMode,
     wsk::{FaultOp, InlineMode, WskMode},
 };
-
-fn free_port() -> u16 {
-    loop {
-        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = v4.local_addr().unwrap().port();
-        if TcpListener::bind(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// One client: connect, echo a few random chunks in lockstep, sometimes half-close and drain,
 /// sometimes just drop; tolerate the driver going away; count exact echoes.
@@ -62,19 +52,20 @@ fn client(addrs: [SocketAddr; 2], seed: u64, stop: &AtomicBool, exact: &AtomicUs
 fn clients_provider_churn_and_faults_then_a_clean_unload() {
     for seed in [11_u64, 22] {
         let mut rng = Rng::new(seed);
-        let port = free_port();
-        let listen = [format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
-        let mut opts = options(&[&listen[0], &listen[1]]);
-        opts.nmr = NmrMode {
-            detach_inline: rng.range(0, 1) == 0,
-            detach_during_attach: true,
-            ..NmrMode::default()
-        };
-        opts.wsk = WskMode {
-            inline: [InlineMode::Never, InlineMode::Always, InlineMode::Alternate][rng.range(0, 2)],
-            ..WskMode::default()
-        };
-        let (harness, listening) = start(opts);
+        let detach_inline = rng.range(0, 1) == 0;
+        let inline =
+            [InlineMode::Never, InlineMode::Always, InlineMode::Alternate][rng.range(0, 2)];
+        let (harness, listening) = start_on_fixed_port(|opts| {
+            opts.nmr = NmrMode {
+                detach_inline,
+                detach_during_attach: true,
+                ..NmrMode::default()
+            };
+            opts.wsk = WskMode {
+                inline,
+                ..WskMode::default()
+            };
+        });
         let addrs = [listening[0], listening[1]];
         let stop = Arc::new(AtomicBool::new(false));
         let exact = Arc::new(AtomicUsize::new(0));

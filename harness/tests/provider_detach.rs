@@ -6,7 +6,7 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -14,26 +14,13 @@ use std::{
     time::Duration,
 };
 
-use common::{Rng, assert_clean, connect, echo_in_chunks, options, start, wait_for};
+use common::{Rng, assert_clean, connect, echo_in_chunks, options, start_on_fixed_port, wait_for};
 use wskecho_harness::{harness::Harness, nmr::DetachCause};
-
-/// A port free on both `127.0.0.1` and `::1` right now.
-fn free_port() -> u16 {
-    loop {
-        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = v4.local_addr().unwrap().port();
-        if TcpListener::bind(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port))).is_ok() {
-            return port;
-        }
-    }
-}
 
 #[test]
 fn provider_detach_mid_traffic_then_reregistration_serves_again() {
-    let port = free_port();
-    let listen = [format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
-    let (harness, listening) = start(options(&[&listen[0], &listen[1]]));
-    assert!(listening.iter().all(|a| a.port() == port), "{listening:?}");
+    let (harness, listening) = start_on_fixed_port(|_| {});
+    assert_eq!(listening[0].port(), listening[1].port(), "{listening:?}");
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..40)

@@ -28,6 +28,29 @@ pub fn start(options: Options) -> (Harness, Vec<SocketAddr>) {
     (harness, listening)
 }
 
+/// Starts a machine listening on one fixed port number on both `127.0.0.1` and `::1` (so that
+/// listeners can be seen to reopen on the same port), with `configure` applied to the
+/// options. Retries with another port if one picked as free was taken meanwhile.
+pub fn start_on_fixed_port(configure: impl Fn(&mut Options)) -> (Harness, Vec<SocketAddr>) {
+    for _ in 0..5 {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = v4.local_addr().expect("local address").port();
+        drop(v4);
+        let listen = [format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
+        let mut opts = options(&[&listen[0], &listen[1]]);
+        configure(&mut opts);
+        let harness = Harness::start(opts).expect("harness starts");
+        match harness.wait_listening(Duration::from_secs(10)) {
+            Ok(listening) => return (harness, listening),
+            Err(error) => {
+                assert!(error.0.contains("in use"), "{error}");
+                assert_clean(&harness.unload());
+            }
+        }
+    }
+    panic!("no free port found in 5 tries");
+}
+
 /// Asserts a report shows no violation and no leak.
 pub fn assert_clean(report: &Report) {
     assert!(
