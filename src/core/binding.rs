@@ -140,21 +140,34 @@ impl<P: Provider> Binding<P> {
         let binding = unsafe { this.as_ref() };
         let client = binding.client();
         if !binding.slots.reserve_at(index) {
-            log_error!(client.platform(), "internal: listener slot {index} for {local} is taken");
+            log_error!(
+                client.platform(),
+                "internal: listener slot {index} for {local} is taken"
+            );
             Stats::bump(&client.stats().failures);
             return;
         }
         // SAFETY: attach holds a binding reference; the slot is reserved.
-        let result = unsafe { Socket::install(this, index, SocketKind::Listener, local, None, None) };
+        let result =
+            unsafe { Socket::install(this, index, SocketKind::Listener, local, None, None) };
         match result {
             Ok(_) => log_trace!(client.platform(), "listener {local}: opening"),
-            Err(InstallError::Detaching) => log_trace!(client.platform(), "listener {local}: not opened, detaching"),
+            Err(InstallError::Detaching) => {
+                log_trace!(client.platform(), "listener {local}: not opened, detaching");
+            }
             Err(InstallError::NoMemory) => {
-                log_error!(client.platform(), "listener {local}: not opened: {}", NtStatus::INSUFFICIENT_RESOURCES);
+                log_error!(
+                    client.platform(),
+                    "listener {local}: not opened: {}",
+                    NtStatus::INSUFFICIENT_RESOURCES
+                );
                 Stats::bump(&client.stats().failures);
             }
             Err(InstallError::Io(io_status)) => {
-                log_error!(client.platform(), "listener {local}: not opened: socket I/O resources: {io_status}");
+                log_error!(
+                    client.platform(),
+                    "listener {local}: not opened: socket I/O resources: {io_status}"
+                );
                 Stats::bump(&client.stats().failures);
             }
         }
@@ -177,17 +190,35 @@ impl<P: Provider> Binding<P> {
         let peer = PeerText(remote);
         let refuse = |why: &dyn ::core::fmt::Display| {
             Stats::bump(&stats.refused);
-            log_warning!(client.platform(), "connection {peer} on {local}: refused: {why}");
+            log_warning!(
+                client.platform(),
+                "connection {peer} on {local}: refused: {why}"
+            );
             Err(NtStatus::REQUEST_NOT_ACCEPTED)
         };
         if binding.rundown.is_closing() {
             return refuse(&"detaching");
         }
-        let Some(slot) = binding.slots.reserve_in(binding.listeners..binding.slots.len()) else {
-            return refuse(&format_args!("MaxConnections ({}) open", client.config().max_connections()));
+        let Some(slot) = binding
+            .slots
+            .reserve_in(binding.listeners..binding.slots.len())
+        else {
+            return refuse(&format_args!(
+                "MaxConnections ({}) open",
+                client.config().max_connections()
+            ));
         };
         // SAFETY: a live listener of this binding holds a binding reference; slot reserved.
-        let result = unsafe { Socket::install(this, slot, SocketKind::Connection, local, remote, Some(handle)) };
+        let result = unsafe {
+            Socket::install(
+                this,
+                slot,
+                SocketKind::Connection,
+                local,
+                remote,
+                Some(handle),
+            )
+        };
         match result {
             Ok(token) => {
                 Stats::bump(&stats.accepted);
@@ -260,7 +291,9 @@ impl<P: Provider> BindingRef<P> {
     /// `context` came from [`BindingRef::as_context`] of a binding not yet cleaned up.
     #[must_use]
     pub unsafe fn from_context(context: *mut c_void) -> Self {
-        Self { ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()) }
+        Self {
+            ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()),
+        }
     }
 
     /// `ClientDetachProvider` (IRQL <= `DISPATCH_LEVEL`): stops admitting calls, requests the
@@ -289,7 +322,10 @@ impl<P: Provider> BindingRef<P> {
             }
         }
         let in_progress = binding.rundown.references().saturating_sub(1);
-        log_trace!(platform, "detach: dropping the attachment ({in_progress} reference(s) besides it)");
+        log_trace!(
+            platform,
+            "detach: dropping the attachment ({in_progress} reference(s) besides it)"
+        );
         if binding.rundown.release() {
             log_trace!(platform, "detach complete (nothing in progress)");
             NtStatus::SUCCESS
@@ -346,7 +382,10 @@ pub(crate) unsafe fn finish_attach<P: Provider>(this: NonNull<Binding<P>>, provi
             }
         }
         Some(Err(status)) => {
-            log_error!(client.platform(), "WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS) failed with {status}: no listener opened");
+            log_error!(
+                client.platform(),
+                "WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS) failed with {status}: no listener opened"
+            );
             Stats::bump(&client.stats().failures);
         }
         None => log_trace!(client.platform(), "detaching already: no listener opened"),

@@ -42,7 +42,13 @@ impl<P: Provider> Client<P> {
     /// A client with a validated configuration, before any binding.
     #[must_use]
     pub fn new(config: Config, platform: P::Platform) -> Self {
-        Self { config, platform, stats: Stats::new(), live: AtomicUsize::new(0), _provider: PhantomData }
+        Self {
+            config,
+            platform,
+            stats: Stats::new(),
+            live: AtomicUsize::new(0),
+            _provider: PhantomData,
+        }
     }
 
     /// The configuration.
@@ -86,7 +92,11 @@ impl<P: Provider> Client<P> {
             return NtStatus::NOINTERFACE;
         }
         let Some(binding) = Binding::create(self) else {
-            log_error!(&self.platform, "attach: binding not allocated: {}", NtStatus::INSUFFICIENT_RESOURCES);
+            log_error!(
+                &self.platform,
+                "attach: binding not allocated: {}",
+                NtStatus::INSUFFICIENT_RESOURCES
+            );
             Stats::bump(&self.stats.failures);
             return NtStatus::INSUFFICIENT_RESOURCES;
         };
@@ -102,12 +112,19 @@ impl<P: Provider> Client<P> {
                 NtStatus::SUCCESS
             }
             Err(status) => {
-                log_error!(&self.platform, "attach: NmrClientAttachProvider failed with {status}");
+                log_error!(
+                    &self.platform,
+                    "attach: NmrClientAttachProvider failed with {status}"
+                );
                 Stats::bump(&self.stats.failures);
                 // SAFETY: NMR did not take the binding: it is ours alone.
                 unsafe { Binding::destroy(binding) };
                 self.binding_freed();
-                if status.is_success() { NtStatus::UNSUCCESSFUL } else { status }
+                if status.is_success() {
+                    NtStatus::UNSUCCESSFUL
+                } else {
+                    status
+                }
             }
         }
     }

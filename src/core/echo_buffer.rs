@@ -40,7 +40,13 @@ impl EchoRing {
     /// An empty ring over `capacity` bytes.
     #[must_use]
     pub const fn new(capacity: usize) -> Self {
-        Self { capacity, head: 0, len: 0, receiving: None, sending: None }
+        Self {
+            capacity,
+            head: 0,
+            len: 0,
+            receiving: None,
+            sending: None,
+        }
     }
 
     /// Bytes buffered (received, not yet sent).
@@ -76,7 +82,11 @@ impl EchoRing {
     /// First free byte (just after the data).
     const fn tail(&self) -> usize {
         let end = self.head.saturating_add(self.len);
-        if end >= self.capacity { end.saturating_sub(self.capacity) } else { end }
+        if end >= self.capacity {
+            end.saturating_sub(self.capacity)
+        } else {
+            end
+        }
     }
 
     /// Starts a receive: the contiguous free range after the data, or `None` if a receive is
@@ -89,7 +99,11 @@ impl EchoRing {
             self.head = 0; // empty: use the whole buffer in one piece
         }
         let tail = self.tail();
-        let end = if tail < self.head { self.head } else { self.capacity };
+        let end = if tail < self.head {
+            self.head
+        } else {
+            self.capacity
+        };
         let range = tail..end;
         if range.is_empty() {
             return None;
@@ -105,7 +119,10 @@ impl EchoRing {
     pub fn finish_receive(&mut self, received: usize) -> Result<(), RingError> {
         let requested = self.receiving.ok_or(RingError::NotOutstanding)?;
         if received > requested {
-            return Err(RingError::Overrun { requested, reported: received });
+            return Err(RingError::Overrun {
+                requested,
+                reported: received,
+            });
         }
         self.receiving = None;
         self.len = self.len.saturating_add(received);
@@ -139,12 +156,19 @@ impl EchoRing {
     pub fn finish_send(&mut self, sent: usize) -> Result<(), RingError> {
         let requested = self.sending.ok_or(RingError::NotOutstanding)?;
         if sent > requested {
-            return Err(RingError::Overrun { requested, reported: sent });
+            return Err(RingError::Overrun {
+                requested,
+                reported: sent,
+            });
         }
         self.sending = None;
         self.len = self.len.saturating_sub(sent);
         let head = self.head.saturating_add(sent);
-        self.head = if head >= self.capacity { head.saturating_sub(self.capacity) } else { head };
+        self.head = if head >= self.capacity {
+            head.saturating_sub(self.capacity)
+        } else {
+            head
+        };
         Ok(())
     }
 
@@ -166,7 +190,11 @@ mod tests {
         r.finish_receive(5).unwrap();
         assert_eq!(r.len(), 5);
         assert_eq!(r.start_send(), Some(0..5));
-        assert_eq!(r.start_receive(), Some(5..8), "receive into the rest while sending");
+        assert_eq!(
+            r.start_receive(),
+            Some(5..8),
+            "receive into the rest while sending"
+        );
         assert_eq!(r.in_flight(), 8);
         r.finish_send(5).unwrap();
         r.finish_receive(3).unwrap();
@@ -204,7 +232,11 @@ mod tests {
         r.finish_receive(4).unwrap();
         assert_eq!(r.start_receive(), None, "backpressure");
         assert_eq!(r.start_send(), Some(0..4));
-        assert_eq!(r.start_receive(), None, "still full while the send is outstanding");
+        assert_eq!(
+            r.start_receive(),
+            None,
+            "still full while the send is outstanding"
+        );
         r.finish_send(1).unwrap();
         assert_eq!(r.start_receive(), Some(0..1));
         assert!(r.in_flight() <= 4);
@@ -230,7 +262,10 @@ mod tests {
                 sending = r.start_send();
             }
             if let (Some(a), Some(b)) = (&receiving, &sending) {
-                assert!(a.end <= b.start || b.end <= a.start, "receive {a:?} overlaps send {b:?}");
+                assert!(
+                    a.end <= b.start || b.end <= a.start,
+                    "receive {a:?} overlaps send {b:?}"
+                );
             }
             assert!(r.in_flight() <= 7);
             if next() % 2 == 0 {
@@ -255,11 +290,23 @@ mod tests {
         assert_eq!(r.finish_receive(1), Err(RingError::NotOutstanding));
         assert_eq!(r.finish_send(0), Err(RingError::NotOutstanding));
         assert_eq!(r.start_receive(), Some(0..4));
-        assert_eq!(r.finish_receive(5), Err(RingError::Overrun { requested: 4, reported: 5 }));
+        assert_eq!(
+            r.finish_receive(5),
+            Err(RingError::Overrun {
+                requested: 4,
+                reported: 5
+            })
+        );
         assert!(r.is_receiving());
         r.finish_receive(2).unwrap();
         assert_eq!(r.start_send(), Some(0..2));
-        assert_eq!(r.finish_send(usize::MAX), Err(RingError::Overrun { requested: 2, reported: usize::MAX }));
+        assert_eq!(
+            r.finish_send(usize::MAX),
+            Err(RingError::Overrun {
+                requested: 2,
+                reported: usize::MAX
+            })
+        );
         assert_eq!(r.len(), 2);
         r.abandon_send();
         assert!(!r.is_sending());

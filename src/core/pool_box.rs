@@ -24,7 +24,11 @@ pub const LISTENER_TAG: PoolTag = PoolTag::from_chars(*b"WEls");
 pub const CONNECTION_TAG: PoolTag = PoolTag::from_chars(*b"WEcn");
 
 /// Allocates room for `size` bytes aligned for `T`, or `None`.
-fn allocate_for<T, Pl: Platform + ?Sized>(platform: &Pl, size: usize, tag: PoolTag) -> Option<NonNull<T>> {
+fn allocate_for<T, Pl: Platform + ?Sized>(
+    platform: &Pl,
+    size: usize,
+    tag: PoolTag,
+) -> Option<NonNull<T>> {
     if align_of::<T>() > POOL_ALIGNMENT {
         return None;
     }
@@ -44,7 +48,11 @@ impl<T> PoolBox<T> {
     ///
     /// # Errors
     /// Gives `value` back when the allocation fails.
-    pub fn try_new<Pl: Platform + ?Sized>(platform: &Pl, tag: PoolTag, value: T) -> Result<Self, T> {
+    pub fn try_new<Pl: Platform + ?Sized>(
+        platform: &Pl,
+        tag: PoolTag,
+        value: T,
+    ) -> Result<Self, T> {
         match Self::try_new_with_tail(platform, tag, value, 0) {
             Ok((this, _)) => Ok(this),
             Err(value) => Err(value),
@@ -62,15 +70,22 @@ impl<T> PoolBox<T> {
         value: T,
         tail: usize,
     ) -> Result<(Self, NonNull<[u8]>), T> {
-        let Some(size) = size_of::<T>().checked_add(tail) else { return Err(value) };
-        let Some(ptr) = allocate_for::<T, Pl>(platform, size, tag) else { return Err(value) };
+        let Some(size) = size_of::<T>().checked_add(tail) else {
+            return Err(value);
+        };
+        let Some(ptr) = allocate_for::<T, Pl>(platform, size, tag) else {
+            return Err(value);
+        };
         // SAFETY: `ptr` is a fresh allocation of at least `size_of::<T>()` bytes, aligned for T.
         unsafe { ptr.as_ptr().write(value) };
         // SAFETY: the tail starts right after the value, inside the allocation of `size` bytes.
         let tail_start = unsafe { ptr.cast::<u8>().add(size_of::<T>()) };
         // SAFETY: `tail` bytes from `tail_start` are inside the allocation, not yet referenced.
         unsafe { tail_start.as_ptr().write_bytes(0, tail) };
-        Ok((Self { ptr, tag }, NonNull::slice_from_raw_parts(tail_start, tail)))
+        Ok((
+            Self { ptr, tag },
+            NonNull::slice_from_raw_parts(tail_start, tail),
+        ))
     }
 
     /// The value's address (valid until [`PoolBox::free`]).

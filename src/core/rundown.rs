@@ -37,7 +37,9 @@ impl Rundown {
     #[allow(clippy::missing_const_for_fn)] // loom's atomics have no const constructor
     #[must_use]
     pub fn new() -> Self {
-        Self { word: AtomicUsize::new(REF) }
+        Self {
+            word: AtomicUsize::new(REF),
+        }
     }
 
     /// Takes a reference unless closing began. `true` if the caller now holds one.
@@ -48,8 +50,13 @@ impl Rundown {
             if word & CLOSING != 0 {
                 return false;
             }
-            let Some(next) = word.checked_add(REF) else { return false };
-            match self.word.compare_exchange_weak(word, next, Ordering::Acquire, Ordering::Relaxed) {
+            let Some(next) = word.checked_add(REF) else {
+                return false;
+            };
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(current) => word = current,
             }
@@ -135,7 +142,10 @@ mod tests {
     fn closing_refuses_new_references_but_allows_held_ones() {
         let r = Rundown::new();
         assert!(r.begin_close());
-        assert!(!r.begin_close(), "second begin_close must report closing already began");
+        assert!(
+            !r.begin_close(),
+            "second begin_close must report closing already began"
+        );
         assert!(r.is_closing());
         assert!(r.check_closing_ordered());
         assert!(!r.try_acquire());
@@ -179,7 +189,10 @@ mod tests {
                 .collect();
             r.begin_close();
             let mut drained = usize::from(r.release());
-            drained += handles.into_iter().map(|h| h.join().unwrap_or(usize::MAX)).sum::<usize>();
+            drained += handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(usize::MAX))
+                .sum::<usize>();
             assert_eq!(drained, 1);
             assert!(!r.try_acquire());
         }

@@ -37,7 +37,9 @@ impl Serializer {
     #[allow(clippy::missing_const_for_fn)] // loom's atomics have no const constructor
     #[must_use]
     pub fn new() -> Self {
-        Self { word: AtomicU32::new(0) }
+        Self {
+            word: AtomicU32::new(0),
+        }
     }
 
     /// Records `events` (bits of [`EVENT_MASK`]). `Some(batch)` iff the caller became the
@@ -45,7 +47,9 @@ impl Serializer {
     /// `None`.
     #[must_use]
     pub fn post(&self, events: u32) -> Option<u32> {
-        let previous = self.word.fetch_or((events & EVENT_MASK) | RUNNING, Ordering::AcqRel);
+        let previous = self
+            .word
+            .fetch_or((events & EVENT_MASK) | RUNNING, Ordering::AcqRel);
         if previous & RUNNING != 0 {
             return None;
         }
@@ -56,7 +60,10 @@ impl Serializer {
     /// the caller must not touch the object's state any more), or `Some(next batch)`.
     #[must_use]
     pub fn finish(&self) -> Option<u32> {
-        match self.word.compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Relaxed) {
+        match self
+            .word
+            .compare_exchange(RUNNING, 0, Ordering::AcqRel, Ordering::Relaxed)
+        {
             Ok(_) => None,
             // Only the runner clears bits, so the word is RUNNING | (non-empty events) here.
             Err(_) => Some(self.word.swap(RUNNING, Ordering::AcqRel) & EVENT_MASK),

@@ -41,7 +41,10 @@ pub struct Slot<T> {
 impl<T> Slot<T> {
     #[allow(clippy::missing_const_for_fn)] // loom's atomics have no const constructor
     fn new() -> Self {
-        Self { word: AtomicUsize::new(0), occupant: AtomicPtr::new(::core::ptr::null_mut()) }
+        Self {
+            word: AtomicUsize::new(0),
+            occupant: AtomicPtr::new(::core::ptr::null_mut()),
+        }
     }
 }
 
@@ -56,7 +59,10 @@ impl<T> Slots<T> {
     /// `len` free slots in platform memory tagged `tag`; `None` if the allocation fails.
     pub fn new<Pl: Platform + ?Sized>(platform: &Pl, tag: PoolTag, len: usize) -> Option<Self> {
         let slots = PoolSlice::try_new_with(platform, tag, len, |_| Slot::new())?;
-        Some(Self { slots, hint: AtomicUsize::new(0) })
+        Some(Self {
+            slots,
+            hint: AtomicUsize::new(0),
+        })
     }
 
     /// Frees the array.
@@ -87,7 +93,9 @@ impl<T> Slots<T> {
     /// Reserves slot `index` if it is free.
     pub fn reserve_at(&self, index: usize) -> bool {
         self.slot(index).is_some_and(|slot| {
-            slot.word.compare_exchange(0, RESERVED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            slot.word
+                .compare_exchange(0, RESERVED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         })
     }
 
@@ -112,7 +120,8 @@ impl<T> Slots<T> {
     pub fn publish(&self, index: usize, occupant: NonNull<T>, refs: usize) {
         if let Some(slot) = self.slot(index) {
             slot.occupant.store(occupant.as_ptr(), Ordering::Relaxed);
-            slot.word.store(refs.clamp(1, RESERVED - 1), Ordering::Release);
+            slot.word
+                .store(refs.clamp(1, RESERVED - 1), Ordering::Release);
         }
     }
 
@@ -120,7 +129,8 @@ impl<T> Slots<T> {
     /// or after [`Slots::release`] returned `true` and the occupant was freed.
     pub fn vacate(&self, index: usize) {
         if let Some(slot) = self.slot(index) {
-            slot.occupant.store(::core::ptr::null_mut(), Ordering::Relaxed);
+            slot.occupant
+                .store(::core::ptr::null_mut(), Ordering::Relaxed);
             slot.word.store(0, Ordering::Release);
         }
     }
@@ -134,7 +144,12 @@ impl<T> Slots<T> {
             if word == 0 || word >= RESERVED - 1 {
                 return None;
             }
-            match slot.word.compare_exchange_weak(word, word + 1, Ordering::Acquire, Ordering::Relaxed) {
+            match slot.word.compare_exchange_weak(
+                word,
+                word + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(current) => word = current,
             }
@@ -154,7 +169,9 @@ impl<T> Slots<T> {
     /// Drops a reference on the occupant of slot `index`. `true` iff it was the last: the slot
     /// is now [`RESERVED`], and the caller must free the occupant, then [`Slots::vacate`].
     pub fn release(&self, index: usize) -> bool {
-        let Some(slot) = self.slot(index) else { return false };
+        let Some(slot) = self.slot(index) else {
+            return false;
+        };
         let mut word = slot.word.load(Ordering::Relaxed);
         loop {
             let next = match word {
@@ -162,7 +179,10 @@ impl<T> Slots<T> {
                 1 => RESERVED,
                 n => n - 1,
             };
-            match slot.word.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match slot
+                .word
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return next == RESERVED,
                 Err(current) => word = current,
             }
@@ -172,7 +192,8 @@ impl<T> Slots<T> {
     /// The current word of slot `index` (diagnostics and tests only).
     #[must_use]
     pub fn word(&self, index: usize) -> Option<usize> {
-        self.slot(index).map(|slot| slot.word.load(Ordering::Relaxed))
+        self.slot(index)
+            .map(|slot| slot.word.load(Ordering::Relaxed))
     }
 }
 
@@ -203,9 +224,17 @@ mod tests {
         assert_eq!(slots.word(i), Some(2));
         assert!(!slots.release(i));
         assert!(slots.release(i), "last reference");
-        assert_eq!(slots.word(i), Some(RESERVED), "stays reserved until vacated");
+        assert_eq!(
+            slots.word(i),
+            Some(RESERVED),
+            "stays reserved until vacated"
+        );
         assert!(!slots.reserve_at(i));
-        assert_eq!(slots.try_pin(i), None, "an occupant being freed cannot be pinned");
+        assert_eq!(
+            slots.try_pin(i),
+            None,
+            "an occupant being freed cannot be pinned"
+        );
         slots.vacate(i);
         assert_eq!(slots.word(i), Some(0));
         assert!(!slots.release(i), "release of a free slot is ignored");
@@ -220,7 +249,12 @@ mod tests {
         let platform = TestPlatform::default();
         let slots = Slots::<u32>::new(&platform, TAG, 5).expect("allocation");
         assert!(slots.reserve_at(0), "listener slot");
-        let mut got = [slots.reserve_in(1..5), slots.reserve_in(1..5), slots.reserve_in(1..5), slots.reserve_in(1..5)];
+        let mut got = [
+            slots.reserve_in(1..5),
+            slots.reserve_in(1..5),
+            slots.reserve_in(1..5),
+            slots.reserve_in(1..5),
+        ];
         got.sort_unstable();
         assert_eq!(got, [Some(1), Some(2), Some(3), Some(4)]);
         assert_eq!(slots.reserve_in(1..5), None);
@@ -272,7 +306,10 @@ mod tests {
                 })
                 .collect();
             let mut last = usize::from(slots.release(0));
-            last += handles.into_iter().map(|h| h.join().unwrap_or(99)).sum::<usize>();
+            last += handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(99))
+                .sum::<usize>();
             assert_eq!(last, 1, "exactly one last release");
             slots.vacate(0);
         }

@@ -192,10 +192,14 @@ impl<P: Provider> Socket<P> {
         remote: Option<SocketAddr>,
         handle: Option<P::Socket>,
     ) -> Result<NonNull<Self>, InstallError> {
-        let Some(provider) = b.provider() else { return Err(InstallError::Detaching) };
+        let Some(provider) = b.provider() else {
+            return Err(InstallError::Detaching);
+        };
         let capacity = match kind {
             SocketKind::Listener => 0,
-            SocketKind::Connection => usize::try_from(b.client().config().buffer_size()).unwrap_or(0),
+            SocketKind::Connection => {
+                usize::try_from(b.client().config().buffer_size()).unwrap_or(0)
+            }
         };
         let socket = Self {
             binding,
@@ -224,7 +228,9 @@ impl<P: Provider> Socket<P> {
             io: None,
         };
         let platform = b.client().platform();
-        let Ok((boxed, buffer)) = PoolBox::try_new_with_tail(platform, Self::tag(kind), socket, capacity) else {
+        let Ok((boxed, buffer)) =
+            PoolBox::try_new_with_tail(platform, Self::tag(kind), socket, capacity)
+        else {
             return Err(InstallError::NoMemory);
         };
         let buffer = (kind == SocketKind::Connection).then_some(buffer);
@@ -277,7 +283,9 @@ impl<P: Provider> Socket<P> {
         let mut became_done = false;
         loop {
             // SAFETY: only the runner touches the state (serializer.rs), and we are it.
-            socket.state.with_mut(|state| became_done |= socket.process(unsafe { &mut *state }, batch));
+            socket
+                .state
+                .with_mut(|state| became_done |= socket.process(unsafe { &mut *state }, batch));
             match socket.serializer.finish() {
                 Some(next) => batch = next,
                 None => break,
@@ -357,7 +365,11 @@ impl<P: Provider> Socket<P> {
             self.on_disconnected(state, completion);
         }
         if batch & EV_LISTENER_DEAD != 0 && !state.close_wanted {
-            log_warning!(self.platform(), "listener {}: stopped working (accept event without a socket), closing", self.local);
+            log_warning!(
+                self.platform(),
+                "listener {}: stopped working (accept event without a socket), closing",
+                self.local
+            );
             state.close_wanted = true;
         }
         if batch & EV_CLOSE_REQUEST != 0 {
@@ -372,7 +384,9 @@ impl<P: Provider> Socket<P> {
         if state.close_wanted && !state.close_issued {
             self.issue_close(state);
         }
-        let finished = state.outstanding == 0 && state.close_wanted && (state.handle.is_none() || state.closed);
+        let finished = state.outstanding == 0
+            && state.close_wanted
+            && (state.handle.is_none() || state.closed);
         if finished {
             state.done = true;
             if self.kind == SocketKind::Connection {
@@ -394,20 +408,27 @@ impl<P: Provider> Socket<P> {
     /// the binding is detaching.
     fn call(&self, f: impl FnOnce(&P, &P::SocketIo, SocketRef<P>)) -> bool {
         let b = self.binding();
-        let (Some(provider), Some(io)) = (b.provider(), self.io.as_ref()) else { return false };
+        let (Some(provider), Some(io)) = (b.provider(), self.io.as_ref()) else {
+            return false;
+        };
         if !b.rundown().try_acquire() {
             return false;
         }
         f(provider, io, self.token());
         // Never drains here: this socket still holds its own binding reference.
         if b.rundown().release() {
-            log_error!(self.platform(), "internal: rundown drained under a live socket");
+            log_error!(
+                self.platform(),
+                "internal: rundown drained under a live socket"
+            );
         }
         true
     }
 
     const fn token(&self) -> SocketRef<P> {
-        SocketRef { ptr: NonNull::from_ref(self) }
+        SocketRef {
+            ptr: NonNull::from_ref(self),
+        }
     }
 
     fn open(&self, state: &mut State<P::Socket>) {
@@ -423,12 +444,25 @@ impl<P: Provider> Socket<P> {
     fn fail(&self, state: &mut State<P::Socket>, what: &str, status: NtStatus) {
         if state.close_wanted {
             // Cancelled by our own close, or failing after it was wanted: not news.
-            log_info!(self.platform(), "{} {}: {what} ended with {status} while closing", self.describe(), self.local);
+            log_info!(
+                self.platform(),
+                "{} {}: {what} ended with {status} while closing",
+                self.describe(),
+                self.local
+            );
         } else if self.kind == SocketKind::Listener {
-            log_error!(self.platform(), "listener {}: {what} failed with {status}", self.local);
+            log_error!(
+                self.platform(),
+                "listener {}: {what} failed with {status}",
+                self.local
+            );
             Stats::bump(&self.stats().failures);
         } else {
-            log_info!(self.platform(), "connection {}: {what} failed with {status}, closing", self.peer());
+            log_info!(
+                self.platform(),
+                "connection {}: {what} failed with {status}, closing",
+                self.peer()
+            );
         }
         state.close_wanted = true;
     }
@@ -441,11 +475,19 @@ impl<P: Provider> Socket<P> {
     }
 
     const fn peer(&self) -> PeerDisplay {
-        PeerDisplay { remote: self.remote, local: self.local }
+        PeerDisplay {
+            remote: self.remote,
+            local: self.local,
+        }
     }
 
     fn unexpected(&self, state: &mut State<P::Socket>, what: &str) {
-        log_error!(self.platform(), "{} {}: unexpected {what}, closing", self.describe(), self.local);
+        log_error!(
+            self.platform(),
+            "{} {}: unexpected {what}, closing",
+            self.describe(),
+            self.local
+        );
         Stats::bump(&self.stats().failures);
         state.close_wanted = true;
     }
@@ -491,12 +533,20 @@ impl<P: Provider> Socket<P> {
             Some(Completion::Received(Ok(0))) => {
                 state.ring.abandon_receive();
                 state.fin = true;
-                log_info!(self.platform(), "connection {}: peer finished sending", self.peer());
+                log_info!(
+                    self.platform(),
+                    "connection {}: peer finished sending",
+                    self.peer()
+                );
             }
             Some(Completion::Received(Ok(n))) => {
                 if let Err(error) = state.ring.finish_receive(n) {
                     state.ring.abandon_receive();
-                    log_error!(self.platform(), "connection {}: receive completion {error:?}, closing", self.peer());
+                    log_error!(
+                        self.platform(),
+                        "connection {}: receive completion {error:?}, closing",
+                        self.peer()
+                    );
                     Stats::bump(&self.stats().failures);
                     state.close_wanted = true;
                 }
@@ -521,11 +571,18 @@ impl<P: Provider> Socket<P> {
             Some(Completion::Sent(Ok(n))) if n > 0 => {
                 if let Err(error) = state.ring.finish_send(n) {
                     state.ring.abandon_send();
-                    log_error!(self.platform(), "connection {}: send completion {error:?}, closing", self.peer());
+                    log_error!(
+                        self.platform(),
+                        "connection {}: send completion {error:?}, closing",
+                        self.peer()
+                    );
                     Stats::bump(&self.stats().failures);
                     state.close_wanted = true;
                 } else {
-                    Stats::add(&self.stats().bytes_echoed, u64::try_from(n).unwrap_or(u64::MAX));
+                    Stats::add(
+                        &self.stats().bytes_echoed,
+                        u64::try_from(n).unwrap_or(u64::MAX),
+                    );
                 }
             }
             Some(Completion::Sent(Ok(_))) => {
@@ -543,7 +600,11 @@ impl<P: Provider> Socket<P> {
         }
     }
 
-    fn on_disconnected(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
+    fn on_disconnected(
+        &self,
+        state: &mut State<P::Socket>,
+        completion: Option<Completion<P::Socket>>,
+    ) {
         if state.outstanding & op_bit(OpKind::Disconnect) == 0 {
             return self.unexpected(state, "disconnect completion");
         }
@@ -573,7 +634,11 @@ impl<P: Provider> Socket<P> {
                 log_trace!(self.platform(), "listener {}: closed", self.local);
             }
             SocketKind::Connection => {
-                let how = if state.disconnected { "gracefully" } else { "abortively" };
+                let how = if state.disconnected {
+                    "gracefully"
+                } else {
+                    "abortively"
+                };
                 log_info!(self.platform(), "connection {}: closed {how}", self.peer());
             }
         }
@@ -605,7 +670,8 @@ impl<P: Provider> Socket<P> {
                 return;
             }
         }
-        if state.fin && state.ring.is_empty() && state.outstanding == 0 && !state.disconnect_issued {
+        if state.fin && state.ring.is_empty() && state.outstanding == 0 && !state.disconnect_issued
+        {
             if self.call(|p, io, token| p.disconnect(io, handle, token)) {
                 state.disconnect_issued = true;
                 state.outstanding |= op_bit(OpKind::Disconnect);
@@ -630,7 +696,10 @@ impl<P: Provider> Socket<P> {
         state.outstanding |= op_bit(OpKind::Close);
         provider.close(io, handle, self.token());
         if b.rundown().release() {
-            log_error!(self.platform(), "internal: rundown drained under a live socket");
+            log_error!(
+                self.platform(),
+                "internal: rundown drained under a live socket"
+            );
         }
     }
 }
@@ -697,7 +766,9 @@ impl<P: Provider> SocketRef<P> {
     /// (see [`SocketRef::complete`] and [`SocketRef::accept_event`]).
     #[must_use]
     pub unsafe fn from_context(context: *mut c_void) -> Self {
-        Self { ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()) }
+        Self {
+            ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()),
+        }
     }
 
     /// An asynchronous [`Provider`] operation made with this token finished (IRP completion
@@ -741,7 +812,11 @@ impl<P: Provider> SocketRef<P> {
     /// # Safety
     /// `self` is a listener's token, called while WSK may call its accept event (before its
     /// close completed).
-    pub unsafe fn accept_event(self, accepted: Option<P::Socket>, remote: Option<SocketAddr>) -> Result<Self, NtStatus> {
+    pub unsafe fn accept_event(
+        self,
+        accepted: Option<P::Socket>,
+        remote: Option<SocketAddr>,
+    ) -> Result<Self, NtStatus> {
         // SAFETY: WSK does not call the accept event of a listener whose close completed, and
         // the listener is freed only after that.
         let listener = unsafe { self.ptr.as_ref() };

@@ -96,6 +96,10 @@ mod tests {
         Stats::drop_one(&s.active);
         Stats::drop_one(&s.active);
         let snap = s.snapshot();
-        assert_eq!((snap.accepted, snap.bytes_echoed, snap.active), (1, 10, 0), "gauge saturates at 0");
+        assert_eq!(
+            (snap.accepted, snap.bytes_echoed, snap.active),
+            (1, 10, 0),
+            "gauge saturates at 0"
+        );
     }
 }

@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn displays_as_windbg_hex() {
         extern crate std;
-        assert_eq!(std::format!("{}", NtStatus::INSUFFICIENT_RESOURCES), "0xC000009A");
+        assert_eq!(
+            std::format!("{}", NtStatus::INSUFFICIENT_RESOURCES),
+            "0xC000009A"
+        );
         assert_eq!(std::format!("{:?}", NtStatus::PENDING), "0x00000103");
     }
 }

@@ -8,10 +8,14 @@
 //! always `core`'s atomics (loom need not explore their interleavings).
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+pub use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 
 #[cfg(not(loom))]
-pub use ::core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+pub use ::core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 
 /// A statistics counter: never used to synchronize, so never loom-instrumented.
 pub type StatCounter = ::core::sync::atomic::AtomicU64;
@@ -33,14 +37,18 @@ impl<T> UnsafeCell<T> {
     #[cfg(not(loom))]
     #[must_use]
     pub const fn new(value: T) -> Self {
-        Self { inner: ::core::cell::UnsafeCell::new(value) }
+        Self {
+            inner: ::core::cell::UnsafeCell::new(value),
+        }
     }
 
     /// A cell holding `value`.
     #[cfg(loom)]
     #[must_use]
     pub fn new(value: T) -> Self {
-        Self { inner: loom::cell::UnsafeCell::new(value) }
+        Self {
+            inner: loom::cell::UnsafeCell::new(value),
+        }
     }
 
     /// Runs `f` with a shared-access pointer to the contents.

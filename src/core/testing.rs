@@ -69,7 +69,11 @@ impl TestPlatform {
 
     /// Blocks currently allocated with `tag`.
     pub fn live_with_tag(&self, tag: PoolTag) -> usize {
-        self.state().live.values().filter(|(_, t)| *t == tag).count()
+        self.state()
+            .live
+            .values()
+            .filter(|(_, t)| *t == tag)
+            .count()
     }
 
     /// Log lines so far.
@@ -79,14 +83,21 @@ impl TestPlatform {
 
     /// Whether a line at `level` contains `text`.
     pub fn logged(&self, level: Level, text: &str) -> bool {
-        self.state().logs.iter().any(|(l, line)| *l == level && line.contains(text))
+        self.state()
+            .logs
+            .iter()
+            .any(|(l, line)| *l == level && line.contains(text))
     }
 
     /// Panics (tests only) on double frees, tag mismatches or leaks.
     pub fn assert_clean(&self) {
         let s = self.state();
         assert!(s.errors.is_empty(), "pool errors: {:?}", s.errors);
-        assert!(s.live.is_empty(), "leaked blocks: {:?}", s.live.values().collect::<Vec<_>>());
+        assert!(
+            s.live.is_empty(),
+            "leaked blocks: {:?}",
+            s.live.values().collect::<Vec<_>>()
+        );
     }
 }
 
@@ -122,10 +133,14 @@ impl Platform for TestPlatform {
     unsafe fn free(&self, ptr: NonNull<u8>, tag: PoolTag) {
         let mut s = self.state();
         match s.live.remove(&(ptr.as_ptr() as usize)) {
-            None => s.errors.push(format!("free of unknown or freed block {ptr:p} ({tag:?})")),
+            None => s
+                .errors
+                .push(format!("free of unknown or freed block {ptr:p} ({tag:?})")),
             Some((layout, allocated_tag)) => {
                 if allocated_tag != tag {
-                    s.errors.push(format!("freed with tag {tag:?}, allocated with {allocated_tag:?}"));
+                    s.errors.push(format!(
+                        "freed with tag {tag:?}, allocated with {allocated_tag:?}"
+                    ));
                 }
                 // SAFETY: poison, then free with the allocation's layout.
                 unsafe { ptr.as_ptr().write_bytes(0xDD, layout.size()) };

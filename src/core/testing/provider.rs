@@ -7,7 +7,11 @@
 //! `STATUS_PENDING` detach; accept events enabled before any socket; socket I/O resources
 //! dropped only with nothing outstanding and after the close completed. Violations are
 //! collected and asserted by [`World::assert_finished`] (or at once by the test).
-#![allow(clippy::missing_errors_doc, clippy::needless_pass_by_value, clippy::struct_excessive_bools)] // test code
+#![allow(
+    clippy::missing_errors_doc,
+    clippy::needless_pass_by_value,
+    clippy::struct_excessive_bools
+)] // test code
 
 extern crate std;
 
@@ -203,7 +207,11 @@ impl World {
     ///
     /// # Safety
     /// `client` stays in place until every binding is freed.
-    pub unsafe fn attach(self: &Arc<Self>, client: &Client<TestProvider>, versions: WskVersionRange) -> NtStatus {
+    pub unsafe fn attach(
+        self: &Arc<Self>,
+        client: &Client<TestProvider>,
+        versions: WskVersionRange,
+    ) -> NtStatus {
         {
             let mut s = self.state();
             s.client = ::core::ptr::from_ref(client) as usize;
@@ -221,7 +229,9 @@ impl World {
                 }
                 s.binding = Some(binding.as_context() as usize);
                 drop(s);
-                Ok(TestProvider { world: Arc::clone(&world) })
+                Ok(TestProvider {
+                    world: Arc::clone(&world),
+                })
             })
         }
     }
@@ -232,7 +242,15 @@ impl World {
     /// As [`World::attach`].
     pub unsafe fn attach_1_0(self: &Arc<Self>, client: &Client<TestProvider>) -> NtStatus {
         // SAFETY: forwarded.
-        unsafe { self.attach(client, WskVersionRange { highest: 0x0100, lowest: 0x0100 }) }
+        unsafe {
+            self.attach(
+                client,
+                WskVersionRange {
+                    highest: 0x0100,
+                    lowest: 0x0100,
+                },
+            )
+        }
     }
 
     fn binding(&self) -> BindingRef<TestProvider> {
@@ -250,7 +268,10 @@ impl World {
             Self::violation(&mut s, format!("detach returned {status}"));
         }
         if status == NtStatus::SUCCESS && s.detach_completions > 0 {
-            Self::violation(&mut s, "detach returned SUCCESS after detach_complete".into());
+            Self::violation(
+                &mut s,
+                "detach returned SUCCESS after detach_complete".into(),
+            );
         }
         s.detach_status = Some(status);
         status
@@ -315,9 +336,14 @@ impl World {
     pub fn complete(&self, op: Op, completion: Completion<TestSocket>) {
         {
             let mut s = self.state();
-            let Some(record) = s.ios.get_mut(op.io) else { return };
+            let Some(record) = s.ios.get_mut(op.io) else {
+                return;
+            };
             if record.dropped {
-                Self::violation(&mut s, format!("{:?} completed after its socket was freed", op.call));
+                Self::violation(
+                    &mut s,
+                    format!("{:?} completed after its socket was freed", op.call),
+                );
                 return;
             }
             if let Some(i) = record.outstanding.iter().position(|k| *k == op.call.kind()) {
@@ -351,7 +377,9 @@ impl World {
     /// Completes receive `op` with `data` written into the socket's echo buffer. Returns how
     /// many bytes fit (the rest is not delivered).
     pub fn deliver(&self, op: Op, data: &[u8]) -> usize {
-        let Call::Receive(range) = op.call.clone() else { panic!("not a receive: {op:?}") };
+        let Call::Receive(range) = op.call.clone() else {
+            panic!("not a receive: {op:?}")
+        };
         let n = data.len().min(range.len());
         let buffer = self.state().ios.get(op.io).and_then(|r| r.buffer);
         let (addr, len) = buffer.expect("connection buffer");
@@ -367,8 +395,15 @@ impl World {
     /// The bytes a send operation covers (what WSK would transmit).
     #[must_use]
     pub fn send_bytes(&self, op: &Op, n: usize) -> Vec<u8> {
-        let Call::Send(range) = op.call.clone() else { panic!("not a send: {op:?}") };
-        let (addr, len) = self.state().ios.get(op.io).and_then(|r| r.buffer).expect("connection buffer");
+        let Call::Send(range) = op.call.clone() else {
+            panic!("not a send: {op:?}")
+        };
+        let (addr, len) = self
+            .state()
+            .ios
+            .get(op.io)
+            .and_then(|r| r.buffer)
+            .expect("connection buffer");
         assert!(range.end <= len);
         let n = n.min(range.len());
         // SAFETY: the range is inside the buffer the core handed out.
@@ -399,9 +434,15 @@ impl World {
                 match op.call {
                     Call::Close => Completion::Closed,
                     _ => match cancelled {
-                        Completion::Created(_) => Completion::Created(Err(NtStatus::CONNECTION_ABORTED)),
-                        Completion::Bound(_) => Completion::Bound(Err(NtStatus::CONNECTION_ABORTED)),
-                        Completion::Received(_) => Completion::Received(Err(NtStatus::CONNECTION_ABORTED)),
+                        Completion::Created(_) => {
+                            Completion::Created(Err(NtStatus::CONNECTION_ABORTED))
+                        }
+                        Completion::Bound(_) => {
+                            Completion::Bound(Err(NtStatus::CONNECTION_ABORTED))
+                        }
+                        Completion::Received(_) => {
+                            Completion::Received(Err(NtStatus::CONNECTION_ABORTED))
+                        }
                         Completion::Sent(_) => Completion::Sent(Err(NtStatus::CONNECTION_ABORTED)),
                         other => other,
                     },
@@ -440,12 +481,24 @@ impl World {
     /// closed.
     pub fn assert_finished(&self) {
         let s = self.state();
-        assert!(s.violations.is_empty(), "contract violations: {:#?}", s.violations);
-        assert!(s.pending.is_empty(), "operations never completed: {:?}", s.pending);
+        assert!(
+            s.violations.is_empty(),
+            "contract violations: {:#?}",
+            s.violations
+        );
+        assert!(
+            s.pending.is_empty(),
+            "operations never completed: {:?}",
+            s.pending
+        );
         for (i, r) in s.ios.iter().enumerate() {
             assert!(r.dropped, "socket I/O {i} ({:?}) never freed", r.kind);
-            assert!(r.socket.is_none() || r.closed || r.kind == SocketKind::Connection && r.close_issued,
-                "socket of I/O {i} never closed");
+            assert!(
+                r.socket.is_none()
+                    || r.closed
+                    || r.kind == SocketKind::Connection && r.close_issued,
+                "socket of I/O {i} never closed"
+            );
         }
     }
 
@@ -453,14 +506,23 @@ impl World {
     #[must_use]
     pub fn connection_ios(&self) -> Vec<usize> {
         let s = self.state();
-        s.ios.iter().enumerate().filter(|(_, r)| r.kind == SocketKind::Connection).map(|(i, _)| i).collect()
+        s.ios
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.kind == SocketKind::Connection)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Tokens of listeners that are bound and not closing.
     #[must_use]
     pub fn listeners(&self) -> Vec<SocketRef<TestProvider>> {
         let s = self.state();
-        s.ios.iter().filter(|r| r.bound && !r.close_issued).filter_map(|r| r.token).collect()
+        s.ios
+            .iter()
+            .filter(|r| r.bound && !r.close_issued)
+            .filter_map(|r| r.token)
+            .collect()
     }
 
     /// Delivers an accept event with a new connection from `remote` to `listener`.
@@ -482,9 +544,15 @@ impl World {
     ) -> Result<SocketRef<TestProvider>, NtStatus> {
         {
             let mut s = self.state();
-            let closed = s.ios.iter().any(|r| r.token == Some(listener) && r.closed);
+            let closed = s
+                .ios
+                .iter()
+                .any(|r| !r.dropped && r.token == Some(listener) && r.closed);
             if closed {
-                Self::violation(&mut s, "accept event after the listener's close completed".into());
+                Self::violation(
+                    &mut s,
+                    "accept event after the listener's close completed".into(),
+                );
             }
             s.calls.push(format!("accept_event({socket:?})"));
         }
@@ -492,7 +560,13 @@ impl World {
         unsafe { listener.accept_event(socket, remote) }
     }
 
-    fn enter(&self, io: &TestIo, socket: Option<TestSocket>, call: &Call, token: SocketRef<TestProvider>) -> Option<Op> {
+    fn enter(
+        &self,
+        io: &TestIo,
+        socket: Option<TestSocket>,
+        call: &Call,
+        token: SocketRef<TestProvider>,
+    ) -> Option<Op> {
         let mut s = self.state();
         s.calls.push(format!("{call:?}"));
         if s.detach_completions > 0 || s.detach_status == Some(NtStatus::SUCCESS) {
@@ -502,7 +576,9 @@ impl World {
         let record = s.ios.get_mut(io.id)?;
         let mut problems = Vec::new();
         if record.executing {
-            problems.push(format!("{call:?} while another call on the socket is executing"));
+            problems.push(format!(
+                "{call:?} while another call on the socket is executing"
+            ));
         }
         if record.closed {
             problems.push(format!("{call:?} on a socket whose close completed"));
@@ -511,12 +587,16 @@ impl World {
         }
         match (record.socket, socket) {
             (None, Some(sock)) => record.socket = Some(sock),
-            (Some(a), Some(b)) if a != b => problems.push(format!("{call:?} with socket {b:?} on the I/O of {a:?}")),
+            (Some(a), Some(b)) if a != b => {
+                problems.push(format!("{call:?} with socket {b:?} on the I/O of {a:?}"));
+            }
             _ => {}
         }
         let kind = call.kind();
         if record.outstanding.contains(&kind) {
-            problems.push(format!("{call:?}: a {kind:?} operation is already outstanding"));
+            problems.push(format!(
+                "{call:?}: a {kind:?} operation is already outstanding"
+            ));
         }
         if *call == Call::Close {
             record.close_issued = true;
@@ -524,7 +604,12 @@ impl World {
         record.outstanding.push(kind);
         record.executing = true;
         record.token = Some(token);
-        let op = Op { io: io.id, socket, call: call.clone(), token };
+        let op = Op {
+            io: io.id,
+            socket,
+            call: call.clone(),
+            token,
+        };
         s.pending.push(op.clone());
         for p in problems {
             Self::violation(&mut s, p);
@@ -549,7 +634,13 @@ impl World {
         }
     }
 
-    fn call(&self, io: &TestIo, socket: Option<TestSocket>, call: &Call, token: SocketRef<TestProvider>) {
+    fn call(
+        &self,
+        io: &TestIo,
+        socket: Option<TestSocket>,
+        call: &Call,
+        token: SocketRef<TestProvider>,
+    ) {
         let inline = self.enter(io, socket, call, token);
         self.leave(io, inline);
     }
@@ -565,11 +656,16 @@ pub struct TestIo {
 impl Drop for TestIo {
     fn drop(&mut self) {
         let mut s = self.world.state();
-        let Some(record) = s.ios.get_mut(self.id) else { return };
+        let Some(record) = s.ios.get_mut(self.id) else {
+            return;
+        };
         let problem = if record.dropped {
             Some("socket I/O dropped twice".into())
         } else if !record.outstanding.is_empty() {
-            Some(format!("socket I/O dropped with {:?} outstanding", record.outstanding))
+            Some(format!(
+                "socket I/O dropped with {:?} outstanding",
+                record.outstanding
+            ))
         } else if record.executing {
             Some("socket I/O dropped while a call on it is executing".into())
         } else if record.socket.is_some() && !record.closed {
@@ -595,13 +691,20 @@ impl Provider for TestProvider {
     type SocketIo = TestIo;
     type Platform = TestPlatform;
 
-    fn new_socket_io(&self, kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Result<TestIo, NtStatus> {
+    fn new_socket_io(
+        &self,
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+    ) -> Result<TestIo, NtStatus> {
         let mut s = self.world.state();
         if let Some(status) = s.io_failure {
             return Err(status);
         }
         if (kind == SocketKind::Connection) != buffer.is_some() {
-            World::violation(&mut s, format!("{kind:?} socket I/O with buffer {buffer:?}"));
+            World::violation(
+                &mut s,
+                format!("{kind:?} socket I/O with buffer {buffer:?}"),
+            );
         }
         s.ios.push(IoRecord {
             kind,
@@ -617,17 +720,29 @@ impl Provider for TestProvider {
         });
         let id = s.ios.len() - 1;
         drop(s);
-        Ok(TestIo { id, world: Arc::clone(&self.world) })
+        Ok(TestIo {
+            id,
+            world: Arc::clone(&self.world),
+        })
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {
         let mut s = self.world.state();
         s.calls.push("enable_accept_events".into());
         if s.detach_completions > 0 {
-            World::violation(&mut s, "enable_accept_events after the detach completed".into());
+            World::violation(
+                &mut s,
+                "enable_accept_events after the detach completed".into(),
+            );
         }
-        if s.ios.iter().any(|r| !r.dropped && (r.socket.is_some() || !r.outstanding.is_empty())) {
-            World::violation(&mut s, "accept events enabled after a socket was created".into());
+        if s.ios
+            .iter()
+            .any(|r| !r.dropped && (r.socket.is_some() || !r.outstanding.is_empty()))
+        {
+            World::violation(
+                &mut s,
+                "accept events enabled after a socket was created".into(),
+            );
         }
         if s.accept_events_enabled {
             World::violation(&mut s, "accept events enabled twice".into());
@@ -640,7 +755,10 @@ impl Provider for TestProvider {
         {
             let mut s = self.world.state();
             if !s.accept_events_enabled {
-                World::violation(&mut s, "socket created before accept events were enabled".into());
+                World::violation(
+                    &mut s,
+                    "socket created before accept events were enabled".into(),
+                );
             }
         }
         self.world.call(io, None, &Call::Open(local), token);
@@ -650,8 +768,15 @@ impl Provider for TestProvider {
         self.world.call(io, Some(socket), &Call::Bind(local), token);
     }
 
-    fn receive(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
-        self.world.call(io, Some(socket), &Call::Receive(range), token);
+    fn receive(
+        &self,
+        io: &TestIo,
+        socket: TestSocket,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    ) {
+        self.world
+            .call(io, Some(socket), &Call::Receive(range), token);
     }
 
     fn send(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
@@ -669,7 +794,10 @@ impl Provider for TestProvider {
         };
         if inline == Some(true) {
             let mut s = self.world.state();
-            World::violation(&mut s, "close while a call on the socket is executing".into());
+            World::violation(
+                &mut s,
+                "close while a call on the socket is executing".into(),
+            );
         }
         self.world.call(io, Some(socket), &Call::Close, token);
     }
@@ -684,7 +812,10 @@ impl Provider for TestProvider {
                 World::violation(&mut s, "detach_complete called twice".into());
             }
             if s.detach_status == Some(NtStatus::SUCCESS) {
-                World::violation(&mut s, "detach_complete after detach returned SUCCESS".into());
+                World::violation(
+                    &mut s,
+                    "detach_complete after detach returned SUCCESS".into(),
+                );
             }
             if s.ios.iter().any(|r| r.executing) {
                 World::violation(&mut s, "detach_complete while a call is executing".into());

@@ -17,17 +17,33 @@ fn attach_enables_accept_events_then_opens_and_binds_every_listener() {
     let status = unsafe { world.attach_1_0(&client) };
     assert_eq!(status, NtStatus::SUCCESS);
     let calls = world.calls();
-    assert_eq!(calls.first().map(String::as_str), Some("enable_accept_events"));
+    assert_eq!(
+        calls.first().map(String::as_str),
+        Some("enable_accept_events")
+    );
     assert_eq!(calls.len(), 3, "{calls:?}");
-    assert!(calls[1].contains("Open(0.0.0.0:40007)") && calls[2].contains("Open([::]:40007)"), "{calls:?}");
+    assert!(
+        calls[1].contains("Open(0.0.0.0:40007)") && calls[2].contains("Open([::]:40007)"),
+        "{calls:?}"
+    );
     assert_eq!(client.stats().snapshot().listeners_open, 0);
     complete_setup(&world);
-    assert_eq!(world.calls().iter().filter(|c| c.starts_with("Bind")).count(), 2);
+    assert_eq!(
+        world
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("Bind"))
+            .count(),
+        2
+    );
     assert_eq!(client.stats().snapshot().listeners_open, 2);
     assert_eq!(world.listeners().len(), 2);
     let trace = lines(&client, Level::Trace);
     assert!(trace.iter().any(|l| l.contains("attached")), "{trace:?}");
-    assert!(trace.iter().any(|l| l == "listener [::]:40007: listening"), "{trace:?}");
+    assert!(
+        trace.iter().any(|l| l == "listener [::]:40007: listening"),
+        "{trace:?}"
+    );
     finish(&world, &client);
     assert_eq!(client.stats().snapshot().listeners_open, 0);
 }
@@ -44,7 +60,11 @@ fn provider_without_wsk_1_0_is_declined_and_nothing_allocated() {
     assert_eq!(client.platform().allocations(), 0);
     assert_eq!(client.live_bindings(), 0);
     assert!(world.calls().is_empty());
-    assert!(lines(&client, Level::Warning).iter().any(|l| l.contains("0xC00002B9")));
+    assert!(
+        lines(&client, Level::Warning)
+            .iter()
+            .any(|l| l.contains("0xC00002B9"))
+    );
 }
 
 #[test]
@@ -55,11 +75,19 @@ fn allocation_failures_fail_the_attach_and_free_everything() {
         client.platform().fail_allocation_after(fail_at);
         // SAFETY: the client outlives the binding.
         let status = unsafe { world.attach_1_0(&client) };
-        assert_eq!(status, NtStatus::INSUFFICIENT_RESOURCES, "failing allocation {fail_at}");
+        assert_eq!(
+            status,
+            NtStatus::INSUFFICIENT_RESOURCES,
+            "failing allocation {fail_at}"
+        );
         assert_eq!(client.live_bindings(), 0);
         assert!(world.calls().is_empty());
         client.platform().assert_clean();
-        assert!(lines(&client, Level::Error).iter().any(|l| l.contains("0xC000009A")));
+        assert!(
+            lines(&client, Level::Error)
+                .iter()
+                .any(|l| l.contains("0xC000009A"))
+        );
     }
 }
 
@@ -74,8 +102,15 @@ fn nmr_attach_failure_frees_the_binding_and_returns_its_status() {
     assert_eq!(client.live_bindings(), 0);
     assert_eq!(client.platform().live_with_tag(BINDING_TAG), 0);
     client.platform().assert_clean();
-    assert!(world.calls().is_empty(), "no WSK call without an attachment");
-    assert!(lines(&client, Level::Error).iter().any(|l| l.contains("0xC00000A3")));
+    assert!(
+        world.calls().is_empty(),
+        "no WSK call without an attachment"
+    );
+    assert!(
+        lines(&client, Level::Error)
+            .iter()
+            .any(|l| l.contains("0xC00000A3"))
+    );
     // A later attach works.
     attach_and_listen(&world, &client);
     finish(&world, &client);
@@ -90,22 +125,35 @@ fn bind_failure_closes_that_listener_and_the_others_keep_serving() {
     while let Some(op) = world.take(|op| matches!(op.call, Call::Open(_))) {
         world.succeed(op);
     }
-    let v4 = world.take(|op| op.call == Call::Bind("127.0.0.1:7".parse().unwrap())).unwrap();
+    let v4 = world
+        .take(|op| op.call == Call::Bind("127.0.0.1:7".parse().unwrap()))
+        .unwrap();
     world.complete(v4, Completion::Bound(Err(NtStatus::ADDRESS_ALREADY_EXISTS)));
-    let close = world.take(|op| op.call == Call::Close).expect("failed listener closed");
+    let close = world
+        .take(|op| op.call == Call::Close)
+        .expect("failed listener closed");
     world.succeed(close);
     complete_setup(&world);
     let errors = lines(&client, Level::Error);
     assert!(
-        errors.iter().any(|l| l.contains("127.0.0.1:7") && l.contains("WskBind") && l.contains("0xC000020A")),
+        errors.iter().any(|l| l.contains("127.0.0.1:7")
+            && l.contains("WskBind")
+            && l.contains("0xC000020A")),
         "{errors:?}"
     );
     let stats = client.stats().snapshot();
     assert_eq!((stats.failures, stats.listeners_open), (1, 1));
-    assert_eq!(client.platform().live_with_tag(LISTENER_TAG), 1, "failed listener freed");
+    assert_eq!(
+        client.platform().live_with_tag(LISTENER_TAG),
+        1,
+        "failed listener freed"
+    );
     let listeners = world.listeners();
     assert_eq!(listeners.len(), 1);
-    assert!(world.accept(listeners[0], None).is_ok(), "the other listener still accepts");
+    assert!(
+        world.accept(listeners[0], None).is_ok(),
+        "the other listener still accepts"
+    );
     finish(&world, &client);
 }
 
@@ -116,11 +164,18 @@ fn socket_creation_failure_frees_the_listener_without_close() {
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     let open = world.take(|op| matches!(op.call, Call::Open(_))).unwrap();
-    world.complete(open, Completion::Created(Err(NtStatus::INSUFFICIENT_RESOURCES)));
+    world.complete(
+        open,
+        Completion::Created(Err(NtStatus::INSUFFICIENT_RESOURCES)),
+    );
     assert_eq!(world.pending_count(), 0, "no socket, nothing to close");
     assert_eq!(client.platform().live_with_tag(LISTENER_TAG), 0);
     assert_eq!(client.stats().snapshot().failures, 1);
-    assert!(lines(&client, Level::Error).iter().any(|l| l.contains("WskSocket failed with 0xC000009A")));
+    assert!(
+        lines(&client, Level::Error)
+            .iter()
+            .any(|l| l.contains("WskSocket failed with 0xC000009A"))
+    );
     finish(&world, &client);
 }
 
@@ -140,7 +195,11 @@ fn listener_allocation_or_io_failure_is_logged_and_counted() {
     world.fail_socket_io(Some(NtStatus::INSUFFICIENT_RESOURCES));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
-    assert!(lines(&client, Level::Error).iter().any(|l| l.contains("127.0.0.1:7") && l.contains("0xC000009A")));
+    assert!(
+        lines(&client, Level::Error)
+            .iter()
+            .any(|l| l.contains("127.0.0.1:7") && l.contains("0xC000009A"))
+    );
     finish(&world, &client);
 }
 
@@ -150,9 +209,14 @@ fn enable_accept_events_failure_opens_no_listener() {
     let client = client(config(&["127.0.0.1:7"], 8, 512));
     world.fail_enable_accept_events(NtStatus::UNSUCCESSFUL);
     // SAFETY: the client outlives the binding.
-    assert!(unsafe { world.attach_1_0(&client) }.is_success(), "the attachment itself stands");
+    let status = unsafe { world.attach_1_0(&client) };
+    assert!(status.is_success(), "the attachment itself stands");
     assert_eq!(world.calls(), ["enable_accept_events"]);
-    assert!(lines(&client, Level::Error).iter().any(|l| l.contains("0xC0000001")));
+    assert!(
+        lines(&client, Level::Error)
+            .iter()
+            .any(|l| l.contains("0xC0000001"))
+    );
     finish(&world, &client);
 }
 
@@ -161,10 +225,16 @@ fn dead_listener_is_closed() {
     let (world, client) = one_listener(8, 512);
     let listener = world.listeners()[0];
     assert!(world.accept_with(listener, None, None).is_err());
-    let close = world.take(|op| op.call == Call::Close).expect("dead listener closed");
+    let close = world
+        .take(|op| op.call == Call::Close)
+        .expect("dead listener closed");
     world.succeed(close);
     assert_eq!(client.stats().snapshot().listeners_open, 0);
-    assert!(lines(&client, Level::Warning).iter().any(|l| l.contains("stopped working")));
+    assert!(
+        lines(&client, Level::Warning)
+            .iter()
+            .any(|l| l.contains("stopped working"))
+    );
     finish(&world, &client);
 }
 

@@ -20,12 +20,19 @@ fn detach_with_nothing_in_flight_succeeds_inline() {
     assert_eq!(client.stats().snapshot().listeners_open, 2);
     assert_eq!(world.pending_count(), 0);
     assert_eq!(world.detach(), NtStatus::SUCCESS);
-    assert_eq!(world.detach_completions(), 0, "SUCCESS means no NmrClientDetachProviderComplete");
+    assert_eq!(
+        world.detach_completions(),
+        0,
+        "SUCCESS means no NmrClientDetachProviderComplete"
+    );
     assert!(world.cleanup());
     world.assert_finished();
     client.platform().assert_clean();
     let trace = lines(&client, Level::Trace);
-    assert!(trace.iter().any(|l| l.contains("detach complete")), "{trace:?}");
+    assert!(
+        trace.iter().any(|l| l.contains("detach complete")),
+        "{trace:?}"
+    );
     assert!(trace.iter().any(|l| l.contains("cleanup")), "{trace:?}");
 }
 
@@ -52,7 +59,11 @@ fn detach_while_wsk_socket_pending_waits_then_closes_the_new_socket() {
     assert_eq!(world.pending_count(), 0, "no close without a socket");
     world.succeed(open);
     let calls = world.calls();
-    assert_eq!(calls.last().map(std::string::String::as_str), Some("Close"), "closed, not bound: {calls:?}");
+    assert_eq!(
+        calls.last().map(std::string::String::as_str),
+        Some("Close"),
+        "closed, not bound: {calls:?}"
+    );
     assert_eq!(world.detach_completions(), 0);
     let close = world.take(|op| op.call == Call::Close).unwrap();
     world.succeed(close);
@@ -71,7 +82,10 @@ fn detach_while_bind_pending_closes_at_once() {
     let open = world.take(|op| matches!(op.call, Call::Open(_))).unwrap();
     world.succeed(open);
     assert_eq!(world.detach(), NtStatus::PENDING);
-    assert!(world.pending().iter().any(|op| op.call == Call::Close), "close issued with bind pending");
+    assert!(
+        world.pending().iter().any(|op| op.call == Call::Close),
+        "close issued with bind pending"
+    );
     world.drain();
     assert_eq!(world.detach_completions(), 1);
     assert_eq!(client.stats().snapshot().listeners_open, 0);
@@ -84,17 +98,24 @@ fn detach_while_bind_pending_closes_at_once() {
 /// pending, and (for the first) a send pending too.
 fn busy(
     connections: usize,
-) -> (std::sync::Arc<World>, std::boxed::Box<crate::core::client::Client<crate::core::testing::provider::TestProvider>>) {
+) -> (
+    std::sync::Arc<World>,
+    std::boxed::Box<crate::core::client::Client<crate::core::testing::provider::TestProvider>>,
+) {
     let world = World::new(Mode::Pending);
     let client = client(config(&["127.0.0.1:7", "[::1]:7"], 16, 512));
     attach_and_listen(&world, &client);
     let listeners = world.listeners();
     for i in 0..connections {
-        world.accept(listeners[i % 2], Some("10.0.0.1:5000".parse().unwrap())).expect("accepted");
+        world
+            .accept(listeners[i % 2], Some("10.0.0.1:5000".parse().unwrap()))
+            .expect("accepted");
     }
     if connections > 0 {
         let io = world.connection_ios()[0];
-        let receive = world.take_on(io, |c| matches!(c, Call::Receive(_))).unwrap();
+        let receive = world
+            .take_on(io, |c| matches!(c, Call::Receive(_)))
+            .unwrap();
         world.deliver(receive, b"hello");
     }
     (world, client)
@@ -108,7 +129,12 @@ fn complete_in_order(world: &World, mut pick: impl FnMut(usize) -> usize) {
         if pending.is_empty() {
             break;
         }
-        assert_eq!(world.detach_completions(), 0, "detach completed with {} operation(s) pending", pending.len());
+        assert_eq!(
+            world.detach_completions(),
+            0,
+            "detach completed with {} operation(s) pending",
+            pending.len()
+        );
         let op = pending[pick(pending.len()) % pending.len()].clone();
         let op = world.take(|p| p.io == op.io && p.call == op.call).unwrap();
         let completion = op.call.cancelled();
@@ -121,7 +147,14 @@ fn complete_in_order(world: &World, mut pick: impl FnMut(usize) -> usize) {
 fn detach_with_one_call_in_flight() {
     let (world, client) = busy(0);
     assert_eq!(world.detach(), NtStatus::PENDING);
-    assert_eq!(world.pending().iter().filter(|op| op.call == Call::Close).count(), 2);
+    assert_eq!(
+        world
+            .pending()
+            .iter()
+            .filter(|op| op.call == Call::Close)
+            .count(),
+        2
+    );
     complete_in_order(&world, |_| 0);
     assert!(world.cleanup());
     world.assert_finished();
@@ -132,11 +165,22 @@ fn detach_with_one_call_in_flight() {
 fn detach_with_many_calls_in_flight_in_many_orders() {
     for seed in 0..40_u32 {
         let (world, client) = busy(5);
-        assert_eq!(world.pending().iter().filter(|op| matches!(op.call, Call::Send(_))).count(), 1);
+        assert_eq!(
+            world
+                .pending()
+                .iter()
+                .filter(|op| matches!(op.call, Call::Send(_)))
+                .count(),
+            1
+        );
         let calls_before = world.calls().len();
         assert_eq!(world.detach(), NtStatus::PENDING);
         let new_calls: Vec<_> = world.calls().into_iter().skip(calls_before).collect();
-        assert_eq!(new_calls.len(), 7, "exactly one close per socket: {new_calls:?}");
+        assert_eq!(
+            new_calls.len(),
+            7,
+            "exactly one close per socket: {new_calls:?}"
+        );
         assert!(new_calls.iter().all(|c| c == "Close"), "{new_calls:?}");
         let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         complete_in_order(&world, |_| {
@@ -146,12 +190,18 @@ fn detach_with_many_calls_in_flight_in_many_orders() {
             state as usize
         });
         let tail = world.calls();
-        assert_eq!(tail.last().map(std::string::String::as_str), Some("detach_complete"));
+        assert_eq!(
+            tail.last().map(std::string::String::as_str),
+            Some("detach_complete")
+        );
         assert!(world.cleanup());
         world.assert_finished();
         client.platform().assert_clean();
         let stats = client.stats().snapshot();
-        assert_eq!((stats.active, stats.listeners_open, stats.accepted), (0, 0, 5));
+        assert_eq!(
+            (stats.active, stats.listeners_open, stats.accepted),
+            (0, 0, 5)
+        );
     }
 }
 
@@ -177,9 +227,16 @@ fn new_calls_during_detach_are_refused() {
     assert_eq!(world.detach(), NtStatus::PENDING);
     // An accept event racing the detach: refused, no call made.
     let calls = world.calls().len();
-    assert_eq!(world.accept(listener, None), Err(NtStatus::REQUEST_NOT_ACCEPTED));
+    assert_eq!(
+        world.accept(listener, None),
+        Err(NtStatus::REQUEST_NOT_ACCEPTED)
+    );
     assert_eq!(client.stats().snapshot().refused, 1);
-    assert_eq!(world.calls().len(), calls + 1, "only the accept event itself");
+    assert_eq!(
+        world.calls().len(),
+        calls + 1,
+        "only the accept event itself"
+    );
     // A receive completing with data during the detach: no new receive or send.
     let io = world.connection_ios()[0];
     let receive = world.take_on(io, |c| matches!(c, Call::Receive(_)));
@@ -187,7 +244,11 @@ fn new_calls_during_detach_are_refused() {
         world.deliver(receive, b"late");
     }
     assert!(
-        world.calls().iter().skip(calls + 1).all(|c| !c.starts_with("Receive") && !c.starts_with("Send")),
+        world
+            .calls()
+            .iter()
+            .skip(calls + 1)
+            .all(|c| !c.starts_with("Receive") && !c.starts_with("Send")),
         "{:?}",
         world.calls()
     );
@@ -195,7 +256,11 @@ fn new_calls_during_detach_are_refused() {
     assert_eq!(world.detach_completions(), 1);
     let calls_at_completion = world.calls().len();
     assert!(world.cleanup());
-    assert_eq!(world.calls().len(), calls_at_completion, "no call after the detach completed");
+    assert_eq!(
+        world.calls().len(),
+        calls_at_completion,
+        "no call after the detach completed"
+    );
     world.assert_finished();
     client.platform().assert_clean();
 }
@@ -249,15 +314,29 @@ fn accept_refused_beyond_max_connections_and_admitted_again_after_a_close() {
     let listener = world.listeners()[0];
     assert!(world.accept(listener, None).is_ok());
     assert!(world.accept(listener, None).is_ok());
-    assert_eq!(world.accept(listener, None), Err(NtStatus::REQUEST_NOT_ACCEPTED));
+    assert_eq!(
+        world.accept(listener, None),
+        Err(NtStatus::REQUEST_NOT_ACCEPTED)
+    );
     let stats = client.stats().snapshot();
     assert_eq!((stats.accepted, stats.refused, stats.active), (2, 1, 2));
-    assert!(lines(&client, Level::Warning).iter().any(|l| l.contains("MaxConnections (2)")));
+    assert!(
+        lines(&client, Level::Warning)
+            .iter()
+            .any(|l| l.contains("MaxConnections (2)"))
+    );
     // One connection ends (reset): its slot is free again.
     let io = world.connection_ios()[0];
-    let receive = world.take_on(io, |c| matches!(c, Call::Receive(_))).unwrap();
-    world.complete(receive, Completion::Received(Err(NtStatus::CONNECTION_RESET)));
-    let close = world.take_on(io, |c| *c == Call::Close).expect("reset closes");
+    let receive = world
+        .take_on(io, |c| matches!(c, Call::Receive(_)))
+        .unwrap();
+    world.complete(
+        receive,
+        Completion::Received(Err(NtStatus::CONNECTION_RESET)),
+    );
+    let close = world
+        .take_on(io, |c| *c == Call::Close)
+        .expect("reset closes");
     world.succeed(close);
     assert_eq!(client.stats().snapshot().active, 1);
     assert!(world.accept(listener, None).is_ok());
@@ -269,9 +348,15 @@ fn accept_allocation_failures_are_refused_and_leave_nothing() {
     let (world, client) = one_listener(4, 512);
     let listener = world.listeners()[0];
     client.platform().fail_allocation_after(0);
-    assert_eq!(world.accept(listener, None), Err(NtStatus::REQUEST_NOT_ACCEPTED));
+    assert_eq!(
+        world.accept(listener, None),
+        Err(NtStatus::REQUEST_NOT_ACCEPTED)
+    );
     world.fail_socket_io(Some(NtStatus::INSUFFICIENT_RESOURCES));
-    assert_eq!(world.accept(listener, None), Err(NtStatus::REQUEST_NOT_ACCEPTED));
+    assert_eq!(
+        world.accept(listener, None),
+        Err(NtStatus::REQUEST_NOT_ACCEPTED)
+    );
     world.fail_socket_io(None);
     let stats = client.stats().snapshot();
     assert_eq!((stats.refused, stats.failures, stats.active), (2, 2, 0));
@@ -318,7 +403,10 @@ fn threads_accepting_and_completing_while_detach_runs() {
         if status == NtStatus::PENDING {
             world.drain();
         }
-        assert_eq!(world.detach_completions() + usize::from(status == NtStatus::SUCCESS), 1);
+        assert_eq!(
+            world.detach_completions() + usize::from(status == NtStatus::SUCCESS),
+            1
+        );
         assert!(world.cleanup());
         world.assert_finished();
         client.platform().assert_clean();

@@ -15,7 +15,9 @@ use crate::core::{
 /// Accepts one connection on the only listener; returns its I/O index.
 fn connect(world: &World) -> usize {
     let listener = world.listeners()[0];
-    world.accept(listener, Some("192.0.2.1:4000".parse().unwrap())).expect("accepted");
+    world
+        .accept(listener, Some("192.0.2.1:4000".parse().unwrap()))
+        .expect("accepted");
     *world.connection_ios().last().unwrap()
 }
 
@@ -33,7 +35,11 @@ fn accepted_connection_posts_its_first_receive_over_the_whole_buffer() {
     let io = connect(&world);
     let receive = take_receive(&world, io).expect("first receive posted in the accept event");
     assert_eq!(receive.call, Call::Receive(0..512));
-    assert!(lines(&client, Level::Info).iter().any(|l| l.contains("192.0.2.1:4000") && l.contains("accepted")));
+    assert!(
+        lines(&client, Level::Info)
+            .iter()
+            .any(|l| l.contains("192.0.2.1:4000") && l.contains("accepted"))
+    );
     world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
     world.drain();
     finish(&world, &client);
@@ -58,7 +64,9 @@ fn bytes_come_back_in_order_across_wraparound_with_partial_sends() {
             fed += world.deliver(receive, &input[fed..end]);
         }
         if let Some(send) = take_send(&world, io) {
-            let Call::Send(range) = send.call.clone() else { unreachable!() };
+            let Call::Send(range) = send.call.clone() else {
+                unreachable!()
+            };
             let n = 1 + step * 53 % range.len(); // partial sends
             echoed.extend(world.send_bytes(&send, n));
             world.complete(send, Completion::Sent(Ok(n)));
@@ -78,12 +86,19 @@ fn full_buffer_stops_receiving_until_a_send_completes() {
     let io = connect(&world);
     let receive = take_receive(&world, io).unwrap();
     assert_eq!(world.deliver(receive, &[1; 512]), 512);
-    assert!(take_receive(&world, io).is_none(), "ring full: no receive (backpressure)");
+    assert!(
+        take_receive(&world, io).is_none(),
+        "ring full: no receive (backpressure)"
+    );
     let send = take_send(&world, io).expect("echo the full buffer");
     assert_eq!(send.call, Call::Send(0..512));
     world.complete(send, Completion::Sent(Ok(100)));
     let receive = take_receive(&world, io).expect("room again");
-    assert_eq!(receive.call, Call::Receive(0..100), "only the freed bytes: in flight stays <= BufferSize");
+    assert_eq!(
+        receive.call,
+        Call::Receive(0..100),
+        "only the freed bytes: in flight stays <= BufferSize"
+    );
     let send = take_send(&world, io).expect("rest of the data");
     assert_eq!(send.call, Call::Send(100..512));
     world.succeed(send);
@@ -103,15 +118,30 @@ fn fin_finishes_pending_sends_then_disconnects_then_closes() {
     let receive = take_receive(&world, io).unwrap();
     world.complete(receive, Completion::Received(Ok(0))); // FIN
     assert!(take_receive(&world, io).is_none(), "no receive after FIN");
-    assert!(world.pending().iter().all(|op| op.call != Call::Disconnect), "sends first");
+    assert!(
+        world.pending().iter().all(|op| op.call != Call::Disconnect),
+        "sends first"
+    );
     world.complete(send, Completion::Sent(Ok(3)));
-    let disconnect = world.take_on(io, |c| *c == Call::Disconnect).expect("graceful disconnect");
+    let disconnect = world
+        .take_on(io, |c| *c == Call::Disconnect)
+        .expect("graceful disconnect");
     world.succeed(disconnect);
-    let close = world.take_on(io, |c| *c == Call::Close).expect("then close");
+    let close = world
+        .take_on(io, |c| *c == Call::Close)
+        .expect("then close");
     world.succeed(close);
     assert_eq!(client.stats().snapshot().active, 0);
-    assert_eq!(client.platform().live_with_tag(CONNECTION_TAG), 0, "connection freed");
-    assert!(lines(&client, Level::Info).iter().any(|l| l.contains("closed gracefully")));
+    assert_eq!(
+        client.platform().live_with_tag(CONNECTION_TAG),
+        0,
+        "connection freed"
+    );
+    assert!(
+        lines(&client, Level::Info)
+            .iter()
+            .any(|l| l.contains("closed gracefully"))
+    );
     finish(&world, &client);
 }
 
@@ -124,8 +154,17 @@ fn errors_and_resets_close_abortively() {
     world.deliver(receive, b"abc");
     let send = take_send(&world, io).unwrap();
     let receive = take_receive(&world, io).unwrap();
-    world.complete(receive, Completion::Received(Err(NtStatus::CONNECTION_RESET)));
-    assert!(world.pending().iter().any(|op| op.io == io && op.call == Call::Close), "close while send pending");
+    world.complete(
+        receive,
+        Completion::Received(Err(NtStatus::CONNECTION_RESET)),
+    );
+    assert!(
+        world
+            .pending()
+            .iter()
+            .any(|op| op.io == io && op.call == Call::Close),
+        "close while send pending"
+    );
     world.complete(send, Completion::Sent(Err(NtStatus::CANCELLED)));
     let close = world.take_on(io, |c| *c == Call::Close).unwrap();
     world.succeed(close);
@@ -141,11 +180,22 @@ fn errors_and_resets_close_abortively() {
     let receive = take_receive(&world, io).unwrap();
     world.complete(receive, Completion::Received(Ok(0)));
     let disconnect = world.take_on(io, |c| *c == Call::Disconnect).unwrap();
-    world.complete(disconnect, Completion::Disconnected(Err(NtStatus::CONNECTION_RESET)));
+    world.complete(
+        disconnect,
+        Completion::Disconnected(Err(NtStatus::CONNECTION_RESET)),
+    );
     world.drain();
     let stats = client.stats().snapshot();
-    assert_eq!((stats.active, stats.failures), (0, 0), "peer errors are not driver failures");
-    assert!(lines(&client, Level::Info).iter().any(|l| l.contains("0xC000020D")));
+    assert_eq!(
+        (stats.active, stats.failures),
+        (0, 0),
+        "peer errors are not driver failures"
+    );
+    assert!(
+        lines(&client, Level::Info)
+            .iter()
+            .any(|l| l.contains("0xC000020D"))
+    );
     finish(&world, &client);
 }
 
@@ -171,7 +221,11 @@ fn completions_reporting_more_than_asked_are_errors_not_panics() {
     world.drain();
     assert_eq!(client.stats().snapshot().failures, 3);
     assert_eq!(client.stats().snapshot().bytes_echoed, 0);
-    assert!(lines(&client, Level::Error).iter().any(|l| l.contains("Overrun")));
+    assert!(
+        lines(&client, Level::Error)
+            .iter()
+            .any(|l| l.contains("Overrun"))
+    );
     finish(&world, &client);
 }
 
@@ -188,7 +242,11 @@ fn steady_state_echo_allocates_nothing() {
         let send = take_send(&world, io).expect("send");
         world.succeed(send);
     }
-    assert_eq!(client.platform().allocations(), allocations, "echo allocated memory");
+    assert_eq!(
+        client.platform().allocations(),
+        allocations,
+        "echo allocated memory"
+    );
     assert!(delivered > 7000);
     assert_eq!(client.stats().snapshot().bytes_echoed, delivered as u64);
     finish(&world, &client);

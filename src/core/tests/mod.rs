@@ -20,14 +20,20 @@ use crate::core::{
 /// A configuration with `endpoints`, `max_connections` and `buffer_size`.
 fn config(endpoints: &[&str], max_connections: u32, buffer_size: u32) -> Config {
     let mut b = ConfigBuilder::new();
-    b.set_listen_addresses(endpoints.iter().copied()).expect("endpoints");
-    b.set_dword(ValueName::MaxConnections, max_connections).expect("MaxConnections");
-    b.set_dword(ValueName::BufferSize, buffer_size).expect("BufferSize");
+    b.set_listen_addresses(endpoints.iter().copied())
+        .expect("endpoints");
+    b.set_dword(ValueName::MaxConnections, max_connections)
+        .expect("MaxConnections");
+    b.set_dword(ValueName::BufferSize, buffer_size)
+        .expect("BufferSize");
     b.build()
 }
 
 /// A world and a client with one listener on 127.0.0.1:7, attached, listener open.
-fn one_listener(max_connections: u32, buffer_size: u32) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
+fn one_listener(
+    max_connections: u32,
+    buffer_size: u32,
+) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
     let world = World::new(Mode::Pending);
     let client = client(config(&["127.0.0.1:7"], max_connections, buffer_size));
     attach_and_listen(&world, &client);
@@ -51,7 +57,13 @@ fn complete_setup(world: &World) {
 
 /// Log lines at `level`.
 fn lines(client: &Client<TestProvider>, level: Level) -> Vec<String> {
-    client.platform().logs().into_iter().filter(|(l, _)| *l == level).map(|(_, s)| s).collect()
+    client
+        .platform()
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == level)
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// Detaches, drains every pending operation, cleans up; checks the whole contract.
