@@ -147,11 +147,12 @@ impl<P: Provider> Binding<P> {
             Stats::bump(&client.stats().failures);
             return;
         }
+        log_trace!(client.platform(), "listener {local}: opening");
         // SAFETY: attach holds a binding reference; the slot is reserved.
         let result =
             unsafe { Socket::install(this, index, SocketKind::Listener, local, None, None) };
         match result {
-            Ok(_) => log_trace!(client.platform(), "listener {local}: opening"),
+            Ok(_) => {}
             Err(InstallError::Detaching) => {
                 log_trace!(client.platform(), "listener {local}: not opened, detaching");
             }

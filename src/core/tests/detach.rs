@@ -412,3 +412,31 @@ fn threads_accepting_and_completing_while_detach_runs() {
         client.platform().assert_clean();
     }
 }
+
+#[test]
+fn one_trace_line_per_lifecycle_step_in_order() {
+    let (world, client) = one_listener(4, 512);
+    assert_eq!(world.detach(), NtStatus::PENDING);
+    world.drain();
+    assert!(world.cleanup());
+    let trace = lines(&client, Level::Trace);
+    let steps = [
+        "attached to the WSK subsystem",
+        "listener 127.0.0.1:7: opening",
+        "listener 127.0.0.1:7: listening",
+        "detach: closing every socket",
+        "listener 127.0.0.1:7: closed",
+        "detach complete: NmrClientDetachProviderComplete",
+        "cleanup: binding freed",
+    ];
+    let mut position = 0;
+    for step in steps {
+        let found = trace.iter().skip(position).position(|l| l.contains(step));
+        let Some(offset) = found else {
+            panic!("missing or out of order: {step:?} in {trace:#?}");
+        };
+        position += offset + 1;
+    }
+    world.assert_finished();
+    client.platform().assert_clean();
+}
