@@ -6,6 +6,8 @@
 //! looks for that text when it checks that the known bug is caught.
 
 pub mod platform;
+pub mod scenario;
+pub mod wsk;
 
 use std::fmt;
 
@@ -23,21 +25,74 @@ pub fn violated(what: fmt::Arguments<'_>) -> ! {
 }
 
 /// Checks `model` over all interleavings within the preemption bound (`LOOM_MAX_PREEMPTIONS`,
-/// default [`DEFAULT_PREEMPTIONS`]).
-pub fn check(model: impl Fn() + Sync + Send + 'static) {
+/// default [`DEFAULT_PREEMPTIONS`]). Returns the number of executions explored.
+pub fn check(model: impl Fn() + Sync + Send + 'static) -> usize {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
     }
     builder.max_branches = builder.max_branches.max(MAX_BRANCHES);
-    builder.check(model);
+    run(&builder, model)
+}
+
+/// Runs the model, counting executions, and prints the count.
+fn run(builder: &loom::model::Builder, model: impl Fn() + Sync + Send + 'static) -> usize {
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&executions);
+    let start = std::time::Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        model();
+    });
+    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+    let bound = builder.preemption_bound.map_or_else(|| "none".to_owned(), |b| b.to_string());
+    println!("loom: {executions} executions (preemption bound {bound}) in {:.1?}", start.elapsed());
+    executions
 }
 
 /// Checks `model` over every interleaving (no preemption bound): for the small models of the
 /// primitives alone.
-pub fn check_exhaustive(model: impl Fn() + Sync + Send + 'static) {
+pub fn check_exhaustive(model: impl Fn() + Sync + Send + 'static) -> usize {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = None;
     builder.max_branches = builder.max_branches.max(MAX_BRANCHES);
-    builder.check(model);
+    run(&builder, model)
+}
+
+/// A loom cell without data, used only for loom's causality checks: [`Causality::read`] and
+/// [`Causality::write`] record an access; loom fails the model when a write is not ordered
+/// (happens-before) after every earlier access, or a read after the last write.
+#[derive(Debug)]
+pub struct Causality(loom::cell::UnsafeCell<()>);
+
+// SAFETY: the cell holds no data; the accesses only record causality for loom, which runs the
+// model's threads one at a time.
+unsafe impl Sync for Causality {}
+// SAFETY: as above.
+unsafe impl Send for Causality {}
+
+impl Causality {
+    /// A cell created by the current thread.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(loom::cell::UnsafeCell::new(()))
+    }
+
+    /// Records a shared access.
+    #[track_caller]
+    pub fn read(&self) {
+        self.0.with(|_| ());
+    }
+
+    /// Records an exclusive access.
+    #[track_caller]
+    pub fn write(&self) {
+        self.0.with_mut(|_| ());
+    }
+}
+
+impl Default for Causality {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -1,0 +1,188 @@
+//! The starting point of the models: a client with one attached binding, its listener
+//! listening and some connections accepted, each with its first receive pending — built on
+//! the model's main thread before any other thread exists, so it costs no interleavings.
+
+use std::{
+    alloc::{self, Layout},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    ptr::NonNull,
+    sync::Arc,
+};
+
+use wskecho::core::{
+    client::Client,
+    config::{Config, ConfigBuilder, MIN_BUFFER_SIZE, ValueName},
+    status::NtStatus,
+    wsk_version::{WSK_VERSION_1_0, WskVersionRange},
+};
+
+use crate::loom_common::{
+    platform::POISON,
+    violated,
+    wsk::{Call, Pending, TestProvider, World},
+};
+
+/// The port the model listener listens on.
+const PORT: u16 = 40007;
+
+/// The WSK versions the model provider supports.
+pub const WSK_VERSIONS: WskVersionRange = WskVersionRange { highest: WSK_VERSION_1_0, lowest: WSK_VERSION_1_0 };
+
+/// One listener on 127.0.0.1, room for `max_connections`, the smallest echo buffer.
+#[must_use]
+pub fn config(max_connections: usize) -> Config {
+    let mut builder = ConfigBuilder::new();
+    let max = u32::try_from(max_connections.max(1)).unwrap_or(1);
+    let result = builder
+        .set_listen_addresses(["127.0.0.1:40007"])
+        .and_then(|()| builder.set_dword(ValueName::MaxConnections, max))
+        .and_then(|()| builder.set_dword(ValueName::BufferSize, MIN_BUFFER_SIZE));
+    if let Err(error) = result {
+        violated(format_args!("model configuration rejected: {error:?}"));
+    }
+    builder.build()
+}
+
+/// The client as the driver's global state: it lives until Unload, then is dropped and its
+/// memory poisoned (and kept until the execution ends), so that core code still touching it
+/// after Unload returned trips loom, as it would crash a real system once the image is gone.
+pub struct DriverGlobals {
+    client: NonNull<Client<TestProvider>>,
+    unloaded: bool,
+}
+
+// SAFETY: only the model's main thread uses the holder; the client itself is shared with core
+// code on other threads through the binding, as in the driver.
+unsafe impl Send for DriverGlobals {}
+// SAFETY: as above.
+unsafe impl Sync for DriverGlobals {}
+
+impl DriverGlobals {
+    fn new(client: Client<TestProvider>) -> Self {
+        Self { client: NonNull::from(Box::leak(Box::new(client))), unloaded: false }
+    }
+
+    /// The client; fails the model after [`DriverGlobals::unload`].
+    #[must_use]
+    pub fn get(&self) -> &Client<TestProvider> {
+        if self.unloaded {
+            violated(format_args!("the model used the client after Unload"));
+        }
+        // SAFETY: not unloaded, so the client is live; it never moves.
+        unsafe { self.client.as_ref() }
+    }
+
+    /// Unload returns: drops the client and poisons its memory.
+    pub fn unload(&mut self) {
+        if std::mem::replace(&mut self.unloaded, true) {
+            return;
+        }
+        // SAFETY: the client is live (not unloaded before) and not used after this.
+        unsafe { self.client.as_ptr().drop_in_place() };
+        // SAFETY: the memory is the client's own allocation, now dead.
+        unsafe { self.client.as_ptr().cast::<u8>().write_bytes(POISON, size_of::<Client<TestProvider>>()) };
+    }
+}
+
+impl Drop for DriverGlobals {
+    fn drop(&mut self) {
+        self.unload();
+        // SAFETY: allocated by `Box::new` with this layout, dropped in place by `unload`.
+        unsafe { alloc::dealloc(self.client.as_ptr().cast(), Layout::new::<Client<TestProvider>>()) };
+    }
+}
+
+/// A client attached to the model WSK.
+pub struct Scenario {
+    /// The model WSK and NMR.
+    pub world: Arc<World>,
+    /// The client (Unload's global state).
+    pub client: DriverGlobals,
+    /// The listener's I/O id in the model WSK.
+    pub listener: usize,
+    /// The I/O ids of the accepted connections.
+    pub connections: Vec<usize>,
+}
+
+impl Scenario {
+    /// Attaches, brings the listener up and accepts `connections` connections; each ends with
+    /// its first receive pending.
+    #[must_use]
+    pub fn new(connections: usize) -> Self {
+        let world = World::new();
+        let client = DriverGlobals::new(Client::new(config(connections + 1), world.platform.clone()));
+        let attaching = Arc::clone(&world);
+        // SAFETY: the client never moves, and is dropped only by `unload`, after every binding
+        // is gone.
+        let status = unsafe {
+            client.get().attach_provider(WSK_VERSIONS, move |binding| {
+                attaching.attached(binding.as_context());
+                Ok(attaching.provider())
+            })
+        };
+        if status != NtStatus::SUCCESS {
+            violated(format_args!("attach returned {status}"));
+        }
+        let open = take_expected(&world, |p| p.call == Call::Open, "open_listener");
+        let listener = open.io;
+        world.succeed(open);
+        let bind = take_expected(&world, |p| p.call == Call::Bind, "bind");
+        world.succeed(bind);
+        let mut scenario = Self { world, client, listener, connections: Vec::new() };
+        for _ in 0..connections {
+            match scenario.world.accept(listener) {
+                Some(Ok(io)) => scenario.connections.push(io),
+                other => violated(format_args!("connection refused before any detach: {other:?}")),
+            }
+        }
+        for &io in &scenario.connections {
+            let receives = scenario.world.pending().iter().filter(|p| p.io == io && matches!(p.call, Call::Receive(_))).count();
+            if receives != 1 {
+                violated(format_args!("a new connection has {receives} receives pending, not 1"));
+            }
+        }
+        scenario
+    }
+}
+
+/// Takes the one pending operation `filter` accepts, or fails the model.
+fn take_expected(world: &World, filter: impl Fn(&Pending) -> bool, what: &str) -> Pending {
+    world.take(filter).unwrap_or_else(|| violated(format_args!("{what} was not called: pending {:?}", world.pending())))
+}
+
+/// A remote address for accepted connections.
+#[must_use]
+pub const fn remote() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 50000))
+}
+
+/// The listen address.
+#[must_use]
+pub const fn local() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT))
+}
+
+impl Scenario {
+    /// Unload, after the detach: waits until cleanup reported that no binding is live, as
+    /// the driver's Unload does after `NmrWaitForClientDeregisterComplete`, checks the count,
+    /// then drops the client. Does nothing the second time.
+    pub fn unload(&mut self) {
+        if self.client.unloaded {
+            return;
+        }
+        self.world.wait_unloadable();
+        let live = self.client.get().live_bindings();
+        if live != 0 {
+            violated(format_args!("cleanup reported the last binding gone, but {live} are live"));
+        }
+        self.client.unload();
+    }
+
+    /// The end of every model: WSK completes what is left, Unload runs, and every check of
+    /// [`World::assert_finished`] must hold.
+    pub fn finish(mut self) {
+        self.world.drain();
+        self.unload();
+        self.world.assert_finished();
+    }
+}

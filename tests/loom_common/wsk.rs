@@ -1,0 +1,751 @@
+//! The WSK subsystem and NMR as a loom model sees them: a [`Provider`] that records every call
+//! and checks the contract of `provider.rs` on each, pending operations that model threads
+//! complete, and a minimal NMR (who calls detach, when cleanup runs).
+//!
+//! What is checked, and how:
+//! * *Timing* (a call into WSK after the detach completed; `close` while a call on that socket
+//!   is executing; two calls executing on one socket; detach completed twice or while a call is
+//!   executing; cleanup twice or before the detach completed): logical state under a `std`
+//!   mutex, checked on every call. Each call contains one loom scheduling point, so other
+//!   threads can run while it is executing.
+//! * *Memory ordering*: loom cells ([`Causality`]). Every call reads the binding's cell when it
+//!   returns and the detach completion writes it, so loom reports a causality violation unless
+//!   the completion happens after every return. Every call on a socket writes the socket's cell
+//!   on entry and on return, and so do `close` and dropping the socket's I/O resources: calls on
+//!   one socket must be ordered, and the free must come after all of them.
+//!
+//! The bookkeeping itself (a `std` mutex and `std` `Arc`s) is invisible to loom: it adds neither
+//! scheduling points nor happens-before edges, so it cannot hide a missing edge in the core.
+//! (Hence the rule: no loom operation while the `std` mutex is held — loom switches threads
+//! only at its own operations, and all model threads share one OS thread.) The
+//! happens-before edges real WSK and NMR provide are modelled explicitly: a request handed
+//! over to WSK and its completion (`irps`), and NMR's events (`Notify`).
+
+use std::{
+    net::SocketAddr,
+    ops::Range,
+    ptr::NonNull,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use loom::{
+    sync::{
+        Notify,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread,
+};
+use wskecho::core::{
+    provider::{Completion, OpKind, Provider, SocketKind},
+    socket::SocketRef,
+    status::NtStatus,
+};
+
+use crate::loom_common::{Causality, platform::LoomPlatform, violated};
+
+/// Socket I/Os a model may create (listener, connections, refused connections).
+const MAX_IOS: usize = 8;
+/// Number of [`OpKind`]s.
+const OP_KINDS: usize = 5;
+
+const fn op_index(kind: OpKind) -> usize {
+    match kind {
+        OpKind::Setup => 0,
+        OpKind::Receive => 1,
+        OpKind::Send => 2,
+        OpKind::Disconnect => 3,
+        OpKind::Close => 4,
+    }
+}
+
+/// A socket handle handed out by the model WSK (an index into its socket table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestSocket(pub usize);
+
+/// What a pending operation will complete with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `open_listener` → [`Completion::Created`].
+    Open,
+    /// `bind` → [`Completion::Bound`].
+    Bind,
+    /// `receive` of this many bytes at most → [`Completion::Received`].
+    Receive(usize),
+    /// `send` of this many bytes → [`Completion::Sent`].
+    Send(usize),
+    /// `disconnect` → [`Completion::Disconnected`].
+    Disconnect,
+    /// `close` → [`Completion::Closed`].
+    Close,
+}
+
+impl Call {
+    const fn kind(self) -> OpKind {
+        match self {
+            Self::Open | Self::Bind => OpKind::Setup,
+            Self::Receive(_) => OpKind::Receive,
+            Self::Send(_) => OpKind::Send,
+            Self::Disconnect => OpKind::Disconnect,
+            Self::Close => OpKind::Close,
+        }
+    }
+
+    /// The completion reporting that the operation was cancelled by a close.
+    const fn cancelled(self) -> Completion<TestSocket> {
+        let status = NtStatus::CANCELLED;
+        match self {
+            Self::Open => Completion::Created(Err(status)),
+            Self::Bind => Completion::Bound(Err(status)),
+            Self::Receive(_) => Completion::Received(Err(status)),
+            Self::Send(_) => Completion::Sent(Err(status)),
+            Self::Disconnect => Completion::Disconnected(Err(status)),
+            Self::Close => Completion::Closed,
+        }
+    }
+}
+
+/// An operation the model WSK accepted and has not completed yet.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    /// The `SocketIo` it was issued with.
+    pub io: usize,
+    /// The socket it was issued on (`None` for `open_listener`).
+    pub socket: Option<TestSocket>,
+    /// What it was.
+    pub call: Call,
+    token: SocketRef<TestProvider>,
+    /// The request as handed to WSK (index into `World::irps`).
+    irp: usize,
+}
+
+// SAFETY: the token is an opaque context pointer; the core's contract is that it may be
+// completed from any thread (provider.rs).
+unsafe impl Send for Pending {}
+
+#[derive(Debug)]
+struct IoRecord {
+    kind: SocketKind,
+    socket: Option<TestSocket>,
+    outstanding: Vec<OpKind>,
+    executing: bool,
+    close_issued: bool,
+    closed: bool,
+    dropped: bool,
+    /// The core's token for this socket (from the first call made with it).
+    token: Option<SocketRef<TestProvider>>,
+    /// Event callbacks (accept) running on this socket.
+    callbacks: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ios: Vec<IoRecord>,
+    sockets: usize,
+    pending: Vec<Pending>,
+    /// Calls into WSK currently executing (entered, not returned), over all sockets.
+    executing: usize,
+    calls: usize,
+    accept_events_enabled: bool,
+    /// The binding context the core attached with (0 before the attach).
+    binding: usize,
+    detach_calls: usize,
+    detach_status: Option<NtStatus>,
+    detach_completions: usize,
+    cleanups: usize,
+    /// What the last cleanup returned ("no binding is live any more").
+    last_cleanup: Option<bool>,
+    providers: usize,
+    providers_dropped: usize,
+    /// Connection sockets the core took in the accept event (it must close them).
+    accepted: Vec<TestSocket>,
+}
+
+/// The model world: the WSK subsystem and the NMR of one execution.
+#[derive(Debug)]
+pub struct World {
+    state: Mutex<State>,
+    /// Read by every call when it returns, written when the detach completes.
+    calls_returned: Causality,
+    /// The requests handed to WSK, one per (socket I/O, operation kind): the call releases,
+    /// the completion acquires, so a completion happens after everything the core did before
+    /// making the call — as an IRP's completion routine does — and nothing more. Created with
+    /// the world, before any model thread, as loom requires of shared atomics.
+    irps: Vec<AtomicUsize>,
+    /// Touched inside every call so that other threads can run while it is executing. Relaxed:
+    /// a scheduling point that adds no happens-before edge.
+    schedule: AtomicUsize,
+    /// Set (release) once the client's detach is complete, for loom-aware waits.
+    detached: AtomicBool,
+    /// Wakes the WSK thread ([`spawn_wsk`]): a close was issued, or the detach completed.
+    wsk_work: Notify,
+    /// Wakes the thread in `NmrWaitForClientDeregisterComplete`: the detach completed.
+    detach_event: Notify,
+    /// Set (release) when cleanup reported that no binding is live any more.
+    unloadable: AtomicBool,
+    /// Wakes Unload waiting for [`World::unloadable`].
+    unload_event: Notify,
+    /// NMR's "detach started" for the one binding: whichever side deregisters first calls
+    /// `ClientDetachProvider`, the other does nothing (NMR serializes this internally).
+    detach_started: AtomicBool,
+    /// Run cleanup on the thread waiting in `NmrWaitForClientDeregisterComplete` instead of
+    /// on the thread that completed the detach.
+    deferred_cleanup: std::sync::atomic::AtomicBool,
+    /// The pool the core allocates from.
+    pub platform: LoomPlatform,
+}
+
+impl World {
+    /// A fresh world for one execution.
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::default(),
+            calls_returned: Causality::new(),
+            irps: (0..MAX_IOS * OP_KINDS).map(|_| AtomicUsize::new(0)).collect(),
+            schedule: AtomicUsize::new(0),
+            detached: AtomicBool::new(false),
+            wsk_work: Notify::new(),
+            detach_event: Notify::new(),
+            unloadable: AtomicBool::new(false),
+            unload_event: Notify::new(),
+            detach_started: AtomicBool::new(false),
+            deferred_cleanup: std::sync::atomic::AtomicBool::new(false),
+            platform: LoomPlatform::new(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A provider for the binding being attached.
+    #[must_use]
+    pub fn provider(self: &Arc<Self>) -> TestProvider {
+        self.state().providers += 1;
+        TestProvider { world: Arc::clone(self) }
+    }
+
+    /// Records the binding context the core attached with.
+    pub fn attached(&self, context: *mut ::core::ffi::c_void) {
+        self.state().binding = context as usize;
+    }
+
+    // ---- calls into WSK ----
+
+    fn enter(&self, io: Option<usize>, call: &str) {
+        let mut state = self.state();
+        if state.detach_completions > 0 || matches!(state.detach_status, Some(s) if s == NtStatus::SUCCESS) {
+            drop(state);
+            violated(format_args!("{call} called into WSK after the detach completed"));
+        }
+        state.executing += 1;
+        state.calls += 1;
+        if let Some(io) = io {
+            let record = &mut state.ios[io];
+            if record.executing {
+                drop(state);
+                violated(format_args!("{call} while another call on the socket is executing"));
+            }
+            if record.close_issued {
+                drop(state);
+                violated(format_args!("{call} on a socket after its close was issued"));
+            }
+            record.executing = true;
+        }
+    }
+
+    fn leave(&self, io: Option<usize>) {
+        let mut state = self.state();
+        state.executing -= 1;
+        if let Some(io) = io {
+            state.ios[io].executing = false;
+        }
+    }
+
+    /// One asynchronous call: enters, hands the request over (other threads may run from
+    /// here, while the call executes), records it as pending, lets other threads run again
+    /// (the operation may complete before the call returns), returns.
+    fn call(&self, io: &TestIo, socket: Option<TestSocket>, call: Call, token: SocketRef<TestProvider>) {
+        io.cell.write();
+        self.enter(Some(io.id), &format!("{call:?}"));
+        let irp = io.id * OP_KINDS + op_index(call.kind());
+        self.irps.get(irp).unwrap_or_else(|| violated(format_args!("model has more sockets than MAX_IOS"))).fetch_add(1, Ordering::Release);
+        {
+            let mut state = self.state();
+            let record = &mut state.ios[io.id];
+            match (record.socket, socket) {
+                (_, None) => {}
+                (None, Some(s)) => record.socket = Some(s),
+                (Some(bound), Some(s)) if bound == s => {}
+                (Some(bound), Some(s)) => {
+                    drop(state);
+                    violated(format_args!("{call:?} with socket {s:?} on the I/O of {bound:?}"));
+                }
+            }
+            let kind = call.kind();
+            if record.outstanding.contains(&kind) {
+                drop(state);
+                violated(format_args!("{call:?}: a {kind:?} operation is already outstanding"));
+            }
+            if call == Call::Close {
+                record.close_issued = true;
+            }
+            record.outstanding.push(kind);
+            record.token = Some(token);
+            state.pending.push(Pending { io: io.id, socket, call, token, irp });
+        }
+        if call == Call::Close {
+            self.wsk_work.notify();
+        }
+        self.schedule.fetch_add(1, Ordering::Relaxed);
+        self.leave(Some(io.id));
+        io.cell.write();
+        self.calls_returned.read();
+    }
+
+    // ---- WSK completing operations (model threads) ----
+
+    /// Removes and returns the first pending operation `filter` accepts.
+    pub fn take(&self, filter: impl Fn(&Pending) -> bool) -> Option<Pending> {
+        let mut state = self.state();
+        let index = state.pending.iter().position(|p| filter(p))?;
+        Some(state.pending.remove(index))
+    }
+
+    /// [`World::take`] with a filter that also sees the socket records.
+    fn take_with(&self, filter: impl Fn(&State, &Pending) -> bool) -> Option<Pending> {
+        let mut state = self.state();
+        let index = state.pending.iter().position(|p| filter(&state, p))?;
+        Some(state.pending.remove(index))
+    }
+
+    /// Pending operations (a snapshot).
+    #[must_use]
+    pub fn pending(&self) -> Vec<Pending> {
+        self.state().pending.clone()
+    }
+
+    /// Completes `op` (taken with [`World::take`]) with `completion`, as WSK completes an IRP.
+    pub fn complete(&self, op: Pending, completion: Completion<TestSocket>) {
+        if let Some(irp) = self.irps.get(op.irp) {
+            irp.fetch_add(1, Ordering::Acquire);
+        }
+        {
+            let mut state = self.state();
+            let record = &mut state.ios[op.io];
+            if record.dropped {
+                drop(state);
+                violated(format_args!("{:?} outstanding after its socket was freed", op.call));
+            }
+            if let Some(i) = record.outstanding.iter().position(|k| *k == op.call.kind()) {
+                record.outstanding.swap_remove(i);
+            }
+            if op.call == Call::Close {
+                record.closed = true;
+            }
+        }
+        // SAFETY: the token was given with this operation, which completes exactly once, here.
+        unsafe { op.token.complete(completion) };
+    }
+
+    /// Completes `op` successfully (listener setup, and I/O of the size asked for).
+    pub fn succeed(&self, op: Pending) {
+        let completion = match op.call {
+            Call::Open => {
+                let mut state = self.state();
+                state.sockets += 1;
+                Completion::Created(Ok(TestSocket(state.sockets)))
+            }
+            Call::Bind => Completion::Bound(Ok(())),
+            Call::Receive(n) => Completion::Received(Ok(n.min(4))),
+            Call::Send(n) => Completion::Sent(Ok(n)),
+            Call::Disconnect => Completion::Disconnected(Ok(())),
+            Call::Close => Completion::Closed,
+        };
+        self.complete(op, completion);
+    }
+
+    /// A new connection socket handle, as WSK creates one for an incoming connection.
+    #[must_use]
+    pub fn new_connection(&self) -> TestSocket {
+        let mut state = self.state();
+        state.sockets += 1;
+        TestSocket(state.sockets)
+    }
+
+    /// WSK's accept event on listener `listener` for a new connection, delivered only while the
+    /// listener's close has not completed (`None` otherwise). While it runs, the listener's
+    /// close does not complete ([`World::wind_down_one`]). Returns the new connection's I/O id, or
+    /// the status the core refused it with.
+    pub fn accept(&self, listener: usize) -> Option<Result<usize, NtStatus>> {
+        let (token, first_new) = {
+            let mut state = self.state();
+            let record = &mut state.ios[listener];
+            if record.closed {
+                return None;
+            }
+            let token = record.token?;
+            record.callbacks += 1;
+            state.sockets += 1;
+            (token, state.ios.len())
+        };
+        let socket = TestSocket(self.state().sockets);
+        // SAFETY: the listener's close has not completed (checked above, and it cannot complete
+        // while this callback runs), so its token is valid.
+        let result = unsafe { token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote())) };
+        let listener_closing = {
+            let mut state = self.state();
+            state.ios[listener].callbacks -= 1;
+            state.ios[listener].close_issued
+        };
+        if listener_closing {
+            // The listener's close may complete now. (Never notify under the state lock: a
+            // loom operation may switch threads, and the next one would block on the lock.)
+            self.wsk_work.notify();
+        }
+        let mut state = self.state();
+        match result {
+            Ok(_token) => {
+                state.accepted.push(socket);
+                let new = state.ios.iter().enumerate().skip(first_new).filter(|(_, r)| r.kind == SocketKind::Connection);
+                let ids: Vec<usize> = new.map(|(i, _)| i).collect();
+                drop(state);
+                match ids.as_slice() {
+                    [io] => Some(Ok(*io)),
+                    _ => violated(format_args!("accept took a connection with {} new socket I/Os", ids.len())),
+                }
+            }
+            Err(status) => Some(Err(status)),
+        }
+    }
+
+    /// Whether a close was issued on the socket of I/O `io`.
+    #[must_use]
+    pub fn close_issued(&self, io: usize) -> bool {
+        self.state().ios[io].close_issued
+    }
+
+    /// Completes one operation on a socket whose close was issued, the way WSK winds such a
+    /// socket down: its other operations complete with `STATUS_CANCELLED`, then the close
+    /// (once no event callback runs on the socket). Returns whether it completed one.
+    pub fn wind_down_one(&self) -> bool {
+        let op = self
+            .take_with(|state, p| p.call != Call::Close && state.ios[p.io].close_issued)
+            .or_else(|| self.take_with(|state, p| p.call == Call::Close && state.ios[p.io].callbacks == 0));
+        let Some(op) = op else { return false };
+        let completion = op.call.cancelled();
+        self.complete(op, completion);
+        true
+    }
+
+    /// Completes everything still pending: sockets being closed wind down as in
+    /// [`World::wind_down_one`]; any other operation fails with `STATUS_CONNECTION_ABORTED`.
+    /// Fails the model if operations keep coming (the core reissuing I/O after the detach).
+    pub fn drain(&self) {
+        for _ in 0..64 {
+            if self.wind_down_one() {
+                continue;
+            }
+            let Some(op) = self.take(|_| true) else { return };
+            let status = NtStatus::CONNECTION_ABORTED;
+            let completion = match op.call {
+                Call::Open => Completion::Created(Err(status)),
+                Call::Bind => Completion::Bound(Err(status)),
+                Call::Receive(_) => Completion::Received(Err(status)),
+                Call::Send(_) => Completion::Sent(Err(status)),
+                Call::Disconnect => Completion::Disconnected(Err(status)),
+                Call::Close => Completion::Closed,
+            };
+            self.complete(op, completion);
+        }
+        violated(format_args!("operations still being issued after 64 completions during the drain"));
+    }
+
+    // ---- NMR ----
+
+    /// NMR runs cleanup on the thread in `NmrWaitForClientDeregisterComplete` (see
+    /// [`World::wait_detached`]) rather than on the thread that completed the detach.
+    pub fn defer_cleanup(&self) {
+        self.deferred_cleanup.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One side deregisters (the client's `NmrDeregisterClient`, or the WSK subsystem going
+    /// away): NMR calls `ClientDetachProvider` if the other side has not already. `None` if it
+    /// had; otherwise what the detach returned.
+    pub fn deregister(&self) -> Option<NtStatus> {
+        if self.detach_started.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(self.detach())
+    }
+
+    /// NMR calling `ClientDetachProvider` (at most once per binding: the caller models NMR's
+    /// "whichever side deregisters first"), then, if the detach completed inline, cleanup.
+    pub fn detach(&self) -> NtStatus {
+        let context = {
+            let mut state = self.state();
+            state.detach_calls += 1;
+            if state.detach_calls > 1 {
+                drop(state);
+                violated(format_args!("NMR model called ClientDetachProvider twice"));
+            }
+            state.binding
+        };
+        // SAFETY: the context is the one the core attached with; NMR calls detach once.
+        let status = unsafe { wskecho::core::client::BindingRef::<TestProvider>::from_context(context as *mut _).detach() };
+        self.state().detach_status = Some(status);
+        if status == NtStatus::SUCCESS {
+            self.client_detach_complete("ClientDetachProvider returned STATUS_SUCCESS");
+        } else if status != NtStatus::PENDING {
+            violated(format_args!("ClientDetachProvider returned {status}"));
+        }
+        status
+    }
+
+    /// The client's side of the detach is complete (`STATUS_SUCCESS` returned, or
+    /// `NmrClientDetachProviderComplete` called): check, then run cleanup as NMR does once both
+    /// sides detached (the provider side is modelled as already detached).
+    fn client_detach_complete(&self, how: &str) {
+        let context = {
+            let mut state = self.state();
+            state.detach_completions += 1;
+            if state.detach_completions > 1 {
+                drop(state);
+                violated(format_args!("detach completed twice (second: {how})"));
+            }
+            if state.executing > 0 {
+                let executing = state.executing;
+                drop(state);
+                violated(format_args!("{how} while {executing} call(s) into WSK are executing"));
+            }
+            state.binding
+        };
+        self.calls_returned.write();
+        self.detached.store(true, Ordering::Release);
+        self.wsk_work.notify();
+        self.detach_event.notify();
+        if self.deferred_cleanup.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        self.cleanup(context);
+    }
+
+    /// NMR calling `ClientCleanupBindingContext`.
+    fn cleanup(&self, context: usize) {
+        // SAFETY: both sides have detached; NMR calls cleanup exactly once.
+        let no_binding_live =
+            unsafe { wskecho::core::client::BindingRef::<TestProvider>::from_context(context as *mut _).cleanup() };
+        {
+            let mut state = self.state();
+            state.cleanups += 1;
+            state.last_cleanup = Some(no_binding_live);
+        }
+        if no_binding_live {
+            // The kernel adapter signals Unload's event here.
+            self.unloadable.store(true, Ordering::Release);
+            self.unload_event.notify();
+        }
+    }
+
+    /// Whether the client's detach is complete (acquire: pairs with the completion).
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
+    }
+
+    /// Blocks until the client's detach is complete: NMR's deregistration wait. Then, with
+    /// [`World::defer_cleanup`], runs cleanup on this thread.
+    pub fn wait_detached(&self) {
+        while !self.is_detached() {
+            self.detach_event.wait();
+        }
+        if self.deferred_cleanup.load(std::sync::atomic::Ordering::Relaxed) {
+            let context = self.state().binding;
+            self.cleanup(context);
+        }
+    }
+
+    /// The final checks of an execution: the detach completed exactly once, cleanup ran once
+    /// after it and reported no live binding, every operation completed, every socket's
+    /// resources were freed after its close completed, and the pool is empty.
+    pub fn assert_finished(&self) {
+        let state = self.state();
+        let problems = [
+            (state.detach_calls != 1).then(|| format!("ClientDetachProvider called {} times", state.detach_calls)),
+            (state.detach_completions != 1).then(|| format!("detach completed {} times", state.detach_completions)),
+            (state.cleanups != 1).then(|| format!("cleanup ran {} times", state.cleanups)),
+            (state.providers_dropped != state.providers)
+                .then(|| format!("{} of {} providers dropped", state.providers_dropped, state.providers)),
+            (state.last_cleanup != Some(true)).then(|| "cleanup did not report the last binding gone".to_owned()),
+            (!state.pending.is_empty()).then(|| format!("operations never completed: {:?}", state.pending)),
+            state.ios.iter().position(|r| !r.dropped).map(|i| format!("socket I/O {i} never freed")),
+            state
+                .accepted
+                .iter()
+                .find(|s| !state.ios.iter().any(|r| r.socket == Some(**s) && r.closed))
+                .map(|s| format!("accepted connection {s:?} never closed")),
+            state
+                .ios
+                .iter()
+                .position(|r| r.socket.is_some() && !r.closed)
+                .map(|i| format!("socket of I/O {i} never closed")),
+        ];
+        drop(state);
+        if let Some(problem) = problems.into_iter().flatten().next() {
+            violated(format_args!("{problem}"));
+        }
+        self.platform.assert_all_freed();
+    }
+
+    /// Calls into WSK made so far.
+    #[must_use]
+    pub fn calls(&self) -> usize {
+        self.state().calls
+    }
+
+    /// Blocks until cleanup reported that no binding is live any more (Unload's wait).
+    pub fn wait_unloadable(&self) {
+        while !self.unloadable.load(Ordering::Acquire) {
+            self.unload_event.wait();
+        }
+    }
+
+    /// Whether the accept event was enabled.
+    #[must_use]
+    pub fn accept_events_enabled(&self) -> bool {
+        self.state().accept_events_enabled
+    }
+}
+
+/// The per-socket I/O resources of the model WSK.
+#[derive(Debug)]
+pub struct TestIo {
+    id: usize,
+    world: Arc<World>,
+    cell: Causality,
+}
+
+impl Drop for TestIo {
+    fn drop(&mut self) {
+        self.cell.write();
+        let mut state = self.world.state();
+        let record = &mut state.ios[self.id];
+        let problem = if record.dropped {
+            Some("socket I/O freed twice".to_owned())
+        } else if !record.outstanding.is_empty() {
+            Some(format!("socket I/O freed with {:?} outstanding", record.outstanding))
+        } else if record.executing {
+            Some("socket I/O freed while a call on it is executing".to_owned())
+        } else if record.socket.is_some() && !record.closed {
+            Some("socket I/O freed before the close completed".to_owned())
+        } else {
+            None
+        };
+        record.dropped = true;
+        drop(state);
+        if let Some(problem) = problem {
+            violated(format_args!("{problem}"));
+        }
+    }
+}
+
+/// The [`Provider`] of a model binding.
+#[derive(Debug)]
+pub struct TestProvider {
+    world: Arc<World>,
+}
+
+impl Provider for TestProvider {
+    type Socket = TestSocket;
+    type SocketIo = TestIo;
+    type Platform = LoomPlatform;
+
+    fn new_socket_io(&self, kind: SocketKind, _buffer: Option<NonNull<[u8]>>) -> Result<TestIo, NtStatus> {
+        let mut state = self.world.state();
+        state.ios.push(IoRecord {
+            kind,
+            socket: None,
+            outstanding: Vec::new(),
+            executing: false,
+            close_issued: false,
+            closed: false,
+            dropped: false,
+            token: None,
+            callbacks: 0,
+        });
+        let id = state.ios.len() - 1;
+        drop(state);
+        Ok(TestIo { id, world: Arc::clone(&self.world), cell: Causality::new() })
+    }
+
+    fn enable_accept_events(&self) -> Result<(), NtStatus> {
+        self.world.enter(None, "enable_accept_events");
+        let already = {
+            let mut state = self.world.state();
+            let sockets = state.ios.iter().filter(|r| r.socket.is_some()).count();
+            if sockets > 0 {
+                drop(state);
+                violated(format_args!("accept events enabled after a socket was created"));
+            }
+            ::core::mem::replace(&mut state.accept_events_enabled, true)
+        };
+        if already {
+            violated(format_args!("accept events enabled twice"));
+        }
+        self.world.schedule.fetch_add(1, Ordering::Relaxed);
+        self.world.leave(None);
+        self.world.calls_returned.read();
+        Ok(())
+    }
+
+    fn open_listener(&self, io: &TestIo, _local: SocketAddr, token: SocketRef<Self>) {
+        self.world.call(io, None, Call::Open, token);
+    }
+
+    fn bind(&self, io: &TestIo, socket: TestSocket, _local: SocketAddr, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::Bind, token);
+    }
+
+    fn receive(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::Receive(range.len()), token);
+    }
+
+    fn send(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::Send(range.len()), token);
+    }
+
+    fn disconnect(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::Disconnect, token);
+    }
+
+    fn close(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::Close, token);
+    }
+
+    fn detach_complete(&self) {
+        // NMR may run cleanup (which frees this provider) inside the call: keep the world alive.
+        let world = Arc::clone(&self.world);
+        world.client_detach_complete("NmrClientDetachProviderComplete");
+    }
+}
+
+impl Drop for TestProvider {
+    fn drop(&mut self) {
+        // The provider lives in the binding: freeing it must come after every call returned.
+        self.world.calls_returned.write();
+        self.world.state().providers_dropped += 1;
+    }
+}
+
+/// WSK on its own thread: completes the operations of sockets being closed (cancelled ones,
+/// then the close) as soon as there are any, until the client's detach is complete. Blocks
+/// (loom-aware) while there is nothing to do, so it adds no spinning to the model.
+pub fn spawn_wsk(world: &Arc<World>) -> thread::JoinHandle<()> {
+    let world = Arc::clone(world);
+    thread::spawn(move || {
+        while !world.is_detached() {
+            if !world.wind_down_one() {
+                world.wsk_work.wait();
+            }
+        }
+    })
+}

@@ -1,0 +1,87 @@
+//! loom models 1 and 2 (docs/testing.md): the detach of a binding racing the calls into WSK
+//! made by the real core, with the model WSK winding sockets down on its own thread.
+#![cfg(loom)]
+
+#[allow(dead_code)] // Each model file uses part of the shared support.
+mod loom_common;
+
+use std::sync::Arc;
+
+use loom::thread;
+use loom_common::{
+    check,
+    scenario::Scenario,
+    violated,
+    wsk::{Call, spawn_wsk},
+};
+
+/// Model 1: `calls` connections each get data (their pending receive completes), so the
+/// core's runner makes the echo's `send` call on that thread while NMR calls
+/// `ClientDetachProvider` on the main thread and WSK completes closes on another. The detach
+/// completes exactly once, strictly after the last call returned; never before, never twice.
+fn detach_with_calls_in_flight(calls: usize) {
+    check(move || {
+        let scenario = Scenario::new(calls);
+        let callers: Vec<_> = scenario
+            .connections
+            .iter()
+            .map(|&io| {
+                let world = Arc::clone(&scenario.world);
+                thread::spawn(move || {
+                    // Unless the close already cancelled it, the receive completes with data.
+                    if let Some(op) = world.take(|p| p.io == io && matches!(p.call, Call::Receive(_))) {
+                        world.succeed(op);
+                    }
+                })
+            })
+            .collect();
+        let wsk = spawn_wsk(&scenario.world);
+        scenario.world.detach();
+        for caller in callers {
+            caller.join().unwrap_or_else(|_| violated(format_args!("caller panicked")));
+        }
+        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        scenario.finish();
+    });
+}
+
+#[test]
+fn detach_with_no_call_in_flight() {
+    detach_with_calls_in_flight(0);
+}
+
+#[test]
+fn detach_with_one_call_in_flight() {
+    detach_with_calls_in_flight(1);
+}
+
+#[test]
+fn detach_with_two_calls_in_flight() {
+    detach_with_calls_in_flight(2);
+}
+
+/// Model 2: a new connection arrives (accept event on the listener: the core admits it and
+/// calls `receive` on it, or refuses it) while the detach starts. Either it is admitted and
+/// the detach waits for it (its socket is closed and freed before the detach completes), or it
+/// is refused; a call is never admitted after the detach completed.
+#[test]
+fn call_racing_detach_start() {
+    check(|| {
+        let scenario = Scenario::new(0);
+        let acceptor = {
+            let world = Arc::clone(&scenario.world);
+            let listener = scenario.listener;
+            thread::spawn(move || world.accept(listener))
+        };
+        let wsk = spawn_wsk(&scenario.world);
+        scenario.world.detach();
+        let accepted = acceptor.join().unwrap_or_else(|_| violated(format_args!("accept panicked")));
+        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        if let Some(Ok(io)) = accepted
+            && !scenario.world.close_issued(io)
+        {
+            violated(format_args!("a connection admitted during the detach was not closed by it"));
+        }
+        scenario.finish();
+    });
+}
