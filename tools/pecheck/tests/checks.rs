@@ -64,6 +64,19 @@ fn misspelled_import_fails() {
 }
 
 #[test]
+fn exports_newer_than_mingw_are_accepted_for_their_module_only() {
+    // ExAllocatePool2 is not in mingw-w64 10's libntoskrnl.a (nor in this test's list).
+    let mut spec = ImageSpec::default();
+    spec.imports[0].1.push("ExAllocatePool2".into());
+    assert_eq!(failures(&check_with(&spec, &policy())), Vec::<&str>::new());
+
+    spec.imports[1].1.push("ExAllocatePool2".into());
+    let outcomes = check_with(&spec, &policy());
+    assert_eq!(failures(&outcomes), ["import-names"]);
+    assert!(reason(&outcomes, "import-names").contains("netio.sys!ExAllocatePool2 (not exported)"));
+}
+
+#[test]
 fn import_by_ordinal_fails() {
     let mut spec = ImageSpec::default();
     spec.imports[0].1.push("#17".into());
