@@ -2,14 +2,12 @@
 //!
 //! Every allocation is recorded with its tag, size and allocation site, so memory still
 //! outstanding at unload is reported the way Driver Verifier's pool tracking would: per tag,
-//! with where it came from. The site is the caller location (`#[track_caller]`); when that is
-//! the core's generic pool wrapper (`pool_box.rs`), an unresolved stack trace taken at
-//! allocation time is resolved for leaked blocks only, to name the code that asked. The Nth allocation
-//! from a chosen point on can be made to fail, as `ExAllocatePool2` fails under low memory.
+//! with where it came from: the caller location, which `#[track_caller]` carries through the
+//! core's pool functions to the core line that asked. The Nth allocation from a chosen point
+//! on can be made to fail, as `ExAllocatePool2` fails under low memory.
 
 use std::{
     alloc::{self, Layout},
-    backtrace::Backtrace,
     collections::{BTreeMap, HashMap, VecDeque},
     fmt,
     panic::Location,
@@ -34,33 +32,9 @@ const KEPT_LOG_LINES: usize = 256;
 struct Allocation {
     size: usize,
     tag: PoolTag,
+    /// The core line that asked for the memory (the core's pool functions are
+    /// `#[track_caller]` on host builds).
     site: &'static Location<'static>,
-    /// Taken when `site` is only the core's pool wrapper.
-    trace: Option<Arc<Backtrace>>,
-}
-
-/// Source files that only forward an allocation: a site there says nothing.
-const FORWARDERS: [&str; 2] = ["pool_box.rs", "harness/src/pool.rs"];
-
-impl Allocation {
-    /// `file:line:column` of the code that asked for the memory: the first frame of the
-    /// driver's core outside its pool wrapper, else the caller location.
-    fn site(&self) -> String {
-        let Some(trace) = &self.trace else {
-            return self.site.to_string();
-        };
-        let text = trace.to_string();
-        text.lines()
-            .filter_map(|line| line.trim().strip_prefix("at "))
-            .find(|at| at.contains("src/core/") && !FORWARDERS.iter().any(|f| at.contains(f)))
-            .map_or_else(
-                || self.site.to_string(),
-                |at| {
-                    at.rsplit_once("/src/core/")
-                        .map_or_else(|| at.to_owned(), |(_, rest)| format!("src/core/{rest}"))
-                },
-            )
-    }
 }
 
 /// Memory still allocated, grouped by tag and allocation site.
@@ -185,7 +159,7 @@ impl Pool {
         let state = self.state();
         let mut groups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
         for allocation in state.live.values() {
-            let key = (format!("{:?}", allocation.tag), allocation.site());
+            let key = (format!("{:?}", allocation.tag), allocation.site.to_string());
             let entry = groups.entry(key).or_default();
             entry.0 += 1;
             entry.1 += allocation.size;
@@ -260,10 +234,6 @@ impl Platform for Pool {
         let layout = Self::layout(size)?;
         // SAFETY: `layout` has a non-zero size (`size.max(1)`).
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
-        let trace = FORWARDERS
-            .iter()
-            .any(|f| caller.file().ends_with(f))
-            .then(|| Arc::new(Backtrace::force_capture()));
         let mut state = self.state();
         state.live.insert(
             ptr.as_ptr() as usize,
@@ -271,7 +241,6 @@ impl Platform for Pool {
                 size,
                 tag,
                 site: caller,
-                trace,
             },
         );
         state.outstanding_bytes += size;

@@ -5,6 +5,7 @@
 mod attach;
 mod detach;
 mod echo;
+mod pool_sites;
 
 extern crate std;
 
