@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use loom_common::{
-    check,
+    Outcomes, check,
     scenario::Scenario,
     violated,
     wsk::{Call, spawn_wsk},
@@ -24,13 +24,17 @@ use wskecho::core::provider::Completion;
 /// the event admitted is closed too.
 #[test]
 fn close_races_io_completion_and_accept_event() {
-    check(|| {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
+    check(move || {
         let scenario = Scenario::new(1);
         let connection = scenario.connections[0];
         let completion = {
             let world = Arc::clone(&scenario.world);
             thread::spawn(move || {
-                if let Some(op) = world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_))) {
+                if let Some(op) =
+                    world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_)))
+                {
                     world.succeed(op);
                 }
             })
@@ -42,16 +46,29 @@ fn close_races_io_completion_and_accept_event() {
         };
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.detach();
-        completion.join().unwrap_or_else(|_| violated(format_args!("completion panicked")));
-        let accepted = acceptor.join().unwrap_or_else(|_| violated(format_args!("accept panicked")));
-        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        completion
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("completion panicked")));
+        let accepted = acceptor
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("accept panicked")));
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
         if let Some(Ok(io)) = accepted
             && !scenario.world.close_issued(io)
         {
-            violated(format_args!("a connection admitted during the detach was not closed by it"));
+            violated(format_args!(
+                "a connection admitted during the detach was not closed by it"
+            ));
         }
-        scenario.finish();
+        seen.record(scenario.finish());
     });
+    outcomes.assert_seen(&[
+        "accept event: connection admitted",
+        "accept event: connection refused",
+        "a close waited for an accept event on its socket",
+        "detach began while a call into WSK was executing",
+    ]);
 }
 
 /// Model 4, second form: the peer closes (the receive completes with 0 bytes, and the core
@@ -59,21 +76,31 @@ fn close_races_io_completion_and_accept_event() {
 /// Both paths lead to one close: never two, never a call after it.
 #[test]
 fn peer_close_races_detach_close() {
-    check(|| {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
+    check(move || {
         let scenario = Scenario::new(1);
         let connection = scenario.connections[0];
         let peer = {
             let world = Arc::clone(&scenario.world);
             thread::spawn(move || {
-                if let Some(op) = world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_))) {
+                if let Some(op) =
+                    world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_)))
+                {
                     world.complete(op, Completion::Received(Ok(0)));
                 }
             })
         };
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.detach();
-        peer.join().unwrap_or_else(|_| violated(format_args!("peer panicked")));
-        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
-        scenario.finish();
+        peer.join()
+            .unwrap_or_else(|_| violated(format_args!("peer panicked")));
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        seen.record(scenario.finish());
     });
+    outcomes.assert_seen(&[
+        "graceful disconnect issued",
+        "detach returned STATUS_PENDING",
+    ]);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use loom_common::{
-    check,
+    Outcomes, check,
     scenario::Scenario,
     violated,
     wsk::{Call, spawn_wsk},
@@ -19,7 +19,9 @@ use loom_common::{
 /// core's runner makes the echo's `send` call on that thread while NMR calls
 /// `ClientDetachProvider` on the main thread and WSK completes closes on another. The detach
 /// completes exactly once, strictly after the last call returned; never before, never twice.
-fn detach_with_calls_in_flight(calls: usize) {
+fn detach_with_calls_in_flight(calls: usize, expected: &[&str]) {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
     check(move || {
         let scenario = Scenario::new(calls);
         let callers: Vec<_> = scenario
@@ -29,7 +31,9 @@ fn detach_with_calls_in_flight(calls: usize) {
                 let world = Arc::clone(&scenario.world);
                 thread::spawn(move || {
                     // Unless the close already cancelled it, the receive completes with data.
-                    if let Some(op) = world.take(|p| p.io == io && matches!(p.call, Call::Receive(_))) {
+                    if let Some(op) =
+                        world.take(|p| p.io == io && matches!(p.call, Call::Receive(_)))
+                    {
                         world.succeed(op);
                     }
                 })
@@ -38,26 +42,51 @@ fn detach_with_calls_in_flight(calls: usize) {
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.detach();
         for caller in callers {
-            caller.join().unwrap_or_else(|_| violated(format_args!("caller panicked")));
+            caller
+                .join()
+                .unwrap_or_else(|_| violated(format_args!("caller panicked")));
         }
-        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
-        scenario.finish();
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        seen.record(scenario.finish());
     });
+    outcomes.assert_seen(expected);
 }
+
+/// The races each form of model 1 must reach (docs/testing.md).
+const DETACH_RACES: [&str; 3] = [
+    "detach returned STATUS_PENDING",
+    "detach returned STATUS_SUCCESS",
+    "detach completed on another thread than ClientDetachProvider's",
+];
 
 #[test]
 fn detach_with_no_call_in_flight() {
-    detach_with_calls_in_flight(0);
+    detach_with_calls_in_flight(0, &DETACH_RACES);
 }
 
 #[test]
 fn detach_with_one_call_in_flight() {
-    detach_with_calls_in_flight(1);
+    detach_with_calls_in_flight(
+        1,
+        &[
+            &DETACH_RACES[..],
+            &["detach began while a call into WSK was executing"],
+        ]
+        .concat(),
+    );
 }
 
 #[test]
 fn detach_with_two_calls_in_flight() {
-    detach_with_calls_in_flight(2);
+    detach_with_calls_in_flight(
+        2,
+        &[
+            &DETACH_RACES[..],
+            &["detach began while a call into WSK was executing"],
+        ]
+        .concat(),
+    );
 }
 
 /// Model 2: a new connection arrives (accept event on the listener: the core admits it and
@@ -66,7 +95,9 @@ fn detach_with_two_calls_in_flight() {
 /// is refused; a call is never admitted after the detach completed.
 #[test]
 fn call_racing_detach_start() {
-    check(|| {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
+    check(move || {
         let scenario = Scenario::new(0);
         let acceptor = {
             let world = Arc::clone(&scenario.world);
@@ -75,13 +106,22 @@ fn call_racing_detach_start() {
         };
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.detach();
-        let accepted = acceptor.join().unwrap_or_else(|_| violated(format_args!("accept panicked")));
-        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        let accepted = acceptor
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("accept panicked")));
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
         if let Some(Ok(io)) = accepted
             && !scenario.world.close_issued(io)
         {
-            violated(format_args!("a connection admitted during the detach was not closed by it"));
+            violated(format_args!(
+                "a connection admitted during the detach was not closed by it"
+            ));
         }
-        scenario.finish();
+        seen.record(scenario.finish());
     });
+    outcomes.assert_seen(&[
+        "accept event: connection admitted",
+        "accept event: connection refused",
+    ]);
 }

@@ -2,6 +2,9 @@
 //! `Rundown`, `Serializer` and `Slots`, with the test playing the binding or socket that uses
 //! them. Small enough to explore every interleaving (no preemption bound).
 #![cfg(loom)]
+// loom runs a model's threads one at a time on one OS thread, and its `thread::spawn` does not
+// require `Send`: sharing loom cells through `Arc` is how loom models are written.
+#![allow(clippy::arc_with_non_send_sync)]
 
 #[allow(dead_code)] // Each model file uses part of the shared support.
 mod loom_common;
@@ -47,10 +50,13 @@ impl Binding {
             return false;
         }
         if self.completions.load(Ordering::SeqCst) > 0 {
-            violated(format_args!("a call was admitted after the detach completed"));
+            violated(format_args!(
+                "a call was admitted after the detach completed"
+            ));
         }
         self.executing.fetch_add(1, Ordering::SeqCst);
-        self.schedule.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+        self.schedule
+            .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
         self.executing.fetch_sub(1, Ordering::SeqCst);
         self.calls_returned.with(|_| ());
         if self.rundown.release() {
@@ -100,7 +106,9 @@ fn rundown_detach_with_calls(calls: usize) {
             .collect();
         binding.detach();
         for caller in callers {
-            caller.join().unwrap_or_else(|_| violated(format_args!("caller panicked")));
+            caller
+                .join()
+                .unwrap_or_else(|_| violated(format_args!("caller panicked")));
         }
         binding.assert_completed_once();
     });
@@ -144,11 +152,17 @@ fn rundown_call_racing_detach_start() {
             thread::spawn(move || binding.call())
         };
         binding.detach();
-        socket_closed.join().unwrap_or_else(|_| violated(format_args!("close panicked")));
-        let admitted = caller.join().unwrap_or_else(|_| violated(format_args!("caller panicked")));
+        socket_closed
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("close panicked")));
+        let admitted = caller
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("caller panicked")));
         binding.assert_completed_once();
         if !admitted && !binding.rundown.is_closing() {
-            violated(format_args!("a call was refused although closing never began"));
+            violated(format_args!(
+                "a call was refused although closing never began"
+            ));
         }
     });
 }
@@ -207,12 +221,16 @@ fn serializer_runs_one_runner_at_a_time_and_loses_no_event() {
             })
             .collect();
         for poster in posters {
-            poster.join().unwrap_or_else(|_| violated(format_args!("poster panicked")));
+            poster
+                .join()
+                .unwrap_or_else(|_| violated(format_args!("poster panicked")));
         }
         // SAFETY: every thread has finished.
         let processed = object.state.with(|s| unsafe { *s });
         if processed != 0b111 {
-            violated(format_args!("events lost: processed {processed:#b} of 0b111"));
+            violated(format_args!(
+                "events lost: processed {processed:#b} of 0b111"
+            ));
         }
     });
 }
@@ -235,9 +253,15 @@ fn slots_pin_races_the_last_release() {
         );
         let occupants: Arc<Mutex<Vec<Arc<Occupant>>>> = Arc::default();
         let place = |slots: &Slots<Occupant>, occupants: &Mutex<Vec<Arc<Occupant>>>| {
-            let occupant = Arc::new(Occupant { body: UnsafeCell::new(7), freed: AtomicBool::new(false) });
+            let occupant = Arc::new(Occupant {
+                body: UnsafeCell::new(7),
+                freed: AtomicBool::new(false),
+            });
             let ptr = std::ptr::NonNull::from(&*occupant);
-            occupants.lock().unwrap_or_else(PoisonError::into_inner).push(occupant);
+            occupants
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(occupant);
             slots.publish(0, ptr, 1);
         };
         let free = |slots: &Slots<Occupant>, occupant: std::ptr::NonNull<Occupant>| {
@@ -253,7 +277,9 @@ fn slots_pin_races_the_last_release() {
             violated(format_args!("a free slot could not be reserved"));
         }
         place(&slots, &occupants);
-        let first = slots.try_pin(0).unwrap_or_else(|| violated(format_args!("pin of a live occupant failed")));
+        let first = slots
+            .try_pin(0)
+            .unwrap_or_else(|| violated(format_args!("pin of a live occupant failed")));
         if slots.release(0) {
             violated(format_args!("a pin's release was taken for the last one"));
         }
@@ -285,11 +311,15 @@ fn slots_pin_races_the_last_release() {
                 free(&slots, pinned);
             }
         }
-        owner.join().unwrap_or_else(|_| violated(format_args!("owner panicked")));
+        owner
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("owner panicked")));
         // Empty the slot of a second occupant, if one moved in, then free the array.
         if let Some(second) = slots.try_pin(0) {
             if slots.release(0) || !slots.release(0) {
-                violated(format_args!("reference count of the second occupant is wrong"));
+                violated(format_args!(
+                    "reference count of the second occupant is wrong"
+                ));
             }
             free(&slots, second);
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use loom_common::{
-    check,
+    Outcomes, check,
     scenario::Scenario,
     violated,
     wsk::{Call, spawn_wsk},
@@ -23,33 +23,54 @@ use loom_common::{
 /// binding is live, and nothing touches the client after that.
 #[test]
 fn provider_detach_races_client_deregistration() {
-    check(|| {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
+    check(move || {
         let mut scenario = Scenario::new(1);
         let connection = scenario.connections[0];
         let provider_side = {
             let world = Arc::clone(&scenario.world);
             thread::spawn(move || {
-                world.deregister();
+                if world.deregister().is_some() {
+                    world.fact("the WSK subsystem's deregistration started the detach");
+                }
             })
         };
         let completion = {
             let world = Arc::clone(&scenario.world);
             thread::spawn(move || {
-                if let Some(op) = world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_))) {
+                if let Some(op) =
+                    world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_)))
+                {
                     world.succeed(op);
                 }
             })
         };
         let wsk = spawn_wsk(&scenario.world);
         // Unload: NmrDeregisterClient, NmrWaitForClientDeregisterComplete, no binding live.
-        scenario.world.deregister();
+        if scenario.world.deregister().is_some() {
+            scenario
+                .world
+                .fact("the client's deregistration started the detach");
+        }
         scenario.world.wait_detached();
         scenario.unload();
-        provider_side.join().unwrap_or_else(|_| violated(format_args!("provider side panicked")));
-        completion.join().unwrap_or_else(|_| violated(format_args!("completion panicked")));
-        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
-        scenario.finish();
+        provider_side
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("provider side panicked")));
+        completion
+            .join()
+            .unwrap_or_else(|_| violated(format_args!("completion panicked")));
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        seen.record(scenario.finish());
     });
+    outcomes.assert_seen(&[
+        "the WSK subsystem's deregistration started the detach",
+        "the client's deregistration started the detach",
+        "detach began while a call into WSK was executing",
+        "detach completed on another thread than ClientDetachProvider's",
+    ]);
 }
 
 /// Model 5: Unload deregisters (the detach returns `STATUS_PENDING`: the sockets are still
@@ -58,6 +79,8 @@ fn provider_detach_races_client_deregistration() {
 /// is freed, and nothing touches the client after it returned. `deferred_cleanup`: NMR runs
 /// cleanup on the waiting thread instead of inside `NmrClientDetachProviderComplete`.
 fn unload_waits_for_last_completion(deferred_cleanup: bool) {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
     check(move || {
         let mut scenario = Scenario::new(1);
         if deferred_cleanup {
@@ -68,9 +91,14 @@ fn unload_waits_for_last_completion(deferred_cleanup: bool) {
         scenario.world.wait_detached();
         scenario.unload();
         scenario.world.platform.assert_all_freed();
-        wsk.join().unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
-        scenario.finish();
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        seen.record(scenario.finish());
     });
+    outcomes.assert_seen(&[
+        "detach returned STATUS_PENDING",
+        "detach completed on another thread than ClientDetachProvider's",
+    ]);
 }
 
 #[test]

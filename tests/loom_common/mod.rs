@@ -9,7 +9,11 @@ pub mod platform;
 pub mod scenario;
 pub mod wsk;
 
-use std::fmt;
+use std::{
+    collections::BTreeSet,
+    fmt,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 /// Preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set (docs/testing.md).
 pub const DEFAULT_PREEMPTIONS: usize = 2;
@@ -45,8 +49,13 @@ fn run(builder: &loom::model::Builder, model: impl Fn() + Sync + Send + 'static)
         model();
     });
     let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
-    let bound = builder.preemption_bound.map_or_else(|| "none".to_owned(), |b| b.to_string());
-    println!("loom: {executions} executions (preemption bound {bound}) in {:.1?}", start.elapsed());
+    let bound = builder
+        .preemption_bound
+        .map_or_else(|| "none".to_owned(), |b| b.to_string());
+    println!(
+        "loom: {executions} executions (preemption bound {bound}) in {:.1?}",
+        start.elapsed()
+    );
     executions
 }
 
@@ -94,5 +103,36 @@ impl Causality {
 impl Default for Causality {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The facts seen over all executions of a model ([`wsk::World::facts`]), to check that the
+/// model reached the races it is about: a model that never does would pass vacuously.
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes(Arc<Mutex<BTreeSet<&'static str>>>);
+
+impl Outcomes {
+    /// Records the facts of one execution.
+    pub fn record(&self, facts: impl IntoIterator<Item = &'static str>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(facts);
+    }
+
+    /// Prints what was seen; fails unless every `expected` fact was seen in some execution.
+    pub fn assert_seen(&self, expected: &[&str]) {
+        let seen = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        println!("loom: seen: {seen:?}");
+        let missing: Vec<&&str> = expected.iter().filter(|e| !seen.contains(**e)).collect();
+        if !missing.is_empty() {
+            violated(format_args!(
+                "the model never reached {missing:?} (seen: {seen:?})"
+            ));
+        }
     }
 }

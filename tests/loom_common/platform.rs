@@ -34,6 +34,7 @@ struct Block {
 #[derive(Debug, Default)]
 struct Blocks(Vec<Block>);
 
+#[allow(clippy::non_send_fields_in_send_ty)] // exactly the point of this impl, argued below
 // SAFETY: the pointers are only addresses of blocks this pool owns; they are dereferenced only by
 // the pool (to poison and finally free them), under the mutex.
 unsafe impl Send for Blocks {}
@@ -68,7 +69,12 @@ impl LoomPlatform {
     /// Blocks allocated and not freed, with their tags.
     #[must_use]
     pub fn live(&self) -> Vec<PoolTag> {
-        self.blocks().0.iter().filter(|b| b.live).map(|b| b.tag).collect()
+        self.blocks()
+            .0
+            .iter()
+            .filter(|b| b.live)
+            .map(|b| b.tag)
+            .collect()
     }
 
     /// Blocks ever allocated.
@@ -91,7 +97,12 @@ impl Platform for LoomPlatform {
         let layout = Layout::from_size_align(size.max(1), ALIGNMENT).ok()?;
         // SAFETY: the layout has a non-zero size.
         let addr = NonNull::new(unsafe { alloc::alloc(layout) })?;
-        self.blocks().0.push(Block { addr, layout, tag, live: true });
+        self.blocks().0.push(Block {
+            addr,
+            layout,
+            tag,
+            live: true,
+        });
         Some(addr)
     }
 
@@ -99,7 +110,9 @@ impl Platform for LoomPlatform {
         let mut blocks = self.blocks();
         let Some(block) = blocks.0.iter_mut().rev().find(|b| b.addr == ptr) else {
             drop(blocks);
-            violated(format_args!("free of memory the pool never allocated ({ptr:p})"));
+            violated(format_args!(
+                "free of memory the pool never allocated ({ptr:p})"
+            ));
         };
         if !block.live {
             drop(blocks);
@@ -108,7 +121,9 @@ impl Platform for LoomPlatform {
         if block.tag != tag {
             let allocated = block.tag;
             drop(blocks);
-            violated(format_args!("block allocated with tag {allocated:?} freed with {tag:?}"));
+            violated(format_args!(
+                "block allocated with tag {allocated:?} freed with {tag:?}"
+            ));
         }
         block.live = false;
         // SAFETY: the block is live (checked above), `layout.size()` bytes long, and the caller

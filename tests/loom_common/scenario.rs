@@ -26,7 +26,10 @@ use crate::loom_common::{
 const PORT: u16 = 40007;
 
 /// The WSK versions the model provider supports.
-pub const WSK_VERSIONS: WskVersionRange = WskVersionRange { highest: WSK_VERSION_1_0, lowest: WSK_VERSION_1_0 };
+pub const WSK_VERSIONS: WskVersionRange = WskVersionRange {
+    highest: WSK_VERSION_1_0,
+    lowest: WSK_VERSION_1_0,
+};
 
 /// One listener on 127.0.0.1, room for `max_connections`, the smallest echo buffer.
 #[must_use]
@@ -59,7 +62,10 @@ unsafe impl Sync for DriverGlobals {}
 
 impl DriverGlobals {
     fn new(client: Client<TestProvider>) -> Self {
-        Self { client: NonNull::from(Box::leak(Box::new(client))), unloaded: false }
+        Self {
+            client: NonNull::from(Box::leak(Box::new(client))),
+            unloaded: false,
+        }
     }
 
     /// The client; fails the model after [`DriverGlobals::unload`].
@@ -80,7 +86,12 @@ impl DriverGlobals {
         // SAFETY: the client is live (not unloaded before) and not used after this.
         unsafe { self.client.as_ptr().drop_in_place() };
         // SAFETY: the memory is the client's own allocation, now dead.
-        unsafe { self.client.as_ptr().cast::<u8>().write_bytes(POISON, size_of::<Client<TestProvider>>()) };
+        unsafe {
+            self.client
+                .as_ptr()
+                .cast::<u8>()
+                .write_bytes(POISON, size_of::<Client<TestProvider>>())
+        };
     }
 }
 
@@ -88,7 +99,12 @@ impl Drop for DriverGlobals {
     fn drop(&mut self) {
         self.unload();
         // SAFETY: allocated by `Box::new` with this layout, dropped in place by `unload`.
-        unsafe { alloc::dealloc(self.client.as_ptr().cast(), Layout::new::<Client<TestProvider>>()) };
+        unsafe {
+            alloc::dealloc(
+                self.client.as_ptr().cast(),
+                Layout::new::<Client<TestProvider>>(),
+            )
+        };
     }
 }
 
@@ -110,7 +126,8 @@ impl Scenario {
     #[must_use]
     pub fn new(connections: usize) -> Self {
         let world = World::new();
-        let client = DriverGlobals::new(Client::new(config(connections + 1), world.platform.clone()));
+        let client =
+            DriverGlobals::new(Client::new(config(connections + 1), world.platform.clone()));
         let attaching = Arc::clone(&world);
         // SAFETY: the client never moves, and is dropped only by `unload`, after every binding
         // is gone.
@@ -128,26 +145,46 @@ impl Scenario {
         world.succeed(open);
         let bind = take_expected(&world, |p| p.call == Call::Bind, "bind");
         world.succeed(bind);
-        let mut scenario = Self { world, client, listener, connections: Vec::new() };
+        let mut scenario = Self {
+            world,
+            client,
+            listener,
+            connections: Vec::new(),
+        };
         for _ in 0..connections {
             match scenario.world.accept(listener) {
                 Some(Ok(io)) => scenario.connections.push(io),
-                other => violated(format_args!("connection refused before any detach: {other:?}")),
+                other => violated(format_args!(
+                    "connection refused before any detach: {other:?}"
+                )),
             }
         }
         for &io in &scenario.connections {
-            let receives = scenario.world.pending().iter().filter(|p| p.io == io && matches!(p.call, Call::Receive(_))).count();
+            let receives = scenario
+                .world
+                .pending()
+                .iter()
+                .filter(|p| p.io == io && matches!(p.call, Call::Receive(_)))
+                .count();
             if receives != 1 {
-                violated(format_args!("a new connection has {receives} receives pending, not 1"));
+                violated(format_args!(
+                    "a new connection has {receives} receives pending, not 1"
+                ));
             }
         }
+        scenario.world.clear_facts();
         scenario
     }
 }
 
 /// Takes the one pending operation `filter` accepts, or fails the model.
 fn take_expected(world: &World, filter: impl Fn(&Pending) -> bool, what: &str) -> Pending {
-    world.take(filter).unwrap_or_else(|| violated(format_args!("{what} was not called: pending {:?}", world.pending())))
+    world.take(filter).unwrap_or_else(|| {
+        violated(format_args!(
+            "{what} was not called: pending {:?}",
+            world.pending()
+        ))
+    })
 }
 
 /// A remote address for accepted connections.
@@ -173,16 +210,19 @@ impl Scenario {
         self.world.wait_unloadable();
         let live = self.client.get().live_bindings();
         if live != 0 {
-            violated(format_args!("cleanup reported the last binding gone, but {live} are live"));
+            violated(format_args!(
+                "cleanup reported the last binding gone, but {live} are live"
+            ));
         }
         self.client.unload();
     }
 
     /// The end of every model: WSK completes what is left, Unload runs, and every check of
-    /// [`World::assert_finished`] must hold.
-    pub fn finish(mut self) {
+    /// [`World::assert_finished`] must hold. Returns the facts of the execution.
+    pub fn finish(mut self) -> Vec<&'static str> {
         self.world.drain();
         self.unload();
         self.world.assert_finished();
+        self.world.facts()
     }
 }

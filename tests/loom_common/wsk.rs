@@ -6,8 +6,9 @@
 //! * *Timing* (a call into WSK after the detach completed; `close` while a call on that socket
 //!   is executing; two calls executing on one socket; detach completed twice or while a call is
 //!   executing; cleanup twice or before the detach completed): logical state under a `std`
-//!   mutex, checked on every call. Each call contains one loom scheduling point, so other
-//!   threads can run while it is executing.
+//!   mutex, checked on every call. A call has three loom scheduling points (entry, hand-over
+//!   of the request, return), so other threads run while it is executing, and the operation
+//!   may complete before the call returns.
 //! * *Memory ordering*: loom cells ([`Causality`]). Every call reads the binding's cell when it
 //!   returns and the detach completion writes it, so loom reports a causality violation unless
 //!   the completion happens after every return. Every call on a socket writes the socket's cell
@@ -16,12 +17,17 @@
 //!
 //! The bookkeeping itself (a `std` mutex and `std` `Arc`s) is invisible to loom: it adds neither
 //! scheduling points nor happens-before edges, so it cannot hide a missing edge in the core.
+//! Being invisible, it is also not considered by loom's partial-order reduction, which explores
+//! one order per class of equivalent orders of *loom-visible* operations: the memory-ordering
+//! checks are exact under it, the timing checks best-effort — except for "calls executing",
+//! which is mirrored in a loom atomic (`in_call`) so that those orders are explored.
 //! (Hence the rule: no loom operation while the `std` mutex is held — loom switches threads
 //! only at its own operations, and all model threads share one OS thread.) The
 //! happens-before edges real WSK and NMR provide are modelled explicitly: a request handed
 //! over to WSK and its completion (`irps`), and NMR's events (`Notify`).
 
 use std::{
+    ffi::c_void,
     net::SocketAddr,
     ops::Range,
     ptr::NonNull,
@@ -36,6 +42,7 @@ use loom::{
     thread,
 };
 use wskecho::core::{
+    client::BindingRef,
     provider::{Completion, OpKind, Provider, SocketKind},
     socket::SocketRef,
     status::NtStatus,
@@ -105,7 +112,7 @@ impl Call {
 }
 
 /// An operation the model WSK accepted and has not completed yet.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Pending {
     /// The `SocketIo` it was issued with.
     pub io: usize,
@@ -123,6 +130,7 @@ pub struct Pending {
 unsafe impl Send for Pending {}
 
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent facts about one socket
 struct IoRecord {
     kind: SocketKind,
     socket: Option<TestSocket>,
@@ -158,6 +166,10 @@ struct State {
     providers_dropped: usize,
     /// Connection sockets the core took in the accept event (it must close them).
     accepted: Vec<TestSocket>,
+    /// What happened in this execution that a model is about (see [`World::facts`]).
+    facts: std::collections::BTreeSet<&'static str>,
+    /// The thread that called `ClientDetachProvider`.
+    detach_thread: Option<thread::ThreadId>,
 }
 
 /// The model world: the WSK subsystem and the NMR of one execution.
@@ -171,9 +183,14 @@ pub struct World {
     /// making the call — as an IRP's completion routine does — and nothing more. Created with
     /// the world, before any model thread, as loom requires of shared atomics.
     irps: Vec<AtomicUsize>,
-    /// Touched inside every call so that other threads can run while it is executing. Relaxed:
+    /// Calls into WSK executing, as loom sees them: incremented on entry and decremented on
+    /// return of every call, read (with a read-modify-write, so the latest value) by the
+    /// detach checks. Relaxed, so it adds no happens-before edge; being loom-visible, it makes
+    /// loom's partial-order reduction explore the orders of calls against detach (the `std`
+    /// bookkeeping alone is invisible to it). Its operations are also the scheduling points
+    /// that let other threads run while a call is executing. Relaxed:
     /// a scheduling point that adds no happens-before edge.
-    schedule: AtomicUsize,
+    in_call: AtomicUsize,
     /// Set (release) once the client's detach is complete, for loom-aware waits.
     detached: AtomicBool,
     /// Wakes the WSK thread ([`spawn_wsk`]): a close was issued, or the detach completed.
@@ -201,8 +218,10 @@ impl World {
         Arc::new(Self {
             state: Mutex::default(),
             calls_returned: Causality::new(),
-            irps: (0..MAX_IOS * OP_KINDS).map(|_| AtomicUsize::new(0)).collect(),
-            schedule: AtomicUsize::new(0),
+            irps: (0..MAX_IOS * OP_KINDS)
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            in_call: AtomicUsize::new(0),
             detached: AtomicBool::new(false),
             wsk_work: Notify::new(),
             detach_event: Notify::new(),
@@ -222,7 +241,9 @@ impl World {
     #[must_use]
     pub fn provider(self: &Arc<Self>) -> TestProvider {
         self.state().providers += 1;
-        TestProvider { world: Arc::clone(self) }
+        TestProvider {
+            world: Arc::clone(self),
+        }
     }
 
     /// Records the binding context the core attached with.
@@ -234,9 +255,13 @@ impl World {
 
     fn enter(&self, io: Option<usize>, call: &str) {
         let mut state = self.state();
-        if state.detach_completions > 0 || matches!(state.detach_status, Some(s) if s == NtStatus::SUCCESS) {
+        if state.detach_completions > 0
+            || matches!(state.detach_status, Some(s) if s == NtStatus::SUCCESS)
+        {
             drop(state);
-            violated(format_args!("{call} called into WSK after the detach completed"));
+            violated(format_args!(
+                "{call} called into WSK after the detach completed"
+            ));
         }
         state.executing += 1;
         state.calls += 1;
@@ -244,17 +269,24 @@ impl World {
             let record = &mut state.ios[io];
             if record.executing {
                 drop(state);
-                violated(format_args!("{call} while another call on the socket is executing"));
+                violated(format_args!(
+                    "{call} while another call on the socket is executing"
+                ));
             }
             if record.close_issued {
                 drop(state);
-                violated(format_args!("{call} on a socket after its close was issued"));
+                violated(format_args!(
+                    "{call} on a socket after its close was issued"
+                ));
             }
             record.executing = true;
         }
+        drop(state);
+        self.in_call.fetch_add(1, Ordering::Relaxed);
     }
 
     fn leave(&self, io: Option<usize>) {
+        self.in_call.fetch_sub(1, Ordering::Relaxed);
         let mut state = self.state();
         state.executing -= 1;
         if let Some(io) = io {
@@ -265,11 +297,20 @@ impl World {
     /// One asynchronous call: enters, hands the request over (other threads may run from
     /// here, while the call executes), records it as pending, lets other threads run again
     /// (the operation may complete before the call returns), returns.
-    fn call(&self, io: &TestIo, socket: Option<TestSocket>, call: Call, token: SocketRef<TestProvider>) {
+    fn call(
+        &self,
+        io: &TestIo,
+        socket: Option<TestSocket>,
+        call: Call,
+        token: SocketRef<TestProvider>,
+    ) {
         io.cell.write();
         self.enter(Some(io.id), &format!("{call:?}"));
         let irp = io.id * OP_KINDS + op_index(call.kind());
-        self.irps.get(irp).unwrap_or_else(|| violated(format_args!("model has more sockets than MAX_IOS"))).fetch_add(1, Ordering::Release);
+        self.irps
+            .get(irp)
+            .unwrap_or_else(|| violated(format_args!("model has more sockets than MAX_IOS")))
+            .fetch_add(1, Ordering::Release);
         {
             let mut state = self.state();
             let record = &mut state.ios[io.id];
@@ -279,25 +320,38 @@ impl World {
                 (Some(bound), Some(s)) if bound == s => {}
                 (Some(bound), Some(s)) => {
                     drop(state);
-                    violated(format_args!("{call:?} with socket {s:?} on the I/O of {bound:?}"));
+                    violated(format_args!(
+                        "{call:?} with socket {s:?} on the I/O of {bound:?}"
+                    ));
                 }
             }
             let kind = call.kind();
             if record.outstanding.contains(&kind) {
                 drop(state);
-                violated(format_args!("{call:?}: a {kind:?} operation is already outstanding"));
+                violated(format_args!(
+                    "{call:?}: a {kind:?} operation is already outstanding"
+                ));
             }
             if call == Call::Close {
                 record.close_issued = true;
             }
+            if call == Call::Disconnect {
+                state.facts.insert("graceful disconnect issued");
+            }
+            let record = &mut state.ios[io.id];
             record.outstanding.push(kind);
             record.token = Some(token);
-            state.pending.push(Pending { io: io.id, socket, call, token, irp });
+            state.pending.push(Pending {
+                io: io.id,
+                socket,
+                call,
+                token,
+                irp,
+            });
         }
         if call == Call::Close {
             self.wsk_work.notify();
         }
-        self.schedule.fetch_add(1, Ordering::Relaxed);
         self.leave(Some(io.id));
         io.cell.write();
         self.calls_returned.read();
@@ -308,7 +362,7 @@ impl World {
     /// Removes and returns the first pending operation `filter` accepts.
     pub fn take(&self, filter: impl Fn(&Pending) -> bool) -> Option<Pending> {
         let mut state = self.state();
-        let index = state.pending.iter().position(|p| filter(p))?;
+        let index = state.pending.iter().position(filter)?;
         Some(state.pending.remove(index))
     }
 
@@ -335,7 +389,10 @@ impl World {
             let record = &mut state.ios[op.io];
             if record.dropped {
                 drop(state);
-                violated(format_args!("{:?} outstanding after its socket was freed", op.call));
+                violated(format_args!(
+                    "{:?} outstanding after its socket was freed",
+                    op.call
+                ));
             }
             if let Some(i) = record.outstanding.iter().position(|k| *k == op.call.kind()) {
                 record.outstanding.swap_remove(i);
@@ -392,7 +449,9 @@ impl World {
         let socket = TestSocket(self.state().sockets);
         // SAFETY: the listener's close has not completed (checked above, and it cannot complete
         // while this callback runs), so its token is valid.
-        let result = unsafe { token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote())) };
+        let result = unsafe {
+            token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote()))
+        };
         let listener_closing = {
             let mut state = self.state();
             state.ios[listener].callbacks -= 1;
@@ -404,18 +463,25 @@ impl World {
             self.wsk_work.notify();
         }
         let mut state = self.state();
-        match result {
-            Ok(_token) => {
-                state.accepted.push(socket);
-                let new = state.ios.iter().enumerate().skip(first_new).filter(|(_, r)| r.kind == SocketKind::Connection);
-                let ids: Vec<usize> = new.map(|(i, _)| i).collect();
-                drop(state);
-                match ids.as_slice() {
-                    [io] => Some(Ok(*io)),
-                    _ => violated(format_args!("accept took a connection with {} new socket I/Os", ids.len())),
-                }
-            }
-            Err(status) => Some(Err(status)),
+        if result.is_ok() {
+            state.facts.insert("accept event: connection admitted");
+            state.accepted.push(socket);
+        } else {
+            state.facts.insert("accept event: connection refused");
+        }
+        let new = state.ios.iter().enumerate().skip(first_new);
+        let new_ios: Vec<usize> = new
+            .filter(|(_, r)| r.kind == SocketKind::Connection)
+            .map(|(i, _)| i)
+            .collect();
+        drop(state);
+        match (result, new_ios.as_slice()) {
+            (Ok(_token), [io]) => Some(Ok(*io)),
+            (Ok(_token), _) => violated(format_args!(
+                "accept took a connection with {} new socket I/Os",
+                new_ios.len()
+            )),
+            (Err(status), _) => Some(Err(status)),
         }
     }
 
@@ -431,7 +497,21 @@ impl World {
     pub fn wind_down_one(&self) -> bool {
         let op = self
             .take_with(|state, p| p.call != Call::Close && state.ios[p.io].close_issued)
-            .or_else(|| self.take_with(|state, p| p.call == Call::Close && state.ios[p.io].callbacks == 0));
+            .or_else(|| {
+                self.take_with(|state, p| p.call == Call::Close && state.ios[p.io].callbacks == 0)
+            });
+        if op.is_none() {
+            let mut state = self.state();
+            let waiting = state
+                .pending
+                .iter()
+                .any(|p| p.call == Call::Close && state.ios[p.io].callbacks > 0);
+            if waiting {
+                state
+                    .facts
+                    .insert("a close waited for an accept event on its socket");
+            }
+        }
         let Some(op) = op else { return false };
         let completion = op.call.cancelled();
         self.complete(op, completion);
@@ -446,7 +526,9 @@ impl World {
             if self.wind_down_one() {
                 continue;
             }
-            let Some(op) = self.take(|_| true) else { return };
+            let Some(op) = self.take(|_| true) else {
+                return;
+            };
             let status = NtStatus::CONNECTION_ABORTED;
             let completion = match op.call {
                 Call::Open => Completion::Created(Err(status)),
@@ -458,7 +540,9 @@ impl World {
             };
             self.complete(op, completion);
         }
-        violated(format_args!("operations still being issued after 64 completions during the drain"));
+        violated(format_args!(
+            "operations still being issued after 64 completions during the drain"
+        ));
     }
 
     // ---- NMR ----
@@ -466,7 +550,8 @@ impl World {
     /// NMR runs cleanup on the thread in `NmrWaitForClientDeregisterComplete` (see
     /// [`World::wait_detached`]) rather than on the thread that completed the detach.
     pub fn defer_cleanup(&self) {
-        self.deferred_cleanup.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.deferred_cleanup
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// One side deregisters (the client's `NmrDeregisterClient`, or the WSK subsystem going
@@ -482,18 +567,35 @@ impl World {
     /// NMR calling `ClientDetachProvider` (at most once per binding: the caller models NMR's
     /// "whichever side deregisters first"), then, if the detach completed inline, cleanup.
     pub fn detach(&self) -> NtStatus {
+        let executing = self.in_call.fetch_add(0, Ordering::Relaxed);
         let context = {
             let mut state = self.state();
             state.detach_calls += 1;
+            state.detach_thread = Some(thread::current().id());
+            if executing > 0 {
+                state
+                    .facts
+                    .insert("detach began while a call into WSK was executing");
+            }
             if state.detach_calls > 1 {
                 drop(state);
                 violated(format_args!("NMR model called ClientDetachProvider twice"));
             }
             state.binding
         };
-        // SAFETY: the context is the one the core attached with; NMR calls detach once.
-        let status = unsafe { wskecho::core::client::BindingRef::<TestProvider>::from_context(context as *mut _).detach() };
-        self.state().detach_status = Some(status);
+        // SAFETY: the context is the one the core attached with, not yet cleaned up.
+        let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
+        // SAFETY: NMR calls detach once per binding (the callers model that), on a live binding.
+        let status = unsafe { binding.detach() };
+        {
+            let mut state = self.state();
+            state.detach_status = Some(status);
+            state.facts.insert(if status == NtStatus::SUCCESS {
+                "detach returned STATUS_SUCCESS"
+            } else {
+                "detach returned STATUS_PENDING"
+            });
+        }
         if status == NtStatus::SUCCESS {
             self.client_detach_complete("ClientDetachProvider returned STATUS_SUCCESS");
         } else if status != NtStatus::PENDING {
@@ -506,6 +608,7 @@ impl World {
     /// `NmrClientDetachProviderComplete` called): check, then run cleanup as NMR does once both
     /// sides detached (the provider side is modelled as already detached).
     fn client_detach_complete(&self, how: &str) {
+        let in_call = self.in_call.fetch_add(0, Ordering::Relaxed);
         let context = {
             let mut state = self.state();
             state.detach_completions += 1;
@@ -513,10 +616,17 @@ impl World {
                 drop(state);
                 violated(format_args!("detach completed twice (second: {how})"));
             }
-            if state.executing > 0 {
-                let executing = state.executing;
+            if state.executing > 0 || in_call > 0 {
+                let executing = state.executing.max(in_call);
                 drop(state);
-                violated(format_args!("{how} while {executing} call(s) into WSK are executing"));
+                violated(format_args!(
+                    "{how} while {executing} call(s) into WSK are executing"
+                ));
+            }
+            if state.detach_thread != Some(thread::current().id()) {
+                state
+                    .facts
+                    .insert("detach completed on another thread than ClientDetachProvider's");
             }
             state.binding
         };
@@ -524,7 +634,10 @@ impl World {
         self.detached.store(true, Ordering::Release);
         self.wsk_work.notify();
         self.detach_event.notify();
-        if self.deferred_cleanup.load(std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .deferred_cleanup
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return;
         }
         self.cleanup(context);
@@ -532,9 +645,10 @@ impl World {
 
     /// NMR calling `ClientCleanupBindingContext`.
     fn cleanup(&self, context: usize) {
+        // SAFETY: the context is the one the core attached with, not yet cleaned up.
+        let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
         // SAFETY: both sides have detached; NMR calls cleanup exactly once.
-        let no_binding_live =
-            unsafe { wskecho::core::client::BindingRef::<TestProvider>::from_context(context as *mut _).cleanup() };
+        let no_binding_live = unsafe { binding.cleanup() };
         {
             let mut state = self.state();
             state.cleanups += 1;
@@ -558,7 +672,10 @@ impl World {
         while !self.is_detached() {
             self.detach_event.wait();
         }
-        if self.deferred_cleanup.load(std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .deferred_cleanup
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             let context = self.state().binding;
             self.cleanup(context);
         }
@@ -570,14 +687,26 @@ impl World {
     pub fn assert_finished(&self) {
         let state = self.state();
         let problems = [
-            (state.detach_calls != 1).then(|| format!("ClientDetachProvider called {} times", state.detach_calls)),
-            (state.detach_completions != 1).then(|| format!("detach completed {} times", state.detach_completions)),
+            (state.detach_calls != 1)
+                .then(|| format!("ClientDetachProvider called {} times", state.detach_calls)),
+            (state.detach_completions != 1)
+                .then(|| format!("detach completed {} times", state.detach_completions)),
             (state.cleanups != 1).then(|| format!("cleanup ran {} times", state.cleanups)),
-            (state.providers_dropped != state.providers)
-                .then(|| format!("{} of {} providers dropped", state.providers_dropped, state.providers)),
-            (state.last_cleanup != Some(true)).then(|| "cleanup did not report the last binding gone".to_owned()),
-            (!state.pending.is_empty()).then(|| format!("operations never completed: {:?}", state.pending)),
-            state.ios.iter().position(|r| !r.dropped).map(|i| format!("socket I/O {i} never freed")),
+            (state.providers_dropped != state.providers).then(|| {
+                format!(
+                    "{} of {} providers dropped",
+                    state.providers_dropped, state.providers
+                )
+            }),
+            (state.last_cleanup != Some(true))
+                .then(|| "cleanup did not report the last binding gone".to_owned()),
+            (!state.pending.is_empty())
+                .then(|| format!("operations never completed: {:?}", state.pending)),
+            state
+                .ios
+                .iter()
+                .position(|r| !r.dropped)
+                .map(|i| format!("socket I/O {i} never freed")),
             state
                 .accepted
                 .iter()
@@ -594,6 +723,22 @@ impl World {
             violated(format_args!("{problem}"));
         }
         self.platform.assert_all_freed();
+    }
+
+    /// Records a fact of this execution that a model checks it explored.
+    pub fn fact(&self, fact: &'static str) {
+        self.state().facts.insert(fact);
+    }
+
+    /// Forgets the facts so far (those of the setup).
+    pub fn clear_facts(&self) {
+        self.state().facts.clear();
+    }
+
+    /// The facts of this execution: which way each race went.
+    #[must_use]
+    pub fn facts(&self) -> Vec<&'static str> {
+        self.state().facts.iter().copied().collect()
     }
 
     /// Calls into WSK made so far.
@@ -632,7 +777,10 @@ impl Drop for TestIo {
         let problem = if record.dropped {
             Some("socket I/O freed twice".to_owned())
         } else if !record.outstanding.is_empty() {
-            Some(format!("socket I/O freed with {:?} outstanding", record.outstanding))
+            Some(format!(
+                "socket I/O freed with {:?} outstanding",
+                record.outstanding
+            ))
         } else if record.executing {
             Some("socket I/O freed while a call on it is executing".to_owned())
         } else if record.socket.is_some() && !record.closed {
@@ -659,7 +807,11 @@ impl Provider for TestProvider {
     type SocketIo = TestIo;
     type Platform = LoomPlatform;
 
-    fn new_socket_io(&self, kind: SocketKind, _buffer: Option<NonNull<[u8]>>) -> Result<TestIo, NtStatus> {
+    fn new_socket_io(
+        &self,
+        kind: SocketKind,
+        _buffer: Option<NonNull<[u8]>>,
+    ) -> Result<TestIo, NtStatus> {
         let mut state = self.world.state();
         state.ios.push(IoRecord {
             kind,
@@ -674,7 +826,11 @@ impl Provider for TestProvider {
         });
         let id = state.ios.len() - 1;
         drop(state);
-        Ok(TestIo { id, world: Arc::clone(&self.world), cell: Causality::new() })
+        Ok(TestIo {
+            id,
+            world: Arc::clone(&self.world),
+            cell: Causality::new(),
+        })
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {
@@ -684,14 +840,15 @@ impl Provider for TestProvider {
             let sockets = state.ios.iter().filter(|r| r.socket.is_some()).count();
             if sockets > 0 {
                 drop(state);
-                violated(format_args!("accept events enabled after a socket was created"));
+                violated(format_args!(
+                    "accept events enabled after a socket was created"
+                ));
             }
             ::core::mem::replace(&mut state.accept_events_enabled, true)
         };
         if already {
             violated(format_args!("accept events enabled twice"));
         }
-        self.world.schedule.fetch_add(1, Ordering::Relaxed);
         self.world.leave(None);
         self.world.calls_returned.read();
         Ok(())
@@ -705,12 +862,20 @@ impl Provider for TestProvider {
         self.world.call(io, Some(socket), Call::Bind, token);
     }
 
-    fn receive(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
-        self.world.call(io, Some(socket), Call::Receive(range.len()), token);
+    fn receive(
+        &self,
+        io: &TestIo,
+        socket: TestSocket,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    ) {
+        self.world
+            .call(io, Some(socket), Call::Receive(range.len()), token);
     }
 
     fn send(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
-        self.world.call(io, Some(socket), Call::Send(range.len()), token);
+        self.world
+            .call(io, Some(socket), Call::Send(range.len()), token);
     }
 
     fn disconnect(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
