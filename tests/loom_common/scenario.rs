@@ -90,8 +90,8 @@ impl DriverGlobals {
             self.client
                 .as_ptr()
                 .cast::<u8>()
-                .write_bytes(POISON, size_of::<Client<TestProvider>>())
-        };
+                .write_bytes(POISON, size_of::<Client<TestProvider>>());
+        }
     }
 }
 
@@ -103,8 +103,8 @@ impl Drop for DriverGlobals {
             alloc::dealloc(
                 self.client.as_ptr().cast(),
                 Layout::new::<Client<TestProvider>>(),
-            )
-        };
+            );
+        }
     }
 }
 
@@ -200,20 +200,15 @@ pub const fn local() -> SocketAddr {
 }
 
 impl Scenario {
-    /// Unload, after the detach: waits until cleanup reported that no binding is live, as
-    /// the driver's Unload does after `NmrWaitForClientDeregisterComplete`, checks the count,
-    /// then drops the client. Does nothing the second time.
+    /// Unload, after the detach: waits until no binding is live ([`World::wait_unloadable`]),
+    /// as the driver's Unload does after `NmrWaitForClientDeregisterComplete`, then drops the
+    /// client and poisons its memory. Does nothing the second time.
     pub fn unload(&mut self) {
         if self.client.unloaded {
             return;
         }
-        self.world.wait_unloadable();
-        let live = self.client.get().live_bindings();
-        if live != 0 {
-            violated(format_args!(
-                "cleanup reported the last binding gone, but {live} are live"
-            ));
-        }
+        let client = self.client.get();
+        self.world.wait_unloadable(|| client.live_bindings());
         self.client.unload();
     }
 

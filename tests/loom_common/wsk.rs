@@ -197,9 +197,7 @@ pub struct World {
     wsk_work: Notify,
     /// Wakes the thread in `NmrWaitForClientDeregisterComplete`: the detach completed.
     detach_event: Notify,
-    /// Set (release) when cleanup reported that no binding is live any more.
-    unloadable: AtomicBool,
-    /// Wakes Unload waiting for [`World::unloadable`].
+    /// Unload's event: set by the cleanup callback when the core reports no binding live.
     unload_event: Notify,
     /// NMR's "detach started" for the one binding: whichever side deregisters first calls
     /// `ClientDetachProvider`, the other does nothing (NMR serializes this internally).
@@ -225,7 +223,6 @@ impl World {
             detached: AtomicBool::new(false),
             wsk_work: Notify::new(),
             detach_event: Notify::new(),
-            unloadable: AtomicBool::new(false),
             unload_event: Notify::new(),
             detach_started: AtomicBool::new(false),
             deferred_cleanup: std::sync::atomic::AtomicBool::new(false),
@@ -656,7 +653,6 @@ impl World {
         }
         if no_binding_live {
             // The kernel adapter signals Unload's event here.
-            self.unloadable.store(true, Ordering::Release);
             self.unload_event.notify();
         }
     }
@@ -747,9 +743,13 @@ impl World {
         self.state().calls
     }
 
-    /// Blocks until cleanup reported that no binding is live any more (Unload's wait).
-    pub fn wait_unloadable(&self) {
-        while !self.unloadable.load(Ordering::Acquire) {
+    /// Unload's wait, as the kernel adapter does it (`kernel/globals.rs`,
+    /// `wait_until_no_binding`): while `live_bindings()` is not zero, wait for the event the
+    /// cleanup callback sets when the core reports the last binding gone. Unload may therefore
+    /// go on as soon as the count reaches zero, before cleanup returned: the core's last touch
+    /// of the client must be that count.
+    pub fn wait_unloadable(&self, live_bindings: impl Fn() -> usize) {
+        while live_bindings() > 0 {
             self.unload_event.wait();
         }
     }
