@@ -125,3 +125,38 @@ fn call_racing_detach_start() {
         "accept event: connection refused",
     ]);
 }
+
+/// Beyond the five models of the issue: NMR calls `ClientDetachProvider` as soon as
+/// `NmrClientAttachProvider` succeeded, while `ClientAttachProvider` is still enabling accept
+/// events and opening the listener (which WSK creates and binds on its own thread). The attach
+/// reference keeps the binding alive; the listener is closed whether the detach's scan finds it
+/// or it finds the binding closing after publishing itself; everything else as in model 1.
+#[test]
+fn detach_racing_attach() {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
+    check(move || {
+        let scenario = Scenario::unattached();
+        scenario.world.complete_setup();
+        let nmr = {
+            let world = Arc::clone(&scenario.world);
+            thread::spawn(move || {
+                world.wait_attached();
+                world.detach();
+            })
+        };
+        let wsk = spawn_wsk(&scenario.world);
+        scenario.attach();
+        nmr.join()
+            .unwrap_or_else(|_| violated(format_args!("NMR thread panicked")));
+        wsk.join()
+            .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
+        seen.record(scenario.finish());
+    });
+    outcomes.assert_seen(&[
+        "detach began before ClientAttachProvider returned",
+        "detach completed before ClientAttachProvider returned",
+        "detach returned STATUS_PENDING",
+        "detach returned STATUS_SUCCESS",
+    ]);
+}

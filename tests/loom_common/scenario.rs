@@ -121,6 +121,42 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// A client not attached yet: for the model where NMR detaches while the attach runs.
+    /// [`Scenario::attach`] attaches it.
+    #[must_use]
+    pub fn unattached() -> Self {
+        let world = World::new();
+        let client = DriverGlobals::new(Client::new(config(1), world.platform.clone()));
+        Self {
+            world,
+            client,
+            listener: usize::MAX,
+            connections: Vec::new(),
+        }
+    }
+
+    /// `ClientAttachProvider` on this thread, with NMR free to call the detach (on a thread
+    /// in [`World::wait_attached`]) as soon as `NmrClientAttachProvider` succeeded. The
+    /// listener's setup is left to WSK ([`World::complete_setup`]).
+    pub fn attach(&self) {
+        let attaching = Arc::clone(&self.world);
+        // SAFETY: the client never moves, and is dropped only by `unload`, after every binding
+        // is gone.
+        let status = unsafe {
+            self.client
+                .get()
+                .attach_provider(WSK_VERSIONS, move |binding| {
+                    let provider = attaching.provider();
+                    attaching.attached_and_detachable(binding.as_context());
+                    Ok(provider)
+                })
+        };
+        self.world.attach_returned();
+        if status != NtStatus::SUCCESS {
+            violated(format_args!("attach returned {status}"));
+        }
+    }
+
     /// Attaches, brings the listener up and accepts `connections` connections; each ends with
     /// its first receive pending.
     #[must_use]

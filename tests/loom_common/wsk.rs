@@ -31,6 +31,7 @@ use std::{
     net::SocketAddr,
     ops::Range,
     ptr::NonNull,
+    sync::atomic::Ordering::Relaxed,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
@@ -168,6 +169,8 @@ struct State {
     accepted: Vec<TestSocket>,
     /// What happened in this execution that a model is about (see [`World::facts`]).
     facts: std::collections::BTreeSet<&'static str>,
+    /// `ClientAttachProvider` returned.
+    attach_returned: bool,
     /// The thread that called `ClientDetachProvider`.
     detach_thread: Option<thread::ThreadId>,
 }
@@ -199,6 +202,12 @@ pub struct World {
     detach_event: Notify,
     /// Unload's event: set by the cleanup callback when the core reports no binding live.
     unload_event: Notify,
+    /// Lets NMR's detach thread go once the attach recorded the binding context.
+    attach_event: Notify,
+    /// Set (release) with [`World::attach_event`].
+    attach_ready: AtomicBool,
+    /// Whether the WSK thread completes listener setup too ([`World::complete_setup`]).
+    completes_setup: std::sync::atomic::AtomicBool,
     /// NMR's "detach started" for the one binding: whichever side deregisters first calls
     /// `ClientDetachProvider`, the other does nothing (NMR serializes this internally).
     detach_started: AtomicBool,
@@ -224,6 +233,9 @@ impl World {
             wsk_work: Notify::new(),
             detach_event: Notify::new(),
             unload_event: Notify::new(),
+            attach_event: Notify::new(),
+            attach_ready: AtomicBool::new(false),
+            completes_setup: std::sync::atomic::AtomicBool::new(false),
             detach_started: AtomicBool::new(false),
             deferred_cleanup: std::sync::atomic::AtomicBool::new(false),
             platform: LoomPlatform::new(),
@@ -246,6 +258,35 @@ impl World {
     /// Records the binding context the core attached with.
     pub fn attached(&self, context: *mut ::core::ffi::c_void) {
         self.state().binding = context as usize;
+    }
+
+    /// The attach closure's part when NMR may detach at once: records the context, then
+    /// lets the thread waiting in [`World::wait_attached`] go (NMR's own synchronization
+    /// between `NmrClientAttachProvider` and a detach).
+    pub fn attached_and_detachable(&self, context: *mut ::core::ffi::c_void) {
+        self.attached(context);
+        self.attach_ready.store(true, Ordering::Release);
+        self.attach_event.notify();
+    }
+
+    /// Blocks until [`World::attached_and_detachable`] ran.
+    pub fn wait_attached(&self) {
+        // loom's `Notify` may wake spuriously: the acquire load is what orders this thread
+        // after the attach.
+        while !self.attach_ready.load(Ordering::Acquire) {
+            self.attach_event.wait();
+        }
+    }
+
+    /// `ClientAttachProvider` returned (for the facts of the attach model).
+    pub fn attach_returned(&self) {
+        self.state().attach_returned = true;
+    }
+
+    /// Makes the WSK thread ([`spawn_wsk`]) also complete `open_listener` and `bind`
+    /// successfully (for a model in which the attach runs concurrently).
+    pub fn complete_setup(&self) {
+        self.completes_setup.store(true, Relaxed);
     }
 
     // ---- calls into WSK ----
@@ -346,7 +387,9 @@ impl World {
                 irp,
             });
         }
-        if call == Call::Close {
+        if call == Call::Close
+            || (matches!(call, Call::Open | Call::Bind) && self.completes_setup.load(Relaxed))
+        {
             self.wsk_work.notify();
         }
         self.leave(Some(io.id));
@@ -574,6 +617,11 @@ impl World {
                     .facts
                     .insert("detach began while a call into WSK was executing");
             }
+            if !state.attach_returned {
+                state
+                    .facts
+                    .insert("detach began before ClientAttachProvider returned");
+            }
             if state.detach_calls > 1 {
                 drop(state);
                 violated(format_args!("NMR model called ClientDetachProvider twice"));
@@ -619,6 +667,11 @@ impl World {
                 violated(format_args!(
                     "{how} while {executing} call(s) into WSK are executing"
                 ));
+            }
+            if !state.attach_returned {
+                state
+                    .facts
+                    .insert("detach completed before ClientAttachProvider returned");
             }
             if state.detach_thread != Some(thread::current().id()) {
                 state
@@ -908,8 +961,13 @@ pub fn spawn_wsk(world: &Arc<World>) -> thread::JoinHandle<()> {
     let world = Arc::clone(world);
     thread::spawn(move || {
         while !world.is_detached() {
-            if !world.wind_down_one() {
-                world.wsk_work.wait();
+            if world.wind_down_one() {
+                continue;
+            }
+            let setup = world.completes_setup.load(Relaxed);
+            match world.take(|p| setup && matches!(p.call, Call::Open | Call::Bind)) {
+                Some(op) => world.succeed(op),
+                None => world.wsk_work.wait(),
             }
         }
     })
