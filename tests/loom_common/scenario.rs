@@ -173,6 +173,7 @@ impl Scenario {
                 Ok(attaching.provider())
             })
         };
+        world.attach_returned();
         if status != NtStatus::SUCCESS {
             violated(format_args!("attach returned {status}"));
         }
