@@ -13,8 +13,9 @@ use wskecho::core::{
 };
 
 use crate::{
+    nmr::BindingHandle,
     pool::Pool,
-    wsk::{SocketHandle, SocketIo, Upcall, WskClient},
+    wsk::{SocketHandle, SocketIo, Upcall, Wsk, WskClient},
 };
 
 /// The core's socket token as the emulated subsystem's socket context.
@@ -51,6 +52,7 @@ impl Provider for HostProvider {
     type Socket = SocketHandle;
     type SocketIo = SocketIo;
     type Platform = Pool;
+    type DetachHandle = BindingHandle<Wsk<CoreRef>>;
 
     fn new_socket_io(
         &self,
@@ -100,7 +102,11 @@ impl Provider for HostProvider {
         self.0.close(io, socket, CoreRef(token));
     }
 
-    fn detach_complete(&self) {
-        self.0.detach_complete();
+    fn detach_handle(&self) -> BindingHandle<Wsk<CoreRef>> {
+        self.0.nmr_binding()
+    }
+
+    fn detach_complete(nmr: BindingHandle<Wsk<CoreRef>>) {
+        nmr.client_detach_complete();
     }
 }

@@ -1539,13 +1539,11 @@ impl<T: Upcall> WskClient<T> {
         }
     }
 
-    /// `NmrClientDetachProviderComplete` for this binding. `self` may be freed by the time
-    /// this returns: nothing of it is touched after the call into the NMR.
-    pub fn detach_complete(&self) {
-        // The handle is copied out first: the binding that owns `self` may be cleaned up on
-        // another thread as soon as the NMR has been told.
-        let nmr = self.nmr.clone();
-        nmr.client_detach_complete();
+    /// The NMR binding handle, for `NmrClientDetachProviderComplete`: copied out before the
+    /// call, because the binding that owns `self` may be cleaned up during it.
+    #[must_use]
+    pub fn nmr_binding(&self) -> BindingHandle<Wsk<T>> {
+        self.nmr.clone()
     }
 }
 

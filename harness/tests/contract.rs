@@ -55,8 +55,8 @@ impl ClientModule<Subsystem> for Rogue {
         match self.misbehavior {
             Misbehavior::CallAfterDetach => NtStatus::SUCCESS,
             Misbehavior::CompleteTwice => {
-                provider.detach_complete();
-                provider.detach_complete();
+                HostProvider::detach_complete(provider.detach_handle());
+                HostProvider::detach_complete(provider.detach_handle());
                 NtStatus::PENDING
             }
             Misbehavior::NeverComplete => NtStatus::PENDING,
@@ -158,7 +158,7 @@ fn a_detach_that_never_completes_and_an_early_unload_are_caught() {
     );
     // Let the rogue finish so the threads wind down.
     let provider = rig.rogue.provider.lock().unwrap().clone().unwrap();
-    provider.detach_complete();
+    HostProvider::detach_complete(provider.detach_handle());
     assert!(rig.nmr.wait_client_deregistered());
     rig.wsk.stop();
 }

@@ -125,10 +125,12 @@ impl<P: Provider> Binding<P> {
         // SAFETY: live until the cleanup, which cannot run before the call below.
         let binding = unsafe { this.as_ref() };
         let platform = binding.client().platform();
-        match binding.provider() {
-            Some(provider) => {
+        // The handle is copied out and `binding` is not used again: cleanup may free the
+        // binding while `detach_complete` runs. (The client outlives every binding.)
+        match binding.provider().map(P::detach_handle) {
+            Some(handle) => {
                 log_trace!(platform, "detach complete: NmrClientDetachProviderComplete");
-                provider.detach_complete();
+                P::detach_complete(handle);
             }
             None => log_error!(platform, "internal: detach completed without a provider"),
         }

@@ -43,7 +43,11 @@ impl PoolTag {
 impl fmt::Debug for PoolTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.chars() {
-            let c = if c.is_ascii_graphic() || c == b' ' { char::from(c) } else { '?' };
+            let c = if c.is_ascii_graphic() || c == b' ' {
+                char::from(c)
+            } else {
+                '?'
+            };
             fmt::Write::write_char(f, c)?;
         }
         Ok(())
@@ -136,6 +140,10 @@ pub trait Provider: Sized + Send + Sync + 'static {
     type SocketIo: Send + Sync;
     /// Memory and logging.
     type Platform: Platform;
+    /// What [`Provider::detach_complete`] needs (kernel: the NMR binding handle), copied out of
+    /// the provider before the call, because the call may free the provider. Used on the
+    /// thread that copied it.
+    type DetachHandle;
 
     /// Allocates the I/O resources of one socket. `buffer` is the connection's echo buffer
     /// (non-paged, owned by the core, valid until the `SocketIo` is dropped); `None` for
@@ -163,14 +171,32 @@ pub trait Provider: Sized + Send + Sync + 'static {
 
     /// `WskBind` of a listening socket to `local`; the socket listens once bound. Completes
     /// with [`Completion::Bound`].
-    fn bind(&self, io: &Self::SocketIo, socket: Self::Socket, local: SocketAddr, token: SocketRef<Self>);
+    fn bind(
+        &self,
+        io: &Self::SocketIo,
+        socket: Self::Socket,
+        local: SocketAddr,
+        token: SocketRef<Self>,
+    );
 
     /// `WskReceive` into `range` of the socket's echo buffer. Completes with
     /// [`Completion::Received`].
-    fn receive(&self, io: &Self::SocketIo, socket: Self::Socket, range: Range<usize>, token: SocketRef<Self>);
+    fn receive(
+        &self,
+        io: &Self::SocketIo,
+        socket: Self::Socket,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    );
 
     /// `WskSend` of `range` of the socket's echo buffer. Completes with [`Completion::Sent`].
-    fn send(&self, io: &Self::SocketIo, socket: Self::Socket, range: Range<usize>, token: SocketRef<Self>);
+    fn send(
+        &self,
+        io: &Self::SocketIo,
+        socket: Self::Socket,
+        range: Range<usize>,
+        token: SocketRef<Self>,
+    );
 
     /// `WskDisconnect` without data (graceful: sends FIN after queued data). Completes with
     /// [`Completion::Disconnected`].
@@ -181,9 +207,12 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// [`Completion::Closed`]; after that the handle is never used again.
     fn close(&self, io: &Self::SocketIo, socket: Self::Socket, token: SocketRef<Self>);
 
+    /// The handle [`Provider::detach_complete`] will be given.
+    fn detach_handle(&self) -> Self::DetachHandle;
+
     /// `NmrClientDetachProviderComplete`: the detach that returned `STATUS_PENDING` is done.
-    /// Called exactly once, and only then. The binding (and `self`, which lives in it) may be
-    /// freed by the cleanup callback as soon as this call is made: the implementation must not
-    /// touch `self` after calling into NMR.
-    fn detach_complete(&self);
+    /// Called exactly once, and only then. NMR may run the cleanup callback, which frees the
+    /// binding and the provider in it, before this returns: so it takes no `&self`, only the
+    /// handle copied out beforehand, and no reference into the binding is live during the call.
+    fn detach_complete(handle: Self::DetachHandle);
 }

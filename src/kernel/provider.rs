@@ -159,6 +159,7 @@ impl Provider for WskProvider {
     type Socket = WskSocketHandle;
     type SocketIo = WskSocketIo;
     type Platform = KernelPlatform;
+    type DetachHandle = HANDLE;
 
     fn new_socket_io(
         &self,
@@ -370,11 +371,13 @@ impl Provider for WskProvider {
         unsafe { wsk_close(socket.0.as_ptr(), slot.irp.as_ptr()) };
     }
 
-    fn detach_complete(&self) {
-        let nmr_binding = self.nmr_binding;
-        // `self` may be freed once NMR is told: only the copied handle is used.
+    fn detach_handle(&self) -> HANDLE {
+        self.nmr_binding
+    }
+
+    fn detach_complete(nmr_binding: HANDLE) {
         // SAFETY: called exactly once, for a detach that returned STATUS_PENDING (core); allowed
-        // at IRQL <= DISPATCH_LEVEL.
+        // at IRQL <= DISPATCH_LEVEL. Only the copied handle is used: NMR may free the binding.
         unsafe { NmrClientDetachProviderComplete(nmr_binding) };
     }
 }

@@ -859,6 +859,7 @@ impl Provider for TestProvider {
     type Socket = TestSocket;
     type SocketIo = TestIo;
     type Platform = LoomPlatform;
+    type DetachHandle = Arc<World>;
 
     fn new_socket_io(
         &self,
@@ -939,9 +940,12 @@ impl Provider for TestProvider {
         self.world.call(io, Some(socket), Call::Close, token);
     }
 
-    fn detach_complete(&self) {
+    fn detach_handle(&self) -> Arc<World> {
         // NMR may run cleanup (which frees this provider) inside the call: keep the world alive.
-        let world = Arc::clone(&self.world);
+        Arc::clone(&self.world)
+    }
+
+    fn detach_complete(world: Arc<World>) {
         world.client_detach_complete("NmrClientDetachProviderComplete");
     }
 }

@@ -690,6 +690,7 @@ impl Provider for TestProvider {
     type Socket = TestSocket;
     type SocketIo = TestIo;
     type Platform = TestPlatform;
+    type DetachHandle = Arc<World>;
 
     fn new_socket_io(
         &self,
@@ -802,8 +803,11 @@ impl Provider for TestProvider {
         self.world.call(io, Some(socket), &Call::Close, token);
     }
 
-    fn detach_complete(&self) {
-        let world = Arc::clone(&self.world);
+    fn detach_handle(&self) -> Arc<World> {
+        Arc::clone(&self.world)
+    }
+
+    fn detach_complete(world: Arc<World>) {
         let (cleanup, client) = {
             let mut s = world.state();
             s.calls.push("detach_complete".into());
