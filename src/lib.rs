@@ -33,13 +33,18 @@ mod kernel;
 // Pure parts of the kernel adapter (no wdk-sys): their unit tests also run on the host
 // (docs/kernel-adapter.md). `ffi` holds only the socket address declarations here.
 #[cfg(all(test, not(target_os = "windows")))]
-#[path = "kernel/log_line.rs"]
-mod kernel_log_line;
-#[cfg(all(test, not(target_os = "windows")))]
 #[path = "kernel/address.rs"]
 mod kernel_address;
 #[cfg(all(test, not(target_os = "windows")))]
-#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms, clippy::struct_field_names)]
+#[path = "kernel/log_line.rs"]
+mod kernel_log_line;
+#[cfg(all(test, not(target_os = "windows")))]
+#[allow(
+    dead_code,
+    non_camel_case_types,
+    clippy::upper_case_acronyms,
+    clippy::struct_field_names
+)]
 mod ffi {
     #[path = "ws2def.rs"]
     pub mod ws2def;

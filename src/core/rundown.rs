@@ -53,6 +53,7 @@ impl Rundown {
     }
 
     /// Takes a reference unless closing began. `true` if the caller now holds one.
+    #[must_use]
     pub fn try_acquire(&self) -> bool {
         let mut word = self.word.load(Ordering::Relaxed);
         loop {
@@ -81,6 +82,7 @@ impl Rundown {
 
     /// Drops a reference. `true` iff this release drained the rundown (no reference left and
     /// closing began): exactly one caller ever sees `true`.
+    #[must_use]
     pub fn release(&self) -> bool {
         let previous = self.word.fetch_sub(REF, RELEASE_ORDERING);
         previous == REF | CLOSING
@@ -88,11 +90,13 @@ impl Rundown {
 
     /// Starts closing: from now on [`Rundown::try_acquire`] fails. `false` if closing had
     /// already begun. The caller still holds its reference and must release it.
+    #[must_use]
     pub fn begin_close(&self) -> bool {
         self.word.fetch_or(CLOSING, Ordering::AcqRel) & CLOSING == 0
     }
 
     /// Whether closing began.
+    #[must_use]
     pub fn is_closing(&self) -> bool {
         self.word.load(Ordering::Acquire) & CLOSING != 0
     }
@@ -104,11 +108,13 @@ impl Rundown {
     /// everything the caller did before it (publishing a socket) is visible after
     /// `begin_close` (to the detach scan). This closes the store-buffering race between a
     /// socket being published and the detach scanning for sockets, without `SeqCst`.
+    #[must_use]
     pub fn check_closing_ordered(&self) -> bool {
         self.word.fetch_add(0, Ordering::AcqRel) & CLOSING != 0
     }
 
     /// Current reference count (diagnostics and tests only; racy by nature).
+    #[must_use]
     pub fn references(&self) -> usize {
         self.word.load(Ordering::Relaxed) >> 1
     }
@@ -183,7 +189,7 @@ mod tests {
                     })
                 })
                 .collect();
-            r.begin_close();
+            assert!(r.begin_close());
             let mut drained = usize::from(r.release());
             drained += handles
                 .into_iter()

@@ -91,6 +91,7 @@ impl<T> Slots<T> {
     }
 
     /// Reserves slot `index` if it is free.
+    #[must_use]
     pub fn reserve_at(&self, index: usize) -> bool {
         self.slot(index).is_some_and(|slot| {
             slot.word
@@ -101,6 +102,7 @@ impl<T> Slots<T> {
 
     /// Reserves a free slot in `range` (clamped to the array), starting the search at a
     /// rotating hint so that freed slots are not all reused first. `None` if all are taken.
+    #[must_use]
     pub fn reserve_in(&self, range: ::core::ops::Range<usize>) -> Option<usize> {
         let end = range.end.min(self.len());
         let count = end.checked_sub(range.start).filter(|&c| c > 0)?;
@@ -137,6 +139,7 @@ impl<T> Slots<T> {
 
     /// Takes a reference on the occupant of slot `index`, if there is one, and returns it.
     /// The caller must [`Slots::release`] it.
+    #[must_use]
     pub fn try_pin(&self, index: usize) -> Option<NonNull<T>> {
         let slot = self.slot(index)?;
         let mut word = slot.word.load(Ordering::Relaxed);
@@ -168,6 +171,7 @@ impl<T> Slots<T> {
 
     /// Drops a reference on the occupant of slot `index`. `true` iff it was the last: the slot
     /// is now [`RESERVED`], and the caller must free the occupant, then [`Slots::vacate`].
+    #[must_use]
     pub fn release(&self, index: usize) -> bool {
         let Some(slot) = self.slot(index) else {
             return false;

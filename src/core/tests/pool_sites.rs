@@ -37,8 +37,14 @@ impl Platform for SitePlatform {
 fn allocation_sites_name_the_caller_not_the_pool_wrapper() {
     let platform = SitePlatform::default();
     // Neither type has Drop: the few bytes stay allocated, which is all this test needs.
-    assert!(PoolBox::try_new(&platform, TAG, 7_u64).is_ok(), "allocation must succeed");
-    assert!(PoolSlice::try_new_with(&platform, TAG, 3, |i| i).is_some(), "allocation must succeed");
+    assert!(
+        PoolBox::try_new(&platform, TAG, 7_u64).is_ok(),
+        "allocation must succeed"
+    );
+    assert!(
+        PoolSlice::try_new_with(&platform, TAG, 3, |i| i).is_some(),
+        "allocation must succeed"
+    );
     let sites = platform.sites.lock().map(|s| s.clone()).unwrap_or_default();
     assert_eq!(sites.len(), 2);
     for site in sites {
