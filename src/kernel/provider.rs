@@ -40,7 +40,7 @@ use crate::{
         netioddk::NmrClientDetachProviderComplete,
         ws2def::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_STREAM},
         wsk::{
-            NPI_WSK_INTERFACE_ID, PWSK_CLIENT, WSK_BUF, WSK_EVENT_ACCEPT,
+            NPI_WSK_INTERFACE_ID, PFN_WSK_RECEIVE, PWSK_CLIENT, WSK_BUF, WSK_EVENT_ACCEPT,
             WSK_EVENT_CALLBACK_CONTROL, WSK_FLAG_LISTEN_SOCKET, WSK_PROVIDER_BASIC_DISPATCH,
             WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DISPATCH, WSK_PROVIDER_LISTEN_DISPATCH,
             WSK_SET_STATIC_EVENT_CALLBACKS, WSK_SOCKET,
@@ -126,6 +126,62 @@ unsafe fn fail(token: SocketRef<WskProvider>, completion: Completion<WskSocketHa
 unsafe fn prepare(slot: &OpSlot, routine: PIO_COMPLETION_ROUTINE, token: SocketRef<WskProvider>) {
     // SAFETY: the IRP is idle (caller).
     unsafe { slot.irp.prepare(routine, token.as_context()) };
+}
+
+/// What differs between `WskReceive` and `WskSend`, which share one signature
+/// (`PFN_WSK_RECEIVE` = `PFN_WSK_SEND`).
+struct Transfer {
+    /// The socket's IRP slot for the operation.
+    kind: OpKind,
+    /// The IRP's completion routine.
+    routine: PIO_COMPLETION_ROUTINE,
+    /// The completion reported to the core.
+    completion: fn(Result<usize, NtStatus>) -> Completion<WskSocketHandle>,
+}
+
+const RECEIVE: Transfer = Transfer {
+    kind: OpKind::Receive,
+    routine: Some(completion::received),
+    completion: Completion::Received,
+};
+
+const SEND: Transfer = Transfer {
+    kind: OpKind::Send,
+    routine: Some(completion::sent),
+    completion: Completion::Sent,
+};
+
+/// `WskReceive` or `WskSend` (`call`) of `range` of the echo buffer on the IRP of `op.kind`.
+/// What fails before the call (no MDL, a range outside it, no dispatch entry) completes the
+/// operation at once with an error.
+///
+/// # Safety
+/// The slot of `op.kind` is idle and `token` is this operation's (the core keeps one
+/// outstanding operation per kind); `socket` is an open connection socket.
+unsafe fn transfer(
+    io: &WskSocketIo,
+    socket: WskSocketHandle,
+    range: &Range<usize>,
+    token: SocketRef<WskProvider>,
+    call: Option<PFN_WSK_RECEIVE>,
+    op: &Transfer,
+) {
+    // SAFETY: the slot is idle (caller).
+    let prepared = unsafe { buffer_call(io, op.kind, range) };
+    let status = match (prepared, call) {
+        (Ok((slot, buf)), Some(call)) => {
+            // SAFETY: as above.
+            unsafe { prepare(slot, op.routine, token) };
+            // SAFETY: documented WskReceive / WskSend parameters; the WSK_BUF lies within the
+            // MDL and lives in the slot until completion; nothing is touched after the call.
+            unsafe { call(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
+            return;
+        }
+        (Err(status), _) => status,
+        (Ok(_), None) => NtStatus::INVALID_DEVICE_STATE,
+    };
+    // SAFETY: the operation was just handed to us and not started.
+    unsafe { fail(token, (op.completion)(Err(status))) };
 }
 
 /// `Ok((slot, wsk_buf))` for a send/receive over `range`, or the status to fail it with.
@@ -275,31 +331,9 @@ impl Provider for WskProvider {
         // SAFETY: `socket` is an open connection socket (the core receives only on those).
         let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
             .and_then(|d| d.WskReceive);
-        // SAFETY: the Receive slot is idle (one outstanding receive per socket).
-        let prepared = unsafe { buffer_call(io, OpKind::Receive, &range) };
-        let ((slot, buf), wsk_receive) = match (prepared, call) {
-            (Ok(prepared), Some(call)) => (prepared, call),
-            (Err(status), _) => {
-                // SAFETY: the operation was just handed to us.
-                unsafe { fail(token, Completion::Received(Err(status))) };
-                return;
-            }
-            (Ok(_), None) => {
-                // SAFETY: the operation was just handed to us.
-                unsafe {
-                    fail(
-                        token,
-                        Completion::Received(Err(NtStatus::INVALID_DEVICE_STATE)),
-                    );
-                }
-                return;
-            }
-        };
-        // SAFETY: as above.
-        unsafe { prepare(slot, Some(completion::received), token) };
-        // SAFETY: documented WskReceive parameters; the WSK_BUF lies within the MDL and lives in
-        // the slot until completion; nothing is touched after the call.
-        unsafe { wsk_receive(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
+        // SAFETY: the Receive slot is idle (one outstanding receive per socket); the token is
+        // this operation's.
+        unsafe { transfer(io, socket, &range, token, call, &RECEIVE) };
     }
 
     fn send(
@@ -312,26 +346,9 @@ impl Provider for WskProvider {
         // SAFETY: `socket` is an open connection socket (the core sends only on those).
         let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
             .and_then(|d| d.WskSend);
-        // SAFETY: the Send slot is idle (one outstanding send per socket).
-        let prepared = unsafe { buffer_call(io, OpKind::Send, &range) };
-        let ((slot, buf), wsk_send) = match (prepared, call) {
-            (Ok(prepared), Some(call)) => (prepared, call),
-            (Err(status), _) => {
-                // SAFETY: the operation was just handed to us.
-                unsafe { fail(token, Completion::Sent(Err(status))) };
-                return;
-            }
-            (Ok(_), None) => {
-                // SAFETY: the operation was just handed to us.
-                unsafe { fail(token, Completion::Sent(Err(NtStatus::INVALID_DEVICE_STATE))) };
-                return;
-            }
-        };
-        // SAFETY: as above.
-        unsafe { prepare(slot, Some(completion::sent), token) };
-        // SAFETY: documented WskSend parameters; the WSK_BUF lies within the MDL and lives in
-        // the slot until completion; nothing is touched after the call.
-        unsafe { wsk_send(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
+        // SAFETY: the Send slot is idle (one outstanding send per socket); the token is this
+        // operation's.
+        unsafe { transfer(io, socket, &range, token, call, &SEND) };
     }
 
     fn disconnect(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
