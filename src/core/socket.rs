@@ -26,7 +26,7 @@ use ::core::{ffi::c_void, net::SocketAddr, ptr::NonNull};
 
 use crate::core::{
     binding::Binding,
-    echo_buffer::EchoRing,
+    echo_buffer::{EchoRing, RingError},
     log::{log_error, log_info, log_trace, log_warning},
     pool_box::{CONNECTION_TAG, LISTENER_TAG, PoolBox},
     provider::{Completion, OpKind, Provider, SocketKind},
@@ -492,6 +492,18 @@ impl<P: Provider> Socket<P> {
         state.close_wanted = true;
     }
 
+    /// A receive/send completion the echo ring rejected (e.g. more bytes than asked): a
+    /// provider fault, so count it and close.
+    fn ring_rejected(&self, state: &mut State<P::Socket>, what: &str, error: RingError) {
+        log_error!(
+            self.platform(),
+            "connection {}: {what} completion {error:?}, closing",
+            self.peer()
+        );
+        Stats::bump(&self.stats().failures);
+        state.close_wanted = true;
+    }
+
     fn on_setup(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
         if state.outstanding & op_bit(OpKind::Setup) == 0 {
             return self.unexpected(state, "setup completion");
@@ -542,13 +554,7 @@ impl<P: Provider> Socket<P> {
             Some(Completion::Received(Ok(n))) => {
                 if let Err(error) = state.ring.finish_receive(n) {
                     state.ring.abandon_receive();
-                    log_error!(
-                        self.platform(),
-                        "connection {}: receive completion {error:?}, closing",
-                        self.peer()
-                    );
-                    Stats::bump(&self.stats().failures);
-                    state.close_wanted = true;
+                    self.ring_rejected(state, "receive", error);
                 }
             }
             Some(Completion::Received(Err(status))) => {
@@ -571,13 +577,7 @@ impl<P: Provider> Socket<P> {
             Some(Completion::Sent(Ok(n))) if n > 0 => {
                 if let Err(error) = state.ring.finish_send(n) {
                     state.ring.abandon_send();
-                    log_error!(
-                        self.platform(),
-                        "connection {}: send completion {error:?}, closing",
-                        self.peer()
-                    );
-                    Stats::bump(&self.stats().failures);
-                    state.close_wanted = true;
+                    self.ring_rejected(state, "send", error);
                 } else {
                     Stats::add(
                         &self.stats().bytes_echoed,
