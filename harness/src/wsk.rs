@@ -400,6 +400,22 @@ impl Drop for InProgress {
 }
 
 /// Decrements a socket's `executing` count when a provider call returns.
+/// What differs between `WskReceive`, `WskSend` and `WskDisconnect` in [`WskClient::submit`].
+struct OpSpec<T: Upcall> {
+    /// The WSK function, for violation messages.
+    call: &'static str,
+    /// The operation's kind.
+    op: OpKind,
+    /// The fault that makes it fail.
+    fault: FaultOp,
+    /// Whether an operation of this kind is already outstanding (or can't be made).
+    busy: fn(&SockState<T>) -> bool,
+    /// How a violation message says why the socket was busy.
+    busy_why: &'static str,
+    /// The completion reporting a failure with `status`.
+    failed: fn(NtStatus) -> Completion<SocketHandle>,
+}
+
 struct Executing<'a>(&'a AtomicUsize);
 
 impl Drop for Executing<'_> {
@@ -1320,37 +1336,22 @@ impl<T: Upcall> WskClient<T> {
         else {
             return;
         };
-        entry.executing.fetch_add(1, Ordering::SeqCst);
-        let _executing = Executing(&entry.executing);
-        let inline = self.shared.inline_now();
-        let mut done = Done::new();
-        {
-            let mut state = entry.lock();
-            if state.close_requested || state.recv.is_some() {
-                drop(state);
-                self.shared.contract.violation(format!(
-                    "WskReceive on {socket:?} while it is being closed or receiving"
-                ));
-                return;
-            }
-            if let Some(status) = self.shared.fault(FaultOp::Receive) {
-                done.push((
-                    token,
-                    Arc::clone(&io.shared),
-                    OpKind::Receive,
-                    Completion::Received(Err(status)),
-                ));
-            } else {
-                state.recv = Some(PendingRecv {
-                    token,
-                    ptr,
-                    len: range.len(),
-                    io: Arc::clone(&io.shared),
-                });
-                self.shared.progress(&mut state, &mut done);
-            }
-        }
-        self.deliver_all(inline, done);
+        let spec = OpSpec {
+            call: "WskReceive",
+            op: OpKind::Receive,
+            fault: FaultOp::Receive,
+            busy: |state| state.recv.is_some(),
+            busy_why: "it is being closed or receiving",
+            failed: |status| Completion::Received(Err(status)),
+        };
+        self.submit(io, socket, &entry, token, &spec, |state, token| {
+            state.recv = Some(PendingRecv {
+                token,
+                ptr,
+                len: range.len(),
+                io: Arc::clone(&io.shared),
+            });
+        });
     }
 
     /// `WskSend` of `range` of the echo buffer.
@@ -1360,38 +1361,23 @@ impl<T: Upcall> WskClient<T> {
         else {
             return;
         };
-        entry.executing.fetch_add(1, Ordering::SeqCst);
-        let _executing = Executing(&entry.executing);
-        let inline = self.shared.inline_now();
-        let mut done = Done::new();
-        {
-            let mut state = entry.lock();
-            if state.close_requested || state.send.is_some() || state.fin_sent {
-                drop(state);
-                self.shared.contract.violation(format!(
-                    "WskSend on {socket:?} while it is being closed, sending, or after FIN"
-                ));
-                return;
-            }
-            if let Some(status) = self.shared.fault(FaultOp::Send) {
-                done.push((
-                    token,
-                    Arc::clone(&io.shared),
-                    OpKind::Send,
-                    Completion::Sent(Err(status)),
-                ));
-            } else {
-                state.send = Some(PendingSend {
-                    token,
-                    ptr,
-                    len: range.len(),
-                    done: 0,
-                    io: Arc::clone(&io.shared),
-                });
-                self.shared.progress(&mut state, &mut done);
-            }
-        }
-        self.deliver_all(inline, done);
+        let spec = OpSpec {
+            call: "WskSend",
+            op: OpKind::Send,
+            fault: FaultOp::Send,
+            busy: |state| state.send.is_some() || state.fin_sent,
+            busy_why: "it is being closed, sending, or after FIN",
+            failed: |status| Completion::Sent(Err(status)),
+        };
+        self.submit(io, socket, &entry, token, &spec, |state, token| {
+            state.send = Some(PendingSend {
+                token,
+                ptr,
+                len: range.len(),
+                done: 0,
+                io: Arc::clone(&io.shared),
+            });
+        });
     }
 
     /// `WskDisconnect` (graceful: FIN after the data already queued).
@@ -1402,32 +1388,60 @@ impl<T: Upcall> WskClient<T> {
         let Some(entry) = self.entry(socket, "WskDisconnect") else {
             return;
         };
+        io.shared.begin(OpKind::Disconnect, socket);
+        let spec = OpSpec {
+            call: "WskDisconnect",
+            op: OpKind::Disconnect,
+            fault: FaultOp::Disconnect,
+            busy: |state| state.disconnect.is_some(),
+            busy_why: "it is being closed or disconnecting",
+            failed: |status| Completion::Disconnected(Err(status)),
+        };
+        self.submit(io, socket, &entry, token, &spec, |state, token| {
+            state.disconnect = Some(PendingDisconnect {
+                token,
+                io: Arc::clone(&io.shared),
+            });
+        });
+    }
+
+    /// What `WskReceive`, `WskSend` and `WskDisconnect` share once admitted: the call counts
+    /// as executing on the socket until it returns; a socket being closed or already busy
+    /// with this kind of operation is a violation; otherwise an injected fault completes the
+    /// operation with an error, or `queue` hands it to the socket; what completed is then
+    /// delivered (inline or on a worker, by the completion mode).
+    fn submit(
+        &self,
+        io: &SocketIo,
+        socket: SocketHandle,
+        entry: &SocketEntry<T>,
+        token: T,
+        spec: &OpSpec<T>,
+        queue: impl FnOnce(&mut SockState<T>, T),
+    ) {
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
-        io.shared.begin(OpKind::Disconnect, socket);
         let inline = self.shared.inline_now();
         let mut done = Done::new();
         {
             let mut state = entry.lock();
-            if state.close_requested || state.disconnect.is_some() {
+            if state.close_requested || (spec.busy)(&state) {
                 drop(state);
                 self.shared.contract.violation(format!(
-                    "WskDisconnect on {socket:?} while it is being closed or disconnecting"
+                    "{} on {socket:?} while {}",
+                    spec.call, spec.busy_why
                 ));
                 return;
             }
-            if let Some(status) = self.shared.fault(FaultOp::Disconnect) {
+            if let Some(status) = self.shared.fault(spec.fault) {
                 done.push((
                     token,
                     Arc::clone(&io.shared),
-                    OpKind::Disconnect,
-                    Completion::Disconnected(Err(status)),
+                    spec.op,
+                    (spec.failed)(status),
                 ));
             } else {
-                state.disconnect = Some(PendingDisconnect {
-                    token,
-                    io: Arc::clone(&io.shared),
-                });
+                queue(&mut state, token);
                 self.shared.progress(&mut state, &mut done);
             }
         }
