@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod echo_buffer;
 pub(crate) mod log;
+pub mod pnp;
 pub mod pool_box;
 pub mod provider;
 pub mod rundown;

@@ -1,0 +1,184 @@
+//! Plug and Play: what wskecho, as the function driver of a root-enumerated `Root\wskecho`
+//! device, does with each `IRP_MJ_PNP` minor function.
+//!
+//! The device has no hardware and the WSK client does not depend on it (the NMR registration
+//! lives in `DriverEntry`/`Unload`), so the function driver acts on no IRP except to agree and
+//! to delete its device object on removal. The rules, from "Passing PnP IRPs Down the Device
+//! Stack" (<https://learn.microsoft.com/windows-hardware/drivers/kernel/passing-pnp-irps-down-the-device-stack>):
+//! a driver that performs no action for an IRP passes it down without touching
+//! `Irp->IoStatus`; one that does act sets the status and passes it down; only the bus driver
+//! completes a PnP IRP. For the IRPs listed in [`action`], each minor function's page says
+//! "A driver must set Irp->IoStatus.Status to STATUS_SUCCESS" (stop, cancel-stop, remove,
+//! cancel-remove, surprise removal) or lets it succeed or fail (query-stop, query-remove,
+//! where wskecho agrees: nothing it holds depends on the device).
+//!
+//! `IRP_MN_START_DEVICE` "must be handled first by the parent bus driver for a device and then
+//! by each higher driver"; wskecho has nothing to start, so it passes the IRP down untouched
+//! and the bus driver's status is the result.
+//!
+//! The minor function codes are written out here (the core does not depend on wdk-sys); the
+//! kernel adapter checks at compile time that they equal `wdm.h`'s `IRP_MN_*` values.
+
+/// The `IRP_MJ_PNP` minor functions wskecho acts on (`wdm.h` values). Every other minor
+/// function is passed down untouched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PnpMinor {
+    /// `IRP_MN_START_DEVICE` (listed to pin its value: it is passed down untouched).
+    StartDevice = 0x00,
+    /// `IRP_MN_QUERY_REMOVE_DEVICE`.
+    QueryRemoveDevice = 0x01,
+    /// `IRP_MN_REMOVE_DEVICE`.
+    RemoveDevice = 0x02,
+    /// `IRP_MN_CANCEL_REMOVE_DEVICE`.
+    CancelRemoveDevice = 0x03,
+    /// `IRP_MN_STOP_DEVICE`.
+    StopDevice = 0x04,
+    /// `IRP_MN_QUERY_STOP_DEVICE`.
+    QueryStopDevice = 0x05,
+    /// `IRP_MN_CANCEL_STOP_DEVICE`.
+    CancelStopDevice = 0x06,
+    /// `IRP_MN_SURPRISE_REMOVAL`.
+    SurpriseRemoval = 0x17,
+}
+
+impl PnpMinor {
+    /// Every variant, for tests and the adapter's compile-time value checks.
+    pub const ALL: [Self; 8] = [
+        Self::StartDevice,
+        Self::QueryRemoveDevice,
+        Self::RemoveDevice,
+        Self::CancelRemoveDevice,
+        Self::StopDevice,
+        Self::QueryStopDevice,
+        Self::CancelStopDevice,
+        Self::SurpriseRemoval,
+    ];
+
+    /// The minor function code (`IO_STACK_LOCATION::MinorFunction`).
+    #[must_use]
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The variant for `code`, or `None` for a minor function wskecho does not name.
+    #[must_use]
+    pub const fn from_code(code: u8) -> Option<Self> {
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            if Self::ALL[i].code() == code {
+                return Some(Self::ALL[i]);
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+/// What the `IRP_MJ_PNP` dispatch routine does with an IRP (always under the device's remove
+/// lock, which it acquired first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PnpAction {
+    /// Skip the stack location and pass the IRP down; `Irp->IoStatus` untouched.
+    PassDown,
+    /// Set `Irp->IoStatus.Status = STATUS_SUCCESS`, then skip and pass down.
+    SucceedAndPassDown,
+    /// `IRP_MN_REMOVE_DEVICE`: release the remove lock and wait for every other holder, set
+    /// `STATUS_SUCCESS`, skip and pass down, then detach from the lower device and delete the
+    /// device object. Nothing touches the device object afterwards.
+    Remove,
+}
+
+/// The action for the `IRP_MJ_PNP` minor function `code`.
+#[must_use]
+pub const fn action(code: u8) -> PnpAction {
+    match PnpMinor::from_code(code) {
+        Some(PnpMinor::RemoveDevice) => PnpAction::Remove,
+        Some(
+            PnpMinor::QueryRemoveDevice
+            | PnpMinor::CancelRemoveDevice
+            | PnpMinor::SurpriseRemoval
+            | PnpMinor::QueryStopDevice
+            | PnpMinor::CancelStopDevice
+            | PnpMinor::StopDevice,
+        ) => PnpAction::SucceedAndPassDown,
+        Some(PnpMinor::StartDevice) | None => PnpAction::PassDown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_wdm_values() {
+        // IRP_MN_* from wdm.h (the kernel adapter also checks these against wdk-sys).
+        let expected: [(PnpMinor, u8); 8] = [
+            (PnpMinor::StartDevice, 0x00),
+            (PnpMinor::QueryRemoveDevice, 0x01),
+            (PnpMinor::RemoveDevice, 0x02),
+            (PnpMinor::CancelRemoveDevice, 0x03),
+            (PnpMinor::StopDevice, 0x04),
+            (PnpMinor::QueryStopDevice, 0x05),
+            (PnpMinor::CancelStopDevice, 0x06),
+            (PnpMinor::SurpriseRemoval, 0x17),
+        ];
+        for (minor, code) in expected {
+            assert_eq!(minor.code(), code, "{minor:?}");
+            assert_eq!(PnpMinor::from_code(code), Some(minor));
+        }
+    }
+
+    #[test]
+    fn from_code_round_trips_and_rejects_unnamed_codes() {
+        for code in 0..=u8::MAX {
+            match PnpMinor::from_code(code) {
+                Some(minor) => assert_eq!(minor.code(), code),
+                None => assert!(
+                    !PnpMinor::ALL.iter().any(|minor| minor.code() == code),
+                    "code {code:#x} is named but not found"
+                ),
+            }
+        }
+        let named = (0..=u8::MAX)
+            .filter(|&code| PnpMinor::from_code(code).is_some())
+            .count();
+        assert_eq!(named, PnpMinor::ALL.len());
+    }
+
+    #[test]
+    fn only_remove_device_deletes_the_device() {
+        for code in 0..=u8::MAX {
+            let expected = code == PnpMinor::RemoveDevice.code();
+            assert_eq!(action(code) == PnpAction::Remove, expected, "{code:#x}");
+        }
+    }
+
+    #[test]
+    fn state_changes_succeed_before_passing_down() {
+        for minor in [
+            PnpMinor::QueryRemoveDevice,
+            PnpMinor::CancelRemoveDevice,
+            PnpMinor::SurpriseRemoval,
+            PnpMinor::QueryStopDevice,
+            PnpMinor::CancelStopDevice,
+            PnpMinor::StopDevice,
+        ] {
+            assert_eq!(
+                action(minor.code()),
+                PnpAction::SucceedAndPassDown,
+                "{minor:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn start_and_unknown_minors_pass_down_untouched() {
+        assert_eq!(action(PnpMinor::StartDevice.code()), PnpAction::PassDown);
+        // IRP_MN_QUERY_DEVICE_RELATIONS, QUERY_INTERFACE, QUERY_CAPABILITIES, QUERY_ID,
+        // QUERY_PNP_DEVICE_STATE, DEVICE_USAGE_NOTIFICATION, and codes beyond the last one.
+        for code in [0x07, 0x08, 0x09, 0x13, 0x14, 0x16, 0x18, 0x19, 0xFF] {
+            assert_eq!(action(code), PnpAction::PassDown, "{code:#x}");
+        }
+    }
+}
