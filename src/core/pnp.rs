@@ -3,12 +3,13 @@
 //!
 //! The device has no hardware and the WSK client does not depend on it (the NMR registration
 //! lives in `DriverEntry`/`Unload`), so the function driver acts on no IRP except to agree and
-//! to delete its device object on removal. The rules, from "Passing PnP IRPs Down the Device
-//! Stack" (<https://learn.microsoft.com/windows-hardware/drivers/kernel/passing-pnp-irps-down-the-device-stack>):
+//! to delete its device object on removal. The rules
+//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/passing-pnp-irps-down-the-device-stack>):
 //! a driver that performs no action for an IRP passes it down without touching
 //! `Irp->IoStatus`; one that does act sets the status and passes it down; only the bus driver
-//! completes a PnP IRP. For the IRPs listed in [`action`], each minor function's page says
-//! "A driver must set Irp->IoStatus.Status to STATUS_SUCCESS" (stop, cancel-stop, remove,
+//! completes a Plug and Play IRP. For the IRPs listed in [`action`], each minor function's
+//! page says
+//! "A driver must set `Irp->IoStatus.Status` to `STATUS_SUCCESS`" (stop, cancel-stop, remove,
 //! cancel-remove, surprise removal) or lets it succeed or fail (query-stop, query-remove,
 //! where wskecho agrees: nothing it holds depends on the device).
 //!
@@ -18,6 +19,16 @@
 //!
 //! The minor function codes are written out here (the core does not depend on wdk-sys); the
 //! kernel adapter checks at compile time that they equal `wdm.h`'s `IRP_MN_*` values.
+//!
+//! **The switch.** `DriverEntry` registers `AddDevice` and the Plug and Play, power and WMI
+//! dispatch routines only when `Parameters\PnpDevice` is the `REG_DWORD` 1, which only
+//! `wskecho-root.inf` writes. A driver whose `AddDevice` is set counts as a Plug and Play
+//! driver, and the I/O manager unloads such a driver only when the Plug and Play manager asks
+//! for it, never for `sc stop` (`NtUnloadDriver`); route (a) would lose its unload. docs/kernel-adapter.md
+//! ("Route (b)") gives the evidence and what is not verified about it.
+//!
+//! This file uses nothing but `core`, so `tools/infcheck` compiles it too (the name and value
+//! the device INF must write come from here).
 
 /// The `IRP_MJ_PNP` minor functions wskecho acts on (`wdm.h` values). Every other minor
 /// function is passed down untouched.
@@ -106,9 +117,130 @@ pub const fn action(code: u8) -> PnpAction {
     }
 }
 
+/// Name of the `REG_DWORD` under `<service key>\Parameters` that turns route (b) on.
+pub const PNP_DEVICE_VALUE: &str = "PnpDevice";
+/// [`PNP_DEVICE_VALUE`] as UTF-16 (for `ZwQueryValueKey`).
+pub const PNP_DEVICE_VALUE_UTF16: [u16; 9] = {
+    let ascii = PNP_DEVICE_VALUE.as_bytes();
+    let mut out = [0_u16; 9];
+    let mut i = 0;
+    while i < out.len() && i < ascii.len() {
+        out[i] = ascii[i] as u16;
+        i += 1;
+    }
+    out
+};
+/// The value that turns route (b) on (the device INF writes it).
+pub const PNP_DEVICE_ON: u32 = 1;
+/// `REG_DWORD` (`winnt.h`; the adapter checks it against wdk-sys).
+pub const REG_DWORD: u32 = 4;
+
+/// Why `Parameters\PnpDevice` was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PnpSwitchError {
+    /// Not a `REG_DWORD` (the type found).
+    WrongType(u32),
+    /// A `REG_DWORD` whose data is not 4 bytes long (the length found).
+    BadLength(usize),
+    /// Neither 0 nor 1 (the value found).
+    OutOfRange(u32),
+}
+
+impl ::core::fmt::Display for PnpSwitchError {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        match *self {
+            Self::WrongType(found) => {
+                write!(
+                    f,
+                    "registry value {PNP_DEVICE_VALUE}: type {found} is not REG_DWORD (4)"
+                )
+            }
+            Self::BadLength(len) => {
+                write!(
+                    f,
+                    "registry value {PNP_DEVICE_VALUE}: {len} bytes of data, expected 4"
+                )
+            }
+            Self::OutOfRange(value) => {
+                write!(
+                    f,
+                    "registry value {PNP_DEVICE_VALUE}: {value} is neither 0 nor 1"
+                )
+            }
+        }
+    }
+}
+
+/// Decides the switch from what `ZwQueryValueKey` returned for [`PNP_DEVICE_VALUE`].
+///
+/// Takes the `KEY_VALUE_PARTIAL_INFORMATION` `Type` and `Data`: `Ok(true)` for the `REG_DWORD`
+/// 1, `Ok(false)` for 0. A missing value means `false` (the caller does not call this).
+///
+/// # Errors
+/// Any other type, length or value: bad input fails `DriverEntry` with a clear line rather
+/// than guessing which route was meant.
+pub fn pnp_device_switch(reg_type: u32, data: &[u8]) -> Result<bool, PnpSwitchError> {
+    if reg_type != REG_DWORD {
+        return Err(PnpSwitchError::WrongType(reg_type));
+    }
+    let bytes: [u8; 4] = data
+        .try_into()
+        .map_err(|_| PnpSwitchError::BadLength(data.len()))?;
+    match u32::from_le_bytes(bytes) {
+        0 => Ok(false),
+        PNP_DEVICE_ON => Ok(true),
+        other => Err(PnpSwitchError::OutOfRange(other)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switch_accepts_only_dword_0_and_1() {
+        assert_eq!(pnp_device_switch(REG_DWORD, &1_u32.to_le_bytes()), Ok(true));
+        assert_eq!(
+            pnp_device_switch(REG_DWORD, &0_u32.to_le_bytes()),
+            Ok(false)
+        );
+        assert_eq!(
+            pnp_device_switch(REG_DWORD, &2_u32.to_le_bytes()),
+            Err(PnpSwitchError::OutOfRange(2))
+        );
+        assert_eq!(
+            pnp_device_switch(1, &[b'1', 0]),
+            Err(PnpSwitchError::WrongType(1))
+        );
+        assert_eq!(
+            pnp_device_switch(REG_DWORD, &[1, 0]),
+            Err(PnpSwitchError::BadLength(2))
+        );
+        assert_eq!(
+            pnp_device_switch(REG_DWORD, &[1, 0, 0, 0, 0, 0, 0, 0]),
+            Err(PnpSwitchError::BadLength(8))
+        );
+    }
+
+    #[test]
+    fn switch_errors_name_the_value() {
+        extern crate std;
+        use std::string::ToString;
+        let text = PnpSwitchError::OutOfRange(7).to_string();
+        assert_eq!(text, "registry value PnpDevice: 7 is neither 0 nor 1");
+        assert!(
+            PnpSwitchError::WrongType(1)
+                .to_string()
+                .contains("PnpDevice")
+        );
+    }
+
+    #[test]
+    fn value_name_utf16_matches_the_name() {
+        extern crate std;
+        let decoded: std::vec::Vec<u16> = PNP_DEVICE_VALUE.encode_utf16().collect();
+        assert_eq!(&PNP_DEVICE_VALUE_UTF16[..], &decoded[..]);
+    }
 
     #[test]
     fn codes_are_the_wdm_values() {

@@ -12,7 +12,12 @@ use wdk_sys::{
 };
 
 use crate::{
-    core::{config, status::NtStatus, wsk_version::WSK_VERSION_1_0},
+    core::{
+        config,
+        pnp::{self, PnpMinor},
+        status::NtStatus,
+        wsk_version::WSK_VERSION_1_0,
+    },
     ffi::wsk::MAKE_WSK_VERSION,
 };
 
@@ -57,3 +62,39 @@ const _: () = assert!(config::REG_MULTI_SZ == wdk_sys::REG_MULTI_SZ);
 
 // The WSK version the core requires is the one the client dispatch announces.
 const _: () = assert!(WSK_VERSION_1_0 == MAKE_WSK_VERSION(1, 0));
+
+// The PnP minor function codes the core decides on are wdm.h's IRP_MN_* values, and the
+// route (b) switch is a REG_DWORD.
+const fn minor_is(minor: PnpMinor, windows: u32) -> bool {
+    minor.code() as u32 == windows
+}
+const _: () = assert!(minor_is(
+    PnpMinor::StartDevice,
+    wdk_sys::IRP_MN_START_DEVICE
+));
+const _: () = assert!(minor_is(
+    PnpMinor::QueryRemoveDevice,
+    wdk_sys::IRP_MN_QUERY_REMOVE_DEVICE
+));
+const _: () = assert!(minor_is(
+    PnpMinor::RemoveDevice,
+    wdk_sys::IRP_MN_REMOVE_DEVICE
+));
+const _: () = assert!(minor_is(
+    PnpMinor::CancelRemoveDevice,
+    wdk_sys::IRP_MN_CANCEL_REMOVE_DEVICE
+));
+const _: () = assert!(minor_is(PnpMinor::StopDevice, wdk_sys::IRP_MN_STOP_DEVICE));
+const _: () = assert!(minor_is(
+    PnpMinor::QueryStopDevice,
+    wdk_sys::IRP_MN_QUERY_STOP_DEVICE
+));
+const _: () = assert!(minor_is(
+    PnpMinor::CancelStopDevice,
+    wdk_sys::IRP_MN_CANCEL_STOP_DEVICE
+));
+const _: () = assert!(minor_is(
+    PnpMinor::SurpriseRemoval,
+    wdk_sys::IRP_MN_SURPRISE_REMOVAL
+));
+const _: () = assert!(pnp::REG_DWORD == wdk_sys::REG_DWORD);

@@ -1,14 +1,18 @@
-//! `DriverEntry`: read the configuration, build the client, register with the NMR.
+//! `DriverEntry`: read the configuration, build the client, register with the NMR, and (route
+//! (b) only) register the Plug and Play entry points.
 
 use wdk_sys::{
-    DRIVER_OBJECT, HANDLE, NTSTATUS, PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    DRIVER_OBJECT, HANDLE, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, NTSTATUS,
+    PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
 };
 
 use super::{
+    forward::{dispatch_power, dispatch_system_control},
     globals::{KernelClient, WSKECHO_GLOBALS},
     nmr_client::CLIENT_CHARACTERISTICS,
     platform::KernelPlatform,
-    registry::{ReadError, read_config},
+    pnp::{add_device, dispatch_pnp},
+    registry::{ReadError, read_config, read_pnp_device_switch},
     unload::driver_unload,
 };
 use crate::{
@@ -27,6 +31,13 @@ use crate::{
 ///    On failure the client is dropped again and nothing is left behind.
 /// 4. Sets `DriverUnload` (only on success: the I/O manager never unloads a driver whose
 ///    `DriverEntry` failed).
+/// 5. Route (b) only (`Parameters\PnpDevice` = 1, read in step 1 with the configuration, so a
+///    bad value fails before anything is registered): sets `DriverExtension->AddDevice` and
+///    `MajorFunction[IRP_MJ_PNP / IRP_MJ_POWER / IRP_MJ_SYSTEM_CONTROL]`. The Plug and Play
+///    manager calls `AddDevice` only after `DriverEntry` returned success, so setting them
+///    last opens no window; on any failure they are never set and no device can exist.
+///    Route (a) leaves them unset: a driver with `AddDevice` counts as a Plug and Play
+///    driver, which `sc stop` cannot unload (docs/kernel-adapter.md, "Route (b)").
 ///
 /// # Safety
 /// Called only by the I/O manager, once, with a valid driver object and registry path.
@@ -41,14 +52,12 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: the registry path given by the I/O manager; PASSIVE_LEVEL.
     let config = match unsafe { read_config(registry_path) } {
         Ok(config) => config,
-        Err(ReadError::Invalid(error)) => {
-            log_error!(platform, "configuration rejected: {error}");
-            return STATUS_INVALID_PARAMETER;
-        }
-        Err(ReadError::Registry { what, status }) => {
-            log_error!(platform, "reading {what} failed: {status}");
-            return status.0;
-        }
+        Err(error) => return rejected(&error),
+    };
+    // SAFETY: as above.
+    let pnp_device = match unsafe { read_pnp_device_switch(registry_path) } {
+        Ok(on) => on,
+        Err(error) => return rejected(&error),
     };
 
     // SAFETY: DriverEntry runs once, before NMR (the only other user) knows the driver.
@@ -78,7 +87,56 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: the driver object is valid during DriverEntry (caller).
     if let Some(driver) = unsafe { driver.as_mut() } {
         driver.DriverUnload = Some(driver_unload);
+        if pnp_device {
+            register_pnp(driver);
+        }
     }
     log_trace!(platform, "registered with the NMR as a WSK client");
     STATUS_SUCCESS
+}
+
+/// Logs why the registry was rejected and returns `DriverEntry`'s status for it.
+fn rejected(error: &ReadError) -> NTSTATUS {
+    let platform = &KernelPlatform;
+    match error {
+        ReadError::Invalid(error) => {
+            log_error!(platform, "configuration rejected: {error}");
+            STATUS_INVALID_PARAMETER
+        }
+        ReadError::InvalidSwitch(error) => {
+            log_error!(platform, "configuration rejected: {error}");
+            STATUS_INVALID_PARAMETER
+        }
+        ReadError::Registry { what, status } => {
+            log_error!(platform, "reading {what} failed: {status}");
+            status.0
+        }
+    }
+}
+
+/// Route (b): `AddDevice` and the dispatch routines of the `Root\wskecho` FDO. The other
+/// `MajorFunction` entries keep the I/O manager's default, which fails the request (the FDO
+/// serves no create, read, write or device control).
+fn register_pnp(driver: &mut DRIVER_OBJECT) {
+    // SAFETY: the I/O manager allocates the driver extension with the driver object; it is
+    // valid during DriverEntry. `as_mut` checks for NULL.
+    if let Some(extension) = unsafe { driver.DriverExtension.as_mut() } {
+        extension.AddDevice = Some(add_device);
+    }
+    for (major, routine) in [
+        (IRP_MJ_PNP, dispatch_pnp as unsafe extern "C" fn(_, _) -> _),
+        (IRP_MJ_POWER, dispatch_power),
+        (IRP_MJ_SYSTEM_CONTROL, dispatch_system_control),
+    ] {
+        let slot = usize::try_from(major)
+            .ok()
+            .and_then(|index| driver.MajorFunction.get_mut(index));
+        if let Some(slot) = slot {
+            *slot = Some(routine);
+        }
+    }
+    log_trace!(
+        &KernelPlatform,
+        "PnpDevice = 1: AddDevice registered (Root\\wskecho function driver)"
+    );
 }

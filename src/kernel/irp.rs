@@ -11,13 +11,18 @@
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioallocateirp>,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreuseirp>,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iofreeirp>).
+//!
+//! IRPs the I/O manager sends to the `Root\wskecho` device object (Plug and Play, power,
+//! WMI) are passed down with the `wdm.h` inline helpers written here in Rust
+//! ([`current_minor_function`], [`skip_current_stack_location`], [`call_driver`],
+//! [`set_status`], [`complete_request`]); all may be called at IRQL <= `DISPATCH_LEVEL`.
 
 use core::ptr::{NonNull, addr_of, addr_of_mut};
 
 use wdk_sys::{
-    IO_STACK_LOCATION, IRP, NTSTATUS, PIO_COMPLETION_ROUTINE, PVOID, STATUS_UNSUCCESSFUL,
-    ULONG_PTR,
-    ntddk::{IoAllocateIrp, IoFreeIrp, IoReuseIrp},
+    CCHAR, DEVICE_OBJECT, IO_NO_INCREMENT, IO_STACK_LOCATION, IRP, NTSTATUS,
+    PIO_COMPLETION_ROUTINE, PVOID, STATUS_UNSUCCESSFUL, ULONG_PTR,
+    ntddk::{IoAllocateIrp, IoFreeIrp, IoReuseIrp, IofCallDriver, IofCompleteRequest},
 };
 
 /// `SL_INVOKE_ON_CANCEL` (`wdm.h`).
@@ -138,4 +143,108 @@ pub unsafe fn io_status(irp: *mut IRP) -> (NTSTATUS, ULONG_PTR) {
     // SAFETY: as above.
     let information = unsafe { information_field.read() };
     (status, information)
+}
+
+/// `Irp->Tail.Overlay.CurrentStackLocation`, read through raw pointers.
+///
+/// # Safety
+/// `irp` is a valid IRP.
+unsafe fn current_stack_location_field(irp: *mut IRP) -> *mut *mut IO_STACK_LOCATION {
+    // SAFETY: `irp` is valid (caller); only the field's address is taken.
+    unsafe {
+        addr_of_mut!(
+            (*irp)
+                .Tail
+                .Overlay
+                .__bindgen_anon_2
+                .__bindgen_anon_1
+                .CurrentStackLocation
+        )
+    }
+}
+
+/// `IoGetCurrentIrpStackLocation(Irp)->MinorFunction` (`IoGetCurrentIrpStackLocation` is a
+/// `FORCEINLINE` function in `wdm.h`: `return Irp->Tail.Overlay.CurrentStackLocation;`).
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iogetcurrentirpstacklocation>
+///
+/// # Safety
+/// `irp` is a valid IRP sent to this driver (so its current stack location is this driver's).
+pub unsafe fn current_minor_function(irp: *mut IRP) -> u8 {
+    // SAFETY: `irp` is valid (caller).
+    let field = unsafe { current_stack_location_field(irp) };
+    // SAFETY: reading an initialised pointer field of a valid IRP.
+    let current = unsafe { field.read() };
+    // SAFETY: the I/O manager points CurrentStackLocation at this driver's location before
+    // calling its dispatch routine; only the field's address is taken.
+    let minor = unsafe { addr_of!((*current).MinorFunction) };
+    // SAFETY: reading an initialised byte of that stack location.
+    unsafe { minor.read() }
+}
+
+/// `IoSkipCurrentIrpStackLocation(Irp)` (`FORCEINLINE` in `wdm.h`): `Irp->CurrentLocation++;
+/// Irp->Tail.Overlay.CurrentStackLocation++;`, so that the next driver receives this driver's
+/// stack location unchanged.
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioskipcurrentirpstacklocation>
+///
+/// # Safety
+/// `irp` is a valid IRP sent to this driver, about to be passed to the next-lower driver with
+/// [`call_driver`] (which moves the location back down by one).
+pub unsafe fn skip_current_stack_location(irp: *mut IRP) {
+    // SAFETY: `irp` is valid (caller); only the field's address is taken.
+    let location = unsafe { addr_of_mut!((*irp).CurrentLocation) };
+    // SAFETY: as above.
+    let stack = unsafe { current_stack_location_field(irp) };
+    // SAFETY: reading a field of a valid IRP this driver currently owns.
+    let current_location = unsafe { location.read() };
+    // SAFETY: as above.
+    let current_stack = unsafe { stack.read() };
+    // SAFETY: writing them back incremented. The increments undo the decrement IofCallDriver
+    // makes, so neither leaves the IRP's stack.
+    unsafe { location.write(current_location.wrapping_add(1)) };
+    // SAFETY: as above.
+    unsafe { stack.write(current_stack.wrapping_add(1)) };
+}
+
+/// `IoCallDriver(DeviceObject, Irp)`, which `wdm.h` defines as the macro
+/// `IofCallDriver(DeviceObject, Irp)`. IRQL <= `DISPATCH_LEVEL`.
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocalldriver>
+///
+/// # Safety
+/// `device` is the next-lower device object, `irp` a valid IRP whose next stack location is
+/// set up for it. The IRP belongs to the lower driver afterwards.
+pub unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { IofCallDriver(device, irp) }
+}
+
+/// `Irp->IoStatus.Status = status`.
+///
+/// # Safety
+/// `irp` is a valid IRP this driver currently owns.
+pub unsafe fn set_status(irp: *mut IRP, status: NTSTATUS) {
+    // SAFETY: `irp` is valid (caller); only the field's address is taken.
+    let field = unsafe { addr_of_mut!((*irp).IoStatus.__bindgen_anon_1.Status) };
+    // SAFETY: writing the status of an IRP this driver owns.
+    unsafe { field.write(status) };
+}
+
+/// Completes `irp` with `status` and no information: `Irp->IoStatus.Status = status;
+/// Irp->IoStatus.Information = 0; IoCompleteRequest(Irp, IO_NO_INCREMENT)` (`IoCompleteRequest`
+/// is the `wdm.h` macro for `IofCompleteRequest`). IRQL <= `DISPATCH_LEVEL`.
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocompleterequest>
+///
+/// # Safety
+/// `irp` is a valid IRP this driver owns and has not passed on; it is gone afterwards.
+pub unsafe fn complete_request(irp: *mut IRP, status: NTSTATUS) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_status(irp, status) };
+    // SAFETY: as above; only the field's address is taken.
+    let information = unsafe { addr_of_mut!((*irp).IoStatus.Information) };
+    // SAFETY: writing a field of an IRP this driver owns.
+    unsafe { information.write(0) };
+    // IO_NO_INCREMENT is 0, which fits a CCHAR.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    let boost = IO_NO_INCREMENT as CCHAR;
+    // SAFETY: the IRP is ours to complete (caller).
+    unsafe { IofCompleteRequest(irp, boost) };
 }

@@ -3,8 +3,11 @@
 //! everything. One concern per file; docs/kernel-adapter.md describes each, with the IRQL of
 //! every function and the IRP/MDL lifecycle.
 //!
-//! * `entry` — `DriverEntry`: configuration, global client, `NmrRegisterClient`.
+//! * `entry` — `DriverEntry`: configuration, global client, `NmrRegisterClient`, and (route
+//!   (b), `Parameters\PnpDevice` = 1) the Plug and Play entry points.
 //! * `unload` — `Unload`: deregistration and the wait for every binding to be freed.
+//! * `pnp`, `forward`, `remove_lock` — route (b): `AddDevice` and the `Root\wskecho` FDO's
+//!   Plug and Play, power and WMI dispatch routines, under the device's remove lock.
 //! * `nmr_client` — static NMR registration data and the three NMR client callbacks.
 //! * `provider` — the core's `Provider` over the WSK dispatch tables, one per binding.
 //! * `socket_io`, `irp`, `mdl`, `completion` — per-socket IRPs and MDL, completion routines.
@@ -14,6 +17,7 @@
 //! * `address` — `SocketAddr` to and from `SOCKADDR_IN`/`SOCKADDR_IN6`.
 //! * `globals` — the static client, NMR handle and unload event (`WSKECHO_GLOBALS`).
 //! * `consistency` — compile-time checks of the core's hand-written Windows values.
+//! * `layout` — compile-time offsets of the wdk-sys structure fields the adapter touches.
 
 extern crate alloc;
 
@@ -28,14 +32,18 @@ mod completion;
 mod consistency;
 mod entry;
 mod events;
+mod forward;
 mod globals;
 mod irp;
+mod layout;
 mod log_line;
 mod mdl;
 mod nmr_client;
 mod platform;
+mod pnp;
 mod provider;
 mod registry;
+mod remove_lock;
 mod socket_io;
 mod unload;
 

@@ -5,6 +5,8 @@
 //! buffer of exactly that size (tag `WErg`, freed before returning). The raw type and data go
 //! to the core's [`ConfigBuilder::set_raw`], which decides what is valid. A missing key or a
 //! missing value means "use the default"; any other failure is reported with the value's name.
+//! The route (b) switch `PnpDevice` is read the same way, into the core's
+//! [`pnp_device_switch`] (`src/core/pnp.rs`).
 //!
 //! IRQL: `ZwOpenKey`, `ZwQueryValueKey` and `ZwClose` require `PASSIVE_LEVEL`
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwopenkey>,
@@ -27,6 +29,7 @@ use wdk_sys::{
 use super::platform::KernelPlatform;
 use crate::core::{
     config::{Config, ConfigBuilder, ConfigError, ValueName},
+    pnp::{PNP_DEVICE_VALUE, PNP_DEVICE_VALUE_UTF16, PnpSwitchError, pnp_device_switch},
     provider::{Platform, PoolTag},
     status::NtStatus,
 };
@@ -58,6 +61,8 @@ const MAX_VALUE_BYTES: usize = 64 * 1024;
 pub enum ReadError {
     /// A value is present but invalid: the core's description, naming the value.
     Invalid(ConfigError),
+    /// `Parameters\PnpDevice` is present but not the `REG_DWORD` 0 or 1.
+    InvalidSwitch(PnpSwitchError),
     /// The registry call failed for another reason.
     Registry {
         /// What was being read.
@@ -190,11 +195,59 @@ unsafe fn read_value(
     name: ValueName,
     builder: &mut ConfigBuilder,
 ) -> Result<(), ReadError> {
-    let failed = |status: NtStatus| ReadError::Registry {
-        what: name.as_str(),
-        status,
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        query_value(key, name.as_utf16(), name.as_str(), |reg_type, data| {
+            builder
+                .set_raw(name, reg_type, data)
+                .map_err(ReadError::Invalid)
+        })
+    }
+    .map(|_| ())
+}
+
+/// Reads the route (b) switch `Parameters\PnpDevice` (see [`pnp_device_switch`]): `true`
+/// when the driver is to register `AddDevice`. A missing key or value is `false`.
+/// `PASSIVE_LEVEL`.
+///
+/// # Errors
+/// A value that is not the `REG_DWORD` 0 or 1, or a registry failure other than "not found".
+///
+/// # Safety
+/// `registry_path` is the valid `UNICODE_STRING` passed to `DriverEntry`.
+pub unsafe fn read_pnp_device_switch(registry_path: PCUNICODE_STRING) -> Result<bool, ReadError> {
+    // SAFETY: forwarded caller guarantee.
+    let Some(key) = (unsafe { open_parameters(registry_path) })? else {
+        return Ok(false);
     };
-    let units = name.as_utf16();
+    let mut switch = false;
+    // SAFETY: `key` is open; PASSIVE_LEVEL (caller).
+    unsafe {
+        query_value(
+            &key,
+            &PNP_DEVICE_VALUE_UTF16,
+            PNP_DEVICE_VALUE,
+            |reg_type, data| {
+                switch = pnp_device_switch(reg_type, data).map_err(ReadError::InvalidSwitch)?;
+                Ok(())
+            },
+        )
+    }?;
+    Ok(switch)
+}
+
+/// Queries the value `units` (its name, `what`, for errors) under `key` and hands its type
+/// and data to `take`. `Ok(false)` (and `take` not called) when the value does not exist.
+///
+/// # Safety
+/// `key` is open; `PASSIVE_LEVEL`.
+unsafe fn query_value(
+    key: &Key,
+    units: &[u16],
+    what: &'static str,
+    take: impl FnOnce(u32, &[u8]) -> Result<(), ReadError>,
+) -> Result<bool, ReadError> {
+    let failed = |status: NtStatus| ReadError::Registry { what, status };
     let name_len =
         u16::try_from(units.len() * 2).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
     // ZwQueryValueKey does not write through ValueName; the cast to *mut is the C signature.
@@ -217,7 +270,7 @@ unsafe fn read_value(
         )
     };
     match status {
-        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(()),
+        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(false),
         STATUS_BUFFER_TOO_SMALL | STATUS_BUFFER_OVERFLOW => {}
         s if s >= 0 => {}
         s => return Err(failed(NtStatus(s))),
@@ -243,7 +296,7 @@ unsafe fn read_value(
         )
     };
     match status {
-        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(()),
+        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(false),
         s if s < 0 => return Err(failed(NtStatus(s))),
         _ => {}
     }
@@ -267,7 +320,5 @@ unsafe fn read_value(
     // written by the call.
     let data =
         unsafe { core::slice::from_raw_parts(buffer.ptr.as_ptr().wrapping_add(header), data_len) };
-    builder
-        .set_raw(name, info.Type, data)
-        .map_err(ReadError::Invalid)
+    take(info.Type, data).map(|()| true)
 }

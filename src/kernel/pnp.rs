@@ -1,0 +1,242 @@
+//! Route (b): wskecho as the function driver of a root-enumerated `Root\wskecho` device
+//! (`devcon install wskecho-root.inf Root\wskecho`). `AddDevice` creates and attaches the
+//! functional device object (FDO); the `IRP_MJ_PNP` dispatch routine passes every Plug and
+//! Play IRP to the PDO below, as the core's [`pnp::action`] decides, and deletes the FDO on
+//! `IRP_MN_REMOVE_DEVICE`.
+//!
+//! The device carries no state of the WSK client: the NMR registration stays in `DriverEntry`
+//! and `Unload` (docs/kernel-adapter.md, "Route (b)"). The Plug and Play manager calls
+//! `Unload` after the last device object of the driver has been deleted
+//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/pnp-driver-s-unload-routine>).
+//!
+//! IRQL: `AddDevice` `PASSIVE_LEVEL` (`DRIVER_ADD_DEVICE`,
+//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_add_device>);
+//! `DispatchPnP` `PASSIVE_LEVEL`, in an arbitrary thread context
+//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/dispatchpnp-routines>).
+//! `IoCreateDevice`, `IoAttachDeviceToDeviceStack`, `IoDetachDevice` and `IoDeleteDevice` are
+//! `PASSIVE_LEVEL` calls (their reference pages under `ddi/wdm/`).
+
+use core::{
+    mem::{offset_of, size_of},
+    ptr::{self, addr_of, addr_of_mut},
+};
+
+use wdk_sys::{
+    DEVICE_OBJECT, DO_DEVICE_INITIALIZING, DO_POWER_PAGABLE, DRIVER_OBJECT,
+    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, IO_REMOVE_LOCK, IRP, NT_SUCCESS, NTSTATUS,
+    STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS, ULONG,
+    ntddk::{IoAttachDeviceToDeviceStack, IoCreateDevice, IoDeleteDevice, IoDetachDevice},
+};
+
+use super::{
+    irp::{
+        call_driver, complete_request, current_minor_function, set_status,
+        skip_current_stack_location,
+    },
+    platform::KernelPlatform,
+    remove_lock,
+};
+use crate::core::{
+    log::{log_error, log_trace},
+    pnp::{self, PnpAction},
+    status::NtStatus,
+};
+
+/// The FDO's device extension: allocated by `IoCreateDevice` together with the device object
+/// (non-paged, freed by `IoDeleteDevice`). The driver's only per-device memory.
+#[repr(C)]
+pub struct FdoExtension {
+    /// The device object below the FDO, as `IoAttachDeviceToDeviceStack` returned it (the
+    /// PDO of the root enumerator, or a lower filter). Every IRP is passed to it.
+    lower: *mut DEVICE_OBJECT,
+    /// Held by every IRP the FDO is handling; `IRP_MN_REMOVE_DEVICE` waits for it.
+    remove_lock: IO_REMOVE_LOCK,
+}
+
+/// `DeviceExtensionSize` for `IoCreateDevice`.
+const FDO_EXTENSION_SIZE: ULONG = 40;
+const _: () = assert!(size_of::<FdoExtension>() == FDO_EXTENSION_SIZE as usize);
+const _: () = assert!(offset_of!(FdoExtension, lower) == 0);
+const _: () = assert!(offset_of!(FdoExtension, remove_lock) == 8);
+
+/// The FDO's extension.
+///
+/// # Safety
+/// `device` is an FDO created by [`add_device`] and not yet deleted.
+pub unsafe fn extension(device: *mut DEVICE_OBJECT) -> *mut FdoExtension {
+    // SAFETY: `device` is a valid device object (caller); only the field's address is taken.
+    let field = unsafe { addr_of!((*device).DeviceExtension) };
+    // SAFETY: reading a field IoCreateDevice initialised to the extension's address.
+    unsafe { field.read() }.cast()
+}
+
+/// The FDO's lower device object and remove lock.
+///
+/// # Safety
+/// As [`extension`].
+pub unsafe fn lower_and_lock(
+    device: *mut DEVICE_OBJECT,
+) -> (*mut DEVICE_OBJECT, *mut IO_REMOVE_LOCK) {
+    // SAFETY: forwarded caller guarantee.
+    let extension = unsafe { extension(device) };
+    // SAFETY: the extension is valid while the device exists; only addresses are taken.
+    let lower = unsafe { addr_of!((*extension).lower) };
+    // SAFETY: as above.
+    let lock = unsafe { addr_of_mut!((*extension).remove_lock) };
+    // SAFETY: `lower` was written by AddDevice before any IRP could arrive.
+    (unsafe { lower.read() }, lock)
+}
+
+/// `AddDevice` (`DRIVER_ADD_DEVICE`), called by the Plug and Play manager at `PASSIVE_LEVEL`
+/// for the `Root\wskecho` devnode, after `DriverEntry` and before any Plug and Play IRP for
+/// the device.
+///
+/// 1. `IoCreateDevice`: unnamed (no user-mode access), `FILE_DEVICE_UNKNOWN`,
+///    `FILE_DEVICE_SECURE_OPEN`, not exclusive, with an [`FdoExtension`].
+/// 2. Initialises the remove lock, then `IoAttachDeviceToDeviceStack` on the PDO; if that
+///    returns NULL, deletes the device and returns `STATUS_NO_SUCH_DEVICE`.
+/// 3. Copies `DO_POWER_PAGABLE` from the lower device object (power IRPs then arrive at
+///    `PASSIVE_LEVEL` as below; the FDO's power path works at either IRQL). `DO_BUFFERED_IO`
+///    and `DO_DIRECT_IO` are not copied: they describe how a driver takes read/write buffers,
+///    and the FDO serves no read, write or create request (the I/O manager fails them).
+/// 4. Clears `DO_DEVICE_INITIALIZING`.
+///
+/// # Safety
+/// Called only by the Plug and Play manager, with this driver's object and a valid PDO.
+pub unsafe extern "C" fn add_device(
+    driver: *mut DRIVER_OBJECT,
+    pdo: *mut DEVICE_OBJECT,
+) -> NTSTATUS {
+    let platform = &KernelPlatform;
+    let mut fdo: *mut DEVICE_OBJECT = ptr::null_mut();
+    // SAFETY: the driver object is ours (caller); no name, so no name buffer; the out pointer
+    // is a local; PASSIVE_LEVEL.
+    let status = unsafe {
+        IoCreateDevice(
+            driver,
+            FDO_EXTENSION_SIZE,
+            ptr::null_mut(),
+            FILE_DEVICE_UNKNOWN,
+            FILE_DEVICE_SECURE_OPEN,
+            0,
+            &raw mut fdo,
+        )
+    };
+    if !NT_SUCCESS(status) || fdo.is_null() {
+        log_error!(platform, "IoCreateDevice failed: {}", NtStatus(status));
+        return if NT_SUCCESS(status) {
+            STATUS_NO_SUCH_DEVICE
+        } else {
+            status
+        };
+    }
+    // SAFETY: `fdo` was just created with an FdoExtension-sized extension.
+    let extension = unsafe { extension(fdo) };
+    // SAFETY: the extension is valid non-paged memory nobody else uses yet; only addresses
+    // are taken.
+    let lower_field = unsafe { addr_of_mut!((*extension).lower) };
+    // SAFETY: as above.
+    let lock = unsafe { addr_of_mut!((*extension).remove_lock) };
+    // SAFETY: writing the extension of a device object no IRP can reach yet.
+    unsafe { lower_field.write(ptr::null_mut()) };
+    // SAFETY: unused lock storage in the non-paged extension; PASSIVE_LEVEL.
+    unsafe { remove_lock::initialize(lock) };
+
+    // SAFETY: both device objects are valid; PASSIVE_LEVEL.
+    let lower = unsafe { IoAttachDeviceToDeviceStack(fdo, pdo) };
+    if lower.is_null() {
+        log_error!(platform, "IoAttachDeviceToDeviceStack failed");
+        // SAFETY: the device was never attached and no IRP has reached it.
+        unsafe { IoDeleteDevice(fdo) };
+        return STATUS_NO_SUCH_DEVICE;
+    }
+    // SAFETY: as above; still before any IRP (the PnP manager sends none until AddDevice
+    // returns).
+    unsafe { lower_field.write(lower) };
+
+    // SAFETY: `lower` is the valid device object below; only the field's address is taken.
+    let lower_flags = unsafe { addr_of!((*lower).Flags) };
+    // SAFETY: as above, for our own device object.
+    let flags = unsafe { addr_of_mut!((*fdo).Flags) };
+    // SAFETY: reading the flags of the valid lower device object.
+    let pagable = unsafe { lower_flags.read() } & DO_POWER_PAGABLE;
+    // SAFETY: reading our FDO's flags, which nothing else writes during AddDevice.
+    let current = unsafe { flags.read() };
+    // SAFETY: as above; the FDO becomes usable once DO_DEVICE_INITIALIZING is clear.
+    unsafe { flags.write((current | pagable) & !DO_DEVICE_INITIALIZING) };
+    log_trace!(platform, "Root\\wskecho device added");
+    STATUS_SUCCESS
+}
+
+/// `DispatchPnP` (`DRIVER_DISPATCH` for `IRP_MJ_PNP`), `PASSIVE_LEVEL`.
+///
+/// Acquires the remove lock (on failure, the device is being removed: completes the IRP with
+/// that status), then does what [`pnp::action`] says for the minor function:
+/// * `PassDown`: skip, `IoCallDriver(lower)`, release the lock;
+/// * `SucceedAndPassDown`: `IoStatus.Status = STATUS_SUCCESS`, then as `PassDown`;
+/// * `Remove`: `IoReleaseRemoveLockAndWait` (every other IRP on the FDO has finished),
+///   `STATUS_SUCCESS`, skip, `IoCallDriver(lower)`, `IoDetachDevice(lower)`,
+///   `IoDeleteDevice(fdo)` (which frees the extension: `lower` was read before).
+///
+/// Returns the lower driver's status. The IRP is never touched after `IoCallDriver`.
+///
+/// # Safety
+/// Called only by the I/O manager, for an FDO created by [`add_device`].
+pub unsafe extern "C" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: `device` is our FDO (caller).
+    let (lower, lock) = unsafe { lower_and_lock(device) };
+    // SAFETY: the lock was initialised in AddDevice and the FDO exists.
+    let status = unsafe { remove_lock::acquire(lock, irp) };
+    if !NT_SUCCESS(status) {
+        // SAFETY: the IRP is ours and not passed on.
+        unsafe { complete_request(irp, status) };
+        return status;
+    }
+    // SAFETY: an IRP sent to this driver.
+    let minor = unsafe { current_minor_function(irp) };
+    match pnp::action(minor) {
+        PnpAction::PassDown => {
+            // SAFETY: passing our IRP to the device below; the lock is held until it returns.
+            let status = unsafe { pass_down(lower, irp) };
+            // SAFETY: releases the acquisition above (the IRP pointer is only the tag).
+            unsafe { remove_lock::release(lock, irp) };
+            status
+        }
+        PnpAction::SucceedAndPassDown => {
+            // SAFETY: the IRP is still ours.
+            unsafe { set_status(irp, STATUS_SUCCESS) };
+            // SAFETY: as for PassDown.
+            let status = unsafe { pass_down(lower, irp) };
+            // SAFETY: as for PassDown.
+            unsafe { remove_lock::release(lock, irp) };
+            status
+        }
+        PnpAction::Remove => {
+            // SAFETY: held under this tag; called once: after it every acquire fails, so no
+            // second remove IRP can get here. PASSIVE_LEVEL.
+            unsafe { remove_lock::release_and_wait(lock, irp) };
+            // SAFETY: the IRP is still ours.
+            unsafe { set_status(irp, STATUS_SUCCESS) };
+            // SAFETY: passing the remove IRP down, as the PnP rules require.
+            let status = unsafe { pass_down(lower, irp) };
+            // SAFETY: `lower` is the device we attached to, detached once; PASSIVE_LEVEL.
+            unsafe { IoDetachDevice(lower) };
+            // SAFETY: no IRP holds the FDO any more (remove lock drained) and it is detached;
+            // nothing touches it or its extension after this.
+            unsafe { IoDeleteDevice(device) };
+            log_trace!(&KernelPlatform, "Root\\wskecho device removed");
+            status
+        }
+    }
+}
+
+/// `IoSkipCurrentIrpStackLocation` + `IoCallDriver(lower, irp)`.
+///
+/// # Safety
+/// `irp` was sent to this driver and is passed on here; `lower` is the FDO's lower device.
+pub unsafe fn pass_down(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: our IRP, about to be passed to the next-lower driver.
+    unsafe { skip_current_stack_location(irp) };
+    // SAFETY: the next location is now ours, unchanged, for `lower`.
+    unsafe { call_driver(lower, irp) }
+}
