@@ -3,7 +3,8 @@
 Shows the state of the wskecho driver: service, configuration, Parameters, listeners, signature.
 
 .DESCRIPTION
-Read-only: `sc.exe query` and `sc.exe qc`, the Parameters values, the TCP listeners owned
+Read-only: `sc.exe query` and `sc.exe qc`, the Root\wskecho device if there is one (route b:
+its status and Device Manager problem code), the Parameters values, the TCP listeners owned
 by the System process on the configured ports, the image's signature status, and whether
 test signing is on. Does not need elevation except for the bcdedit line.
 
@@ -23,10 +24,17 @@ if ($null -eq $service) {
 $null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList @('query', $WskechoService)
 $null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList @('qc', $WskechoService)
 
+$device = Get-WskechoDevice
+if ($device) {
+    Write-Host "Device $WskechoHardwareId ($($device.InstanceId)): status $($device.Status), problem code $(Get-WskechoDeviceProblem $device) (route b: the device holds the driver)"
+} else {
+    Write-Host "No $WskechoHardwareId device (route a, or not installed as a device)."
+}
+
 Write-Host "Parameters ($WskechoParametersKey):"
 if (Test-Path -LiteralPath $WskechoParametersKey) {
     $values = Get-ItemProperty -LiteralPath $WskechoParametersKey
-    foreach ($name in 'ListenAddresses', 'MaxConnections', 'BufferSize') {
+    foreach ($name in 'ListenAddresses', 'MaxConnections', 'BufferSize', 'PnpDevice') {
         $value = $values.PSObject.Properties[$name]
         $shown = if ($null -eq $value) { '(not set: the driver uses its default)' } else { $value.Value -join ', ' }
         Write-Host "  $name = $shown"

@@ -11,9 +11,13 @@ Three ways, see docs/installing.md:
   -Method Service  no INF: copies wskecho.sys to System32\drivers, `sc.exe create` a kernel
                    service (demand start), writes the Parameters defaults read from wskecho.inf.
                    Needs only the test-signed wskecho.sys (no catalog).
-  -Method Root     the root-enumerated device INF: `devcon install wskecho-root.inf Root\wskecho`.
-                   Needs devcon (WDK), wskecho.cat, and a driver with AddDevice/IRP_MJ_PNP
-                   support, which this version does not have yet (docs/installing.md).
+  -Method Root     the root-enumerated device INF: `devcon install wskecho-root.inf Root\wskecho`
+                   creates the Root\wskecho devnode, installs the INF on it and starts the
+                   device, which loads the driver (no Start-Wskecho.ps1 needed). With
+                   -UseDevgen: `devgen /add /bus ROOT /hardwareid Root\wskecho`, then
+                   `pnputil /add-driver wskecho-root.inf /install`. Needs devcon or devgen (WDK)
+                   and wskecho.cat. The driver then unloads only when the device is removed
+                   or disabled (Uninstall-Wskecho.ps1), not with sc stop.
 Each step prints the command it runs; a failing exit code stops the script with a hint.
 Prerequisites: Enable-TestSigning.ps1 (and a reboot), Install-TestCertificate.ps1.
 
@@ -26,17 +30,28 @@ Folder with wskecho.sys and the INF files. Default: this script's folder.
 .PARAMETER DevconPath
 devcon.exe to use for -Method Root. Default: devcon.exe on PATH.
 
+.PARAMETER UseDevgen
+-Method Root without devcon: devgen.exe (WDK) creates the devnode, pnputil installs the INF.
+
+.PARAMETER DevgenPath
+devgen.exe to use with -UseDevgen. Default: devgen.exe on PATH.
+
 .EXAMPLE
 .\Install-Wskecho.ps1 -Method Service -WhatIf
 
 .EXAMPLE
 .\Install-Wskecho.ps1; .\Start-Wskecho.ps1
+
+.EXAMPLE
+.\Install-Wskecho.ps1 -Method Root -DevconPath 'C:\Program Files (x86)\Windows Kits\10\Tools\10.0.22621.0\x64\devcon.exe'
 #>
 [CmdletBinding(SupportsShouldProcess)]
 param(
     [ValidateSet('Inf', 'Service', 'Root')] [string]$Method = 'Inf',
     [string]$PackagePath = $PSScriptRoot,
-    [string]$DevconPath = 'devcon.exe'
+    [string]$DevconPath = 'devcon.exe',
+    [switch]$UseDevgen,
+    [string]$DevgenPath = 'devgen.exe'
 )
 
 . (Join-Path $PSScriptRoot 'Wskecho.Common.ps1')
@@ -95,11 +110,36 @@ switch ($Method) {
     'Root' {
         $inf = Assert-PackageFile 'wskecho-root.inf' 'the package is incomplete'
         $null = Assert-PackageFile 'wskecho.cat' 'device installation needs a signed catalog (docs/installing.md)'
-        Write-Warning 'This driver version has no AddDevice/IRP_MJ_PNP handling: the device will not start as a PnP function driver (docs/installing.md, route b).'
-        if ($PSCmdlet.ShouldProcess($WskechoHardwareId, "devcon install $inf")) {
-            # devcon: 0 done, 1 done but reboot needed, 2 failed, 3 usage error.
-            $null = Invoke-WskechoTool -FilePath $DevconPath -ArgumentList @('install', $inf, $WskechoHardwareId) -Success 0, 1
+        if (Get-WskechoDevice) {
+            throw "A $WskechoHardwareId device already exists: run Uninstall-Wskecho.ps1 first."
+        }
+        if (-not $UseDevgen) {
+            if ($PSCmdlet.ShouldProcess($WskechoHardwareId, "devcon install $inf")) {
+                # devcon: 0 done, 1 done but reboot needed, 2 failed, 3 usage error.
+                $null = Invoke-WskechoTool -FilePath $DevconPath -ArgumentList @('install', $inf, $WskechoHardwareId) -Success 0, 1
+            }
+        } else {
+            if ($PSCmdlet.ShouldProcess($WskechoHardwareId, 'devgen /add /bus ROOT')) {
+                $null = Invoke-WskechoTool -FilePath $DevgenPath -ArgumentList @('/add', '/bus', 'ROOT', '/hardwareid', $WskechoHardwareId)
+            }
+            if ($PSCmdlet.ShouldProcess($inf, 'pnputil /add-driver /install')) {
+                $null = Invoke-WskechoTool -FilePath 'pnputil.exe' -ArgumentList @('/add-driver', $inf, '/install') -Success 0, 3010
+            }
+        }
+        if (-not $WhatIfPreference) {
+            $device = Get-WskechoDevice
+            if ($null -eq $device) {
+                throw "No $WskechoHardwareId device after the install: see C:\Windows\INF\setupapi.dev.log and docs/troubleshooting.md."
+            }
+            Write-Host "Device $($device.InstanceId): status $($device.Status), problem $(Get-WskechoDeviceProblem $device)"
+            if ($device.Status -ne 'OK') {
+                Write-Warning 'The device did not start: see docs/troubleshooting.md (Device Manager codes 10, 31, 52).'
+            }
         }
     }
 }
-Write-Host "Installed ($Method). Next: .\Start-Wskecho.ps1 (Method Root starts with the device)."
+if ($Method -eq 'Root') {
+    Write-Host 'Installed (Root): the device started the driver. Unload: .\Uninstall-Wskecho.ps1 (sc stop cannot unload it).'
+} else {
+    Write-Host "Installed ($Method). Next: .\Start-Wskecho.ps1"
+}

@@ -91,7 +91,9 @@ if ($values.Count -eq 0) { throw 'Nothing to set: give -ListenAddresses, -MaxCon
 if ($PSCmdlet.ShouldProcess($WskechoParametersKey, "set $($values.Keys -join ', ')")) {
     Write-WskechoParameters -Values $values
     $service = Get-WskechoService
-    if ($null -ne $service -and $service.Status -eq 'Running') {
+    if (Get-WskechoDevice) {
+        Write-Host "wskecho serves a $WskechoHardwareId device: restart the device to apply (devcon disable $WskechoHardwareId; devcon enable $WskechoHardwareId)."
+    } elseif ($null -ne $service -and $service.Status -eq 'Running') {
         Write-Host 'wskecho is running: restart it to apply (Stop-Wskecho.ps1; Start-Wskecho.ps1).'
     }
 }

@@ -3,8 +3,10 @@
 Stops and removes the wskecho driver, whichever way it was installed.
 
 .DESCRIPTION
-1. Stops the service if it runs (sc.exe stop).
-2. Removes the root-enumerated device if there is one (devcon remove Root\wskecho).
+1. Removes the root-enumerated device if there is one (devcon remove Root\wskecho, or
+   pnputil /remove-device <instance ID> when devcon is not available): the Plug and Play
+   manager removes the device object and then unloads the driver (route b; sc stop cannot).
+2. Otherwise stops the service if it runs (sc.exe stop, route a).
 3. Deletes every driver-store package of wskecho.inf / wskecho-root.inf
    (pnputil /delete-driver oemNN.inf /uninstall), which also removes the service it created.
 4. If the service is still there (installed with -Method Service), deletes it (sc.exe delete)
@@ -13,7 +15,8 @@ The Parameters key goes with the service. Error 1072 (marked for deletion) means
 still open on the service: close Services.msc/regedit, or reboot.
 
 .PARAMETER DevconPath
-devcon.exe used to remove a root-enumerated device. Default: devcon.exe on PATH.
+devcon.exe used to remove a root-enumerated device. Default: devcon.exe on PATH; without it,
+pnputil /remove-device (Windows 10 2004 and later).
 
 .EXAMPLE
 .\Uninstall-Wskecho.ps1 -WhatIf
@@ -24,6 +27,22 @@ param([string]$DevconPath = 'devcon.exe')
 . (Join-Path $PSScriptRoot 'Wskecho.Common.ps1')
 Assert-WskechoAdministrator
 
+$device = Get-WskechoDevice
+if ($device) {
+    if ($PSCmdlet.ShouldProcess("$WskechoHardwareId ($($device.InstanceId))", 'remove the device')) {
+        if (Get-Command $DevconPath -ErrorAction SilentlyContinue) {
+            # devcon: 0 done, 1 done but reboot needed.
+            $null = Invoke-WskechoTool -FilePath $DevconPath -ArgumentList @('remove', $WskechoHardwareId) -Success 0, 1
+        } else {
+            $null = Invoke-WskechoTool -FilePath 'pnputil.exe' -ArgumentList @('/remove-device', $device.InstanceId) -Success 0, 3010
+        }
+        # The driver unloads after its last device object is deleted.
+        if (-not (Wait-WskechoServiceStatus -Status 'Stopped' -TimeoutSeconds 30)) {
+            throw 'wskecho did not unload after the device was removed; not removing a loaded driver. See docs/troubleshooting.md.'
+        }
+    }
+}
+
 $service = Get-WskechoService
 if ($null -ne $service -and $service.Status -ne 'Stopped') {
     if ($PSCmdlet.ShouldProcess($WskechoService, 'sc.exe stop')) {
@@ -31,13 +50,6 @@ if ($null -ne $service -and $service.Status -ne 'Stopped') {
         if (-not (Wait-WskechoServiceStatus -Status 'Stopped' -TimeoutSeconds 30)) {
             throw 'wskecho did not stop; not removing a loaded driver. See docs/troubleshooting.md.'
         }
-    }
-}
-
-$device = Get-PnpDevice -ErrorAction SilentlyContinue | Where-Object { $_.HardwareID -contains $WskechoHardwareId }
-if ($device) {
-    if ($PSCmdlet.ShouldProcess($WskechoHardwareId, 'devcon remove')) {
-        $null = Invoke-WskechoTool -FilePath $DevconPath -ArgumentList @('remove', $WskechoHardwareId) -Success 0, 1
     }
 }
 

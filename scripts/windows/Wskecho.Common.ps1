@@ -15,7 +15,7 @@ $script:WskechoErrorHints = @{
     31   = 'DriverEntry failed: see the driver log (docs/windbg.md); an invalid Parameters value gives STATUS_INVALID_PARAMETER'
     87   = 'invalid parameter: a Parameters value is out of range or malformed (Set-WskechoParameters.ps1 -Reset restores defaults)'
     577  = 'Windows cannot verify the signature: enable test signing and reboot (Enable-TestSigning.ps1), install the test certificate (Install-TestCertificate.ps1)'
-    1052 = 'the driver cannot be stopped right now: retry; if it persists, see docs/troubleshooting.md'
+    1052 = 'the driver cannot be stopped with sc stop: if a Root\wskecho device exists (Install-Wskecho.ps1 -Method Root), the driver unloads only when the device is removed or disabled (Uninstall-Wskecho.ps1); otherwise retry and see docs/troubleshooting.md'
     1056 = 'already running'
     1058 = 'the service is disabled: sc.exe config wskecho start= demand'
     1060 = 'wskecho is not installed: run Install-Wskecho.ps1'
@@ -86,6 +86,21 @@ function Get-WskechoSignatureText {
 
 function Get-WskechoService {
     return Get-Service -Name $script:WskechoService -ErrorAction SilentlyContinue
+}
+
+# The present Root\wskecho device (route b), or $null. Get-PnpDevice is in the PnpDevice
+# module of Windows 10/11.
+function Get-WskechoDevice {
+    return Get-PnpDevice -PresentOnly -ErrorAction SilentlyContinue |
+        Where-Object { $_.HardwareID -contains $script:WskechoHardwareId } |
+        Select-Object -First 1
+}
+
+# The device's Device Manager problem code (0 = none; 10 start failed, 31 AddDevice or driver
+# load failed, 52 signature; docs/troubleshooting.md).
+function Get-WskechoDeviceProblem {
+    param([Parameter(Mandatory)] $Device)
+    return $Device.ConfigManagerErrorCode
 }
 
 # Waits until the service reaches $Status or $TimeoutSeconds pass.

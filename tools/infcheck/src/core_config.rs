@@ -12,6 +12,11 @@
 #[path = "../../../src/core/config.rs"]
 pub mod driver;
 
+// The driver's `src/core/pnp.rs` (also `core`-only): the route (b) switch
+// `Parameters\PnpDevice` that only the device INF may write.
+#[path = "../../../src/core/pnp.rs"]
+pub mod driver_pnp;
+
 use driver::{ConfigBuilder, ValueName};
 
 use crate::policy::{Parameter, ParameterKind};

@@ -322,9 +322,75 @@ fn device_style_rules_fail() {
             "[DefaultInstall.NTamd64]\nCopyFiles = wskecho.DriverFiles\n\n[Strings]",
             "style.both",
         ),
+        // The DDInstall section's services and files, as for the primitive INF.
+        (
+            "[wskecho.Device.NT.Services]",
+            "[wskecho.Device.NT.Service]",
+            "service.missing",
+        ),
+        (
+            "[wskecho.Device.NT]\nCopyFiles = wskecho.DriverFiles\n",
+            "[wskecho.Device.NT]\n",
+            "service.binary",
+        ),
+        ("StartType     = 3", "StartType     = 0", "service.start"),
     ];
     for (from, to, rule) in cases {
         assert_mutation_fails(DEVICE, from, to, rule);
+    }
+}
+
+/// The route (b) switch `Parameters\PnpDevice`: required as the `REG_DWORD` 1 in the device INF
+/// (or the device cannot start), forbidden in the primitive INF (or `sc stop` cannot unload).
+#[test]
+fn pnp_device_switch_rules_fail() {
+    let switch = "HKR, Parameters, PnpDevice,       0x00010001, 1\n";
+    let cases = [
+        (switch, "", "device.pnp-device"),
+        (
+            switch,
+            "HKR, Parameters, PnpDevice,       0x00010001, 0\n",
+            "registry.pnp-device",
+        ),
+        (
+            switch,
+            "HKR, Parameters, PnpDevice,       0x00010001, 2\n",
+            "registry.pnp-device",
+        ),
+        (
+            switch,
+            "HKR, Parameters, PnpDevice,       0x00000000, \"1\"\n",
+            "registry.pnp-device",
+        ),
+        (
+            switch,
+            "HKR, Parameters, PnpDevice,       0x00010001, yes\n",
+            "registry.pnp-device",
+        ),
+        (
+            switch,
+            "HKR, Parameters, PnpDevice,       0x00010001, 1\nHKR, Parameters, pnpdevice, 0x00010001, 1\n",
+            "registry.duplicate",
+        ),
+    ];
+    for (from, to, rule) in cases {
+        assert_mutation_fails(DEVICE, from, to, rule);
+    }
+    // Hexadecimal 1 is the same value.
+    let hex = DEVICE.replace(
+        switch,
+        "HKR, Parameters, PnpDevice,       0x00010001, 0x1\n",
+    );
+    assert_eq!(errors(&hex), vec![]);
+    // The primitive INF must not write it, not even as 0.
+    let buffer = "HKR, Parameters, BufferSize,      0x00010001, 16384\n";
+    for value in ["1", "0"] {
+        assert_mutation_fails(
+            PRIMITIVE,
+            buffer,
+            &format!("{buffer}HKR, Parameters, PnpDevice, 0x00010001, {value}\n"),
+            "primitive.pnp-device",
+        );
     }
 }
 

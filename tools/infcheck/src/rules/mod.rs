@@ -43,7 +43,7 @@ pub fn check_text(text: &str, policy: &Policy) -> Report {
     for root in &roots {
         let copied = files::check_root(&mut cx, root);
         for service_install in services::check_root(&mut cx, root, &copied) {
-            registry::check_service(&mut cx, service_install);
+            registry::check_service(&mut cx, service_install, root.style);
         }
     }
     let style = roots.first().map(|root| root.style);

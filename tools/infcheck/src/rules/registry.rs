@@ -2,9 +2,17 @@
 //! (InfVerif 1323), with valid flags (1224, 1268, 1305), and say exactly what the driver
 //! expects: every parameter once, with its type and default, valid for the driver's own
 //! configuration parser (`src/core/config.rs`).
+//!
+//! The route (b) switch `Parameters\PnpDevice` (`src/core/pnp.rs`): a device INF must write
+//! it as the `REG_DWORD` 1, or `DriverEntry` registers no `AddDevice` and the device cannot
+//! start; a primitive INF must not write it, or `sc stop` could no longer unload the driver.
 
 use super::context::Context;
 use super::parse_number;
+use super::style::Style;
+use crate::core_config::driver_pnp::{
+    PNP_DEVICE_ON, PNP_DEVICE_VALUE, REG_DWORD, pnp_device_switch,
+};
 use crate::core_config::{validate_dword, validate_listen_addresses};
 use crate::parse::{Entry, Section};
 use crate::policy::ParameterKind;
@@ -17,8 +25,8 @@ const FLG_ADDREG_TYPE_SZ: u32 = 0x0000_0000;
 const FLG_ADDREG_TYPE_MULTI_SZ: u32 = 0x0001_0000;
 const FLG_ADDREG_TYPE_DWORD: u32 = 0x0001_0001;
 
-/// Checks the AddReg sections of one service-install section.
-pub fn check_service(cx: &mut Context<'_>, service_install: &Section) {
+/// Checks the AddReg sections of one service-install section of an INF of `style`.
+pub fn check_service(cx: &mut Context<'_>, service_install: &Section, style: Style) {
     let inf = cx.inf;
     let mut written: Vec<(String, usize)> = Vec::new();
     for directive in service_install.entries_with_key("AddReg") {
@@ -28,7 +36,7 @@ pub fn check_service(cx: &mut Context<'_>, service_install: &Section) {
                 continue;
             };
             for entry in &section.entries {
-                if let Some(value) = check_line(cx, entry) {
+                if let Some(value) = check_line(cx, entry, style) {
                     if let Some((_, first)) = written
                         .iter()
                         .find(|(seen, _)| seen.eq_ignore_ascii_case(&value))
@@ -43,6 +51,19 @@ pub fn check_service(cx: &mut Context<'_>, service_install: &Section) {
                 }
             }
         }
+    }
+    let switch_written = written
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case(PNP_DEVICE_VALUE));
+    if style == Style::Device && !switch_written {
+        cx.findings.error(
+            "device.pnp-device",
+            Some(service_install.line),
+            format!(
+                "[{}] does not write Parameters\\{PNP_DEVICE_VALUE} = {PNP_DEVICE_ON}: DriverEntry would register no AddDevice and the device could not start",
+                service_install.name
+            ),
+        );
     }
     for parameter in &cx.policy.parameters {
         if !written
@@ -62,7 +83,7 @@ pub fn check_service(cx: &mut Context<'_>, service_install: &Section) {
 }
 
 /// Checks one `root,subkey,value,flags,data...` line; returns the value name it writes.
-fn check_line(cx: &mut Context<'_>, entry: &Entry) -> Option<String> {
+fn check_line(cx: &mut Context<'_>, entry: &Entry, style: Style) -> Option<String> {
     let fields: Vec<String> = entry
         .fields()
         .iter()
@@ -117,6 +138,16 @@ fn check_line(cx: &mut Context<'_>, entry: &Entry) -> Option<String> {
         return None;
     }
     let name = field(2);
+    if name.eq_ignore_ascii_case(PNP_DEVICE_VALUE) {
+        check_pnp_device(
+            cx,
+            entry.line,
+            style,
+            flags & FLG_ADDREG_TYPE_MASK,
+            field(4),
+        );
+        return Some(name.to_owned());
+    }
     let Some(parameter) = cx.policy.parameter(name) else {
         cx.findings.error(
             "registry.unknown",
@@ -137,6 +168,47 @@ fn check_line(cx: &mut Context<'_>, entry: &Entry) -> Option<String> {
         data,
     );
     Some(name.to_owned())
+}
+
+/// `Parameters\PnpDevice`: only in a device INF, and there only as the `REG_DWORD` 1, checked
+/// with the driver's own parser of the value.
+fn check_pnp_device(cx: &mut Context<'_>, line: usize, style: Style, value_type: u32, text: &str) {
+    let line = Some(line);
+    if style == Style::Primitive {
+        cx.findings.error(
+            "primitive.pnp-device",
+            line,
+            format!("{PNP_DEVICE_VALUE} belongs to the device INF only: with it DriverEntry registers AddDevice, and `sc stop` cannot unload a driver that has one"),
+        );
+        return;
+    }
+    if value_type != FLG_ADDREG_TYPE_DWORD {
+        cx.findings.error(
+            "registry.pnp-device",
+            line,
+            format!("{PNP_DEVICE_VALUE} must be REG_DWORD (flags 0x00010001), got type 0x{value_type:08X}"),
+        );
+        return;
+    }
+    let data = parse_number(text).map(u32::to_le_bytes);
+    match data.map(|bytes| pnp_device_switch(REG_DWORD, &bytes)) {
+        Some(Ok(true)) => {}
+        Some(Ok(false)) => cx.findings.error(
+            "registry.pnp-device",
+            line,
+            format!("{PNP_DEVICE_VALUE} = 0 turns route (b) off: the device could not start"),
+        ),
+        Some(Err(error)) => cx.findings.error(
+            "registry.pnp-device",
+            line,
+            format!("DriverEntry would refuse it: {error}"),
+        ),
+        None => cx.findings.error(
+            "registry.pnp-device",
+            line,
+            format!("{PNP_DEVICE_VALUE} = `{text}` is not a 32-bit number (InfVerif 1268)"),
+        ),
+    }
 }
 
 fn check_data(
