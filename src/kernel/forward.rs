@@ -3,23 +3,26 @@
 //! the FDO's remove lock.
 //!
 //! * Power: the FDO has no power policy and no hardware. "Beginning with Windows Vista,
-//!   drivers should call `IoCallDriver`, not `PoCallDriver` to pass a power IRP to the next-lower
-//!   driver", and `PoStartNextPowerIrp` is only required on Windows Server 2003, XP and 2000
+//!   drivers should call `IoCallDriver`, not `PoCallDriver` to pass a power IRP to the
+//!   next-lower driver", and `PoStartNextPowerIrp` is only required on Windows Server 2003, XP and 2000
 //!   (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-pocalldriver>,
 //!   <https://learn.microsoft.com/windows-hardware/drivers/kernel/calling-iocalldriver-versus-calling-pocalldriver>).
 //!   So: `IoSkipCurrentIrpStackLocation` + `IoCallDriver`.
-//! * WMI: a driver that does not register as a WMI provider passes `IRP_MJ_SYSTEM_CONTROL`
-//!   to the next-lower driver
-//!   (<https://learn.microsoft.com/windows-hardware/drivers/kernel/irp-mj-system-control>);
+//! * WMI: wskecho registers no WMI provider
+//!   ("Drivers that do not support WMI by registering as a WMI data provider must pass
+//!   `IRP_MJ_SYSTEM_CONTROL` requests to the next lower driver",
+//!   <https://learn.microsoft.com/windows-hardware/drivers/kernel/irp-mj-system-control>);
 //!   without this routine the I/O manager would fail it on the FDO and the PDO would never
 //!   see it.
 //!
-//! IRQL: `DispatchPower` runs at `PASSIVE_LEVEL` when `DO_POWER_PAGABLE` is set, otherwise
-//! at `DISPATCH_LEVEL` or below
-//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/dispatchpower-routines>);
-//! `DispatchSystemControl` at `PASSIVE_LEVEL`. Everything called here works at
-//! IRQL <= `DISPATCH_LEVEL` (remove lock acquire/release, `IofCallDriver`,
-//! `IofCompleteRequest`).
+//! IRQL: `DispatchPower` runs at `PASSIVE_LEVEL` when `DO_POWER_PAGABLE` is set ("The power
+//! manager calls such drivers at IRQL = `PASSIVE_LEVEL`"), otherwise it "must be callable at
+//! IRQL = `DISPATCH_LEVEL`"
+//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/setting-device-object-flags-for-power-management>);
+//! `DispatchSystemControl` at `PASSIVE_LEVEL` ("WMI sends this IRP at IRQL = `PASSIVE_LEVEL`",
+//! e.g. <https://learn.microsoft.com/windows-hardware/drivers/kernel/irp-mn-query-all-data>).
+//! Everything called here works at IRQL <= `DISPATCH_LEVEL` (remove lock acquire/release,
+//! `IofCallDriver`, `IofCompleteRequest`).
 
 use wdk_sys::{DEVICE_OBJECT, IRP, NT_SUCCESS, NTSTATUS};
 

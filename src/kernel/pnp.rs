@@ -11,8 +11,9 @@
 //!
 //! IRQL: `AddDevice` `PASSIVE_LEVEL` (`DRIVER_ADD_DEVICE`,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_add_device>);
-//! `DispatchPnP` `PASSIVE_LEVEL`, in an arbitrary thread context
-//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/dispatchpnp-routines>).
+//! `DispatchPnP` `PASSIVE_LEVEL`: "The `PnP` manager sends this IRP at IRQL `PASSIVE_LEVEL` in
+//! the context of a system thread", on the page of each minor function (e.g.
+//! <https://learn.microsoft.com/windows-hardware/drivers/kernel/irp-mn-remove-device>).
 //! `IoCreateDevice`, `IoAttachDeviceToDeviceStack`, `IoDetachDevice` and `IoDeleteDevice` are
 //! `PASSIVE_LEVEL` calls (their reference pages under `ddi/wdm/`).
 
@@ -95,8 +96,10 @@ pub unsafe fn lower_and_lock(
 ///    `FILE_DEVICE_SECURE_OPEN`, not exclusive, with an [`FdoExtension`].
 /// 2. Initialises the remove lock, then `IoAttachDeviceToDeviceStack` on the PDO; if that
 ///    returns NULL, deletes the device and returns `STATUS_NO_SUCH_DEVICE`.
-/// 3. Copies `DO_POWER_PAGABLE` from the lower device object (power IRPs then arrive at
-///    `PASSIVE_LEVEL` as below; the FDO's power path works at either IRQL). `DO_BUFFERED_IO`
+/// 3. Copies `DO_POWER_PAGABLE` from the lower device object ("drivers should not alter the
+///    bus driver's value for the `DO_POWER_PAGABLE` flag, and a driver must never set this flag
+///    if a lower-level driver has cleared it", Setting Device Object Flags for Power
+///    Management); the FDO's power path works at either IRQL. `DO_BUFFERED_IO`
 ///    and `DO_DIRECT_IO` are not copied: they describe how a driver takes read/write buffers,
 ///    and the FDO serves no read, write or create request (the I/O manager fails them).
 /// 4. Clears `DO_DEVICE_INITIALIZING`.
