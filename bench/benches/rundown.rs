@@ -1,6 +1,180 @@
-//! Placeholder until this measurement lands (scripts/bench reports its part as missing).
+//! Part 1: one rundown `try_acquire` + `release` pair against a bare atomic increment +
+//! decrement pair (the limit), uncontended and with a second thread hammering the same word.
+//!
+//! Criterion runs the four benchmarks into `<bench dir>/criterion`; afterwards the medians are
+//! read back and written as part `1-rundown` (module `wskecho_bench::rundown_ratio`).
+
+use std::{
+    hint::black_box,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use criterion::Criterion;
+use wskecho::core::rundown::Rundown;
+use wskecho_bench::{
+    report::{Part, bench_dir, write_part},
+    rundown_ratio::{
+        BARE_CONTENDED, BARE_UNCONTENDED, Contention, GROUP, Measured, RUNDOWN_CONTENDED,
+        RUNDOWN_UNCONTENDED,
+    },
+};
+
+/// What a benchmark hammers: one pair of operations on a shared object.
+trait Pair: Send + Sync + 'static {
+    fn pair(&self);
+}
+
+/// The limit: the cheapest possible reference count, same orderings as the rundown's.
+struct Bare(AtomicUsize);
+
+impl Pair for Bare {
+    #[inline]
+    fn pair(&self) {
+        black_box(self.0.fetch_add(2, Ordering::Acquire));
+        black_box(self.0.fetch_sub(2, Ordering::AcqRel));
+    }
+}
+
+impl Pair for Rundown {
+    #[inline]
+    fn pair(&self) {
+        if self.try_acquire() {
+            black_box(self.release());
+        } else {
+            unreachable!("the benchmark never closes the rundown");
+        }
+    }
+}
+
+/// A second thread making pairs on the same object until dropped.
+struct Contender {
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Contender {
+    fn start<T: Pair>(object: Arc<T>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
+            thread::spawn(move || {
+                let mut pairs = 0_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..64 {
+                        object.pair();
+                    }
+                    pairs += 64;
+                    progress.store(pairs, Ordering::Relaxed);
+                }
+            })
+        };
+        Self {
+            stop,
+            progress,
+            thread: Some(thread),
+        }
+    }
+
+    fn pairs(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until the contender is seen running, so a sample starts contended.
+    fn wait_running(&self) {
+        let seen = self.pairs();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while self.pairs() == seen && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl Drop for Contender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn uncontended<T: Pair>(c: &mut Criterion, name: &str, object: &T) {
+    c.benchmark_group(GROUP)
+        .bench_function(name, |b| b.iter(|| object.pair()));
+}
+
+fn contended<T: Pair>(c: &mut Criterion, name: &str, object: T) -> Contention {
+    let object = Arc::new(object);
+    let contender = Contender::start(Arc::clone(&object));
+    let mut contention = Contention::default();
+    c.benchmark_group(GROUP).bench_function(name, |b| {
+        b.iter_custom(|iterations| {
+            contender.wait_running();
+            let before = contender.pairs();
+            let start = Instant::now();
+            for _ in 0..iterations {
+                object.pair();
+            }
+            let elapsed = start.elapsed();
+            contention.record(iterations, contender.pairs().saturating_sub(before));
+            elapsed
+        });
+    });
+    drop(contender);
+    contention
+}
+
+/// Runs the four benchmarks into `output`; returns how much the contender ran in each
+/// contended one.
+fn run_benchmarks(output: &Path) -> (Contention, Contention) {
+    let mut c = Criterion::default()
+        .output_directory(output)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+        .without_plots()
+        .configure_from_args();
+
+    uncontended(&mut c, BARE_UNCONTENDED, &Bare(AtomicUsize::new(2)));
+    uncontended(&mut c, RUNDOWN_UNCONTENDED, &Rundown::new());
+    let bare_contention = contended(&mut c, BARE_CONTENDED, Bare(AtomicUsize::new(2)));
+    let rundown_contention = contended(&mut c, RUNDOWN_CONTENDED, Rundown::new());
+    c.final_summary();
+    drop(c);
+    (bare_contention, rundown_contention)
+}
 
 fn main() {
-    eprintln!("not implemented yet");
-    std::process::exit(1);
+    let output = bench_dir().join("criterion");
+    // Stale estimates of an earlier run must not stand in for a benchmark that did not run.
+    let _ = std::fs::remove_dir_all(output.join(GROUP));
+    let (bare_contention, rundown_contention) = run_benchmarks(&output);
+
+    let measured = match Measured::read(&output, bare_contention, rundown_contention) {
+        Ok(measured) => measured,
+        Err(error) => {
+            eprintln!("rundown: reading criterion's estimates: {error}");
+            std::process::exit(1);
+        }
+    };
+    let part = Part {
+        name: "1-rundown".into(),
+        title: "1 rundown".into(),
+        rows: measured.rows(),
+    };
+    match write_part(&bench_dir(), &part) {
+        Ok(path) => println!("rundown: wrote {}", path.display()),
+        Err(error) => {
+            eprintln!("rundown: writing the part: {error}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -1,6 +1,227 @@
-//! Placeholder until this measurement lands (scripts/bench reports its part as missing).
+//! Part 2: instructions the core executes per echo cycle, counted with callgrind.
+//!
+//!   echo-step                          measure (runs itself under valgrind), write `2-echo-step`
+//!   echo-step --child CYCLES CHUNK     the measured program: one connection, CYCLES cycles
+//!
+//! Each measurement runs the child under `valgrind --tool=callgrind --toggle-collect=F`, F
+//! being one of the wrappers every entry into the core goes through (module
+//! `wskecho_bench::echo_step`), so only instructions inside the core and the WSK double it
+//! calls are collected. The double's own functions are subtracted (module
+//! `wskecho_bench::callgrind`). The per-cycle figure is the difference between runs of N2 and
+//! N1 cycles divided by N2 − N1, so setup and first-time effects cancel out.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use wskecho_bench::{
+    callgrind::{self, Profile},
+    echo_step::{Echo, is_bench_double},
+    report::{Goal, Part, Row, bench_dir, write_part},
+};
+
+/// Echo buffer size of the measured connection (the core's cost does not depend on it; a
+/// small buffer keeps the double's data fill cheap under valgrind).
+const BUFFER_SIZE: u32 = 4096;
+/// Cycles of the shorter and the longer run.
+const N1: u64 = 200;
+const N2: u64 = 1000;
+/// Bytes per receive completion in the partial-receive runs.
+const PARTIAL: usize = 1000;
+
+fn child(cycles: u64, chunk: usize) -> Result<(), String> {
+    let mut echo = Echo::start(BUFFER_SIZE).map_err(|e| e.to_string())?;
+    for _ in 0..cycles {
+        echo.cycle(chunk).map_err(|e| e.to_string())?;
+    }
+    let (received, sent) = echo.totals();
+    if received != sent || echo.bytes_echoed() != sent {
+        return Err(format!(
+            "received {received}, sent {sent}, core counted {}",
+            echo.bytes_echoed()
+        ));
+    }
+    echo.teardown().map_err(|e| e.to_string())
+}
+
+/// What one callgrind run collected.
+#[derive(Clone, Copy, Debug)]
+struct Count {
+    /// Instructions in the core.
+    core: u64,
+    /// Instructions in the WSK double (excluded from `core`).
+    double: u64,
+    /// Calls from the core into the double.
+    double_calls: u64,
+}
+
+fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let out = dir.join(format!("callgrind.{wrapper}.{cycles}.{chunk}.out"));
+    let status = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(format!(
+            "--toggle-collect=wskecho_bench::echo_step::{wrapper}*"
+        ))
+        .arg("--quiet")
+        .arg(&exe)
+        .args(["--child", &cycles.to_string(), &chunk.to_string()])
+        .status()
+        .map_err(|e| format!("running valgrind: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "valgrind (callgrind) of {} failed: {status}",
+            exe.display()
+        ));
+    }
+    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let profile: Profile =
+        callgrind::parse(&text).map_err(|e| format!("{}: {e}", out.display()))?;
+    let total = profile.total();
+    if total == 0 {
+        return Err(format!(
+            "{}: nothing collected: no function matched the toggle {wrapper}",
+            out.display()
+        ));
+    }
+    let double = profile.excluded(is_bench_double);
+    Ok(Count {
+        core: total.saturating_sub(double),
+        double,
+        double_calls: profile.calls_into(is_bench_double),
+    })
+}
+
+/// Per-cycle figures from two runs: (core per cycle, double per cycle, core fixed part).
+#[allow(clippy::cast_precision_loss)] // instruction counts far below 2^52
+fn per_cycle(short: Count, long: Count, calls_per_cycle: u64) -> Result<(f64, f64, f64), String> {
+    let cycles = (N2 - N1) as f64;
+    let calls = long.double_calls.saturating_sub(short.double_calls);
+    if calls != calls_per_cycle * (N2 - N1) {
+        return Err(format!(
+            "{calls} calls into the WSK double over {} cycles, expected {calls_per_cycle} per cycle: \
+             the double's functions are not recognized in callgrind's output",
+            N2 - N1
+        ));
+    }
+    let core = (long.core as f64 - short.core as f64) / cycles;
+    let double = (long.double as f64 - short.double as f64) / cycles;
+    let fixed = core.mul_add(-(N1 as f64), short.core as f64);
+    Ok((core, double, fixed))
+}
+
+#[allow(clippy::cast_precision_loss)] // instruction counts far below 2^52
+fn run(dir: &Path) -> Result<Vec<Row>, String> {
+    match Command::new("valgrind").arg("--version").output() {
+        Ok(output) if output.status.success() => {}
+        _ => return Err("valgrind not found (Debian: apt-get install valgrind)".into()),
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let full = usize::MAX;
+    let (core, double, fixed) = per_cycle(
+        measure(dir, "core_step", N1, full)?,
+        measure(dir, "core_step", N2, full)?,
+        2,
+    )?;
+    let (partial, _, _) = per_cycle(
+        measure(dir, "core_step", N1, PARTIAL)?,
+        measure(dir, "core_step", N2, PARTIAL)?,
+        2,
+    )?;
+    let setup = measure(dir, "core_setup", N1, full)?;
+    let teardown = measure(dir, "core_teardown", N1, full)?;
+    let how = format!("callgrind Ir, ({N2} cycles - {N1} cycles) / {}", N2 - N1);
+    Ok(vec![
+        Row::new(
+            "core per echo cycle (full-buffer receive)",
+            core,
+            "instructions",
+        )
+        .with_goal(Goal::Below(1000.0))
+        .with_note(format!(
+            "receive completion -> send -> send completion -> receive; {how}; \
+                 WSK double excluded; fixed part {fixed:.0}"
+        )),
+        Row::new(
+            "core per echo cycle (partial receive)",
+            partial,
+            "instructions",
+        )
+        .with_note(format!(
+            "{PARTIAL} of {BUFFER_SIZE} bytes per receive: next receive issued with the send"
+        )),
+        Row::new(
+            "WSK double per echo cycle (excluded)",
+            double,
+            "instructions",
+        )
+        .with_note("the bench provider's receive + send calls (recording the request)"),
+        Row::new(
+            "core: attach, listener open, accept, first receive",
+            setup.core as f64,
+            "instructions",
+        )
+        .with_note(format!(
+            "once per run; pool allocations excluded ({} in the double)",
+            setup.double
+        )),
+        Row::new(
+            "core: detach, abortive close, cleanup",
+            teardown.core as f64,
+            "instructions",
+        )
+        .with_note(format!(
+            "once per run; frees excluded ({} in the double)",
+            teardown.double
+        )),
+    ])
+}
+
+fn parse_child_args(args: &[String]) -> Option<(u64, usize)> {
+    match args {
+        [flag, cycles, chunk] if flag == "--child" => {
+            Some((cycles.parse().ok()?, chunk.parse().ok()?))
+        }
+        _ => None,
+    }
+}
 
 fn main() {
-    eprintln!("not implemented yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        let Some((cycles, chunk)) = parse_child_args(&args) else {
+            eprintln!("usage: echo-step [--child CYCLES CHUNK]");
+            std::process::exit(2);
+        };
+        if let Err(error) = child(cycles, chunk) {
+            eprintln!("echo-step child: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let dir: PathBuf = bench_dir().join("echo-step");
+    let rows = match run(&dir) {
+        Ok(rows) => rows,
+        Err(error) => {
+            eprintln!("echo-step: {error}");
+            std::process::exit(1);
+        }
+    };
+    for row in &rows {
+        println!("{:>10.1} {}  {}", row.value, row.unit, row.metric);
+    }
+    let part = Part {
+        name: "2-echo-step".into(),
+        title: "2 echo step".into(),
+        rows,
+    };
+    match write_part(&bench_dir(), &part) {
+        Ok(path) => println!("echo-step: wrote {}", path.display()),
+        Err(error) => {
+            eprintln!("echo-step: writing the part: {error}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -1,6 +1,92 @@
-//! Placeholder until this measurement lands (scripts/bench reports its part as missing).
+//! Part 7: size of the cross-built driver image and its largest stack frames.
+//!
+//!   sys-image <wskecho.sys> <wskecho.pdb>
+//!
+//! Frames from the image's x64 unwind information, named (and cross-checked) with
+//! `llvm-pdbutil dump --symbols` on the PDB (module `wskecho_bench::image`). Writes part
+//! `7-image`.
+
+use std::{fs, path::Path, process::Command};
+
+use wskecho_bench::{
+    image::{PeImage, name_frames, parse_pdb_symbols, rows},
+    report::{Part, bench_dir, write_part},
+};
+
+fn pdb_symbols(pdb: &Path) -> Result<String, String> {
+    let output = Command::new("llvm-pdbutil")
+        .args(["dump", "--symbols"])
+        .arg(pdb)
+        .output()
+        .map_err(|error| {
+            format!("running llvm-pdbutil: {error} (Debian: apt-get install llvm; scripts/cross/prereqs)")
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "llvm-pdbutil dump --symbols {} failed ({}): {}",
+            pdb.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    String::from_utf8(output.stdout).map_err(|error| format!("llvm-pdbutil output: {error}"))
+}
+
+fn run(sys: &Path, pdb: &Path) -> Result<Part, String> {
+    let data = fs::read(sys).map_err(|error| format!("{}: {error}", sys.display()))?;
+    let image = PeImage::parse(&data).map_err(|error| format!("{}: {error}", sys.display()))?;
+    let frames = image
+        .frames()
+        .map_err(|error| format!("{}: {error}", sys.display()))?;
+    if frames.is_empty() {
+        return Err(format!("{}: no unwind information (.pdata)", sys.display()));
+    }
+    let procedures = parse_pdb_symbols(&pdb_symbols(pdb)?)
+        .map_err(|error| format!("{}: {error}", pdb.display()))?;
+    let named = name_frames(&image, &frames, &procedures);
+    for frame in named.iter().take(10) {
+        println!(
+            "{:6} bytes  (sub rsp {:5}, pushes {:3})  {}",
+            frame.frame.bytes(),
+            frame.frame.allocation,
+            frame.frame.pushes,
+            frame.name
+        );
+    }
+    let disagreeing: Vec<&str> = named
+        .iter()
+        .filter(|n| n.pdb_agrees == Some(false))
+        .map(|n| n.name.as_str())
+        .collect();
+    if !disagreeing.is_empty() {
+        println!("PDB S_FRAMEPROC differs from the unwind info for: {disagreeing:?}");
+    }
+    let file_size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+    Ok(Part {
+        name: "7-image".into(),
+        title: "7 image".into(),
+        rows: rows(file_size, &image, &named),
+    })
+}
 
 fn main() {
-    eprintln!("not implemented yet");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [sys, pdb] = args.as_slice() else {
+        eprintln!("usage: sys-image <wskecho.sys> <wskecho.pdb>");
+        std::process::exit(2);
+    };
+    let part = match run(Path::new(sys), Path::new(pdb)) {
+        Ok(part) => part,
+        Err(error) => {
+            eprintln!("sys-image: {error}");
+            std::process::exit(1);
+        }
+    };
+    match write_part(&bench_dir(), &part) {
+        Ok(path) => println!("sys-image: wrote {}", path.display()),
+        Err(error) => {
+            eprintln!("sys-image: writing the part: {error}");
+            std::process::exit(1);
+        }
+    }
 }
