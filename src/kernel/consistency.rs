@@ -1,7 +1,7 @@
 //! Compile-time cross-checks between values the platform-neutral core writes by hand (it may
 //! not depend on wdk-sys) and the same values from the Windows bindings: wdk-sys's
 //! `constants.rs` (NTSTATUS codes, maintained by Microsoft), the generated `winnt.h`
-//! registry types and `wdm.h` PnP minor function codes (`IRP_MN_*`, for the route (b)
+//! registry types and `wdm.h` Plug and Play minor function codes (`IRP_MN_*`, for the route (b)
 //! decision in `core::pnp`), plus the project's own `wsk.h` declarations. A mismatch fails the Windows
 //! build, so the core can never hand the kernel a status or type that means something else.
 
