@@ -1,9 +1,10 @@
 //! Compile-time cross-checks between values the platform-neutral core writes by hand (it may
 //! not depend on wdk-sys) and the same values from the Windows bindings: wdk-sys's
 //! `constants.rs` (NTSTATUS codes, maintained by Microsoft), the generated `winnt.h`
-//! registry types and `wdm.h` Plug and Play minor function codes (`IRP_MN_*`, for the route (b)
-//! decision in `core::pnp`), plus the project's own `wsk.h` declarations. A mismatch fails the Windows
-//! build, so the core can never hand the kernel a status or type that means something else.
+//! registry types and `wdm.h` Plug and Play minor function codes (`IRP_MN_*`, for the
+//! route (b) decision in `core::pnp`), plus the project's own `wsk.h` declarations. A mismatch
+//! fails the Windows build, so the core can never hand the kernel a status or type that means
+//! something else.
 
 use wdk_sys::{
     NTSTATUS, STATUS_ADDRESS_ALREADY_EXISTS, STATUS_CANCELLED, STATUS_CONNECTION_ABORTED,
