@@ -27,9 +27,11 @@ const _: () = assert!(offset_of!(DEVICE_OBJECT, DeviceExtension) == 64);
 // change of the bindings is noticed and this comment revisited.
 const _: () = assert!(size_of::<DEVICE_OBJECT>() == 328);
 
-// DRIVER_OBJECT: ... DriverExtension 48, DriverName 56 (UNICODE_STRING, 16 bytes),
+// DRIVER_OBJECT: Type 0, Size 2, DeviceObject 8, Flags 16, DriverStart 24, DriverSize 32,
+// DriverSection 40, DriverExtension 48, DriverName 56 (UNICODE_STRING, 16 bytes),
 // HardwareDatabase 72, FastIoDispatch 80, DriverInit 88, DriverStartIo 96, DriverUnload 104,
 // MajorFunction[28] 112..336.
+const _: () = assert!(offset_of!(DRIVER_OBJECT, DeviceObject) == 8);
 const _: () = assert!(offset_of!(DRIVER_OBJECT, DriverExtension) == 48);
 const _: () = assert!(offset_of!(DRIVER_OBJECT, DriverUnload) == 104);
 const _: () = assert!(offset_of!(DRIVER_OBJECT, MajorFunction) == 112);

@@ -20,10 +20,25 @@ use crate::{
 ///    the event), so no callback can reach the client any more.
 /// 3. Drops the client. Returns only after everything has been freed.
 ///
+/// Route (b): the Plug and Play manager calls `Unload` only after the last `Root\wskecho`
+/// device object has been deleted. A device object still listed in the driver object here
+/// would mean an unload that route (b)'s procedure never asks for (see docs/kernel-adapter.md,
+/// "Not verified"); `Unload` cannot refuse, so it logs an error naming it and goes on.
+///
 /// # Safety
 /// Called only by the I/O manager, once, after a successful `DriverEntry`.
-pub unsafe extern "C" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     let platform = &KernelPlatform;
+    // SAFETY: the driver object is valid during Unload (caller); only the field's address is
+    // taken.
+    let devices = unsafe { core::ptr::addr_of!((*driver).DeviceObject) };
+    // SAFETY: reading a pointer field the I/O manager maintains; nothing adds devices now.
+    if !unsafe { devices.read() }.is_null() {
+        log_error!(
+            platform,
+            "Unload with a device object still present (the Root\\wskecho device was not removed)"
+        );
+    }
     let handle = WSKECHO_GLOBALS.take_nmr_client();
     if !handle.is_null() {
         // SAFETY: the handle from NmrRegisterClient, deregistered once; PASSIVE_LEVEL.
