@@ -13,3 +13,13 @@ pub mod callgrind;
 pub mod echo_step;
 pub mod image;
 pub mod rundown_ratio;
+
+// Parts 3–6 (harness-bench): the harness's costs, and the baseline and load generator of the
+// throughput part. Pure statistics are always built (and unit-tested).
+#[cfg(feature = "run")]
+pub mod baseline;
+#[cfg(feature = "run")]
+pub mod harness_parts;
+#[cfg(feature = "run")]
+pub mod load;
+pub mod summary;

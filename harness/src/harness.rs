@@ -98,8 +98,10 @@ impl std::fmt::Display for StartError {
 /// The end-of-run report (the CLI's last stdout line).
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// How long Unload took, in milliseconds.
+    /// How long Unload took, in milliseconds (rounded down).
     pub unload_ms: u128,
+    /// How long the driver's Unload took, precisely (not the emulator's shutdown after it).
+    pub unload_duration: Duration,
     /// `"success"` or `"pending"`: what `ClientDetachProvider` returned during Unload;
     /// `"none"` if no binding was attached then.
     pub detach: &'static str,
@@ -356,6 +358,7 @@ impl Harness {
         let leaks = self.pool.outstanding();
         Report {
             unload_ms: unload.duration.as_millis(),
+            unload_duration: unload.duration,
             detach,
             accepted: unload.stats.accepted,
             refused: unload.stats.refused,
@@ -390,12 +393,15 @@ pub fn describe(status: NtStatus) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::{Outstanding, Report};
 
     #[test]
     fn the_report_is_one_line_of_valid_json_with_escaped_messages() {
         let report = Report {
             unload_ms: 12,
+            unload_duration: Duration::from_micros(12_345),
             detach: "pending",
             accepted: 3,
             refused: 1,

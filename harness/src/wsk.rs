@@ -116,6 +116,10 @@ pub struct WskMode {
     /// Extra time before a close completes (when not inline): WSK's close of a socket with
     /// traffic takes a while, and it makes in-flight work at detach time certain in tests.
     pub close_delay: Duration,
+    /// Disables Nagle's algorithm (`TCP_NODELAY`) on accepted connections. Off by default, as
+    /// on WSK sockets (the driver does not change it); benchmarks turn it on to measure the
+    /// echo path rather than the delayed-ACK interplay of the host's TCP stack.
+    pub nodelay: bool,
 }
 
 impl Default for WskMode {
@@ -124,6 +128,7 @@ impl Default for WskMode {
             inline: InlineMode::Alternate,
             workers: 3,
             close_delay: Duration::ZERO,
+            nodelay: false,
         }
     }
 }
@@ -902,6 +907,9 @@ impl<T: Upcall> Shared<T> {
                 }
                 match socket.accept() {
                     Ok((stream, remote)) => {
+                        if self.mode.nodelay {
+                            let _ = stream.set_nodelay(true);
+                        }
                         state.callbacks_running += 1;
                         (stream, remote, state.context)
                     }
