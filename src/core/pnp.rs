@@ -87,7 +87,7 @@ impl PnpMinor {
 }
 
 /// What the `IRP_MJ_PNP` dispatch routine does with an IRP (always under the device's remove
-/// lock, which it acquired first).
+/// lock, which it acquired first); [`PnpAction::steps`] spells it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PnpAction {
     /// Skip the stack location and pass the IRP down; `Irp->IoStatus` untouched.
@@ -98,6 +98,51 @@ pub enum PnpAction {
     /// `STATUS_SUCCESS`, skip and pass down, then detach from the lower device and delete the
     /// device object. Nothing touches the device object afterwards.
     Remove,
+}
+
+/// One step of a [`PnpAction`], in the order the dispatch routine performs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PnpStep {
+    /// `Irp->IoStatus.Status = STATUS_SUCCESS`.
+    SetSuccess,
+    /// `IoSkipCurrentIrpStackLocation` + `IoCallDriver(lower, irp)`; the IRP is not touched
+    /// afterwards (the lower driver owns it). Its status is the dispatch routine's result.
+    PassDown,
+    /// `IoReleaseRemoveLock(lock, irp)`: ends the acquisition made on entry.
+    ReleaseRemoveLock,
+    /// `IoReleaseRemoveLockAndWait(lock, irp)`: ends the acquisition made on entry and waits
+    /// until no other IRP holds the lock; every later acquisition fails.
+    ReleaseRemoveLockAndWait,
+    /// `IoDetachDevice(lower)`.
+    DetachFromLower,
+    /// `IoDeleteDevice(fdo)`: frees the device object and its extension.
+    DeleteDevice,
+}
+
+impl PnpAction {
+    /// The steps of this action, in order. The kernel adapter performs exactly these.
+    ///
+    /// `Remove` follows "Using Remove Locks": release-and-wait *before* the IRP is passed
+    /// down, detach and delete after
+    /// (<https://learn.microsoft.com/windows-hardware/drivers/kernel/using-remove-locks>).
+    #[must_use]
+    pub const fn steps(self) -> &'static [PnpStep] {
+        match self {
+            Self::PassDown => &[PnpStep::PassDown, PnpStep::ReleaseRemoveLock],
+            Self::SucceedAndPassDown => &[
+                PnpStep::SetSuccess,
+                PnpStep::PassDown,
+                PnpStep::ReleaseRemoveLock,
+            ],
+            Self::Remove => &[
+                PnpStep::ReleaseRemoveLockAndWait,
+                PnpStep::SetSuccess,
+                PnpStep::PassDown,
+                PnpStep::DetachFromLower,
+                PnpStep::DeleteDevice,
+            ],
+        }
+    }
 }
 
 /// The action for the `IRP_MJ_PNP` minor function `code`.
@@ -301,6 +346,89 @@ mod tests {
                 PnpAction::SucceedAndPassDown,
                 "{minor:?}"
             );
+        }
+    }
+
+    const ACTIONS: [PnpAction; 3] = [
+        PnpAction::PassDown,
+        PnpAction::SucceedAndPassDown,
+        PnpAction::Remove,
+    ];
+
+    fn position(steps: &[PnpStep], step: PnpStep) -> Option<usize> {
+        steps.iter().position(|&s| s == step)
+    }
+
+    fn count(steps: &[PnpStep], step: PnpStep) -> usize {
+        steps.iter().filter(|&&s| s == step).count()
+    }
+
+    #[test]
+    fn every_action_passes_down_once_and_releases_the_lock_once() {
+        for action in ACTIONS {
+            let steps = action.steps();
+            assert_eq!(count(steps, PnpStep::PassDown), 1, "{action:?}");
+            let releases = count(steps, PnpStep::ReleaseRemoveLock)
+                + count(steps, PnpStep::ReleaseRemoveLockAndWait);
+            assert_eq!(
+                releases, 1,
+                "{action:?}: the entry acquisition is released once"
+            );
+        }
+    }
+
+    #[test]
+    fn the_irp_is_not_touched_after_it_was_passed_down() {
+        for action in ACTIONS {
+            let steps = action.steps();
+            let Some(passed) = position(steps, PnpStep::PassDown) else {
+                panic!("{action:?} does not pass down");
+            };
+            for &step in steps.get(passed + 1..).unwrap_or_default() {
+                assert!(
+                    matches!(
+                        step,
+                        PnpStep::ReleaseRemoveLock
+                            | PnpStep::DetachFromLower
+                            | PnpStep::DeleteDevice
+                    ),
+                    "{action:?}: {step:?} after PassDown"
+                );
+            }
+            if let Some(success) = position(steps, PnpStep::SetSuccess) {
+                assert!(success < passed, "{action:?}: status set after PassDown");
+            }
+        }
+        assert_eq!(
+            position(PnpAction::PassDown.steps(), PnpStep::SetSuccess),
+            None
+        );
+        assert!(position(PnpAction::SucceedAndPassDown.steps(), PnpStep::SetSuccess).is_some());
+    }
+
+    #[test]
+    fn remove_waits_before_passing_down_and_deletes_last() {
+        let steps = PnpAction::Remove.steps();
+        let wait = position(steps, PnpStep::ReleaseRemoveLockAndWait);
+        let passed = position(steps, PnpStep::PassDown);
+        let detach = position(steps, PnpStep::DetachFromLower);
+        assert!(wait.is_some() && wait < passed, "{steps:?}");
+        assert!(passed < detach, "{steps:?}");
+        assert_eq!(steps.last(), Some(&PnpStep::DeleteDevice));
+        assert_eq!(count(steps, PnpStep::DeleteDevice), 1);
+        assert!(position(steps, PnpStep::SetSuccess).is_some());
+    }
+
+    #[test]
+    fn only_remove_detaches_or_deletes_or_waits() {
+        for action in [PnpAction::PassDown, PnpAction::SucceedAndPassDown] {
+            for step in [
+                PnpStep::DetachFromLower,
+                PnpStep::DeleteDevice,
+                PnpStep::ReleaseRemoveLockAndWait,
+            ] {
+                assert_eq!(position(action.steps(), step), None, "{action:?}: {step:?}");
+            }
         }
     }
 

@@ -39,7 +39,7 @@ use super::{
 };
 use crate::core::{
     log::{log_error, log_trace},
-    pnp::{self, PnpAction},
+    pnp::{self, PnpStep},
     status::NtStatus,
 };
 
@@ -174,7 +174,8 @@ pub unsafe extern "C" fn add_device(
 /// `DispatchPnP` (`DRIVER_DISPATCH` for `IRP_MJ_PNP`), `PASSIVE_LEVEL`.
 ///
 /// Acquires the remove lock (on failure, the device is being removed: completes the IRP with
-/// that status), then does what [`pnp::action`] says for the minor function:
+/// that status), then performs the core's [`PnpStep`]s of [`pnp::action`] for the minor
+/// function, in order:
 /// * `PassDown`: skip, `IoCallDriver(lower)`, release the lock;
 /// * `SucceedAndPassDown`: `IoStatus.Status = STATUS_SUCCESS`, then as `PassDown`;
 /// * `Remove`: `IoReleaseRemoveLockAndWait` (every other IRP on the FDO has finished),
@@ -197,40 +198,41 @@ pub unsafe extern "C" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP)
     }
     // SAFETY: an IRP sent to this driver.
     let minor = unsafe { current_minor_function(irp) };
-    match pnp::action(minor) {
-        PnpAction::PassDown => {
-            // SAFETY: passing our IRP to the device below; the lock is held until it returns.
-            let status = unsafe { pass_down(lower, irp) };
-            // SAFETY: releases the acquisition above (the IRP pointer is only the tag).
-            unsafe { remove_lock::release(lock, irp) };
-            status
-        }
-        PnpAction::SucceedAndPassDown => {
-            // SAFETY: the IRP is still ours.
-            unsafe { set_status(irp, STATUS_SUCCESS) };
-            // SAFETY: as for PassDown.
-            let status = unsafe { pass_down(lower, irp) };
-            // SAFETY: as for PassDown.
-            unsafe { remove_lock::release(lock, irp) };
-            status
-        }
-        PnpAction::Remove => {
-            // SAFETY: held under this tag; called once: after it every acquire fails, so no
-            // second remove IRP can get here. PASSIVE_LEVEL.
-            unsafe { remove_lock::release_and_wait(lock, irp) };
-            // SAFETY: the IRP is still ours.
-            unsafe { set_status(irp, STATUS_SUCCESS) };
-            // SAFETY: passing the remove IRP down, as the PnP rules require.
-            let status = unsafe { pass_down(lower, irp) };
-            // SAFETY: `lower` is the device we attached to, detached once; PASSIVE_LEVEL.
-            unsafe { IoDetachDevice(lower) };
-            // SAFETY: no IRP holds the FDO any more (remove lock drained) and it is detached;
-            // nothing touches it or its extension after this.
-            unsafe { IoDeleteDevice(device) };
-            log_trace!(&KernelPlatform, "Root\\wskecho device removed");
-            status
+    let mut status = STATUS_SUCCESS;
+    for &step in pnp::action(minor).steps() {
+        match step {
+            PnpStep::SetSuccess => {
+                // SAFETY: the IRP is still ours (the core's steps set it before PassDown).
+                unsafe { set_status(irp, STATUS_SUCCESS) };
+            }
+            PnpStep::PassDown => {
+                // SAFETY: passing our IRP to the device below; the steps touch the IRP no
+                // more afterwards (the IRP pointer stays only a remove-lock tag).
+                status = unsafe { pass_down(lower, irp) };
+            }
+            PnpStep::ReleaseRemoveLock => {
+                // SAFETY: releases the acquisition above, once (tested in the core).
+                unsafe { remove_lock::release(lock, irp) };
+            }
+            PnpStep::ReleaseRemoveLockAndWait => {
+                // SAFETY: held under this tag; only IRP_MN_REMOVE_DEVICE, once: afterwards
+                // every acquisition fails, so no second remove IRP gets here. PASSIVE_LEVEL.
+                unsafe { remove_lock::release_and_wait(lock, irp) };
+            }
+            PnpStep::DetachFromLower => {
+                // SAFETY: `lower` is the device we attached to, detached once; PASSIVE_LEVEL.
+                unsafe { IoDetachDevice(lower) };
+            }
+            PnpStep::DeleteDevice => {
+                // SAFETY: no IRP holds the FDO any more (remove lock drained) and it is
+                // detached; this is the last step, nothing touches the FDO or its extension
+                // (`lower` and `lock` were read before) afterwards.
+                unsafe { IoDeleteDevice(device) };
+                log_trace!(&KernelPlatform, "Root\\wskecho device removed");
+            }
         }
     }
+    status
 }
 
 /// `IoSkipCurrentIrpStackLocation` + `IoCallDriver(lower, irp)`.
