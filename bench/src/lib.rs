@@ -10,6 +10,7 @@ pub mod report;
 // Parts 1, 2 and 7 (bench-micro): rundown ratios from criterion's estimates, echo-step
 // instruction counts from callgrind's output, stack frames of the driver image.
 pub mod callgrind;
+pub mod echo_count;
 pub mod echo_step;
 pub mod image;
 pub mod rundown_ratio;

@@ -6,8 +6,8 @@
 //! Each measurement runs the child under `valgrind --tool=callgrind --toggle-collect=F`, F
 //! being one of the wrappers every entry into the core goes through (module
 //! `wskecho_bench::echo_step`), so only instructions inside the core and the WSK double it
-//! calls are collected. The double's own functions are subtracted (module
-//! `wskecho_bench::callgrind`). The per-cycle figure is the difference between runs of N2 and
+//! calls are collected. The double's own functions and memset/memcpy are subtracted (modules
+//! `wskecho_bench::callgrind`, `wskecho_bench::echo_count`). The per-cycle figure is the difference between runs of N2 and
 //! N1 cycles divided by N2 − N1, so setup and first-time effects cancel out.
 
 use std::{
@@ -16,8 +16,9 @@ use std::{
 };
 
 use wskecho_bench::{
-    callgrind::{self, Profile},
-    echo_step::{Echo, is_bench_double},
+    callgrind,
+    echo_count::{Count, PerCycle},
+    echo_step::Echo,
     report::{Goal, Part, Row, bench_dir, write_part},
 };
 
@@ -45,17 +46,6 @@ fn child(cycles: u64, chunk: usize) -> Result<(), String> {
     echo.teardown().map_err(|e| e.to_string())
 }
 
-/// What one callgrind run collected.
-#[derive(Clone, Copy, Debug)]
-struct Count {
-    /// Instructions in the core.
-    core: u64,
-    /// Instructions in the WSK double (excluded from `core`).
-    double: u64,
-    /// Calls from the core into the double.
-    double_calls: u64,
-}
-
 fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let out = dir.join(format!("callgrind.{wrapper}.{cycles}.{chunk}.out"));
@@ -77,8 +67,7 @@ fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count
         ));
     }
     let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let profile: Profile =
-        callgrind::parse(&text).map_err(|e| format!("{}: {e}", out.display()))?;
+    let profile = callgrind::parse(&text).map_err(|e| format!("{}: {e}", out.display()))?;
     let total = profile.total();
     if total == 0 {
         return Err(format!(
@@ -86,30 +75,7 @@ fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count
             out.display()
         ));
     }
-    let double = profile.excluded(is_bench_double);
-    Ok(Count {
-        core: total.saturating_sub(double),
-        double,
-        double_calls: profile.calls_into(is_bench_double),
-    })
-}
-
-/// Per-cycle figures from two runs: (core per cycle, double per cycle, core fixed part).
-#[allow(clippy::cast_precision_loss)] // instruction counts far below 2^52
-fn per_cycle(short: Count, long: Count, calls_per_cycle: u64) -> Result<(f64, f64, f64), String> {
-    let cycles = (N2 - N1) as f64;
-    let calls = long.double_calls.saturating_sub(short.double_calls);
-    if calls != calls_per_cycle * (N2 - N1) {
-        return Err(format!(
-            "{calls} calls into the WSK double over {} cycles, expected {calls_per_cycle} per cycle: \
-             the double's functions are not recognized in callgrind's output",
-            N2 - N1
-        ));
-    }
-    let core = (long.core as f64 - short.core as f64) / cycles;
-    let double = (long.double as f64 - short.double as f64) / cycles;
-    let fixed = core.mul_add(-(N1 as f64), short.core as f64);
-    Ok((core, double, fixed))
+    Ok(Count::of(&profile))
 }
 
 #[allow(clippy::cast_precision_loss)] // instruction counts far below 2^52
@@ -120,14 +86,19 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let full = usize::MAX;
-    let (core, double, fixed) = per_cycle(
-        measure(dir, "core_step", N1, full)?,
-        measure(dir, "core_step", N2, full)?,
+    let PerCycle {
+        core,
+        double,
+        copy,
+        fixed,
+    } = PerCycle::from_runs(
+        (N1, measure(dir, "core_step", N1, full)?),
+        (N2, measure(dir, "core_step", N2, full)?),
         2,
     )?;
-    let (partial, _, _) = per_cycle(
-        measure(dir, "core_step", N1, PARTIAL)?,
-        measure(dir, "core_step", N2, PARTIAL)?,
+    let partial = PerCycle::from_runs(
+        (N1, measure(dir, "core_step", N1, PARTIAL)?),
+        (N2, measure(dir, "core_step", N2, PARTIAL)?),
         2,
     )?;
     let setup = measure(dir, "core_setup", N1, full)?;
@@ -142,11 +113,11 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
         .with_goal(Goal::Below(1000.0))
         .with_note(format!(
             "receive completion -> send -> send completion -> receive; {how}; \
-                 WSK double excluded; fixed part {fixed:.0}"
+             WSK double excluded; memset/memcpy {copy:.0}; fixed part {fixed:.0}"
         )),
         Row::new(
             "core per echo cycle (partial receive)",
-            partial,
+            partial.core,
             "instructions",
         )
         .with_note(format!(
@@ -164,8 +135,9 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
             "instructions",
         )
         .with_note(format!(
-            "once per run; pool allocations excluded ({} in the double)",
-            setup.double
+            "once per run; excluded: pool allocations ({} in the double), zeroing the \
+             {BUFFER_SIZE}-byte echo buffer ({} in memset)",
+            setup.double, setup.copy
         )),
         Row::new(
             "core: detach, abortive close, cleanup",
@@ -173,8 +145,8 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
             "instructions",
         )
         .with_note(format!(
-            "once per run; frees excluded ({} in the double)",
-            teardown.double
+            "once per run; excluded: frees ({} in the double), memset/memcpy ({})",
+            teardown.double, teardown.copy
         )),
     ])
 }
