@@ -13,35 +13,51 @@ use crate::{
     baseline::BaselineServer,
     load::{Load, Outcome},
     report::{Part, Row},
-    summary::Latency,
+    summary::{Latency, median},
 };
 
 /// Connection counts measured.
 const CONNECTIONS: [usize; 3] = [1, 64, 512];
 /// Message sizes measured.
 const PAYLOADS: [usize; 2] = [64, 64 << 10];
-/// Echoing before the measurement starts.
-const WARM_UP: Duration = Duration::from_millis(500);
+/// Echoing before each measurement starts.
+const WARM_UP: Duration = Duration::from_millis(300);
 /// Length of each measurement.
-const WINDOW: Duration = Duration::from_secs(2);
+const WINDOW: Duration = Duration::from_secs(1);
+/// Measurements per cell and server, the two servers taking turns (the ratio is the median of
+/// the rounds' ratios: the machine's other load drifts within seconds).
+const ROUNDS: usize = 5;
 /// Worker threads of the baseline server's runtime.
 const BASELINE_WORKERS: usize = 2;
 
-/// One cell measured on one server.
+/// One cell measured on one server, over all rounds.
+#[derive(Default)]
 struct Measured {
-    outcome: Outcome,
-    latency: Latency,
+    /// All rounds together (their windows added up).
+    total: Outcome,
+    /// MiB/s of each round.
+    rounds: Vec<f64>,
 }
 
 impl Measured {
-    fn describe(&self) -> String {
-        format!(
+    fn add(&mut self, outcome: Outcome) {
+        self.rounds.push(outcome.mib_per_s());
+        self.total.messages += outcome.messages;
+        self.total.bytes += outcome.bytes;
+        self.total.window += outcome.window;
+        self.total.rtt_ns.extend(outcome.rtt_ns);
+    }
+
+    fn describe(&mut self) -> Result<String, String> {
+        let latency =
+            Latency::of(&mut self.total.rtt_ns).ok_or("no message was echoed in the windows")?;
+        Ok(format!(
             "{:.1} MiB/s, {:.0} msg/s, p50 {} µs, p99 {} µs",
-            self.outcome.mib_per_s(),
-            self.outcome.messages_per_s(),
-            self.latency.p50 / 1000,
-            self.latency.p99 / 1000
-        )
+            self.total.mib_per_s(),
+            self.total.messages_per_s(),
+            latency.p50 / 1000,
+            latency.p99 / 1000
+        ))
     }
 }
 
@@ -125,27 +141,39 @@ impl Servers<'_> {
     ) -> Result<Row, String> {
         let nagle = if self.nodelay { "" } else { ", Nagle on" };
         let cell = format!("{connections} conn × {}{nagle}", size(payload));
-        let on_harness = run_cell(runtime, self.harness_addr, connections, payload)
-            .map_err(|e| format!("harness, {cell}: {e}"))?;
-        check_contract(self.harness, &cell)?;
-        // The next measurement starts on a driver with no connection left from this one.
-        wait_until(
-            "the driver to close the cell's connections",
-            Duration::from_secs(20),
-            || driver_stats(self.harness).active == 0,
-        )?;
-        let on_baseline = run_cell(runtime, self.baseline.local_addr(), connections, payload)
-            .map_err(|e| format!("baseline, {cell}: {e}"))?;
-        let ratio = on_harness.outcome.mib_per_s() / on_baseline.outcome.mib_per_s();
+        let mut on_harness = Measured::default();
+        let mut on_baseline = Measured::default();
+        for round in 0..ROUNDS {
+            // Alternate which server goes first, so neither always runs on a warmer machine.
+            if round % 2 == 0 {
+                self.harness_round(runtime, connections, payload, &cell, &mut on_harness)?;
+            }
+            let outcome = run_cell(runtime, self.baseline.local_addr(), connections, payload)
+                .map_err(|e| format!("baseline, {cell}: {e}"))?;
+            on_baseline.add(outcome);
+            if round % 2 == 1 {
+                self.harness_round(runtime, connections, payload, &cell, &mut on_harness)?;
+            }
+        }
+        let ratios: Vec<f64> = on_harness
+            .rounds
+            .iter()
+            .zip(&on_baseline.rounds)
+            .map(|(harness, baseline)| harness / baseline)
+            .collect();
+        let ratio = median(&ratios).ok_or("no ratio measured")?;
+        let harness = on_harness.describe()?;
+        let baseline = on_baseline.describe()?;
         eprintln!(
-            "  {cell}: harness {}; baseline {}; ratio {ratio:.2}",
-            on_harness.describe(),
-            on_baseline.describe()
+            "  {cell}: harness {harness}; baseline {baseline}; ratio {ratio:.2} (rounds {ratios:.2?})"
         );
         let mut note = format!(
-            "harness {}; baseline {}",
-            on_harness.describe(),
-            on_baseline.describe()
+            "median of {ROUNDS} rounds' ratios ({}); harness {harness}; baseline {baseline}",
+            ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         if explain {
             let nodelay = if self.nodelay {
@@ -154,8 +182,9 @@ impl Servers<'_> {
                 "Nagle's algorithm on in both servers, as on the driver's WSK sockets"
             };
             note = format!(
-                "{note}. Closed loop per connection (send, read the whole echo, repeat), \
-                 {WARM_UP:?} warm-up then {WINDOW:?} measured; MiB/s of echoed payload; \
+                "{note}. Closed loop per connection (send, read the whole echo, repeat); each \
+                 round {WARM_UP:?} warm-up then {WINDOW:?} measured; MiB/s of echoed payload, \
+                 latency percentiles over all rounds' messages; \
                  baseline = tokio echo server ({BASELINE_WORKERS} workers, {} B buffer); \
                  {nodelay}; client (2 threads), harness and baseline share 2 cores",
                 self.buffer_size
@@ -167,6 +196,26 @@ impl Servers<'_> {
             "x",
         )
         .with_note(note))
+    }
+
+    /// One round on the harness; afterwards the driver has closed every connection of it.
+    fn harness_round(
+        &self,
+        runtime: &Runtime,
+        connections: usize,
+        payload: usize,
+        cell: &str,
+        into: &mut Measured,
+    ) -> Result<(), String> {
+        let outcome = run_cell(runtime, self.harness_addr, connections, payload)
+            .map_err(|e| format!("harness, {cell}: {e}"))?;
+        into.add(outcome);
+        check_contract(self.harness, cell)?;
+        wait_until(
+            "the driver to close the round's connections",
+            Duration::from_secs(20),
+            || driver_stats(self.harness).active == 0,
+        )
     }
 }
 
@@ -183,8 +232,8 @@ fn run_cell(
     addr: SocketAddr,
     connections: usize,
     payload: usize,
-) -> Result<Measured, String> {
-    let mut outcome = runtime.block_on(async {
+) -> Result<Outcome, String> {
+    runtime.block_on(async {
         let mut load = Load::start(addr, connections, payload)
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -192,7 +241,5 @@ fn run_cell(
         load.start_measuring();
         tokio::time::sleep(WINDOW).await;
         load.finish(false).await.map_err(|e| e.to_string())
-    })?;
-    let latency = Latency::of(&mut outcome.rtt_ns).ok_or("no message was echoed in the window")?;
-    Ok(Measured { outcome, latency })
+    })
 }
