@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wskecho::core::pool_box::CONNECTION_TAG;
+use wskecho::core::{pool_box::CONNECTION_TAG, provider::PoolTag};
 use wskecho_harness::{harness::Harness, wsk::IRP_TAG};
 
 use super::{
@@ -22,7 +22,8 @@ const CONNECTIONS: usize = 100;
 /// How long the busy clients keep writing before their writes stop making progress.
 const FILL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pool bytes of one state, per connection.
+/// Pool bytes of one state, per connection (or, for the state at rest, in all).
+#[derive(Clone, Copy)]
 struct PerConnection {
     total: u64,
     connection_tag: u64,
@@ -57,9 +58,7 @@ pub fn run() -> Result<Part, String> {
 
 fn measure(harness: &Harness, addr: SocketAddr, buffer_size: u64) -> Result<Vec<Row>, String> {
     let goal = Goal::AtMost(to_f64(2 * buffer_size + 1024));
-    let base = settled("pool bytes at rest", Duration::from_secs(5), || {
-        harness.pool().outstanding_bytes() as u64
-    })?;
+    let base = at_rest(harness)?;
 
     let idle = connect_all(addr)?;
     let idle_cost = per_connection(harness, base)?;
@@ -67,7 +66,10 @@ fn measure(harness: &Harness, addr: SocketAddr, buffer_size: u64) -> Result<Vec<
     wait_until(
         "the idle connections to close",
         Duration::from_secs(10),
-        || driver_stats(harness).active == 0 && harness.pool().outstanding_bytes() as u64 == base,
+        || {
+            driver_stats(harness).active == 0
+                && harness.pool().outstanding_bytes() as u64 == base.total
+        },
     )?;
 
     let mut busy = connect_all(addr)?;
@@ -83,9 +85,13 @@ fn measure(harness: &Harness, addr: SocketAddr, buffer_size: u64) -> Result<Vec<
         format!(
             "{CONNECTIONS} {state} connections, (pool bytes - bytes before) / {CONNECTIONS}: \
              WEcn {} B (connection state + its {buffer_size} B echo buffer, one block) + \
-             `Irp ` {} B (the emulated WSK's stand-in for the socket's IRPs and MDL); \
-             goal 2 × {buffer_size} + 1024",
-            cost.connection_tag, cost.irp_tag
+             `Irp ` {} B (the emulated WSK's stand-in for the socket's IRPs and MDL) + \
+             other tags {} B; goal 2 × {buffer_size} + 1024",
+            cost.connection_tag,
+            cost.irp_tag,
+            cost.total
+                .saturating_sub(cost.connection_tag)
+                .saturating_sub(cost.irp_tag)
         )
     };
     Ok(vec![
@@ -124,7 +130,7 @@ fn connect_all(addr: SocketAddr) -> Result<Vec<TcpStream>, String> {
 
 /// Waits until the driver has all `CONNECTIONS` open and the pool is steady, then returns
 /// the pool bytes above `base` per connection.
-fn per_connection(harness: &Harness, base: u64) -> Result<PerConnection, String> {
+fn per_connection(harness: &Harness, base: PerConnection) -> Result<PerConnection, String> {
     wait_until(
         "the driver to accept every connection",
         Duration::from_secs(10),
@@ -136,9 +142,9 @@ fn per_connection(harness: &Harness, base: u64) -> Result<PerConnection, String>
     })?;
     let n = CONNECTIONS as u64;
     Ok(PerConnection {
-        total: total.saturating_sub(base) / n,
-        connection_tag: pool.outstanding_bytes_with_tag(CONNECTION_TAG) as u64 / n,
-        irp_tag: pool.outstanding_bytes_with_tag(IRP_TAG) as u64 / n,
+        total: total.saturating_sub(base.total) / n,
+        connection_tag: tagged(harness, CONNECTION_TAG).saturating_sub(base.connection_tag) / n,
+        irp_tag: tagged(harness, IRP_TAG).saturating_sub(base.irp_tag) / n,
     })
 }
 
@@ -183,4 +189,22 @@ fn fill(harness: &Harness, streams: &mut [TcpStream], buffer_size: u64) -> Resul
         ));
     }
     Ok(held)
+}
+
+/// Pool bytes with `tag` now.
+fn tagged(harness: &Harness, tag: PoolTag) -> u64 {
+    harness.pool().outstanding_bytes_with_tag(tag) as u64
+}
+
+/// Pool bytes once the pool is steady with no connection open (binding and listener, with
+/// the listener's own `Irp ` block), in all and per tag.
+fn at_rest(harness: &Harness) -> Result<PerConnection, String> {
+    let total = settled("pool bytes at rest", Duration::from_secs(5), || {
+        harness.pool().outstanding_bytes() as u64
+    })?;
+    Ok(PerConnection {
+        total,
+        connection_tag: tagged(harness, CONNECTION_TAG),
+        irp_tag: tagged(harness, IRP_TAG),
+    })
 }

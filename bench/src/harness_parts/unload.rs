@@ -53,7 +53,11 @@ pub fn run() -> Result<Part, String> {
             "  {connections} connections: Unload median {median_ms:.3} ms (min {min:.3}, max {max:.3})"
         );
         let mut row = Row::new(
-            format!("Unload, {connections} connections mid-transfer"),
+            if connections == 0 {
+                "Unload, no connection (listener only)".to_owned()
+            } else {
+                format!("Unload, {connections} connections mid-transfer")
+            },
             median_ms,
             "ms",
         )
