@@ -1,8 +1,14 @@
 //! Part 1: one rundown `try_acquire` + `release` pair against a bare atomic increment +
 //! decrement pair (the limit), uncontended and with a second thread hammering the same word.
 //!
-//! Criterion runs the four benchmarks into `<bench dir>/criterion`; afterwards the medians are
-//! read back and written as part `1-rundown` (module `wskecho_bench::rundown_ratio`).
+//! Criterion (as a library, in benchmark mode) runs the four benchmarks into
+//! `<bench dir>/criterion`; afterwards the medians are read back and written as part
+//! `1-rundown` (module `wskecho_bench::rundown_ratio`).
+//!
+//! A program rather than a `cargo bench` target: cargo builds a bench target's dependencies
+//! with `panic=unwind` and the package's programs with the profile's `panic=abort`, so one
+//! `cargo bench` would build both variants of the driver crate, whose rlib has no hash in its
+//! file name (it is also a cdylib): they overwrite each other (E0463, "can't find crate").
 
 use std::{
     hint::black_box,
@@ -140,8 +146,7 @@ fn run_benchmarks(output: &Path) -> (Contention, Contention) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50)
-        .without_plots()
-        .configure_from_args();
+        .without_plots();
 
     uncontended(&mut c, BARE_UNCONTENDED, &Bare(AtomicUsize::new(2)));
     uncontended(&mut c, RUNDOWN_UNCONTENDED, &Rundown::new());
