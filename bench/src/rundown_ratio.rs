@@ -144,6 +144,69 @@ fn ratio_of(numerator: u64, denominator: u64) -> f64 {
     numerator as f64 / denominator as f64
 }
 
+/// The ratio from paired rounds.
+///
+/// In each round one block of bare pairs and one block of rundown pairs were timed back to
+/// back, so both saw the same machine; the figure is the median of the per-round ratios
+/// (rundown time / bare time).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Paired {
+    /// Median of the per-round ratios.
+    pub median: f64,
+    /// First quartile.
+    pub q1: f64,
+    /// Third quartile.
+    pub q3: f64,
+    /// Rounds used.
+    pub rounds: usize,
+    /// Rounds dropped (the contender was not seen running during both blocks).
+    pub dropped: usize,
+}
+
+impl Paired {
+    /// From the per-round ratios; non-finite or non-positive ratios count as dropped. `None`
+    /// without any usable round.
+    #[must_use]
+    pub fn from_ratios(mut ratios: Vec<f64>, dropped: usize) -> Option<Self> {
+        let all = ratios.len();
+        ratios.retain(|r| r.is_finite() && *r > 0.0);
+        if ratios.is_empty() {
+            return None;
+        }
+        ratios.sort_by(f64::total_cmp);
+        Some(Self {
+            median: quantile(&ratios, 0.5),
+            q1: quantile(&ratios, 0.25),
+            q3: quantile(&ratios, 0.75),
+            rounds: ratios.len(),
+            dropped: dropped + (all - ratios.len()),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "median of {} paired rounds (IQR {:.2}..{:.2}; {} dropped)",
+            self.rounds, self.q1, self.q3, self.dropped
+        )
+    }
+}
+
+/// Quantile `p` of sorted, non-empty `values` (linear interpolation between neighbours).
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // indexes far below 2^52; `position` is in 0..len
+fn quantile(values: &[f64], p: f64) -> f64 {
+    let position = (values.len() - 1) as f64 * p.clamp(0.0, 1.0);
+    let low = position.floor() as usize;
+    let high = position.ceil() as usize;
+    let (Some(&a), Some(&b)) = (values.get(low), values.get(high)) else {
+        return f64::NAN;
+    };
+    (b - a).mul_add(position - position.floor(), a)
+}
+
 /// The four measurements of part 1.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Measured {
@@ -159,17 +222,21 @@ pub struct Measured {
     pub bare_contention: Contention,
     /// The contender during `rundown_contended`.
     pub rundown_contention: Contention,
+    /// Paired rounds without contender: the goal's figure.
+    pub paired_uncontended: Paired,
+    /// Paired rounds with the contender on the measured word: the goal's figure.
+    pub paired_contended: Paired,
 }
 
 impl Measured {
-    /// Reads the four estimates from criterion's output directory.
+    /// Reads the four estimates from criterion's output directory; the rest is given.
     ///
     /// # Errors
     /// As [`Estimate::read`].
     pub fn read(
         dir: &Path,
-        bare_contention: Contention,
-        rundown_contention: Contention,
+        (bare_contention, rundown_contention): (Contention, Contention),
+        (paired_uncontended, paired_contended): (Paired, Paired),
     ) -> io::Result<Self> {
         Ok(Self {
             bare_uncontended: Estimate::read(dir, BARE_UNCONTENDED)?,
@@ -178,6 +245,8 @@ impl Measured {
             rundown_contended: Estimate::read(dir, RUNDOWN_CONTENDED)?,
             bare_contention,
             rundown_contention,
+            paired_uncontended,
+            paired_contended,
         })
     }
 
@@ -208,15 +277,15 @@ impl Measured {
             ),
             ratio_row(
                 "rundown pair / bare pair, uncontended",
-                self.rundown_uncontended,
-                self.bare_uncontended,
-                "ratio of medians, same run",
+                self.paired_uncontended,
+                self.rundown_uncontended.median / self.bare_uncontended.median,
+                "",
             ),
             ratio_row(
                 "rundown pair / bare pair, contended",
-                self.rundown_contended,
-                self.bare_contended,
-                &format!("ratio of medians, same run; {contended}"),
+                self.paired_contended,
+                self.rundown_contended.median / self.bare_contended.median,
+                contended,
             ),
         ]
     }
@@ -233,8 +302,15 @@ fn time_row(metric: &str, estimate: Estimate, extra: Option<String>) -> Row {
     Row::new(metric, estimate.median, "ns").with_note(note)
 }
 
-fn ratio_row(metric: &str, rundown: Estimate, bare: Estimate, note: &str) -> Row {
-    Row::new(metric, rundown.median / bare.median, "x")
+fn ratio_row(metric: &str, paired: Paired, criterion: f64, extra: &str) -> Row {
+    let mut note = format!(
+        "{}; ratio of criterion's medians {criterion:.2}",
+        paired.describe()
+    );
+    if !extra.is_empty() {
+        let _ = write!(note, "; {extra}");
+    }
+    Row::new(metric, paired.median, "x")
         .with_goal(GOAL)
         .with_note(note)
 }
@@ -305,9 +381,25 @@ mod tests {
             )
             .unwrap();
         }
-        let measured = Measured::read(&dir, Contention::default(), Contention::default()).unwrap();
+        let paired = Paired::from_ratios(vec![1.0], 0).unwrap();
+        let measured = Measured::read(
+            &dir,
+            (Contention::default(), Contention::default()),
+            (paired, paired),
+        )
+        .unwrap();
         assert_eq!(measured.rundown_contended.median, 80.0);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn paired_ratios_take_median_and_quartiles() {
+        let paired = Paired::from_ratios(vec![5.0, 1.0, 4.0, 2.0, 3.0], 1).unwrap();
+        assert_eq!((paired.median, paired.q1, paired.q3), (3.0, 2.0, 4.0));
+        assert_eq!((paired.rounds, paired.dropped), (5, 1));
+        let even = Paired::from_ratios(vec![1.0, 2.0], 0).unwrap();
+        assert_eq!(even.median, 1.5);
+        assert_eq!(Paired::from_ratios(vec![f64::INFINITY, 0.0], 0), None);
     }
 
     #[test]
@@ -325,20 +417,33 @@ mod tests {
                 contention
             },
             rundown_contention: Contention::default(),
+            paired_uncontended: Paired::from_ratios(vec![1.3, 1.1, 1.2], 0).unwrap(),
+            paired_contended: Paired::from_ratios(vec![2.0, f64::NAN, 1.0, 3.0, 2.5], 4).unwrap(),
         };
         let rows = measured.rows();
         assert_eq!(rows.len(), 6);
         assert_eq!(rows[0].value, 10.0);
         assert_eq!(rows[0].goal, None);
         assert!(
-            rows[2].note.contains("75% of measured pairs, made 0.50 pairs"),
+            rows[2]
+                .note
+                .contains("75% of measured pairs, made 0.50 pairs"),
             "{}",
             rows[2].note
         );
         assert!((rows[4].value - 1.2).abs() < 1e-12);
         assert_eq!(rows[4].met, Some(true));
-        assert!((rows[5].value - 2.0).abs() < 1e-12);
+        assert!((rows[5].value - 2.25).abs() < 1e-12);
         assert_eq!(rows[5].met, Some(false));
+        assert!(
+            rows[5]
+                .note
+                .contains("median of 4 paired rounds (IQR 1.75..")
+                && rows[5].note.contains("; 5 dropped)")
+                && rows[5].note.contains("criterion's medians 2.00"),
+            "{}",
+            rows[5].note
+        );
         assert_eq!(rows[5].goal, Some(GOAL));
     }
 }

@@ -2,8 +2,11 @@
 //! decrement pair (the limit), uncontended and with a second thread hammering the same word.
 //!
 //! Criterion (as a library, in benchmark mode) runs the four benchmarks into
-//! `<bench dir>/criterion`; afterwards the medians are read back and written as part
-//! `1-rundown` (module `wskecho_bench::rundown_ratio`).
+//! `<bench dir>/criterion` for the absolute times. The goal's ratios come from paired rounds
+//! measured right after: short blocks of bare pairs and of rundown pairs timed back to back
+//! (alternating which goes first), the contender switching to whichever object is measured;
+//! the median of the per-round ratios cancels the shared machine's drift. Everything is written
+//! as part `1-rundown` (module `wskecho_bench::rundown_ratio`).
 //!
 //! A program rather than a `cargo bench` target: cargo builds a bench target's dependencies
 //! with `panic=unwind` and the package's programs with the profile's `panic=abort`, so one
@@ -15,7 +18,7 @@ use std::{
     path::Path,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     thread,
     time::{Duration, Instant},
@@ -26,7 +29,7 @@ use wskecho::core::rundown::Rundown;
 use wskecho_bench::{
     report::{Part, bench_dir, write_part},
     rundown_ratio::{
-        BARE_CONTENDED, BARE_UNCONTENDED, Contention, GROUP, Measured, RUNDOWN_CONTENDED,
+        BARE_CONTENDED, BARE_UNCONTENDED, Contention, GROUP, Measured, Paired, RUNDOWN_CONTENDED,
         RUNDOWN_UNCONTENDED,
     },
 };
@@ -157,13 +160,101 @@ fn run_benchmarks(output: &Path) -> (Contention, Contention) {
     (bare_contention, rundown_contention)
 }
 
+/// Paired rounds, and the pairs timed per block (a few tens of microseconds).
+const ROUNDS: usize = 4000;
+const PAIRS_PER_BLOCK: u32 = 2000;
+
+/// What the switching contender of the paired rounds hammers.
+const ON_BARE: u8 = 1;
+const ON_RUNDOWN: u8 = 2;
+const STOP: u8 = 3;
+
+fn time_block<T: Pair>(object: &T) -> Duration {
+    let start = Instant::now();
+    for _ in 0..PAIRS_PER_BLOCK {
+        object.pair();
+    }
+    start.elapsed()
+}
+
+/// Paired rounds (see the module documentation). With `contended`, a round counts only if the
+/// contender was seen working on the measured object during both of its blocks.
+fn paired(contended: bool) -> Option<Paired> {
+    let bare = Arc::new(Bare(AtomicUsize::new(2)));
+    let rundown = Arc::new(Rundown::new());
+    let phase = Arc::new(AtomicU8::new(ON_BARE));
+    let progress = Arc::new(AtomicU64::new(0));
+    let hammer = contended.then(|| {
+        let (bare, rundown) = (Arc::clone(&bare), Arc::clone(&rundown));
+        let (phase, progress) = (Arc::clone(&phase), Arc::clone(&progress));
+        thread::spawn(move || {
+            let mut pairs = 0_u64;
+            loop {
+                match phase.load(Ordering::Relaxed) {
+                    ON_BARE => (0..64).for_each(|_| bare.pair()),
+                    ON_RUNDOWN => (0..64).for_each(|_| rundown.pair()),
+                    _ => break,
+                }
+                pairs += 64;
+                progress.store(pairs, Ordering::Relaxed);
+            }
+        })
+    });
+    // Bounded wait until the contender finished a whole chunk on the current target.
+    let settle = || {
+        let start = progress.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_millis(20);
+        while progress.load(Ordering::Relaxed) < start + 128 && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    };
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    let mut dropped = 0;
+    for round in 0..ROUNDS {
+        let order = if round % 2 == 0 {
+            [ON_BARE, ON_RUNDOWN]
+        } else {
+            [ON_RUNDOWN, ON_BARE]
+        };
+        let (mut bare_time, mut rundown_time) = (Duration::ZERO, Duration::ZERO);
+        let mut seen = true;
+        for target in order {
+            if contended {
+                phase.store(target, Ordering::Relaxed);
+                settle();
+            }
+            let before = progress.load(Ordering::Relaxed);
+            if target == ON_BARE {
+                bare_time = time_block(&*bare);
+            } else {
+                rundown_time = time_block(&*rundown);
+            }
+            seen &= !contended || progress.load(Ordering::Relaxed) > before;
+        }
+        if seen {
+            ratios.push(rundown_time.as_secs_f64() / bare_time.as_secs_f64());
+        } else {
+            dropped += 1;
+        }
+    }
+    phase.store(STOP, Ordering::Relaxed);
+    if let Some(hammer) = hammer {
+        let _ = hammer.join();
+    }
+    Paired::from_ratios(ratios, dropped)
+}
+
 fn main() {
     let output = bench_dir().join("criterion");
     // Stale estimates of an earlier run must not stand in for a benchmark that did not run.
     let _ = std::fs::remove_dir_all(output.join(GROUP));
-    let (bare_contention, rundown_contention) = run_benchmarks(&output);
-
-    let measured = match Measured::read(&output, bare_contention, rundown_contention) {
+    let contention = run_benchmarks(&output);
+    let (Some(paired_uncontended), Some(paired_contended)) = (paired(false), paired(true)) else {
+        eprintln!("rundown: no usable paired round (the contender never ran?)");
+        std::process::exit(1);
+    };
+    let measured = match Measured::read(&output, contention, (paired_uncontended, paired_contended))
+    {
         Ok(measured) => measured,
         Err(error) => {
             eprintln!("rundown: reading criterion's estimates: {error}");
