@@ -2,9 +2,9 @@
 //!
 //! [`BenchProvider`] records every call the core makes and leaves it pending; [`Echo`] plays
 //! WSK: it completes the pending operations one at a time, as IRP completion routines would.
-//! Every entry into the core goes through one of three `#[inline(never)]` wrappers,
-//! [`core_setup`], [`core_step`] and [`core_teardown`], so that callgrind can count exactly the
-//! instructions executed inside them (`--toggle-collect`). The provider's and the platform's
+//! Every entry into the core goes through one of the `#[inline(never)]` wrappers
+//! [`core_setup`], [`core_step_received`], [`core_step_sent`] and [`core_teardown`], so that
+//! callgrind can count exactly the instructions executed inside them (`--toggle-collect`). The provider's and the platform's
 //! own functions (trait methods of the `Bench*` types, see [`is_bench_double`]) run inside
 //! those wrappers too; their cost is subtracted (reported separately), so what remains is the
 //! core's.
@@ -41,9 +41,15 @@ pub fn core_setup<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f`, an entry into the core during the echo cycles.
+/// Runs `f`, the receive completion of an echo cycle (`core_step*` counts the whole cycle).
 #[inline(never)]
-pub fn core_step<R>(f: impl FnOnce() -> R) -> R {
+pub fn core_step_received<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Runs `f`, the send completion of an echo cycle.
+#[inline(never)]
+pub fn core_step_sent<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -410,7 +416,7 @@ impl Echo {
         self.fill(receive.buffer, &filled);
         let token = receive.token;
         // SAFETY: one completion for the pending receive, with its token.
-        core_step(|| unsafe { token.complete(Completion::Received(Ok(n))) });
+        core_step_received(|| unsafe { token.complete(Completion::Received(Ok(n))) });
         self.received += u64::try_from(n).unwrap_or(u64::MAX);
         let send = self.expect(OpKind::Send)?;
         let Request::Send(echoed) = send.request else {
@@ -422,7 +428,7 @@ impl Echo {
         self.check_pattern(send.buffer, &echoed)?;
         let token = send.token;
         // SAFETY: one completion for the pending send, with its token.
-        core_step(|| unsafe { token.complete(Completion::Sent(Ok(echoed.len()))) });
+        core_step_sent(|| unsafe { token.complete(Completion::Sent(Ok(echoed.len()))) });
         self.sent += u64::try_from(echoed.len()).unwrap_or(u64::MAX);
         if !lock(&self.wsk.pending)
             .iter()
@@ -598,7 +604,7 @@ mod tests {
         assert!(is_bench_double(
             "core::ptr::drop_in_place<wskecho_bench::echo_step::BenchProvider>"
         ));
-        assert!(!is_bench_double("wskecho_bench::echo_step::core_step"));
+        assert!(!is_bench_double("wskecho_bench::echo_step::core_step_sent"));
         assert!(!is_bench_double("wskecho::core::socket::Socket<P>::run"));
     }
 }

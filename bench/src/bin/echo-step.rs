@@ -101,6 +101,16 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
         (N2, measure(dir, "core_step", N2, PARTIAL)?),
         2,
     )?;
+    let received = PerCycle::from_runs(
+        (N1, measure(dir, "core_step_received", N1, full)?),
+        (N2, measure(dir, "core_step_received", N2, full)?),
+        1,
+    )?;
+    let sent = PerCycle::from_runs(
+        (N1, measure(dir, "core_step_sent", N1, full)?),
+        (N2, measure(dir, "core_step_sent", N2, full)?),
+        1,
+    )?;
     let setup = measure(dir, "core_setup", N1, full)?;
     let teardown = measure(dir, "core_teardown", N1, full)?;
     let how = format!("callgrind Ir, ({N2} cycles - {N1} cycles) / {}", N2 - N1);
@@ -115,6 +125,18 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
             "receive completion -> send -> send completion -> receive; {how}; \
              WSK double excluded; memset/memcpy {copy:.0}; fixed part {fixed:.0}"
         )),
+        Row::new(
+            "of which: receive completion -> send issued",
+            received.core,
+            "instructions",
+        )
+        .with_note("full-buffer receive: the ring is full, no next receive yet"),
+        Row::new(
+            "of which: send completion -> next receive issued",
+            sent.core,
+            "instructions",
+        )
+        .with_note("the ring is empty again: the receive covers the whole buffer"),
         Row::new(
             "core per echo cycle (partial receive)",
             partial.core,
