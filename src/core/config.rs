@@ -131,9 +131,10 @@ impl EntryText {
             }
             len = end;
         }
-        let kept = text.as_bytes().get(..len).unwrap_or_default();
-        if let Some(dst) = bytes.get_mut(..len) {
-            dst.copy_from_slice(kept);
+        // Both slices in one pattern: their lengths are provably equal, so `copy_from_slice`
+        // keeps no length-mismatch panic in the image.
+        if let (Some(dst), Some(src)) = (bytes.get_mut(..len), text.as_bytes().get(..len)) {
+            dst.copy_from_slice(src);
         }
         Self {
             bytes,
@@ -600,6 +601,15 @@ impl ConfigBuilder {
     /// The configuration: values set so far, defaults for the others.
     #[must_use]
     pub fn build(mut self) -> Config {
+        self.build_in_place();
+        self.config
+    }
+
+    /// The configuration built in place, without copying it out of the builder (which the
+    /// kernel adapter keeps in pool memory: `Config` is ~530 bytes, too much to pass through
+    /// `DriverEntry`'s stack frames). Same result as [`ConfigBuilder::build`]; calling it
+    /// again, or `build` after it, gives the same configuration.
+    pub fn build_in_place(&mut self) -> &Config {
         if !self.listen_set {
             for (slot, text) in self
                 .config
@@ -611,7 +621,7 @@ impl ConfigBuilder {
             }
             self.config.endpoint_count = DEFAULT_LISTEN_ADDRESSES.len();
         }
-        self.config
+        &self.config
     }
 }
 
@@ -651,8 +661,8 @@ mod tests {
     use std::{string::ToString, vec::Vec};
 
     use super::{
-        Config, ConfigBuilder, ConfigError, MAX_ENDPOINTS, Problem, REG_DWORD, REG_MULTI_SZ,
-        REG_SZ, ValueName,
+        Config, ConfigBuilder, ConfigError, EntryText, MAX_ENDPOINTS, Problem, REG_DWORD,
+        REG_MULTI_SZ, REG_SZ, ValueName,
     };
 
     fn multi_sz(entries: &[&str]) -> Vec<u8> {
@@ -800,6 +810,52 @@ mod tests {
             .set_raw(ValueName::ListenAddresses, REG_MULTI_SZ, &bytes)
             .unwrap_err();
         assert_eq!(e.problem, Problem::NotText { index: 0 });
+    }
+
+    #[test]
+    fn entry_text_keeps_whole_characters_up_to_its_capacity() {
+        let short = EntryText::new("1.2.3.4:5");
+        assert_eq!((short.as_str(), short.truncated), ("1.2.3.4:5", false));
+        assert_eq!(short.to_string(), "\"1.2.3.4:5\"");
+        // 1 + 2 * 40 bytes: 31 two-byte characters fit behind the 'a' (63 of 64 bytes).
+        let long = std::format!("a{}", "\u{e9}".repeat(40));
+        let text = EntryText::new(&long);
+        assert_eq!(text.as_str(), std::format!("a{}", "\u{e9}".repeat(31)));
+        assert!(text.truncated);
+        assert!(text.to_string().ends_with("...\""));
+    }
+
+    #[test]
+    fn build_in_place_matches_build() {
+        let mut defaults = ConfigBuilder::new();
+        assert_eq!(*defaults.build_in_place(), ConfigBuilder::new().build());
+        assert_eq!(defaults.build_in_place().endpoint_count(), 2, "idempotent");
+        assert_eq!(defaults.build(), Config::default());
+
+        let mut b = ConfigBuilder::new();
+        b.set_raw(
+            ValueName::ListenAddresses,
+            REG_MULTI_SZ,
+            &multi_sz(&["10.1.2.3:9", "[fe80::1%4]:10"]),
+        )
+        .unwrap();
+        b.set_dword(ValueName::BufferSize, 2048).unwrap();
+        let by_value = b.build();
+        let in_place = *b.build_in_place();
+        assert_eq!(in_place, by_value);
+        assert_eq!(in_place.endpoint_count(), 2);
+        assert_eq!(
+            in_place.endpoint(1).map(|e| e.to_string()).as_deref(),
+            Some("[fe80::1%4]:10")
+        );
+        assert_eq!(in_place.buffer_size(), 2048);
+
+        // Values set after an in-place build still replace the defaults it filled in.
+        let mut late = ConfigBuilder::new();
+        let _ = late.build_in_place();
+        late.set_listen_addresses(["127.0.0.1:5"]).unwrap();
+        let endpoints: Vec<_> = late.build().endpoints().map(|e| e.to_string()).collect();
+        assert_eq!(endpoints, ["127.0.0.1:5"]);
     }
 
     #[test]
