@@ -8,7 +8,7 @@ use wdk_sys::{
 
 use super::{
     forward::{dispatch_power, dispatch_system_control},
-    globals::{KernelClient, WSKECHO_GLOBALS},
+    globals::WSKECHO_GLOBALS,
     nmr_client::CLIENT_CHARACTERISTICS,
     platform::KernelPlatform,
     pnp::{add_device, dispatch_pnp},
@@ -25,7 +25,9 @@ use crate::{
 ///
 /// 1. Reads `<RegistryPath>\Parameters`: a missing key or value means its default; an invalid
 ///    value fails with `STATUS_INVALID_PARAMETER` after a log line naming it.
-/// 2. Stores the core client in the global state (static storage: it never moves).
+/// 2. Builds the core client in place in the global state (static storage: it never moves),
+///    from the configuration's pool block, which is freed then (docs/kernel-adapter.md,
+///    "Stack frames").
 /// 3. `NmrRegisterClient` with the static characteristics and the client as context. NMR may
 ///    call `ClientAttachProvider` before this returns, so everything it uses is ready first.
 ///    On failure the client is dropped again and nothing is left behind.
@@ -49,8 +51,10 @@ pub unsafe extern "system" fn driver_entry(
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
     let platform = &KernelPlatform;
+    // The configuration stays in its pool block (freed on every return path by its drop)
+    // until the client is built from it in place: no `Config` copy in this frame.
     // SAFETY: the registry path given by the I/O manager; PASSIVE_LEVEL.
-    let config = match unsafe { read_config(registry_path) } {
+    let mut config = match unsafe { read_config(registry_path) } {
         Ok(config) => config,
         Err(error) => return rejected(&error),
     };
@@ -61,7 +65,8 @@ pub unsafe extern "system" fn driver_entry(
     };
 
     // SAFETY: DriverEntry runs once, before NMR (the only other user) knows the driver.
-    let client = unsafe { WSKECHO_GLOBALS.init(KernelClient::new(config, KernelPlatform)) };
+    let client = unsafe { WSKECHO_GLOBALS.init(config.config()) };
+    drop(config);
     client.log_config();
     let mut handle: HANDLE = core::ptr::null_mut();
     // SAFETY: static characteristics (valid while registered); the client context is the

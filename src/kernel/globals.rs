@@ -23,8 +23,8 @@ use wdk_sys::{
     ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
 };
 
-use super::provider::WskProvider;
-use crate::core::client::Client;
+use super::{platform::KernelPlatform, provider::WskProvider};
+use crate::core::{client::Client, config::Config};
 
 /// `KernelMode` as the `KPROCESSOR_MODE` (`CCHAR`) that `KeWaitForSingleObject` takes.
 const KERNEL_MODE: i8 = 0;
@@ -63,22 +63,24 @@ pub static WSKECHO_GLOBALS: DriverGlobals = DriverGlobals {
 };
 
 impl DriverGlobals {
-    /// Stores the client and initialises the event. `PASSIVE_LEVEL`, from `DriverEntry`
-    /// (`KeInitializeEvent`: any IRQL,
+    /// Builds the client in its static storage with `config` and initialises the event.
+    /// `PASSIVE_LEVEL`, from `DriverEntry` (`KeInitializeEvent`: any IRQL,
     /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializeevent>).
+    ///
+    /// The client is written in place ([`Client::init_in_place`]): the configuration is copied
+    /// from the caller's (pool) builder straight into the static, never through a stack frame.
     ///
     /// # Safety
     /// Called once, before anything else uses the globals, with no concurrent access.
-    pub unsafe fn init(&self, client: KernelClient) -> &KernelClient {
+    pub unsafe fn init(&self, config: &Config) -> &KernelClient {
         // SAFETY: nobody else touches the event yet (caller).
         unsafe { KeInitializeEvent(self.bindings_gone.get(), SynchronizationEvent, 0) };
-        let storage = self.client.get().cast::<KernelClient>();
-        // SAFETY: nobody else touches the client storage yet (caller); `MaybeUninit<T>` has the
-        // layout of `T`. A raw write keeps the debug build's frame small (no extra copies).
-        unsafe { storage.write(client) };
+        // SAFETY: nobody else touches the client storage yet (caller), so this is the only
+        // reference to it.
+        let slot = unsafe { &mut *self.client.get() };
+        let client = KernelClient::init_in_place(slot, config, KernelPlatform);
         self.ready.store(true, Ordering::Release);
-        // SAFETY: just initialised.
-        unsafe { &*storage }
+        client
     }
 
     /// The client, once initialised.

@@ -5,6 +5,11 @@
 //! buffer of exactly that size (tag `WErg`, freed before returning). The raw type and data go
 //! to the core's [`ConfigBuilder::set_raw`], which decides what is valid. A missing key or a
 //! missing value means "use the default"; any other failure is reported with the value's name.
+//!
+//! The builder itself also lives in pool memory (tag `WErg`, [`PoolConfig`]), owned by
+//! `DriverEntry` until the client is built from it and freed then (or on any failure): a
+//! `ConfigBuilder` and the `Config` it builds are ~540 bytes each, too much to keep in (or
+//! copy through) `DriverEntry`'s and `read_config`'s stack frames.
 //! The route (b) switch `PnpDevice` is read the same way, into the core's
 //! [`pnp_device_switch`] (`src/core/pnp.rs`).
 //!
@@ -14,7 +19,7 @@
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwclose>).
 
 use core::{
-    mem::{offset_of, size_of},
+    mem::{align_of, offset_of, size_of},
     ptr::{self, NonNull},
 };
 
@@ -30,6 +35,7 @@ use super::platform::KernelPlatform;
 use crate::core::{
     config::{Config, ConfigBuilder, ConfigError, ValueName},
     pnp::{PNP_DEVICE_VALUE, PNP_DEVICE_VALUE_UTF16, PnpSwitchError, pnp_device_switch},
+    pool_box::POOL_ALIGNMENT,
     provider::{Platform, PoolTag},
     status::NtStatus,
 };
@@ -103,25 +109,59 @@ impl Drop for Key {
     }
 }
 
+/// A [`ConfigBuilder`] in a pool block (tag `WErg`), freed on drop: the configuration being
+/// read, kept out of the stack frames (module documentation).
+pub struct PoolConfig(PoolBuffer);
+
+const _: () = assert!(align_of::<ConfigBuilder>() <= POOL_ALIGNMENT);
+
+impl PoolConfig {
+    /// A builder with every value at its default, or `None` without pool memory.
+    fn new() -> Option<Self> {
+        let buffer = PoolBuffer::new(size_of::<ConfigBuilder>())?;
+        let builder = buffer.ptr.cast::<ConfigBuilder>();
+        // SAFETY: the block holds `size_of::<ConfigBuilder>()` bytes and pool memory is
+        // 16-byte aligned (checked against the builder's alignment above); nothing else uses
+        // it yet.
+        unsafe { builder.write(ConfigBuilder::new()) };
+        Some(Self(buffer))
+    }
+
+    const fn builder(&mut self) -> &mut ConfigBuilder {
+        // SAFETY: initialised by `new`; borrowed through `self`, so not aliased.
+        unsafe { self.0.ptr.cast::<ConfigBuilder>().as_mut() }
+    }
+
+    /// The configuration: the values read, defaults for the others (built in place, not
+    /// copied out of the pool block).
+    pub fn config(&mut self) -> &Config {
+        self.builder().build_in_place()
+    }
+}
+
 /// Reads the configuration from `registry_path\Parameters` (the `RegistryPath` argument of
-/// `DriverEntry`). `PASSIVE_LEVEL`.
+/// `DriverEntry`) into a [`PoolConfig`]. `PASSIVE_LEVEL`.
 ///
 /// # Errors
-/// An invalid value (the core's error), or a registry failure other than "not found".
+/// An invalid value (the core's error), a registry failure other than "not found", or no pool
+/// memory for the builder.
 ///
 /// # Safety
 /// `registry_path` is the valid `UNICODE_STRING` passed to `DriverEntry`.
-pub unsafe fn read_config(registry_path: PCUNICODE_STRING) -> Result<Config, ReadError> {
-    let mut builder = ConfigBuilder::new();
+pub unsafe fn read_config(registry_path: PCUNICODE_STRING) -> Result<PoolConfig, ReadError> {
+    let mut config = PoolConfig::new().ok_or(ReadError::Registry {
+        what: "the configuration (pool memory for its builder)",
+        status: NtStatus::INSUFFICIENT_RESOURCES,
+    })?;
     // SAFETY: forwarded caller guarantee.
     let Some(key) = (unsafe { open_parameters(registry_path) })? else {
-        return Ok(builder.build());
+        return Ok(config);
     };
     for name in ValueName::ALL {
         // SAFETY: `key` is open; PASSIVE_LEVEL (caller).
-        unsafe { read_value(&key, name, &mut builder) }?;
+        unsafe { read_value(&key, name, config.builder()) }?;
     }
-    Ok(builder.build())
+    Ok(config)
 }
 
 /// Opens `registry_path\Parameters` for reading; `Ok(None)` if it does not exist.
