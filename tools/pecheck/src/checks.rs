@@ -4,6 +4,7 @@ use object::pe;
 
 use crate::export_list::ExportList;
 use crate::image::{ImageFacts, ImportName};
+use crate::unwind::Frame;
 
 /// Modules a WSK driver may import from.
 pub const ALLOWED_MODULES: [&str; 3] = ["ntoskrnl.exe", "hal.dll", "netio.sys"];
@@ -21,6 +22,8 @@ pub struct Policy {
     pub expected_imports: Vec<(String, String)>,
     /// Byte strings that must occur in the image: (label, bytes).
     pub expected_bytes: Vec<(String, Vec<u8>)>,
+    /// Largest stack frame allowed for any function, in bytes (`None`: not checked).
+    pub max_stack_frame: Option<u32>,
 }
 
 /// Result of one check.
@@ -72,6 +75,9 @@ pub fn run(data: &[u8], facts: &ImageFacts, policy: &Policy) -> Vec<Outcome> {
             "expected-bytes",
             expected_bytes(data, label, bytes),
         ));
+    }
+    if let Some(limit) = policy.max_stack_frame {
+        outcomes.push(Outcome::new("stack-frames", stack_frames(facts, limit)));
     }
     outcomes
 }
@@ -297,6 +303,56 @@ fn expected_bytes(data: &[u8], label: &str, bytes: &[u8]) -> Result<String, Stri
         Ok(format!("{label} ({})", hex(bytes)))
     } else {
         Err(format!("{label} ({}) not found in the image", hex(bytes)))
+    }
+}
+
+/// No function's stack frame (what its prologue pushes and allocates, from the unwind
+/// information) may exceed `limit` bytes. Functions are named by RVA, and by export name where
+/// the image exports them (`DriverEntry`); the PDB maps the others (docs/performance.md).
+fn stack_frames(facts: &ImageFacts, limit: u32) -> Result<String, String> {
+    let frames = facts
+        .frames
+        .as_ref()
+        .map_err(|e| format!("unwind information unreadable: {e}"))?;
+    let describe = |frame: &Frame| {
+        let name = facts
+            .exports
+            .iter()
+            .find(|(_, rva)| *rva == frame.begin)
+            .map_or_else(
+                || format!("function at RVA {:#x}", frame.begin),
+                |(name, rva)| format!("{name} (RVA {rva:#x})"),
+            );
+        format!(
+            "{name}: {} bytes (sub rsp {} + pushes {})",
+            frame.bytes(),
+            frame.allocation,
+            frame.pushes
+        )
+    };
+    let mut ranked: Vec<&Frame> = frames.iter().collect();
+    ranked.sort_by(|a, b| b.bytes().cmp(&a.bytes()).then(a.begin.cmp(&b.begin)));
+    let Some(largest) = ranked.first() else {
+        return Err("no unwind information (exception directory): frames cannot be checked".into());
+    };
+    let over: Vec<String> = ranked
+        .iter()
+        .take_while(|f| f.bytes() > limit)
+        .map(|f| describe(f))
+        .collect();
+    if over.is_empty() {
+        Ok(format!(
+            "{} functions, none above {limit} bytes; largest {}",
+            frames.len(),
+            describe(largest)
+        ))
+    } else {
+        Err(format!(
+            "{} of {} functions have a stack frame above {limit} bytes: {}",
+            over.len(),
+            frames.len(),
+            over.join("; ")
+        ))
     }
 }
 

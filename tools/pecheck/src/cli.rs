@@ -16,6 +16,9 @@ usage: wskecho-pecheck <image.sys> [options]
   --expect-import <module>!<name>         e.g. netio.sys!NmrRegisterClient (repeatable)
   --expect-guid <label>=<xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx>  GUID bytes in memory order
   --expect-bytes <label>=<hex>  byte string that must occur in the image (repeatable)
+  --max-stack-frame <bytes>     no function's stack frame (prologue pushes + allocation, from
+                                the x64 unwind information) may exceed this; offenders are
+                                named by RVA (map them with the PDB: scripts/bench's sys-image)
 Exit status: 0 all checks passed, 1 a check failed, 2 bad usage or unreadable input.";
 
 /// Parsed command line.
@@ -27,6 +30,7 @@ pub struct Options {
     import_libs: Vec<PathBuf>,
     expected_imports: Vec<(String, String)>,
     expected_bytes: Vec<(String, Vec<u8>)>,
+    max_stack_frame: Option<u32>,
 }
 
 /// Parses the arguments (without the program name).
@@ -66,6 +70,13 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 let v = value()?;
                 let (label, text) = labelled(&v, "--expect-bytes")?;
                 options.expected_bytes.push((label, hex_bytes(text)?));
+            }
+            "--max-stack-frame" => {
+                let v = value()?;
+                let bytes = v
+                    .parse()
+                    .map_err(|_| format!("--max-stack-frame {v}: expected a number of bytes"))?;
+                options.max_stack_frame = Some(bytes);
             }
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
             path if image.is_none() => image = Some(PathBuf::from(path)),
@@ -192,6 +203,7 @@ fn run_checks(options: &Options) -> Result<Vec<checks::Outcome>, String> {
         pdb_signature,
         expected_imports: options.expected_imports.clone(),
         expected_bytes: options.expected_bytes.clone(),
+        max_stack_frame: options.max_stack_frame,
     };
     Ok(checks::run(&data, &facts, &policy))
 }

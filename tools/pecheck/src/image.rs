@@ -5,6 +5,8 @@ use object::pe;
 use object::read::Object;
 use object::read::pe::{ExportTarget, ImageNtHeaders, ImageOptionalHeader, Import, PeFile64};
 
+use crate::unwind::{self, Frame};
+
 /// One section header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
@@ -70,6 +72,9 @@ pub struct ImageFacts {
     pub exports: Vec<(String, u32)>,
     /// The `CodeView` record, if the image has one.
     pub codeview: Option<CodeView>,
+    /// Every function's stack frame from the exception directory (empty: the image has none),
+    /// or why the unwind information cannot be read. Only the frame check looks at it.
+    pub frames: Result<Vec<Frame>, String>,
 }
 
 impl ImageFacts {
@@ -113,6 +118,7 @@ impl ImageFacts {
             imports: read_imports(&file)?,
             exports: read_exports(&file)?,
             codeview,
+            frames: read_frames(&file, data),
         })
     }
 
@@ -155,6 +161,25 @@ fn read_imports(file: &PeFile64<'_>) -> Result<Vec<ImportedSymbol>, String> {
         }
     }
     Ok(imports)
+}
+
+fn read_frames(file: &PeFile64<'_>, data: &[u8]) -> Result<Vec<Frame>, String> {
+    let Some(directory) = file
+        .data_directories()
+        .get(pe::IMAGE_DIRECTORY_ENTRY_EXCEPTION)
+        .filter(|d| d.size.get(LE) > 0)
+    else {
+        return Ok(Vec::new());
+    };
+    let sections = file.section_table();
+    let table = directory
+        .data(data, &sections)
+        .map_err(|e| format!("unreadable exception directory: {e}"))?;
+    unwind::frames(table, |rva| {
+        sections
+            .pe_data_at(data, rva)
+            .ok_or_else(|| format!("RVA {rva:#x} is outside every section's file data"))
+    })
 }
 
 fn read_exports(file: &PeFile64<'_>) -> Result<Vec<(String, u32)>, String> {

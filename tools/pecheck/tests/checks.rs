@@ -3,7 +3,10 @@
 
 mod support;
 
-use support::{GUID, ImageSpec, build_archive, build_image, dlltool_archive, short_import};
+use support::{
+    DRIVER_ENTRY_OFFSET, GUID, ImageSpec, build_archive, build_image, dlltool_archive,
+    short_import, unwind_info,
+};
 use wskecho_pecheck::checks::{self, Outcome, Policy};
 use wskecho_pecheck::cli::{guid_bytes, hex_bytes};
 use wskecho_pecheck::export_list::ExportList;
@@ -279,4 +282,91 @@ fn archive_naming_two_modules_is_rejected() {
 #[test]
 fn garbage_is_not_an_image() {
     assert!(ImageFacts::parse(b"MZ not really").is_err());
+}
+
+/// `policy()` with the stack frame limit.
+fn frame_policy(limit: u32) -> Policy {
+    Policy {
+        max_stack_frame: Some(limit),
+        ..policy()
+    }
+}
+
+/// RVA of `.text` offset `offset` in a crafted image.
+fn text_rva(spec: &ImageSpec, offset: u32) -> u32 {
+    let facts = ImageFacts::parse(&build_image(spec)).unwrap();
+    facts.sections[0].virtual_address + offset
+}
+
+#[test]
+fn stack_frames_above_the_limit_fail_named_by_rva_largest_first() {
+    let spec = ImageSpec {
+        stack_frames: vec![
+            (DRIVER_ENTRY_OFFSET, unwind_info(5, 1400)), // 1440: scaled large allocation
+            (0x20, unwind_info(8, 0x12340)),             // 74,624: unscaled large allocation
+            (0x30, unwind_info(2, 64)),                  // 80: small allocation
+        ],
+        ..ImageSpec::default()
+    };
+    let big = text_rva(&spec, 0x20);
+    let entry = text_rva(&spec, DRIVER_ENTRY_OFFSET);
+
+    let outcomes = check_with(&spec, &frame_policy(1024));
+    assert_eq!(failures(&outcomes), ["stack-frames"]);
+    assert_eq!(
+        reason(&outcomes, "stack-frames"),
+        format!(
+            "2 of 3 functions have a stack frame above 1024 bytes: \
+             function at RVA {big:#x}: 74624 bytes (sub rsp 74560 + pushes 64); \
+             DriverEntry (RVA {entry:#x}): 1440 bytes (sub rsp 1400 + pushes 40)"
+        )
+    );
+
+    // The limit itself is allowed.
+    let outcomes = check_with(&spec, &frame_policy(1440));
+    assert!(reason(&outcomes, "stack-frames").starts_with("1 of 3 functions"));
+    let outcomes = check_with(&spec, &frame_policy(74_624));
+    assert_eq!(failures(&outcomes), Vec::<&str>::new(), "{outcomes:#?}");
+    let detail = outcomes.last().unwrap().result.as_ref().unwrap();
+    assert_eq!(
+        *detail,
+        format!(
+            "3 functions, none above 74624 bytes; largest function at RVA {big:#x}: \
+             74624 bytes (sub rsp 74560 + pushes 64)"
+        )
+    );
+}
+
+#[test]
+fn stack_frames_are_only_checked_when_asked() {
+    let spec = ImageSpec {
+        stack_frames: vec![(DRIVER_ENTRY_OFFSET, unwind_info(1, 4096))],
+        ..ImageSpec::default()
+    };
+    assert_eq!(failures(&check_with(&spec, &policy())), Vec::<&str>::new());
+    assert_eq!(
+        failures(&check_with(&spec, &frame_policy(1024))),
+        ["stack-frames"]
+    );
+}
+
+#[test]
+fn image_without_or_with_broken_unwind_information_fails_the_frame_check() {
+    let mut spec = ImageSpec::default();
+    spec.stack_frames.clear();
+    let outcomes = check_with(&spec, &frame_policy(1024));
+    assert_eq!(failures(&outcomes), ["stack-frames"]);
+    assert!(reason(&outcomes, "stack-frames").starts_with("no unwind information"));
+
+    // Version 3 does not exist; the other checks do not depend on the unwind information.
+    spec.stack_frames = vec![(DRIVER_ENTRY_OFFSET, vec![3, 0, 0, 0])];
+    assert_eq!(failures(&check_with(&spec, &policy())), Vec::<&str>::new());
+    let outcomes = check_with(&spec, &frame_policy(1024));
+    assert_eq!(failures(&outcomes), ["stack-frames"]);
+    let reason = reason(&outcomes, "stack-frames");
+    assert!(
+        reason.starts_with("unwind information unreadable: unwind info 0x")
+            && reason.ends_with("unknown version 3"),
+        "{reason}"
+    );
 }

@@ -89,7 +89,33 @@ fn bad_arguments_and_missing_files_exit_two() {
         "{text}"
     );
 
+    let (code, text) = fixture.run(&["--max-stack-frame", "1KiB"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("--max-stack-frame 1KiB: expected a number"),
+        "{text}"
+    );
+
     let (code, text) = fixture.run(&["--frobnicate"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("unknown option --frobnicate"), "{text}");
+}
+
+#[test]
+fn stack_frame_limit_fails_naming_the_function() {
+    // The default image's DriverEntry: push rbx; sub rsp, 0x20 = 40 bytes.
+    let fixture = Fixture::new("frames", &ImageSpec::default());
+    let (code, text) = fixture.run(&["--max-stack-frame", "40"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("PASS stack-frames: 1 functions, none above 40 bytes"),
+        "{text}"
+    );
+
+    let (code, text) = fixture.run(&["--max-stack-frame", "39"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("FAIL stack-frames: 1 of 1 functions have a stack frame above 39 bytes: DriverEntry (RVA 0x"),
+        "{text}"
+    );
 }

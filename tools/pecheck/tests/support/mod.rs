@@ -28,6 +28,9 @@ pub struct ImageSpec {
     pub rdata_extra: Vec<u8>,
     /// Whether the image has a `.reloc` section (one DIR64 relocation).
     pub relocations: bool,
+    /// Functions with unwind information: (offset of the function in `.text`, its
+    /// `UNWIND_INFO`). Each function is 0x10 bytes long; none: no exception directory.
+    pub stack_frames: Vec<(u32, Vec<u8>)>,
 }
 
 pub const DRIVER_ENTRY_OFFSET: u32 = 0x10;
@@ -61,8 +64,44 @@ impl Default for ImageSpec {
             pdb_age: 1,
             rdata_extra: Vec::new(),
             relocations: true,
+            // DriverEntry: push rbx; sub rsp, 0x20.
+            stack_frames: vec![(DRIVER_ENTRY_OFFSET, unwind_info(1, 0x20))],
         }
     }
+}
+
+/// A version 1 `UNWIND_INFO` for the prologue `push` x `pushes`, `sub rsp, allocation`
+/// (`allocation` a multiple of 8; small, large scaled or large unscaled form by size).
+pub fn unwind_info(pushes: u8, allocation: u32) -> Vec<u8> {
+    let code = |offset: u8, op: u8, info: u8| u16::from_le_bytes([offset, info << 4 | op]);
+    let end = pushes * 2 + 7;
+    // Codes are listed in reverse prologue order: the allocation (last) first.
+    let mut slots = Vec::new();
+    match allocation {
+        0 => {}
+        8..=128 => slots.push(code(end, 2, u8::try_from(allocation / 8 - 1).unwrap())),
+        _ if allocation / 8 <= 0xffff => {
+            slots.push(code(end, 1, 0));
+            slots.push(u16::try_from(allocation / 8).unwrap());
+        }
+        _ => {
+            slots.push(code(end, 1, 1));
+            slots.push(u16::try_from(allocation & 0xffff).unwrap());
+            slots.push(u16::try_from(allocation >> 16).unwrap());
+        }
+    }
+    for push in (0..pushes).rev() {
+        slots.push(code(push * 2 + 2, 0, 3 + push % 12)); // UWOP_PUSH_NONVOL
+    }
+    let count = u8::try_from(slots.len()).unwrap();
+    if slots.len() % 2 == 1 {
+        slots.push(0);
+    }
+    let mut bytes = vec![1, end, count, 0];
+    for slot in slots {
+        bytes.extend_from_slice(&slot.to_le_bytes());
+    }
+    bytes
 }
 
 /// Little-endian byte sink with RVA fix-ups relative to the start of `.rdata`.
@@ -115,6 +154,7 @@ struct Rdata {
     import: (u32, u32),
     export: (u32, u32),
     debug: (u32, u32),
+    exception: (u32, u32),
 }
 
 fn build_rdata(spec: &ImageSpec, base: u32, text_base: u32) -> Rdata {
@@ -202,13 +242,39 @@ fn build_rdata(spec: &ImageSpec, base: u32, text_base: u32) -> Rdata {
     b.u32(codeview_size);
     b.u32(base + codeview);
     b.u32(0); // file pointer, patched once the file layout is known
+    let exception = build_exception_directory(&mut b, spec, base, text_base);
     b.bytes(&spec.rdata_extra);
     Rdata {
         blob: b.0,
         import: (import_start, import_size),
         export: (export_start, export_size),
         debug: (debug, 28),
+        exception,
     }
+}
+
+/// Appends the unwind infos, then the exception directory (`.pdata`'s `RUNTIME_FUNCTION`s)
+/// pointing at them; returns the directory's offset and size.
+fn build_exception_directory(
+    b: &mut Blob,
+    spec: &ImageSpec,
+    base: u32,
+    text_base: u32,
+) -> (u32, u32) {
+    let mut infos = Vec::new();
+    for (_, info) in &spec.stack_frames {
+        b.align(4);
+        infos.push(b.len());
+        b.bytes(info);
+    }
+    b.align(4);
+    let start = b.len();
+    for ((offset, _), info) in spec.stack_frames.iter().zip(infos) {
+        b.u32(text_base + offset);
+        b.u32(text_base + offset + 0x10);
+        b.u32(base + info);
+    }
+    (start, b.len() - start)
 }
 
 /// Builds a PE32+ image from `spec`.
@@ -255,6 +321,14 @@ pub fn build_image(spec: &ImageSpec) -> Vec<u8> {
     }
     let (debug_rva, debug_size) = rva(rdata.debug);
     writer.set_data_directory(pe::IMAGE_DIRECTORY_ENTRY_DEBUG, debug_rva, debug_size);
+    if !spec.stack_frames.is_empty() {
+        let (exception_rva, exception_size) = rva(rdata.exception);
+        writer.set_data_directory(
+            pe::IMAGE_DIRECTORY_ENTRY_EXCEPTION,
+            exception_rva,
+            exception_size,
+        );
+    }
 
     writer.write_dos_header_and_stub().unwrap();
     writer.write_nt_headers(NtHeaders {
