@@ -5,13 +5,18 @@
 //! and its `UNWIND_INFO` codes describe the prologue: `UWOP_PUSH_NONVOL` (8 bytes each),
 //! `UWOP_ALLOC_SMALL`/`UWOP_ALLOC_LARGE` (the `sub rsp, N`), `UWOP_PUSH_MACHFRAME`. A
 //! function's frame is what its prologue puts below the return address. Chained unwind info
-//! (a function split in parts) adds the primary part's prologue.
+//! (a function split in parts) adds the primary part's prologue. The decoding is pecheck's
+//! (`wskecho_pecheck::unwind`, also behind `scripts/test`'s `--max-stack-frame` check); this
+//! module reads the PE headers, names the frames and makes the part's rows.
 //!
 //! Names come from the PDB (`llvm-pdbutil dump --symbols`: `S_GPROC32`/`S_LPROC32` with their
 //! `section:offset`), whose `S_FRAMEPROC` records (frame size, callee-saved register bytes)
 //! are an independent second source, cross-checked here.
 
 use std::{collections::HashMap, fmt};
+
+use wskecho_pecheck::unwind;
+pub use wskecho_pecheck::unwind::Frame;
 
 use crate::report::{Goal, Row};
 
@@ -161,7 +166,8 @@ impl<'a> PeImage<'a> {
         bad(format!("RVA {rva:#x} is outside every section"))
     }
 
-    /// Every function's frame, from the unwind information, sorted by address.
+    /// Every function's frame, from the unwind information, sorted by address (decoded by
+    /// `wskecho_pecheck::unwind`, the code behind pecheck's `--max-stack-frame`).
     ///
     /// # Errors
     /// The exception directory or an unwind info is malformed.
@@ -174,141 +180,7 @@ impl<'a> PeImage<'a> {
         let table = table
             .get(..to_usize(size))
             .map_or_else(|| bad("exception directory is truncated"), Ok)?;
-        let mut frames = Vec::with_capacity(table.len() / 12);
-        for entry in table.chunks_exact(12) {
-            let begin = u32_at(entry, 0)?;
-            let end = u32_at(entry, 4)?;
-            let unwind = u32_at(entry, 8)?;
-            let prologue = self.prologue(unwind, 0)?;
-            frames.push(Frame {
-                begin,
-                end,
-                pushes: prologue.pushes,
-                allocation: prologue.allocation,
-            });
-        }
-        frames.sort_by_key(|f| f.begin);
-        Ok(frames)
-    }
-
-    /// The prologue described by the unwind info at `rva` (and the infos it chains to).
-    fn prologue(&self, rva: u32, depth: u32) -> Result<Prologue, ImageError> {
-        if depth > 32 {
-            return bad(format!("unwind info {rva:#x}: chain too long"));
-        }
-        let info = self.at_rva(rva)?;
-        let mut prologue = decode_unwind_info(info)
-            .map_err(|e| ImageError(format!("unwind info {rva:#x}: {e}")))?;
-        if let Some(primary) = prologue.chained.take() {
-            let parent = self.prologue(primary, depth + 1)?;
-            prologue.pushes += parent.pushes;
-            prologue.allocation += parent.allocation;
-        }
-        Ok(prologue)
-    }
-}
-
-/// What one unwind info's codes do to the stack.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Prologue {
-    /// Bytes pushed (non-volatile registers, machine frames).
-    pub pushes: u32,
-    /// Bytes allocated (`sub rsp, N`).
-    pub allocation: u32,
-    /// `UNW_FLAG_CHAININFO`: the unwind info RVA of the primary function part.
-    pub chained: Option<u32>,
-}
-
-const UNW_FLAG_CHAININFO: u8 = 4;
-
-/// Decodes one `UNWIND_INFO` (its header, codes, and chained entry).
-///
-/// # Errors
-/// Unknown version or operation, or codes running past the data.
-pub fn decode_unwind_info(info: &[u8]) -> Result<Prologue, String> {
-    let header = info.get(..4).ok_or("truncated header")?;
-    let version = header[0] & 7;
-    let flags = header[0] >> 3;
-    if !(1..=2).contains(&version) {
-        return Err(format!("unknown version {version}"));
-    }
-    let count = usize::from(header[2]);
-    let codes = info.get(4..4 + 2 * count).ok_or("truncated codes")?;
-    let slot = |index: usize| -> Result<u16, String> {
-        codes
-            .get(2 * index..2 * index + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .ok_or_else(|| "an operation's operand runs past the codes".to_owned())
-    };
-    let mut prologue = Prologue::default();
-    let mut index = 0;
-    while index < count {
-        let op_byte = codes[2 * index + 1];
-        let (op, info) = (op_byte & 0xf, u32::from(op_byte >> 4));
-        index += match op {
-            0 => {
-                prologue.pushes += 8; // UWOP_PUSH_NONVOL
-                1
-            }
-            1 if info == 0 => {
-                // UWOP_ALLOC_LARGE: size / 8 in the next slot.
-                prologue.allocation += u32::from(slot(index + 1)?) * 8;
-                2
-            }
-            1 if info == 1 => {
-                // UWOP_ALLOC_LARGE: unscaled size in the next two slots.
-                let low = u32::from(slot(index + 1)?);
-                let high = u32::from(slot(index + 2)?);
-                prologue.allocation += high << 16 | low;
-                3
-            }
-            2 => {
-                prologue.allocation += info * 8 + 8; // UWOP_ALLOC_SMALL
-                1
-            }
-            3 => 1, // UWOP_SET_FPREG
-            // UWOP_SAVE_NONVOL, UWOP_SAVE_XMM128 (into the allocated area), and version 2's
-            // UWOP_EPILOG / version 1's UWOP_SAVE_XMM: two slots.
-            4 | 6 | 8 => 2,
-            5 | 7 | 9 => 3, // their _FAR forms
-            10 => {
-                // UWOP_PUSH_MACHFRAME: SS, RSP, EFLAGS, CS, RIP (+ an error code).
-                prologue.pushes += if info == 0 { 40 } else { 48 };
-                1
-            }
-            _ => return Err(format!("unknown unwind operation {op} (info {info})")),
-        };
-    }
-    if flags & UNW_FLAG_CHAININFO != 0 {
-        // Codes are padded to an even count; then a RUNTIME_FUNCTION of the primary part.
-        let entry = 4 + 2 * (count + count % 2);
-        let rva = info
-            .get(entry + 8..entry + 12)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or("truncated chained entry")?;
-        prologue.chained = Some(rva);
-    }
-    Ok(prologue)
-}
-
-/// One function's stack frame from the unwind information.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
-    /// RVA of the function's first byte.
-    pub begin: u32,
-    /// RVA just past it.
-    pub end: u32,
-    /// Bytes pushed by the prologue.
-    pub pushes: u32,
-    /// Bytes allocated by the prologue.
-    pub allocation: u32,
-}
-
-impl Frame {
-    /// The frame: everything the prologue puts below the return address.
-    #[must_use]
-    pub const fn bytes(&self) -> u32 {
-        self.pushes + self.allocation
+        unwind::frames(table, |rva| self.at_rva(rva).map_err(|e| e.0)).map_err(ImageError)
     }
 }
 
@@ -561,6 +433,8 @@ pub fn rows(file_size: u64, image: &PeImage<'_>, named: &[NamedFrame]) -> Vec<Ro
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // the compared values are exact (small integers, binary fractions)
 mod tests {
+    use wskecho_pecheck::unwind::UNW_FLAG_CHAININFO;
+
     use super::*;
 
     /// A minimal PE32+ image: `.text` at RVA 0x1000, `.rdata` at 0x2000 holding the unwind
@@ -675,20 +549,21 @@ mod tests {
     }
 
     #[test]
-    fn malformed_unwind_info_is_an_error() {
-        assert!(
-            decode_unwind_info(&[1, 0, 1, 0, 0, 0x01]).is_err(),
-            "operand past the codes"
+    fn malformed_unwind_info_or_headers_are_errors() {
+        // Operation 11 does not exist; the error names the unwind info's RVA.
+        let data = image(
+            &[(0x2000, vec![1, 0, 1, 0, 0, 0x0b])],
+            &[(0x1000, 0x1010, 0x2000)],
         );
+        let error = PeImage::parse(&data).unwrap().frames().unwrap_err();
         assert!(
-            decode_unwind_info(&[1, 0, 2, 0, 0, 0x00]).is_err(),
-            "codes past the data"
+            error.0.starts_with("unwind info 0x2000: unknown"),
+            "{error}"
         );
-        assert!(decode_unwind_info(&[3, 0, 0, 0]).is_err(), "version 3");
-        assert!(
-            decode_unwind_info(&[1, 0, 1, 0, 0, 0x0b]).is_err(),
-            "operation 11"
-        );
+        // An unwind info outside every section.
+        let data = image(&[], &[(0x1000, 0x1010, 0x9000)]);
+        let error = PeImage::parse(&data).unwrap().frames().unwrap_err();
+        assert!(error.0.contains("0x9000"), "{error}");
         assert!(PeImage::parse(b"MZ").is_err());
         assert!(PeImage::parse(b"ELF").is_err());
     }
