@@ -2,9 +2,10 @@
 //!
 //!   sys-image <wskecho.sys> <wskecho.pdb>
 //!
-//! Frames from the image's x64 unwind information, named (and cross-checked) with
-//! `llvm-pdbutil dump --symbols` on the PDB (module `wskecho_bench::image`). Writes part
-//! `7-image`.
+//! Frames from the image's x64 unwind information (decoded by `wskecho_pecheck::unwind`, the
+//! same code as `scripts/test`'s `pecheck --max-stack-frame 1024`), named (and cross-checked)
+//! with `llvm-pdbutil dump --symbols` on the PDB (module `wskecho_bench::image`): the way to
+//! name a function pecheck reports by RVA. Writes part `7-image`.
 
 use std::{fs, path::Path, process::Command};
 
