@@ -15,8 +15,13 @@ use std::sync::{
 };
 
 use loom::{cell::UnsafeCell, thread};
-use loom_common::{check_exhaustive, platform::LoomPlatform, violated};
-use wskecho::core::{provider::PoolTag, rundown::Rundown, serializer::Serializer, slots::Slots};
+use loom_common::{Outcomes, check_exhaustive, platform::LoomPlatform, violated};
+use wskecho::core::{
+    provider::PoolTag,
+    rundown::{Acquisition, Rundown},
+    serializer::Serializer,
+    slots::Slots,
+};
 
 /// A binding's rundown as the model sees it: calls into the provider made under references,
 /// and the detach completion, with the contract checks of the full models.
@@ -44,35 +49,62 @@ impl Binding {
     }
 
     /// A call into the provider, as the core makes one: under a reference from `try_acquire`,
-    /// released after the call returned. Returns whether it was admitted.
-    fn call(&self) -> bool {
-        if !self.rundown.try_acquire() {
-            return false;
+    /// released after the call returned. Unlike the core's callers, the caller holds no
+    /// reference of its own, so a refused attempt may be the one that drains the rundown (it
+    /// then completes the detach), and an attempt may come after the drain.
+    fn call(&self, facts: &Facts) -> Acquisition {
+        // Real-time order (loom runs one thread at a time): the drain was already complete.
+        let late = self.completions.load(Ordering::SeqCst) > 0;
+        if late {
+            facts.add("attempt made after the detach completed");
         }
-        if self.completions.load(Ordering::SeqCst) > 0 {
-            violated(format_args!(
-                "a call was admitted after the detach completed"
-            ));
+        let attempt = self.rundown.try_acquire();
+        match attempt {
+            Acquisition::Acquired => {
+                facts.add("call admitted");
+                if late || self.completions.load(Ordering::SeqCst) > 0 {
+                    violated(format_args!(
+                        "a call was admitted after the detach completed"
+                    ));
+                }
+                self.executing.fetch_add(1, Ordering::SeqCst);
+                self.schedule
+                    .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+                self.executing.fetch_sub(1, Ordering::SeqCst);
+                self.calls_returned.with(|_| ());
+                if self.rundown.release() {
+                    facts.add("drain owned by a call's release");
+                    self.complete_detach();
+                }
+            }
+            Acquisition::Refused => facts.add("call refused"),
+            Acquisition::RefusedDrained => {
+                facts.add("drain owned by a refused attempt");
+                if late {
+                    violated(format_args!(
+                        "an attempt after the detach completed drained the rundown again"
+                    ));
+                }
+                self.complete_detach();
+            }
         }
-        self.executing.fetch_add(1, Ordering::SeqCst);
-        self.schedule
-            .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
-        self.executing.fetch_sub(1, Ordering::SeqCst);
-        self.calls_returned.with(|_| ());
+        attempt
+    }
+
+    /// Drops a reference the model holds (the attachment's, or a socket's).
+    fn release(&self, facts: &Facts, whose: &'static str) {
         if self.rundown.release() {
+            facts.add(whose);
             self.complete_detach();
         }
-        true
     }
 
     /// `ClientDetachProvider`: start closing, drop the attachment's reference.
-    fn detach(&self) {
+    fn detach(&self, facts: &Facts) {
         if !self.rundown.begin_close() {
             violated(format_args!("closing had already begun"));
         }
-        if self.rundown.release() {
-            self.complete_detach();
-        }
+        self.release(facts, "drain owned by the detach's release");
     }
 
     fn complete_detach(&self) {
@@ -93,20 +125,63 @@ impl Binding {
     }
 }
 
-/// Model 1 on the rundown alone: `calls` callers race the detach; it completes exactly once,
-/// after every admitted call returned.
-fn rundown_detach_with_calls(calls: usize) {
+/// What one execution of a rundown model saw (test bookkeeping, invisible to loom).
+#[derive(Clone, Default)]
+struct Facts(Arc<Mutex<Vec<&'static str>>>);
+
+impl Facts {
+    fn add(&self, fact: &'static str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(fact);
+    }
+
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Runs a rundown model exhaustively; fails unless every `expected` fact was seen in some
+/// execution (a model that never reached its race would pass vacuously).
+fn check_rundown(expected: &[&'static str], model: impl Fn(&Facts) + Sync + Send + 'static) {
+    let outcomes = Outcomes::default();
+    let seen = outcomes.clone();
     check_exhaustive(move || {
+        let facts = Facts::default();
+        model(&facts);
+        seen.record(facts.take());
+    });
+    outcomes.assert_seen(expected);
+}
+
+/// The ways a caller without a reference can race the drain, each of which the models with a
+/// caller must reach.
+const ATTEMPT_RACES: [&str; 5] = [
+    "call admitted",
+    "call refused",
+    "drain owned by a refused attempt",
+    "drain owned by the detach's release",
+    "attempt made after the detach completed",
+];
+
+/// Model 1 on the rundown alone: `calls` callers (holding no reference) race the detach; it
+/// completes exactly once, after every admitted call returned, whoever owns the drain: the
+/// detach's release, an admitted call's release, or a refused attempt taking its reference
+/// back. Attempts made after the drain are refused and never drain again.
+fn rundown_detach_with_calls(calls: usize, expected: &[&'static str]) {
+    check_rundown(expected, move |facts| {
         let binding = Binding::new();
         let callers: Vec<_> = (0..calls)
             .map(|_| {
                 let binding = Arc::clone(&binding);
-                thread::spawn(move || binding.call())
+                let facts = facts.clone();
+                thread::spawn(move || binding.call(&facts))
             })
             .collect();
-        binding.detach();
+        binding.detach(facts);
         for caller in callers {
-            caller
+            let _: Acquisition = caller
                 .join()
                 .unwrap_or_else(|_| violated(format_args!("caller panicked")));
         }
@@ -116,55 +191,115 @@ fn rundown_detach_with_calls(calls: usize) {
 
 #[test]
 fn rundown_detach_with_no_call_in_flight() {
-    rundown_detach_with_calls(0);
+    rundown_detach_with_calls(0, &["drain owned by the detach's release"]);
 }
 
 #[test]
 fn rundown_detach_with_one_call_in_flight() {
-    rundown_detach_with_calls(1);
+    rundown_detach_with_calls(
+        1,
+        &[&ATTEMPT_RACES[..], &["drain owned by a call's release"]].concat(),
+    );
 }
 
 #[test]
 fn rundown_detach_with_two_calls_in_flight() {
-    rundown_detach_with_calls(2);
+    rundown_detach_with_calls(
+        2,
+        &[&ATTEMPT_RACES[..], &["drain owned by a call's release"]].concat(),
+    );
 }
 
 /// Model 2 on the rundown alone: a socket holds a reference (released when its close
 /// completes, on another thread) while a new call races the start of the detach. Either the
-/// call is admitted and the detach waits for it, or it is refused; never admitted after the
-/// detach completed.
+/// call is admitted and the detach waits for it, or it is refused (and, if its attempt was the
+/// last reference out, completes the detach itself); never admitted after the detach completed.
 #[test]
 fn rundown_call_racing_detach_start() {
-    check_exhaustive(|| {
-        let binding = Binding::new();
-        // The socket's reference, taken while the binding's own is held.
-        binding.rundown.acquire_held();
-        let socket_closed = {
-            let binding = Arc::clone(&binding);
-            thread::spawn(move || {
-                if binding.rundown.release() {
-                    binding.complete_detach();
+    check_rundown(
+        &[
+            &ATTEMPT_RACES[..],
+            &[
+                "drain owned by a call's release",
+                "drain owned by the socket's release",
+            ],
+        ]
+        .concat(),
+        |facts| {
+            let binding = Binding::new();
+            // The socket's reference, taken while the binding's own is held.
+            binding.rundown.acquire_held();
+            let socket_closed = {
+                let binding = Arc::clone(&binding);
+                let facts = facts.clone();
+                thread::spawn(move || {
+                    binding.release(&facts, "drain owned by the socket's release")
+                })
+            };
+            let caller = {
+                let binding = Arc::clone(&binding);
+                let facts = facts.clone();
+                thread::spawn(move || binding.call(&facts))
+            };
+            binding.detach(facts);
+            socket_closed
+                .join()
+                .unwrap_or_else(|_| violated(format_args!("close panicked")));
+            let attempt = caller
+                .join()
+                .unwrap_or_else(|_| violated(format_args!("caller panicked")));
+            binding.assert_completed_once();
+            if attempt != Acquisition::Acquired && !binding.rundown.is_closing() {
+                violated(format_args!(
+                    "a call was refused although closing never began"
+                ));
+            }
+        },
+    );
+}
+
+/// Refused attempts racing the last release and each other: closing has begun, the detach's
+/// release drops the last real reference while two callers without a reference try to take
+/// one. Both are refused; the drain is owned exactly once, by the release or by whichever
+/// attempt's undo empties the count (an attempt's reference may be in the word when the
+/// release runs, and an attempt may add and take back its reference between the release
+/// emptying the count and its claim of the drain); attempts after the drain never own it.
+#[test]
+fn rundown_refused_attempts_race_the_last_release() {
+    check_rundown(
+        &[
+            "call refused",
+            "drain owned by a refused attempt",
+            "drain owned by the detach's release",
+            "attempt made after the detach completed",
+        ],
+        |facts| {
+            let binding = Binding::new();
+            if !binding.rundown.begin_close() {
+                violated(format_args!("closing had already begun"));
+            }
+            let callers: Vec<_> = (0..2)
+                .map(|_| {
+                    let binding = Arc::clone(&binding);
+                    let facts = facts.clone();
+                    thread::spawn(move || binding.call(&facts))
+                })
+                .collect();
+            binding.release(facts, "drain owned by the detach's release");
+            for caller in callers {
+                let attempt = caller
+                    .join()
+                    .unwrap_or_else(|_| violated(format_args!("caller panicked")));
+                if attempt == Acquisition::Acquired {
+                    violated(format_args!("a call was admitted after closing began"));
                 }
-            })
-        };
-        let caller = {
-            let binding = Arc::clone(&binding);
-            thread::spawn(move || binding.call())
-        };
-        binding.detach();
-        socket_closed
-            .join()
-            .unwrap_or_else(|_| violated(format_args!("close panicked")));
-        let admitted = caller
-            .join()
-            .unwrap_or_else(|_| violated(format_args!("caller panicked")));
-        binding.assert_completed_once();
-        if !admitted && !binding.rundown.is_closing() {
-            violated(format_args!(
-                "a call was refused although closing never began"
-            ));
-        }
-    });
+            }
+            binding.assert_completed_once();
+            if binding.rundown.references() != 0 || !binding.rundown.is_drained() {
+                violated(format_args!("a refused attempt was not taken back"));
+            }
+        },
+    );
 }
 
 /// The serializer: three posters, each writing its event's data before posting. Exactly one

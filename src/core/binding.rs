@@ -19,7 +19,7 @@ use crate::core::{
     log::{log_error, log_info, log_trace, log_warning},
     pool_box::{BINDING_TAG, PoolBox},
     provider::{Provider, SocketKind},
-    rundown::Rundown,
+    rundown::{Acquisition, Rundown},
     slots::Slots,
     socket::{InstallError, Socket, SocketRef},
     stats::Stats,
@@ -368,16 +368,24 @@ pub(crate) unsafe fn finish_attach<P: Provider>(this: NonNull<Binding<P>>, provi
     let client = binding.client();
     binding.set_provider(provider);
     log_trace!(client.platform(), "attached to the WSK subsystem");
-    let enabled = match binding.provider() {
-        Some(provider) if binding.rundown.try_acquire() => {
-            let result = provider.enable_accept_events();
-            if binding.rundown.release() {
-                log_error!(client.platform(), "internal: rundown drained during attach");
+    // Our attach reference keeps the count above zero: neither the call's release nor a
+    // refused attempt can drain here.
+    let enabled = binding
+        .provider()
+        .and_then(|provider| match binding.rundown.try_acquire() {
+            Acquisition::Acquired => {
+                let result = provider.enable_accept_events();
+                if binding.rundown.release() {
+                    log_error!(client.platform(), "internal: rundown drained during attach");
+                }
+                Some(result)
             }
-            Some(result)
-        }
-        _ => None,
-    };
+            Acquisition::Refused => None,
+            Acquisition::RefusedDrained => {
+                log_error!(client.platform(), "internal: rundown drained during attach");
+                None
+            }
+        });
     match enabled {
         Some(Ok(())) => {
             for (index, local) in client.config().endpoints().enumerate() {

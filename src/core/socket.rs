@@ -30,6 +30,7 @@ use crate::core::{
     log::{log_error, log_info, log_trace, log_warning},
     pool_box::{CONNECTION_TAG, LISTENER_TAG, PoolBox},
     provider::{Completion, OpKind, Provider, SocketKind},
+    rundown::Acquisition,
     serializer::Serializer,
     stats::Stats,
     status::NtStatus,
@@ -151,9 +152,20 @@ impl<P: Provider> Socket<P> {
         // SAFETY: the caller guarantees the binding is live.
         let b = unsafe { binding.as_ref() };
         // The reference the socket will hold until it is freed.
-        if !b.rundown().try_acquire() {
-            b.slots().vacate(slot);
-            return Err(InstallError::Detaching);
+        match b.rundown().try_acquire() {
+            Acquisition::Acquired => {}
+            Acquisition::Refused => {
+                b.slots().vacate(slot);
+                return Err(InstallError::Detaching);
+            }
+            Acquisition::RefusedDrained => {
+                // Cannot happen: the caller's reference keeps the count above zero. Should it,
+                // the drain is ours to complete, like a draining release below.
+                b.slots().vacate(slot);
+                // SAFETY: drained; nothing touches the binding afterwards.
+                unsafe { Binding::complete_detach(binding) };
+                return Err(InstallError::Detaching);
+            }
         }
         let ptr = match Self::create(b, binding, slot, kind, local, remote, handle) {
             Ok(ptr) => ptr,
@@ -411,8 +423,17 @@ impl<P: Provider> Socket<P> {
         let (Some(provider), Some(io)) = (b.provider(), self.io.as_ref()) else {
             return false;
         };
-        if !b.rundown().try_acquire() {
-            return false;
+        match b.rundown().try_acquire() {
+            Acquisition::Acquired => {}
+            Acquisition::Refused => return false,
+            Acquisition::RefusedDrained => {
+                // Never happens: this socket still holds its own binding reference.
+                log_error!(
+                    self.platform(),
+                    "internal: rundown drained under a live socket"
+                );
+                return false;
+            }
         }
         f(provider, io, self.token());
         // Never drains here: this socket still holds its own binding reference.

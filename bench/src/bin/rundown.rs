@@ -25,7 +25,7 @@ use std::{
 };
 
 use criterion::Criterion;
-use wskecho::core::rundown::Rundown;
+use wskecho::core::rundown::{Acquisition, Rundown};
 use wskecho_bench::{
     report::{Part, bench_dir, write_part},
     rundown_ratio::{
@@ -53,7 +53,7 @@ impl Pair for Bare {
 impl Pair for Rundown {
     #[inline]
     fn pair(&self) {
-        if self.try_acquire() {
+        if self.try_acquire() == Acquisition::Acquired {
             black_box(self.release());
         } else {
             unreachable!("the benchmark never closes the rundown");
