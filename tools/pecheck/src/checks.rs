@@ -24,6 +24,8 @@ pub struct Policy {
     pub expected_bytes: Vec<(String, Vec<u8>)>,
     /// Largest stack frame allowed for any function, in bytes (`None`: not checked).
     pub max_stack_frame: Option<u32>,
+    /// Function names by RVA (from the PDB's procedures), for the stack frame check's report.
+    pub function_names: Vec<(u32, String)>,
 }
 
 /// Result of one check.
@@ -77,7 +79,10 @@ pub fn run(data: &[u8], facts: &ImageFacts, policy: &Policy) -> Vec<Outcome> {
         ));
     }
     if let Some(limit) = policy.max_stack_frame {
-        outcomes.push(Outcome::new("stack-frames", stack_frames(facts, limit)));
+        outcomes.push(Outcome::new(
+            "stack-frames",
+            stack_frames(facts, &policy.function_names, limit),
+        ));
     }
     outcomes
 }
@@ -307,22 +312,31 @@ fn expected_bytes(data: &[u8], label: &str, bytes: &[u8]) -> Result<String, Stri
 }
 
 /// No function's stack frame (what its prologue pushes and allocates, from the unwind
-/// information) may exceed `limit` bytes. Functions are named by RVA, and by export name where
-/// the image exports them (`DriverEntry`); the PDB maps the others (docs/performance.md).
-fn stack_frames(facts: &ImageFacts, limit: u32) -> Result<String, String> {
+/// information) may exceed `limit` bytes. Functions are named by RVA, and by name where the
+/// PDB (`names`) or the image's export table (`DriverEntry`) has one.
+fn stack_frames(facts: &ImageFacts, names: &[(u32, String)], limit: u32) -> Result<String, String> {
     let frames = facts
         .frames
         .as_ref()
         .map_err(|e| format!("unwind information unreadable: {e}"))?;
-    let describe = |frame: &Frame| {
-        let name = facts
-            .exports
+    let name_of = |rva: u32| {
+        names
             .iter()
-            .find(|(_, rva)| *rva == frame.begin)
-            .map_or_else(
-                || format!("function at RVA {:#x}", frame.begin),
-                |(name, rva)| format!("{name} (RVA {rva:#x})"),
-            );
+            .find(|(at, _)| *at == rva)
+            .map(|(_, name)| name.as_str())
+            .or_else(|| {
+                facts
+                    .exports
+                    .iter()
+                    .find(|(_, at)| *at == rva)
+                    .map(|(name, _)| name.as_str())
+            })
+    };
+    let describe = |frame: &Frame| {
+        let name = name_of(frame.begin).map_or_else(
+            || format!("function at RVA {:#x}", frame.begin),
+            |name| format!("{name} (RVA {:#x})", frame.begin),
+        );
         format!(
             "{name}: {} bytes (sub rsp {} + pushes {})",
             frame.bytes(),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::checks::{self, Policy};
 use crate::export_list::ExportList;
 use crate::image::{self, ImageFacts};
+use crate::pdb;
 
 /// Usage text.
 pub const USAGE: &str = "\
@@ -18,7 +19,7 @@ usage: wskecho-pecheck <image.sys> [options]
   --expect-bytes <label>=<hex>  byte string that must occur in the image (repeatable)
   --max-stack-frame <bytes>     no function's stack frame (prologue pushes + allocation, from
                                 the x64 unwind information) may exceed this; offenders are
-                                named by RVA (map them with the PDB: scripts/bench's sys-image)
+                                named by RVA, and by name from the --pdb file
 Exit status: 0 all checks passed, 1 a check failed, 2 bad usage or unreadable input.";
 
 /// Parsed command line.
@@ -191,11 +192,28 @@ fn run_checks(options: &Options) -> Result<Vec<checks::Outcome>, String> {
         .file_stem()
         .map(|stem| format!("{}.pdb", stem.to_string_lossy()))
         .unwrap_or_default();
-    let pdb_signature = match &options.pdb {
-        Some(path) => Some(
-            image::pdb_signature(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?,
-        ),
+    let pdb = match &options.pdb {
+        Some(path) => Some((path, read(path)?)),
         None => None,
+    };
+    let pdb_signature = match &pdb {
+        Some((path, bytes)) => {
+            Some(image::pdb_signature(bytes).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let function_names = match &pdb {
+        Some((path, bytes)) if options.max_stack_frame.is_some() => {
+            function_names(bytes, &facts).unwrap_or_else(|e| {
+                // Names only help to read a failure; the check itself needs none.
+                eprintln!(
+                    "pecheck: note: no function names from {}: {e}",
+                    path.display()
+                );
+                Vec::new()
+            })
+        }
+        _ => Vec::new(),
     };
     let policy = Policy {
         export_lists,
@@ -204,6 +222,23 @@ fn run_checks(options: &Options) -> Result<Vec<checks::Outcome>, String> {
         expected_imports: options.expected_imports.clone(),
         expected_bytes: options.expected_bytes.clone(),
         max_stack_frame: options.max_stack_frame,
+        function_names,
     };
     Ok(checks::run(&data, &facts, &policy))
+}
+
+/// The PDB's procedures by RVA (section numbers are 1-based indexes into the image's table).
+fn function_names(pdb: &[u8], facts: &ImageFacts) -> Result<Vec<(u32, String)>, String> {
+    Ok(pdb::procedures(pdb)?
+        .into_iter()
+        .filter_map(|procedure| {
+            let section = facts
+                .sections
+                .get(usize::from(procedure.section).checked_sub(1)?)?;
+            Some((
+                section.virtual_address.checked_add(procedure.offset)?,
+                procedure.name,
+            ))
+        })
+        .collect())
 }

@@ -8,4 +8,5 @@ pub mod checks;
 pub mod cli;
 pub mod export_list;
 pub mod image;
+pub mod pdb;
 pub mod unwind;

@@ -4,13 +4,14 @@
 mod support;
 
 use support::{
-    DRIVER_ENTRY_OFFSET, GUID, ImageSpec, build_archive, build_image, dlltool_archive,
-    short_import, unwind_info,
+    DRIVER_ENTRY_OFFSET, GUID, ImageSpec, build_archive, build_image, build_pdb, dlltool_archive,
+    pdb_dbi_stream, pdb_info_stream, pdb_module_stream, short_import, unwind_info,
 };
 use wskecho_pecheck::checks::{self, Outcome, Policy};
 use wskecho_pecheck::cli::{guid_bytes, hex_bytes};
 use wskecho_pecheck::export_list::ExportList;
-use wskecho_pecheck::image::ImageFacts;
+use wskecho_pecheck::image::{ImageFacts, pdb_signature};
+use wskecho_pecheck::pdb;
 
 fn policy() -> Policy {
     let ntoskrnl = dlltool_archive("ntoskrnl.exe", &["DbgPrint", "KeBugCheckEx", "memcpy"]);
@@ -369,4 +370,94 @@ fn image_without_or_with_broken_unwind_information_fails_the_frame_check() {
             && reason.ends_with("unknown version 3"),
         "{reason}"
     );
+}
+
+#[test]
+fn stack_frame_report_prefers_the_pdb_names() {
+    let spec = ImageSpec {
+        stack_frames: vec![
+            (DRIVER_ENTRY_OFFSET, unwind_info(5, 1400)),
+            (0x20, unwind_info(8, 0x12340)),
+        ],
+        ..ImageSpec::default()
+    };
+    let big = text_rva(&spec, 0x20);
+    let entry = text_rva(&spec, DRIVER_ENTRY_OFFSET);
+    let mut policy = Policy {
+        function_names: vec![(big, "big::frame<T>".into())],
+        ..frame_policy(1024)
+    };
+    let outcomes = check_with(&spec, &policy);
+    assert_eq!(
+        reason(&outcomes, "stack-frames"),
+        format!(
+            "2 of 2 functions have a stack frame above 1024 bytes: \
+             big::frame<T> (RVA {big:#x}): 74624 bytes (sub rsp 74560 + pushes 64); \
+             DriverEntry (RVA {entry:#x}): 1440 bytes (sub rsp 1400 + pushes 40)"
+        )
+    );
+    policy
+        .function_names
+        .push((entry, "wskecho::kernel::entry::driver_entry".into()));
+    let outcomes = check_with(&spec, &policy);
+    assert!(
+        reason(&outcomes, "stack-frames").contains("; wskecho::kernel::entry::driver_entry (RVA "),
+        "{outcomes:#?}"
+    );
+}
+
+#[test]
+fn pdb_procedures_come_from_every_module_stream() {
+    let first = pdb_module_stream(&[
+        (0x1110, 1, 0x10, "wskecho::kernel::entry::driver_entry"), // S_GPROC32
+        (0x1146, 2, 0x40, "a::b<c::D>"),                           // S_LPROC32_ID
+    ]);
+    let second = pdb_module_stream(&[(0x110f, 1, 0x20, "local")]); // S_LPROC32
+    assert!(first.len() > 512, "spans two blocks");
+    let dbi = pdb_dbi_stream(&[(4, first.len()), (u16::MAX, 0), (5, second.len())]);
+    let file = build_pdb(&[
+        Vec::new(),
+        pdb_info_stream(GUID, 3),
+        Vec::new(),
+        dbi,
+        first,
+        second,
+    ]);
+    assert_eq!(pdb_signature(&file).unwrap(), (GUID, 3));
+    let procedures: Vec<(u16, u32, String)> = pdb::procedures(&file)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.section, p.offset, p.name))
+        .collect();
+    assert_eq!(
+        procedures,
+        [
+            (1, 0x10, "wskecho::kernel::entry::driver_entry".to_owned()),
+            (2, 0x40, "a::b<c::D>".to_owned()),
+            (1, 0x20, "local".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn broken_pdbs_are_errors() {
+    assert!(pdb::procedures(b"not a pdb").is_err());
+    let module = pdb_module_stream(&[(0x1110, 1, 0, "f")]);
+    // The module claims more symbol bytes than its stream has.
+    let dbi = pdb_dbi_stream(&[(4, module.len() + 1)]);
+    let file = build_pdb(&[Vec::new(), Vec::new(), Vec::new(), dbi, module]);
+    let error = pdb::procedures(&file).unwrap_err();
+    assert!(
+        error.contains("stream 4 shorter than its symbols"),
+        "{error}"
+    );
+    // A record running past the end of the symbols.
+    let module = [4_u32.to_le_bytes(), [0xf0, 0, 0x10, 0x11]].concat();
+    let dbi = pdb_dbi_stream(&[(4, module.len())]);
+    let file = build_pdb(&[Vec::new(), Vec::new(), Vec::new(), dbi, module]);
+    let error = pdb::procedures(&file).unwrap_err();
+    assert!(error.contains("runs past the stream"), "{error}");
+    // No DBI stream.
+    let error = pdb::procedures(&build_pdb(&[Vec::new()])).unwrap_err();
+    assert!(error.contains("no stream 3"), "{error}");
 }

@@ -5,7 +5,10 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::{ImageSpec, build_image, dlltool_archive};
+use support::{
+    DRIVER_ENTRY_OFFSET, GUID, ImageSpec, build_image, build_pdb, dlltool_archive, pdb_dbi_stream,
+    pdb_info_stream, pdb_module_stream,
+};
 
 /// A scratch directory holding a crafted image and the import libraries of its modules.
 struct Fixture {
@@ -116,6 +119,41 @@ fn stack_frame_limit_fails_naming_the_function() {
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("FAIL stack-frames: 1 of 1 functions have a stack frame above 39 bytes: DriverEntry (RVA 0x"),
+        "{text}"
+    );
+}
+
+#[test]
+fn stack_frame_failure_is_named_from_the_pdb() {
+    let fixture = Fixture::new("frames-pdb", &ImageSpec::default());
+    // DriverEntry lies in section 1 (.text) at DRIVER_ENTRY_OFFSET.
+    let module = pdb_module_stream(&[(0x1110, 1, DRIVER_ENTRY_OFFSET, "wskecho::entry")]);
+    let dbi = pdb_dbi_stream(&[(4, module.len())]);
+    let pdb = build_pdb(&[
+        Vec::new(),
+        pdb_info_stream(GUID, 1),
+        Vec::new(),
+        dbi,
+        module,
+    ]);
+    let path = fixture.dir.join("wskecho.pdb");
+    std::fs::write(&path, pdb).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let (code, text) = fixture.run(&["--pdb", &path, "--max-stack-frame", "39"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("PASS codeview-pdb"), "{text}");
+    assert!(
+        text.contains("FAIL stack-frames: 1 of 1 functions have a stack frame above 39 bytes: wskecho::entry (RVA 0x"),
+        "{text}"
+    );
+
+    // A PDB without symbols: the check still reports by RVA, with a note.
+    std::fs::write(&path, build_pdb(&[Vec::new(), pdb_info_stream(GUID, 1)])).unwrap();
+    let (code, text) = fixture.run(&["--pdb", &path, "--max-stack-frame", "39"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("note: no function names from"), "{text}");
+    assert!(
+        text.contains("above 39 bytes: DriverEntry (RVA 0x"),
         "{text}"
     );
 }

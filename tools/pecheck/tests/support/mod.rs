@@ -442,3 +442,93 @@ pub fn dlltool_archive(module: &str, names: &[&str]) -> Vec<u8> {
     }
     build_archive(&members)
 }
+
+/// Block size of the crafted PDBs.
+const PDB_BLOCK: usize = 512;
+
+/// An MSF 7.0 file (a PDB) holding `streams`: block 0 the superblock, block 1 the block map,
+/// block 2 the stream directory, then each stream's blocks in order.
+pub fn build_pdb(streams: &[Vec<u8>]) -> Vec<u8> {
+    let mut blocks = vec![vec![0_u8; PDB_BLOCK]; 3];
+    let mut directory = Blob::default();
+    directory.u32(u32::try_from(streams.len()).unwrap());
+    for stream in streams {
+        directory.u32(u32::try_from(stream.len()).unwrap());
+    }
+    for stream in streams {
+        for chunk in stream.chunks(PDB_BLOCK) {
+            directory.u32(u32::try_from(blocks.len()).unwrap());
+            let mut block = chunk.to_vec();
+            block.resize(PDB_BLOCK, 0);
+            blocks.push(block);
+        }
+    }
+    assert!(directory.0.len() <= PDB_BLOCK, "directory fits one block");
+    blocks[2][..directory.0.len()].copy_from_slice(&directory.0);
+    blocks[1][..4].copy_from_slice(&2_u32.to_le_bytes());
+    let mut superblock = Blob::default();
+    superblock.bytes(b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0");
+    superblock.u32(u32::try_from(PDB_BLOCK).unwrap());
+    superblock.u32(1); // free block map
+    superblock.u32(u32::try_from(blocks.len()).unwrap());
+    superblock.u32(u32::try_from(directory.0.len()).unwrap());
+    superblock.u32(0);
+    superblock.u32(1); // the block map's block
+    blocks[0][..superblock.0.len()].copy_from_slice(&superblock.0);
+    blocks.concat()
+}
+
+/// The PDB info stream (stream 1): version, signature, `age`, `guid`.
+pub fn pdb_info_stream(guid: [u8; 16], age: u32) -> Vec<u8> {
+    let mut b = Blob::default();
+    b.u32(20_000_404);
+    b.u32(0);
+    b.u32(age);
+    b.bytes(&guid);
+    b.0
+}
+
+/// A DBI stream (stream 3) listing modules as (symbol stream, symbol bytes incl. signature).
+pub fn pdb_dbi_stream(modules: &[(u16, usize)]) -> Vec<u8> {
+    let mut list = Blob::default();
+    for (index, (stream, bytes)) in modules.iter().enumerate() {
+        list.bytes(&[0; 34]);
+        list.u16(*stream);
+        list.u32(u32::try_from(*bytes).unwrap());
+        list.bytes(&[0; 24]);
+        list.bytes(format!("module{index}.o\0object{index}.o\0").as_bytes());
+        list.align(4);
+    }
+    let mut b = Blob::default();
+    b.bytes(&[0; 24]);
+    b.u32(list.len());
+    b.bytes(&[0; 36]);
+    b.bytes(&list.0);
+    b.0
+}
+
+/// A module symbol stream: the signature, a long `S_OBJNAME` (so the stream spans blocks),
+/// then one procedure record per (kind, section, offset, name).
+pub fn pdb_module_stream(procedures: &[(u16, u16, u32, &str)]) -> Vec<u8> {
+    let mut b = Blob::default();
+    b.u32(4); // CV_SIGNATURE_C13
+    let mut record = |kind: u16, data: &[u8]| {
+        b.u16(u16::try_from(data.len() + 2).unwrap());
+        b.u16(kind);
+        b.bytes(data);
+    };
+    let mut objname = vec![0_u8; 4];
+    objname.extend_from_slice(&[b'x'; 600]);
+    objname.push(0);
+    record(0x1101, &objname);
+    for (kind, section, offset, name) in procedures {
+        let mut data = vec![0_u8; 28];
+        data.extend_from_slice(&offset.to_le_bytes());
+        data.extend_from_slice(&section.to_le_bytes());
+        data.push(0);
+        data.extend_from_slice(name.as_bytes());
+        data.push(0);
+        record(*kind, &data);
+    }
+    b.0
+}
