@@ -3,9 +3,9 @@
 //!   sys-image <wskecho.sys> <wskecho.pdb>
 //!
 //! Frames from the image's x64 unwind information (decoded by `wskecho_pecheck::unwind`, the
-//! same code as `scripts/test`'s `pecheck --max-stack-frame 1024`), named (and cross-checked)
-//! with `llvm-pdbutil dump --symbols` on the PDB (module `wskecho_bench::image`): the way to
-//! name a function pecheck reports by RVA. Writes part `7-image`.
+//! same code as `scripts/test`'s `pecheck --max-stack-frame 1024`), named with
+//! `llvm-pdbutil dump --symbols` on the PDB (module `wskecho_bench::image`), whose
+//! `S_FRAMEPROC` records cross-check the sizes. Writes part `7-image`.
 
 use std::{fs, path::Path, process::Command};
 
