@@ -233,7 +233,7 @@ fn rundown_call_racing_detach_start() {
                 let binding = Arc::clone(&binding);
                 let facts = facts.clone();
                 thread::spawn(move || {
-                    binding.release(&facts, "drain owned by the socket's release")
+                    binding.release(&facts, "drain owned by the socket's release");
                 })
             };
             let caller = {
