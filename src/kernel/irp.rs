@@ -84,17 +84,8 @@ impl Drop for OwnedIrp {
 /// `irp` is a valid IRP with a next stack location (true for an IRP from
 /// `IoAllocateIrp(1, ..)` before it is passed down).
 unsafe fn next_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: `irp` is valid (caller); only the field's address is taken.
-    let field = unsafe {
-        addr_of!(
-            (*irp)
-                .Tail
-                .Overlay
-                .__bindgen_anon_2
-                .__bindgen_anon_1
-                .CurrentStackLocation
-        )
-    };
+    // SAFETY: `irp` is valid (caller).
+    let field = unsafe { current_stack_location_field(irp) };
     // SAFETY: reading an initialised pointer field of a valid IRP.
     let current = unsafe { field.read() };
     current.wrapping_sub(1)
