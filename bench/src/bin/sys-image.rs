@@ -10,9 +10,10 @@
 use std::{fs, path::Path, process::Command};
 
 use wskecho_bench::{
-    image::{PeImage, name_frames, parse_pdb_symbols, rows},
+    image::{name_frames, parse_pdb_symbols, rows},
     report::{Part, bench_dir, write_part},
 };
+use wskecho_pecheck::image::ImageFacts;
 
 fn pdb_symbols(pdb: &Path) -> Result<String, String> {
     let output = Command::new("llvm-pdbutil")
@@ -35,16 +36,16 @@ fn pdb_symbols(pdb: &Path) -> Result<String, String> {
 
 fn run(sys: &Path, pdb: &Path) -> Result<Part, String> {
     let data = fs::read(sys).map_err(|error| format!("{}: {error}", sys.display()))?;
-    let image = PeImage::parse(&data).map_err(|error| format!("{}: {error}", sys.display()))?;
+    let image = ImageFacts::parse(&data).map_err(|error| format!("{}: {error}", sys.display()))?;
     let frames = image
-        .frames()
+        .frames
         .map_err(|error| format!("{}: {error}", sys.display()))?;
     if frames.is_empty() {
         return Err(format!("{}: no unwind information (.pdata)", sys.display()));
     }
     let procedures = parse_pdb_symbols(&pdb_symbols(pdb)?)
         .map_err(|error| format!("{}: {error}", pdb.display()))?;
-    let named = name_frames(&image, &frames, &procedures);
+    let named = name_frames(&image.sections, &frames, &procedures);
     for frame in named.iter().take(10) {
         println!(
             "{:6} bytes  (sub rsp {:5}, pushes {:3})  {}",
@@ -66,7 +67,7 @@ fn run(sys: &Path, pdb: &Path) -> Result<Part, String> {
     Ok(Part {
         name: "7-image".into(),
         title: "7 image".into(),
-        rows: rows(file_size, &image, &named),
+        rows: rows(file_size, &image.sections, &named),
     })
 }
 
