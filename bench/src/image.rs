@@ -10,104 +10,19 @@
 //! is reading the image (`wskecho_pecheck::image::ImageFacts`: sections and frames); this
 //! module names the frames and makes the part's rows.
 //!
-//! Names come from the PDB (`llvm-pdbutil dump --symbols`: `S_GPROC32`/`S_LPROC32` with their
-//! `section:offset`), whose `S_FRAMEPROC` records (frame size, callee-saved register bytes)
-//! are an independent second source, cross-checked here.
+//! Names come from the PDB (its `S_GPROC32`/`S_LPROC32` records, read by
+//! `wskecho_pecheck::pdb`), whose `S_FRAMEPROC` records (frame size, callee-saved register
+//! bytes) are the compiler's own account of each frame, cross-checked here against the unwind
+//! information.
 
 use std::collections::HashMap;
 
-pub use wskecho_pecheck::{image::Section, unwind::Frame};
+pub use wskecho_pecheck::{image::Section, pdb::Procedure, unwind::Frame};
 
 use crate::report::{Goal, Row};
 
 /// The issue's limit on any one stack frame (kernel stacks are small).
 pub const FRAME_GOAL: Goal = Goal::AtMost(1024.0);
-
-/// One procedure of the PDB (`S_GPROC32`/`S_LPROC32` and its `S_FRAMEPROC`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Procedure {
-    /// Display name.
-    pub name: String,
-    /// 1-based section number.
-    pub section: u16,
-    /// Offset in the section.
-    pub offset: u32,
-    /// `S_FRAMEPROC`'s frame size (locals and spills: the allocation).
-    pub frame_size: Option<u32>,
-    /// `S_FRAMEPROC`'s bytes of callee saved registers (the pushes).
-    pub callee_saved: Option<u32>,
-}
-
-/// The value after `key = ` in a pdbutil line (up to the next comma).
-fn field<'t>(line: &'t str, key: &str) -> Option<&'t str> {
-    let start = line.find(&format!("{key} = "))? + key.len() + 3;
-    let rest = &line[start..];
-    Some(rest.split(',').next().unwrap_or(rest).trim())
-}
-
-/// Parses the procedures out of `llvm-pdbutil dump --symbols` output.
-///
-/// # Errors
-/// A procedure record without a readable `addr = SECTION:OFFSET` line.
-pub fn parse_pdb_symbols(text: &str) -> Result<Vec<Procedure>, String> {
-    let mut procedures: Vec<Procedure> = Vec::new();
-    let mut lines = text.lines().enumerate().peekable();
-    // Whether the last record seen was a procedure (its S_FRAMEPROC follows).
-    let mut in_procedure = false;
-    while let Some((number, line)) = lines.next() {
-        let Some((_, record)) = line.split_once(" | ") else {
-            continue;
-        };
-        let kind = record.split_ascii_whitespace().next().unwrap_or("");
-        if matches!(
-            kind,
-            "S_GPROC32" | "S_LPROC32" | "S_GPROC32_ID" | "S_LPROC32_ID"
-        ) {
-            let name = record
-                .split_once('`')
-                .and_then(|(_, rest)| rest.rsplit_once('`'))
-                .map(|(name, _)| name.to_owned())
-                .ok_or_else(|| format!("line {}: procedure without a name", number + 1))?;
-            let address = lines
-                .next()
-                .and_then(|(_, next)| field(next, "addr"))
-                .and_then(|addr| addr.split_once(':'))
-                .and_then(|(section, offset)| Some((section.parse().ok()?, offset.parse().ok()?)));
-            let Some((section, offset)) = address else {
-                return Err(format!(
-                    "line {}: procedure {name} without an address",
-                    number + 1
-                ));
-            };
-            procedures.push(Procedure {
-                name,
-                section,
-                offset,
-                frame_size: None,
-                callee_saved: None,
-            });
-            in_procedure = true;
-        } else if kind == "S_FRAMEPROC" && in_procedure {
-            let Some(procedure) = procedures.last_mut() else {
-                continue;
-            };
-            while let Some((_, next)) = lines.next_if(|(_, next)| !next.contains(" | ")) {
-                if let Some(size) = field(next, "size").and_then(|v| v.parse().ok()) {
-                    procedure.frame_size = Some(size);
-                }
-                if let Some(saved) =
-                    field(next, "bytes of callee saved registers").and_then(|v| v.parse().ok())
-                {
-                    procedure.callee_saved = Some(saved);
-                }
-            }
-            in_procedure = false;
-        } else if kind != "S_FRAMEPROC" {
-            in_procedure = false;
-        }
-    }
-    Ok(procedures)
-}
 
 /// A frame with its name and the PDB's view of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,13 +45,8 @@ pub fn name_frames(
 ) -> Vec<NamedFrame> {
     let mut by_rva: HashMap<u32, &Procedure> = HashMap::new();
     for procedure in procedures {
-        let section = usize::from(procedure.section)
-            .checked_sub(1)
-            .and_then(|index| sections.get(index));
-        if let Some(section) = section {
-            by_rva
-                .entry(section.virtual_address.wrapping_add(procedure.offset))
-                .or_insert(procedure);
+        if let Some(rva) = procedure.rva(sections) {
+            by_rva.entry(rva).or_insert(procedure);
         }
     }
     let mut named: Vec<NamedFrame> = frames
@@ -148,7 +58,8 @@ pub fn name_frames(
                     .map_or_else(|| format!("fn@{:#x}", frame.begin), |p| p.name.clone()),
                 frame: frame.clone(),
                 pdb_agrees: procedure.and_then(|p| {
-                    Some(p.frame_size? == frame.allocation && p.callee_saved? == frame.pushes)
+                    let record = p.frame?;
+                    Some(record.size == frame.allocation && record.callee_saved == frame.pushes)
                 }),
             }
         })
@@ -273,6 +184,8 @@ pub fn rows(file_size: u64, sections: &[Section], named: &[NamedFrame]) -> Vec<R
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // the compared values are exact (small integers, binary fractions)
 mod tests {
+    use wskecho_pecheck::pdb::FrameRecord;
+
     use super::*;
 
     #[test]
@@ -297,46 +210,6 @@ mod tests {
         );
     }
 
-    const PDB_SYMBOLS: &str = "\
-Mod 0001 | `x.o`:
-     4 | S_OBJNAME [size = 128] sig=0, `x.o`
-   256 | S_LPROC32 [size = 80] `wskecho::core::config::EntryText::new`
-         parent = 0, end = 2296, addr = 0001:0000, code size = 425
-         type = `0x14D0 (wskecho::core::config::EntryText...)`, debug start = 0, debug end = 0, flags = opt debuginfo
-   336 | S_FRAMEPROC [size = 32]
-         size = 104, padding size = 0, offset to padding = 0
-         bytes of callee saved registers = 16, exception handler addr = 0000:0000
-         local fp reg = RSP, param fp reg = RSP
-         flags = safe buffers | opt speed
-   368 | S_INLINEES [size = 20]
-  4560 | S_GPROC32 [size = 156] `Socket<P>::post<P>`
-         parent = 0, end = 64424, addr = 0001:0256, code size = 16763
-  4716 | S_FRAMEPROC [size = 32]
-         size = 4600, padding size = 0, offset to padding = 0
-         bytes of callee saved registers = 8, exception handler addr = 0000:0000
-  5000 | S_GPROC32 [size = 156] `leaf`
-         parent = 0, end = 64424, addr = 0001:0512, code size = 3
-";
-
-    #[test]
-    fn pdb_procedures_carry_address_and_frame_record() {
-        let procedures = parse_pdb_symbols(PDB_SYMBOLS).unwrap();
-        assert_eq!(procedures.len(), 3);
-        assert_eq!(procedures[0].name, "wskecho::core::config::EntryText::new");
-        assert_eq!((procedures[0].section, procedures[0].offset), (1, 0));
-        assert_eq!(procedures[0].frame_size, Some(104));
-        assert_eq!(procedures[0].callee_saved, Some(16));
-        assert_eq!(procedures[1].offset, 256);
-        assert_eq!(procedures[1].frame_size, Some(4600));
-        assert_eq!(procedures[2].frame_size, None);
-        let broken = "  1 | S_GPROC32 [size = 1] `f`\n         parent = 0, end = 1\n";
-        assert!(
-            parse_pdb_symbols(broken)
-                .unwrap_err()
-                .contains("without an address")
-        );
-    }
-
     #[test]
     fn frames_are_named_ranked_and_checked_against_the_goal() {
         let section = |name: &str, virtual_address| Section {
@@ -357,7 +230,18 @@ Mod 0001 | `x.o`:
             frame(0x1100, 8, 4600),
             frame(0x1300, 0, 8),
         ];
-        let named = name_frames(&sections, &frames, &parse_pdb_symbols(PDB_SYMBOLS).unwrap());
+        let procedure = |offset, name: &str, frame: Option<(u32, u32)>| Procedure {
+            section: 1,
+            offset,
+            name: name.into(),
+            frame: frame.map(|(size, callee_saved)| FrameRecord { size, callee_saved }),
+        };
+        let procedures = [
+            procedure(0, "wskecho::core::config::EntryText::new", Some((104, 16))),
+            procedure(256, "Socket<P>::post<P>", Some((4600, 8))),
+            procedure(512, "leaf", None),
+        ];
+        let named = name_frames(&sections, &frames, &procedures);
         let summary: Vec<(&str, u32, Option<bool>)> = named
             .iter()
             .map(|n| (n.name.as_str(), n.frame.bytes(), n.pdb_agrees))

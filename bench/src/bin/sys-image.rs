@@ -3,36 +3,17 @@
 //!   sys-image <wskecho.sys> <wskecho.pdb>
 //!
 //! Frames from the image's x64 unwind information (decoded by `wskecho_pecheck::unwind`, the
-//! same code as `scripts/test`'s `pecheck --max-stack-frame 1024`), named with
-//! `llvm-pdbutil dump --symbols` on the PDB (module `wskecho_bench::image`), whose
-//! `S_FRAMEPROC` records cross-check the sizes. Writes part `7-image`.
+//! same code as `scripts/test`'s `pecheck --max-stack-frame 1024`), named from the PDB's
+//! procedures (`wskecho_pecheck::pdb`), whose `S_FRAMEPROC` records cross-check the sizes
+//! (module `wskecho_bench::image`). Writes part `7-image`.
 
-use std::{fs, path::Path, process::Command};
+use std::{fs, path::Path};
 
 use wskecho_bench::{
-    image::{name_frames, parse_pdb_symbols, rows},
+    image::{name_frames, rows},
     report::{Part, bench_dir, write_part},
 };
-use wskecho_pecheck::image::ImageFacts;
-
-fn pdb_symbols(pdb: &Path) -> Result<String, String> {
-    let output = Command::new("llvm-pdbutil")
-        .args(["dump", "--symbols"])
-        .arg(pdb)
-        .output()
-        .map_err(|error| {
-            format!("running llvm-pdbutil: {error} (Debian: apt-get install llvm; scripts/cross/prereqs)")
-        })?;
-    if !output.status.success() {
-        return Err(format!(
-            "llvm-pdbutil dump --symbols {} failed ({}): {}",
-            pdb.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    String::from_utf8(output.stdout).map_err(|error| format!("llvm-pdbutil output: {error}"))
-}
+use wskecho_pecheck::{image::ImageFacts, pdb};
 
 fn run(sys: &Path, pdb: &Path) -> Result<Part, String> {
     let data = fs::read(sys).map_err(|error| format!("{}: {error}", sys.display()))?;
@@ -43,8 +24,9 @@ fn run(sys: &Path, pdb: &Path) -> Result<Part, String> {
     if frames.is_empty() {
         return Err(format!("{}: no unwind information (.pdata)", sys.display()));
     }
-    let procedures = parse_pdb_symbols(&pdb_symbols(pdb)?)
-        .map_err(|error| format!("{}: {error}", pdb.display()))?;
+    let pdb_data = fs::read(pdb).map_err(|error| format!("{}: {error}", pdb.display()))?;
+    let procedures =
+        pdb::procedures(&pdb_data).map_err(|error| format!("{}: {error}", pdb.display()))?;
     let named = name_frames(&image.sections, &frames, &procedures);
     for frame in named.iter().take(10) {
         println!(

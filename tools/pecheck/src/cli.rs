@@ -231,14 +231,6 @@ fn run_checks(options: &Options) -> Result<Vec<checks::Outcome>, String> {
 fn function_names(pdb: &[u8], facts: &ImageFacts) -> Result<Vec<(u32, String)>, String> {
     Ok(pdb::procedures(pdb)?
         .into_iter()
-        .filter_map(|procedure| {
-            let section = facts
-                .sections
-                .get(usize::from(procedure.section).checked_sub(1)?)?;
-            Some((
-                section.virtual_address.checked_add(procedure.offset)?,
-                procedure.name,
-            ))
-        })
+        .filter_map(|procedure| Some((procedure.rva(&facts.sections)?, procedure.name)))
         .collect())
 }

@@ -1,10 +1,14 @@
-//! Procedure names from a PDB, to name the functions the stack frame check reports.
+//! Procedures from a PDB: names for the functions the stack frame check reports, and the
+//! compiler's own frame records, which `scripts/bench` checks the unwind information against.
 //!
 //! A PDB is an MSF 7.0 file: fixed-size blocks, a superblock, and a stream directory listing
 //! each stream's size and blocks. The DBI stream (stream 3) lists the modules; each module's
 //! symbol stream holds its procedures as `S_GPROC32`/`S_LPROC32` (and `_ID`) records with their
-//! `section:offset` and name. Layouts: LLVM's "The PDB File Format" documentation (MSF, DBI
+//! `section:offset` and name, each followed inside its scope by an `S_FRAMEPROC` record when
+//! the compiler wrote one. Layouts: LLVM's "The PDB File Format" documentation (MSF, DBI
 //! stream, module stream, `CodeView` symbol records).
+
+use crate::image::Section;
 
 /// `Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0`: the superblock's magic.
 const MSF_MAGIC: &[u8] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
@@ -15,7 +19,11 @@ const DBI_HEADER_SIZE: usize = 64;
 /// Procedure record kinds: `S_LPROC32`, `S_GPROC32`, `S_LPROC32_ID`, `S_GPROC32_ID`.
 const PROCEDURE_KINDS: [u16; 4] = [0x110f, 0x1110, 0x1146, 0x1147];
 
-/// One procedure: where it starts (1-based section number and offset) and its name.
+/// `S_FRAMEPROC`: a procedure's frame as the compiler described it.
+const FRAMEPROC_KIND: u16 = 0x1012;
+
+/// One procedure: where it starts (1-based section number and offset), its name and its frame
+/// record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Procedure {
     /// 1-based index into the image's section table.
@@ -24,6 +32,26 @@ pub struct Procedure {
     pub offset: u32,
     /// The name as the compiler recorded it.
     pub name: String,
+    /// Its `S_FRAMEPROC` record, if the compiler wrote one.
+    pub frame: Option<FrameRecord>,
+}
+
+impl Procedure {
+    /// The procedure's RVA in the image whose section table is `sections`.
+    #[must_use]
+    pub fn rva(&self, sections: &[Section]) -> Option<u32> {
+        let section = sections.get(usize::from(self.section).checked_sub(1)?)?;
+        section.virtual_address.checked_add(self.offset)
+    }
+}
+
+/// The sizes of an `S_FRAMEPROC` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRecord {
+    /// `cbFrame`: locals and spills, what the prologue allocates.
+    pub size: u32,
+    /// `cbSaveRegs`: bytes of callee-saved registers, what the prologue pushes.
+    pub callee_saved: u32,
 }
 
 fn u16_at(data: &[u8], offset: usize) -> Option<u16> {
@@ -157,8 +185,10 @@ pub fn procedures(pdb: &[u8]) -> Result<Vec<Procedure>, String> {
     Ok(procedures)
 }
 
-/// Appends the procedures among the `CodeView` symbol `records` (after the stream's signature).
+/// Appends the procedures among the `CodeView` symbol `records` (after the stream's signature),
+/// each with the first `S_FRAMEPROC` that follows it before the next procedure.
 fn read_procedures(records: &[u8], out: &mut Vec<Procedure>) -> Result<(), String> {
+    let first = out.len();
     let mut at = 0;
     while at + 4 <= records.len() {
         let length = usize::from(u16_at(records, at).ok_or("record truncated")?);
@@ -177,7 +207,17 @@ fn read_procedures(records: &[u8], out: &mut Vec<Procedure>) -> Result<(), Strin
                 section,
                 offset,
                 name: String::from_utf8_lossy(name).into_owned(),
+                frame: None,
             });
+        } else if kind == FRAMEPROC_KIND {
+            // Kind, then cbFrame, cbPad, offPad, cbSaveRegs (u32 each), ...
+            let frame = FrameRecord {
+                size: u32_at(record, 2).ok_or("frame record truncated")?,
+                callee_saved: u32_at(record, 14).ok_or("frame record truncated")?,
+            };
+            if let Some(procedure) = out.get_mut(first..).and_then(<[Procedure]>::last_mut) {
+                procedure.frame.get_or_insert(frame);
+            }
         }
         at += 2 + length;
     }

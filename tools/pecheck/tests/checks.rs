@@ -5,7 +5,8 @@ mod support;
 
 use support::{
     DRIVER_ENTRY_OFFSET, GUID, ImageSpec, build_archive, build_image, build_pdb, dlltool_archive,
-    pdb_dbi_stream, pdb_info_stream, pdb_module_stream, short_import, unwind_info,
+    pdb_dbi_stream, pdb_info_stream, pdb_module_stream, pdb_module_stream_framed, short_import,
+    unwind_info,
 };
 use wskecho_pecheck::checks::{self, Outcome, Policy};
 use wskecho_pecheck::cli::{guid_bytes, hex_bytes};
@@ -435,6 +436,30 @@ fn pdb_procedures_come_from_every_module_stream() {
             (1, 0x10, "wskecho::kernel::entry::driver_entry".to_owned()),
             (2, 0x40, "a::b<c::D>".to_owned()),
             (1, 0x20, "local".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn pdb_procedures_carry_their_frame_records() {
+    let module = pdb_module_stream_framed(&[
+        (0x1110, 1, 0x10, "framed", Some((104, 16))),
+        (0x1110, 1, 0x20, "leaf", None),
+        (0x110f, 1, 0x30, "big", Some((4600, 8))),
+    ]);
+    let dbi = pdb_dbi_stream(&[(4, module.len())]);
+    let file = build_pdb(&[Vec::new(), Vec::new(), Vec::new(), dbi, module]);
+    let frames: Vec<(String, Option<(u32, u32)>)> = pdb::procedures(&file)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.frame.map(|f| (f.size, f.callee_saved))))
+        .collect();
+    assert_eq!(
+        frames,
+        [
+            ("framed".to_owned(), Some((104, 16))),
+            ("leaf".to_owned(), None),
+            ("big".to_owned(), Some((4600, 8))),
         ]
     );
 }

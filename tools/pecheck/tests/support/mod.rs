@@ -510,6 +510,19 @@ pub fn pdb_dbi_stream(modules: &[(u16, usize)]) -> Vec<u8> {
 /// A module symbol stream: the signature, a long `S_OBJNAME` (so the stream spans blocks),
 /// then one procedure record per (kind, section, offset, name).
 pub fn pdb_module_stream(procedures: &[(u16, u16, u32, &str)]) -> Vec<u8> {
+    let framed: Vec<_> = procedures
+        .iter()
+        .map(|&(kind, section, offset, name)| (kind, section, offset, name, None))
+        .collect();
+    pdb_module_stream_framed(&framed)
+}
+
+/// A crafted procedure: kind, section, offset, name, and (frame size, callee-saved bytes) of
+/// its `S_FRAMEPROC` record if it has one.
+pub type FramedProcedure<'a> = (u16, u16, u32, &'a str, Option<(u32, u32)>);
+
+/// As [`pdb_module_stream`], each procedure followed by an `S_FRAMEPROC` record where given.
+pub fn pdb_module_stream_framed(procedures: &[FramedProcedure<'_>]) -> Vec<u8> {
     let mut b = Blob::default();
     b.u32(4); // CV_SIGNATURE_C13
     let mut record = |kind: u16, data: &[u8]| {
@@ -521,7 +534,7 @@ pub fn pdb_module_stream(procedures: &[(u16, u16, u32, &str)]) -> Vec<u8> {
     objname.extend_from_slice(&[b'x'; 600]);
     objname.push(0);
     record(0x1101, &objname);
-    for (kind, section, offset, name) in procedures {
+    for (kind, section, offset, name, frame) in procedures {
         let mut data = vec![0_u8; 28];
         data.extend_from_slice(&offset.to_le_bytes());
         data.extend_from_slice(&section.to_le_bytes());
@@ -529,6 +542,15 @@ pub fn pdb_module_stream(procedures: &[(u16, u16, u32, &str)]) -> Vec<u8> {
         data.extend_from_slice(name.as_bytes());
         data.push(0);
         record(*kind, &data);
+        if let Some((size, callee_saved)) = frame {
+            // cbFrame, cbPad, offPad, cbSaveRegs, offExHdr (u32), sectExHdr (u16), flags (u32).
+            let mut data = Vec::new();
+            for value in [*size, 0, 0, *callee_saved, 0] {
+                data.extend_from_slice(&value.to_le_bytes());
+            }
+            data.extend_from_slice(&[0; 6]);
+            record(0x1012, &data);
+        }
     }
     b.0
 }
