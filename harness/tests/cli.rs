@@ -1,12 +1,16 @@
 //! `scripts/run` end to end: build and start it on ephemeral loopback ports, echo through it,
 //! stop it with SIGTERM (`sc stop`), and check its JSON report and exit code. Also: a bad
 //! flag and a port in use are one clear line and a non-zero exit.
+//!
+//! Every started `scripts/run` is held by a [`Server`], which kills it when dropped, so a
+//! failing test leaves no server listening.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
+    ops::{Deref, DerefMut},
     path::PathBuf,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::mpsc,
     time::Duration,
 };
@@ -18,23 +22,70 @@ fn script() -> PathBuf {
 /// The first build of the CLI can take a while on a busy 2-core machine.
 const BUILD_AND_START: Duration = Duration::from_mins(5);
 
+/// A started `scripts/run` (which `exec`s the harness, so the pid is the server's), killed with
+/// SIGKILL and reaped on drop unless a test already waited for it.
+struct Server(Child);
+
+impl Server {
+    fn start(command: &mut Command) -> Self {
+        Self(command.spawn().expect("scripts/run starts"))
+    }
+
+    /// Sends `signal` (`sc stop` is SIGTERM or SIGINT) to the server, panicking on failure.
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.0.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) takes plain integers and touches no memory of this process; the pid is
+        // our own child's, not yet reaped (`Child::wait` has not returned), so it names no other
+        // process.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            result,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+impl Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn scripts_run_serves_echo_and_unloads_cleanly_on_sigterm() {
-    let mut child = Command::new(script())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--listen",
-            "[::1]:0",
-            "--max-connections",
-            "8",
-            "--buffer-size",
-            "4096",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("scripts/run starts");
+    let mut child = Server::start(
+        Command::new(script())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--listen",
+                "[::1]:0",
+                "--max-connections",
+                "8",
+                "--buffer-size",
+                "4096",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
     let stdout = child.stdout.take().unwrap();
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -80,11 +131,7 @@ fn scripts_run_serves_echo_and_unloads_cleanly_on_sigterm() {
         echoed += payload.len();
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    child.signal(libc::SIGTERM);
     let mut rest = Vec::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_mins(1)) {
         rest.push(line);
@@ -148,21 +195,17 @@ fn scripts_run_rejects_bad_flags_and_ports_in_use_with_one_clear_line() {
 
 #[test]
 fn scripts_run_unloads_on_sigint_too() {
-    let mut child = Command::new(script())
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("scripts/run starts");
+    let mut child = Server::start(
+        Command::new(script())
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).expect("a line");
     assert!(line.starts_with("listening 127.0.0.1:"), "{line:?}");
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    child.signal(libc::SIGINT);
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let exit = child.wait().unwrap();
