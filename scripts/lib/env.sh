@@ -30,7 +30,10 @@ project_target_dir() {
 # Debian's stable rustc may use -Zbuild-std with RUSTC_BOOTSTRAP=1. Flags meant for host builds
 # would override the target's rustflags (+crt-static), so they are dropped. libclang on Debian
 # does not find its own builtin headers; the mingw-w64 headers, parsed in MSVC mode, need a GNU
-# C version to keep their attributes and constant FIELD_OFFSET.
+# C version to keep their attributes and constant FIELD_OFFSET. The include guards of clang's
+# AMX intrinsics headers are predefined, which keeps those headers out of bindgen's view: the
+# driver uses no AMX intrinsic, and clang 19's `__tile1024i_str` (Debian 13) makes bindgen
+# write a layout check that overflows (`offset_of!(__tile1024i_str, tile) - 1024`).
 enter_cross_env() {
     local work=$1
     use_debian_toolchain
@@ -39,6 +42,7 @@ enter_cross_env() {
     export WDKContentRoot=$work/wdk
     BINDGEN_EXTRA_CLANG_ARGS="-isystem $(clang -print-resource-dir)/include"
     BINDGEN_EXTRA_CLANG_ARGS+=" -D__GNUC__=4 -D__GNUC_MINOR__=9 -D__GNUC_PATCHLEVEL__=0"
+    BINDGEN_EXTRA_CLANG_ARGS+=" -D__AMXINTRIN_H -D__AMX_FP16INTRIN_H -D__AMX_COMPLEXINTRIN_H"
     export BINDGEN_EXTRA_CLANG_ARGS
 }
 
