@@ -94,8 +94,8 @@ pub enum PnpAction {
     PassDown,
     /// Set `Irp->IoStatus.Status = STATUS_SUCCESS`, then skip and pass down.
     SucceedAndPassDown,
-    /// `IRP_MN_REMOVE_DEVICE`: release the remove lock and wait for every other holder, set
-    /// `STATUS_SUCCESS`, skip and pass down, then detach from the lower device and delete the
+    /// `IRP_MN_REMOVE_DEVICE`: set `STATUS_SUCCESS`, skip and pass down, release the remove
+    /// lock and wait for every other holder, then detach from the lower device and delete the
     /// device object. Nothing touches the device object afterwards.
     Remove,
 }
@@ -122,9 +122,11 @@ pub enum PnpStep {
 impl PnpAction {
     /// The steps of this action, in order. The kernel adapter performs exactly these.
     ///
-    /// `Remove` follows "Using Remove Locks": release-and-wait *before* the IRP is passed
-    /// down, detach and delete after
-    /// (<https://learn.microsoft.com/windows-hardware/drivers/kernel/using-remove-locks>).
+    /// `Remove` follows `IoReleaseRemoveLockAndWait`'s page: "each driver should call
+    /// IoReleaseRemoveLockAndWait after it passes the remove IRP to the next-lower driver, and
+    /// before it releases memory, calls IoDetachDevice, or calls IoDeleteDevice"
+    /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreleaseremovelockandwait>,
+    /// and <https://learn.microsoft.com/windows-hardware/drivers/kernel/using-remove-locks>).
     #[must_use]
     pub const fn steps(self) -> &'static [PnpStep] {
         match self {
@@ -135,9 +137,9 @@ impl PnpAction {
                 PnpStep::ReleaseRemoveLock,
             ],
             Self::Remove => &[
-                PnpStep::ReleaseRemoveLockAndWait,
                 PnpStep::SetSuccess,
                 PnpStep::PassDown,
+                PnpStep::ReleaseRemoveLockAndWait,
                 PnpStep::DetachFromLower,
                 PnpStep::DeleteDevice,
             ],
@@ -389,6 +391,7 @@ mod tests {
                     matches!(
                         step,
                         PnpStep::ReleaseRemoveLock
+                            | PnpStep::ReleaseRemoveLockAndWait
                             | PnpStep::DetachFromLower
                             | PnpStep::DeleteDevice
                     ),
@@ -407,13 +410,13 @@ mod tests {
     }
 
     #[test]
-    fn remove_waits_before_passing_down_and_deletes_last() {
+    fn remove_passes_down_then_waits_then_detaches_and_deletes_last() {
         let steps = PnpAction::Remove.steps();
         let wait = position(steps, PnpStep::ReleaseRemoveLockAndWait);
         let passed = position(steps, PnpStep::PassDown);
         let detach = position(steps, PnpStep::DetachFromLower);
-        assert!(wait.is_some() && wait < passed, "{steps:?}");
-        assert!(passed < detach, "{steps:?}");
+        assert!(passed.is_some() && passed < wait, "{steps:?}");
+        assert!(wait < detach, "{steps:?}");
         assert_eq!(steps.last(), Some(&PnpStep::DeleteDevice));
         assert_eq!(count(steps, PnpStep::DeleteDevice), 1);
         assert!(position(steps, PnpStep::SetSuccess).is_some());

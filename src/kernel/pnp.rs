@@ -178,9 +178,9 @@ pub unsafe extern "C" fn add_device(
 /// function, in order:
 /// * `PassDown`: skip, `IoCallDriver(lower)`, release the lock;
 /// * `SucceedAndPassDown`: `IoStatus.Status = STATUS_SUCCESS`, then as `PassDown`;
-/// * `Remove`: `IoReleaseRemoveLockAndWait` (every other IRP on the FDO has finished),
-///   `STATUS_SUCCESS`, skip, `IoCallDriver(lower)`, `IoDetachDevice(lower)`,
-///   `IoDeleteDevice(fdo)` (which frees the extension: `lower` was read before).
+/// * `Remove`: `STATUS_SUCCESS`, skip, `IoCallDriver(lower)`, `IoReleaseRemoveLockAndWait`
+///   (every other IRP on the FDO has finished), `IoDetachDevice(lower)`, `IoDeleteDevice(fdo)`
+///   (which frees the extension: `lower` and `lock` were read before).
 ///
 /// Returns the lower driver's status. The IRP is never touched after `IoCallDriver`.
 ///
