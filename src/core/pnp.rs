@@ -123,8 +123,8 @@ impl PnpAction {
     /// The steps of this action, in order. The kernel adapter performs exactly these.
     ///
     /// `Remove` follows `IoReleaseRemoveLockAndWait`'s page: "each driver should call
-    /// IoReleaseRemoveLockAndWait after it passes the remove IRP to the next-lower driver, and
-    /// before it releases memory, calls IoDetachDevice, or calls IoDeleteDevice"
+    /// `IoReleaseRemoveLockAndWait` after it passes the remove IRP to the next-lower driver,
+    /// and before it releases memory, calls `IoDetachDevice`, or calls `IoDeleteDevice`"
     /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreleaseremovelockandwait>,
     /// and <https://learn.microsoft.com/windows-hardware/drivers/kernel/using-remove-locks>).
     #[must_use]
