@@ -8,7 +8,7 @@
 
 use core::ptr;
 
-use wdk_sys::{HANDLE, NTSTATUS, PVOID, STATUS_INVALID_PARAMETER};
+use wdk_sys::{HANDLE, NTSTATUS, PVOID, STATUS_SUCCESS};
 
 use super::{
     globals::{KernelClient, WSKECHO_GLOBALS},
@@ -87,7 +87,9 @@ unsafe extern "system" fn client_attach_provider(
     // SAFETY: the client context given to NmrRegisterClient is the global client, which lives
     // until Unload has waited for every binding.
     let Some(client) = (unsafe { client_context.cast::<KernelClient>().as_ref() }) else {
-        return STATUS_INVALID_PARAMETER;
+        // The page allows STATUS_SUCCESS, STATUS_NOINTERFACE or another error; the NMR then
+        // offers this provider to no binding of ours.
+        return NtStatus::NOINTERFACE.0;
     };
     // SAFETY: NMR passes the provider's registration instance, valid during the call.
     let Some(registration) = (unsafe { provider_registration.as_ref() }) else {
@@ -119,7 +121,9 @@ unsafe extern "system" fn client_attach_provider(
                 &raw mut provider_dispatch,
             )
         };
-        if status < 0 {
+        // Its page names STATUS_SUCCESS as the one success
+        // (https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/nf-netioddk-nmrclientattachprovider).
+        if status != STATUS_SUCCESS {
             return Err(NtStatus(status));
         }
         Ok(WskProvider::new(
