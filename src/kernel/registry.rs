@@ -1,8 +1,9 @@
 //! Reading the driver's configuration from `<service key>\Parameters` (`PASSIVE_LEVEL` only).
 //!
-//! The key is opened with `ZwOpenKey` and each value read with
-//! `ZwQueryValueKey(KeyValuePartialInformation)`: once to learn its size, then into a pool
-//! buffer of exactly that size (tag `WErg`, freed before returning). The raw type and data go
+//! The key is opened with `ZwOpenKey(KEY_QUERY_VALUE)`, the one right the reads need, and each
+//! value read with `ZwQueryValueKey(KeyValuePartialInformation)`: once to learn its size, then
+//! into a pool buffer of exactly that size (tag `WErg`, freed before returning); both calls are
+//! made once more when the value grew in between. The raw type and data go
 //! to the core's [`ConfigBuilder::set_raw`], which decides what is valid. A missing key or a
 //! missing value means "use the default"; any other failure is reported with the value's name.
 //!
@@ -25,7 +26,7 @@ use core::{
 
 use wdk_sys::{
     _KEY_VALUE_INFORMATION_CLASS::KeyValuePartialInformation,
-    HANDLE, KEY_READ, KEY_VALUE_PARTIAL_INFORMATION, NTSTATUS, OBJ_CASE_INSENSITIVE,
+    HANDLE, KEY_QUERY_VALUE, KEY_VALUE_PARTIAL_INFORMATION, NTSTATUS, OBJ_CASE_INSENSITIVE,
     OBJ_KERNEL_HANDLE, OBJECT_ATTRIBUTES, PCUNICODE_STRING, STATUS_BUFFER_OVERFLOW,
     STATUS_BUFFER_TOO_SMALL, STATUS_OBJECT_NAME_NOT_FOUND, ULONG, UNICODE_STRING,
     ntddk::{ZwClose, ZwOpenKey, ZwQueryValueKey},
@@ -214,7 +215,7 @@ unsafe fn open_parameters(registry_path: PCUNICODE_STRING) -> Result<Option<Key>
     let mut handle: HANDLE = ptr::null_mut();
     // SAFETY: `attributes` (InitializeObjectAttributes done by hand) and `path` are valid for
     // the call; PASSIVE_LEVEL (caller of read_config).
-    let status = unsafe { ZwOpenKey(&raw mut handle, KEY_READ, &raw mut attributes) };
+    let status = unsafe { ZwOpenKey(&raw mut handle, KEY_QUERY_VALUE, &raw mut attributes) };
     drop(buffer);
     match status {
         s if s >= 0 => Ok(Some(Key(handle))),
@@ -297,49 +298,59 @@ unsafe fn query_value(
         Buffer: units.as_ptr().cast_mut(),
     };
 
-    let mut needed: ULONG = 0;
-    // SAFETY: size query: no buffer, only `needed` is written.
-    let status = unsafe {
-        ZwQueryValueKey(
-            key.0,
-            &raw mut value_name,
-            KeyValuePartialInformation,
-            ptr::null_mut(),
-            0,
-            &raw mut needed,
-        )
-    };
-    match status {
-        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(false),
-        STATUS_BUFFER_TOO_SMALL | STATUS_BUFFER_OVERFLOW => {}
-        s if s >= 0 => {}
-        s => return Err(failed(NtStatus(s))),
-    }
     let header = offset_of!(KEY_VALUE_PARTIAL_INFORMATION, Data);
-    let needed = usize::try_from(needed).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
-    if needed > MAX_VALUE_BYTES + header {
-        return Err(failed(NtStatus::INVALID_PARAMETER));
-    }
-    let size = needed.max(size_of::<KEY_VALUE_PARTIAL_INFORMATION>());
-    let buffer = PoolBuffer::new(size).ok_or_else(|| failed(NtStatus::INSUFFICIENT_RESOURCES))?;
-    let length = ULONG::try_from(buffer.len).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
-    let mut returned: ULONG = 0;
-    // SAFETY: `buffer` holds `length` bytes for the structure the call writes.
-    let status: NTSTATUS = unsafe {
-        ZwQueryValueKey(
-            key.0,
-            &raw mut value_name,
-            KeyValuePartialInformation,
-            buffer.ptr.as_ptr().cast(),
-            length,
-            &raw mut returned,
-        )
+    // The value may grow between the size query and the read (another thread writing it):
+    // the read then reports STATUS_BUFFER_OVERFLOW or STATUS_BUFFER_TOO_SMALL, and both calls
+    // are made once more with the new size. A value that grows again fails with that status.
+    let mut attempts = 0;
+    let buffer = loop {
+        attempts += 1;
+        let mut needed: ULONG = 0;
+        // SAFETY: size query: no buffer, only `needed` is written.
+        let status = unsafe {
+            ZwQueryValueKey(
+                key.0,
+                &raw mut value_name,
+                KeyValuePartialInformation,
+                ptr::null_mut(),
+                0,
+                &raw mut needed,
+            )
+        };
+        match status {
+            STATUS_OBJECT_NAME_NOT_FOUND => return Ok(false),
+            STATUS_BUFFER_TOO_SMALL | STATUS_BUFFER_OVERFLOW => {}
+            s if s >= 0 => {}
+            s => return Err(failed(NtStatus(s))),
+        }
+        let needed = usize::try_from(needed).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+        if needed > MAX_VALUE_BYTES + header {
+            return Err(failed(NtStatus::INVALID_PARAMETER));
+        }
+        let size = needed.max(size_of::<KEY_VALUE_PARTIAL_INFORMATION>());
+        let buffer =
+            PoolBuffer::new(size).ok_or_else(|| failed(NtStatus::INSUFFICIENT_RESOURCES))?;
+        let length =
+            ULONG::try_from(buffer.len).map_err(|_| failed(NtStatus::INVALID_PARAMETER))?;
+        let mut returned: ULONG = 0;
+        // SAFETY: `buffer` holds `length` bytes for the structure the call writes.
+        let status: NTSTATUS = unsafe {
+            ZwQueryValueKey(
+                key.0,
+                &raw mut value_name,
+                KeyValuePartialInformation,
+                buffer.ptr.as_ptr().cast(),
+                length,
+                &raw mut returned,
+            )
+        };
+        match status {
+            STATUS_OBJECT_NAME_NOT_FOUND => return Ok(false),
+            STATUS_BUFFER_TOO_SMALL | STATUS_BUFFER_OVERFLOW if attempts == 1 => {}
+            s if s < 0 => return Err(failed(NtStatus(s))),
+            _ => break buffer,
+        }
     };
-    match status {
-        STATUS_OBJECT_NAME_NOT_FOUND => return Ok(false),
-        s if s < 0 => return Err(failed(NtStatus(s))),
-        _ => {}
-    }
     // SAFETY: the call succeeded, so the buffer starts with a KEY_VALUE_PARTIAL_INFORMATION;
     // pool memory is 16-byte aligned.
     let info = unsafe {
