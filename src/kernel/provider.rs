@@ -8,9 +8,10 @@
 //! reports the failure by completing the token inline, which the core allows.
 //!
 //! IRQL: every method may be called at IRQL <= `DISPATCH_LEVEL`; the WSK functions used accept
-//! that (their `PFN_WSK_*` reference pages), except `WskControlClient`, made by
-//! [`Provider::enable_accept_events`] once per binding from `ClientAttachProvider` at
-//! `PASSIVE_LEVEL`.
+//! that (their `PFN_WSK_*` reference pages), `WskControlClient` included
+//! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_control_client>),
+//! which [`Provider::enable_accept_events`] calls once per binding from `ClientAttachProvider`,
+//! at `PASSIVE_LEVEL`.
 
 use core::{
     ffi::c_void,
@@ -64,17 +65,38 @@ impl fmt::Debug for WskSocketHandle {
 }
 
 impl WskSocketHandle {
-    /// The socket's provider dispatch table, as the table type `T` of its category.
+    /// The socket's provider dispatch table, as a pointer to the table type `T` of its
+    /// category (NULL if WSK gave none). Read its entries with [`dispatch_entry!`], never
+    /// through a reference: a provider of an older WSK version may hand out a shorter table.
     ///
     /// # Safety
-    /// The socket is open (its close has not completed) and `T` is its category's table.
-    const unsafe fn dispatch<T>(self) -> Option<&'static T> {
+    /// The socket is open (its close has not completed).
+    const unsafe fn dispatch<T>(self) -> *const T {
         // SAFETY: an open WSK socket is valid to read (caller); `Dispatch` is its only field.
-        let table = unsafe { self.0.cast::<*const c_void>().read() };
-        // SAFETY: WSK keeps the table of an open socket valid and immutable; `T` matches the
-        // socket's category (caller).
-        unsafe { table.cast::<T>().as_ref() }
+        unsafe { self.0.cast::<*const T>().read() }
     }
+}
+
+/// One entry of a WSK provider dispatch table (`$table`: `*const` table type, may be NULL),
+/// read through a raw pointer to that field alone: a reference to the whole table would claim
+/// every byte of this crate's (newest) layout, while a provider of an older WSK version hands
+/// out a table that ends after its own version's last entry. `None` for a NULL table or entry.
+///
+/// The caller guarantees that the table, when not NULL, is the provider's table of the right
+/// category and that `$field` belongs to the WSK version both sides agreed on (1.0: every
+/// entry wskecho reads).
+macro_rules! dispatch_entry {
+    ($table:expr, $field:ident) => {{
+        let table = $table;
+        if table.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL table stays valid and immutable while its socket is open or
+            // its binding attached, and holds `$field` (the macro's contract); only that
+            // field's bytes are read.
+            unsafe { (&raw const (*table).$field).read() }
+        }
+    }};
 }
 
 /// The WSK provider of one binding: what `NmrClientAttachProvider` returned.
@@ -103,10 +125,11 @@ impl WskProvider {
         }
     }
 
-    const fn provider_dispatch(&self) -> Option<&WSK_PROVIDER_DISPATCH> {
-        // SAFETY: NMR hands out a table that stays valid while the binding is attached, and
-        // the core only calls into the provider while attached (rundown protection).
-        unsafe { self.dispatch.as_ref() }
+    /// The provider dispatch table, for [`dispatch_entry!`]: NMR hands out a table that stays
+    /// valid while the binding is attached, and the core only calls into the provider while
+    /// attached (rundown protection).
+    const fn provider_dispatch(&self) -> *const WSK_PROVIDER_DISPATCH {
+        self.dispatch
     }
 }
 
@@ -228,7 +251,7 @@ impl Provider for WskProvider {
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {
-        let control = self.provider_dispatch().and_then(|d| d.WskControlClient);
+        let control = dispatch_entry!(self.provider_dispatch(), WskControlClient);
         let Some(control) = control else {
             return Err(NtStatus::INVALID_DEVICE_STATE);
         };
@@ -258,7 +281,7 @@ impl Provider for WskProvider {
     }
 
     fn open_listener(&self, io: &WskSocketIo, local: SocketAddr, token: SocketRef<Self>) {
-        let call = self.provider_dispatch().and_then(|d| d.WskSocket);
+        let call = dispatch_entry!(self.provider_dispatch(), WskSocket);
         let (Some(slot), Some(wsk_socket)) = (io.slot(OpKind::Setup), call) else {
             // SAFETY: the operation was just handed to us.
             unsafe {
@@ -300,8 +323,8 @@ impl Provider for WskProvider {
         token: SocketRef<Self>,
     ) {
         // SAFETY: `socket` is an open listening socket (the core binds only after Created).
-        let call =
-            unsafe { socket.dispatch::<WSK_PROVIDER_LISTEN_DISPATCH>() }.and_then(|d| d.WskBind);
+        let table = unsafe { socket.dispatch::<WSK_PROVIDER_LISTEN_DISPATCH>() };
+        let call = dispatch_entry!(table, WskBind);
         let (Some(slot), Some(wsk_bind)) = (io.slot(OpKind::Setup), call) else {
             // SAFETY: the operation was just handed to us.
             unsafe {
@@ -329,8 +352,8 @@ impl Provider for WskProvider {
         token: SocketRef<Self>,
     ) {
         // SAFETY: `socket` is an open connection socket (the core receives only on those).
-        let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
-            .and_then(|d| d.WskReceive);
+        let table = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() };
+        let call = dispatch_entry!(table, WskReceive);
         // SAFETY: the Receive slot is idle (one outstanding receive per socket); the token is
         // this operation's.
         unsafe { transfer(io, socket, &range, token, call, &RECEIVE) };
@@ -344,8 +367,8 @@ impl Provider for WskProvider {
         token: SocketRef<Self>,
     ) {
         // SAFETY: `socket` is an open connection socket (the core sends only on those).
-        let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
-            .and_then(|d| d.WskSend);
+        let table = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() };
+        let call = dispatch_entry!(table, WskSend);
         // SAFETY: the Send slot is idle (one outstanding send per socket); the token is this
         // operation's.
         unsafe { transfer(io, socket, &range, token, call, &SEND) };
@@ -353,8 +376,8 @@ impl Provider for WskProvider {
 
     fn disconnect(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
         // SAFETY: `socket` is an open connection socket.
-        let call = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() }
-            .and_then(|d| d.WskDisconnect);
+        let table = unsafe { socket.dispatch::<WSK_PROVIDER_CONNECTION_DISPATCH>() };
+        let call = dispatch_entry!(table, WskDisconnect);
         let (Some(slot), Some(wsk_disconnect)) = (io.slot(OpKind::Disconnect), call) else {
             // SAFETY: the operation was just handed to us.
             unsafe {
@@ -374,8 +397,8 @@ impl Provider for WskProvider {
 
     fn close(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
         // SAFETY: `socket` is open; every category's table starts with the basic functions.
-        let call = unsafe { socket.dispatch::<WSK_PROVIDER_BASIC_DISPATCH>() }
-            .and_then(|d| d.WskCloseSocket);
+        let table = unsafe { socket.dispatch::<WSK_PROVIDER_BASIC_DISPATCH>() };
+        let call = dispatch_entry!(table, WskCloseSocket);
         let (Some(slot), Some(wsk_close)) = (io.slot(OpKind::Close), call) else {
             // SAFETY: the operation was just handed to us.
             unsafe { fail(token, Completion::Closed) };
