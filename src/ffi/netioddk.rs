@@ -139,13 +139,14 @@ unsafe extern "system" {
         NmrClientHandle: *mut HANDLE,
     ) -> NTSTATUS;
 
-    /// `NmrDeregisterClient` (`PASSIVE_LEVEL`); normally returns `STATUS_PENDING`.
+    /// `NmrDeregisterClient` (IRQL <= `DISPATCH_LEVEL`); returns `STATUS_PENDING`, or an error
+    /// (then no binding is detached).
     ///
     /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/nf-netioddk-nmrderegisterclient>
     pub fn NmrDeregisterClient(NmrClientHandle: HANDLE) -> NTSTATUS;
 
-    /// `NmrWaitForClientDeregisterComplete` (`PASSIVE_LEVEL`): blocks until every binding of the
-    /// client has detached.
+    /// `NmrWaitForClientDeregisterComplete` (IRQL < `DISPATCH_LEVEL`): blocks until every
+    /// binding of the client has detached.
     ///
     /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/nf-netioddk-nmrwaitforclientderegistercomplete>
     pub fn NmrWaitForClientDeregisterComplete(NmrClientHandle: HANDLE) -> NTSTATUS;

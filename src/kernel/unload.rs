@@ -14,11 +14,18 @@ use crate::{
 /// `Unload` (`DRIVER_UNLOAD`), called by the I/O manager at `PASSIVE_LEVEL`
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_unload>).
 ///
-/// 1. `NmrDeregisterClient`; on `STATUS_PENDING`, `NmrWaitForClientDeregisterComplete` (both
+/// 1. `NmrDeregisterClient` (IRQL <= `DISPATCH_LEVEL`); on `STATUS_PENDING`,
+///    `NmrWaitForClientDeregisterComplete` (IRQL < `DISPATCH_LEVEL`; `Unload` runs at
 ///    `PASSIVE_LEVEL`). NMR detaches every binding on the way (`ClientDetachProvider`).
 /// 2. Waits until the core reports no live binding (the cleanup callback of the last one sets
 ///    the event), so no callback can reach the client any more.
 /// 3. Drops the client. Returns only after everything has been freed.
+///
+/// `NmrDeregisterClient` returns `STATUS_PENDING` or an error
+/// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/nf-netioddk-nmrderegisterclient>).
+/// After an error the NMR detaches nothing, so a live binding would never end: the wait is
+/// skipped and, if a binding is still live, the client is left allocated rather than freed
+/// under it (both logged). `Unload` cannot refuse to return.
 ///
 /// Route (b): the Plug and Play manager calls `Unload` only after the last `Root\wskecho`
 /// device object has been deleted. A device object still listed in the driver object here
@@ -40,6 +47,7 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
         );
     }
     let handle = WSKECHO_GLOBALS.take_nmr_client();
+    let mut deregistered = true;
     if !handle.is_null() {
         // SAFETY: the handle from NmrRegisterClient, deregistered once; PASSIVE_LEVEL.
         let status = unsafe { NmrDeregisterClient(handle) };
@@ -54,10 +62,26 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
                 );
             }
         } else if status < 0 {
-            log_error!(platform, "NmrDeregisterClient: {}", NtStatus(status));
+            log_error!(
+                platform,
+                "NmrDeregisterClient: {}: the NMR detaches no binding",
+                NtStatus(status)
+            );
+            deregistered = false;
         }
     }
     if let Some(client) = WSKECHO_GLOBALS.client() {
+        if !deregistered {
+            let live = client.live_bindings();
+            if live > 0 {
+                log_error!(
+                    platform,
+                    "unloading with {} binding(s) still live: the client is not freed",
+                    live
+                );
+                return;
+            }
+        }
         WSKECHO_GLOBALS.wait_until_no_binding(client);
         log_trace!(
             platform,
