@@ -147,6 +147,9 @@ impl<P: Provider> Binding<P> {
                 "internal: listener slot {index} for {local} is taken"
             );
             Stats::bump(&client.stats().failures);
+            client
+                .startup()
+                .listener_settled(Err(NtStatus::UNSUCCESSFUL));
             return;
         }
         log_trace!(client.platform(), "listener {local}: opening");
@@ -154,9 +157,11 @@ impl<P: Provider> Binding<P> {
         let result =
             unsafe { Socket::install(this, index, SocketKind::Listener, local, None, None) };
         match result {
+            // The listener settles its start-up entry itself (listening, or closed unopened).
             Ok(_) => {}
             Err(InstallError::Detaching) => {
                 log_trace!(client.platform(), "listener {local}: not opened, detaching");
+                client.startup().listener_settled(Err(NtStatus::CANCELLED));
             }
             Err(InstallError::NoMemory) => {
                 log_error!(
@@ -165,6 +170,9 @@ impl<P: Provider> Binding<P> {
                     NtStatus::INSUFFICIENT_RESOURCES
                 );
                 Stats::bump(&client.stats().failures);
+                client
+                    .startup()
+                    .listener_settled(Err(NtStatus::INSUFFICIENT_RESOURCES));
             }
             Err(InstallError::Io(io_status)) => {
                 log_error!(
@@ -172,6 +180,7 @@ impl<P: Provider> Binding<P> {
                     "listener {local}: not opened: socket I/O resources: {io_status}"
                 );
                 Stats::bump(&client.stats().failures);
+                client.startup().listener_settled(Err(io_status));
             }
         }
     }
@@ -398,8 +407,16 @@ pub(crate) unsafe fn finish_attach<P: Provider>(this: NonNull<Binding<P>>, provi
                 "WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS) failed with {status}: no listener opened"
             );
             Stats::bump(&client.stats().failures);
+            for _ in client.config().endpoints() {
+                client.startup().listener_settled(Err(status));
+            }
         }
-        None => log_trace!(client.platform(), "detaching already: no listener opened"),
+        None => {
+            log_trace!(client.platform(), "detaching already: no listener opened");
+            for _ in client.config().endpoints() {
+                client.startup().listener_settled(Err(NtStatus::CANCELLED));
+            }
+        }
     }
     if binding.rundown.release() {
         // SAFETY: drained by our release; nothing touches the binding afterwards.

@@ -11,8 +11,9 @@ pub use crate::core::binding::BindingRef;
 use crate::core::{
     binding::{Binding, finish_attach},
     config::Config,
-    log::{log_error, log_trace, log_warning},
+    log::{log_error, log_info, log_trace, log_warning},
     provider::Provider,
+    startup::{Startup, StartupRecord, Verdict},
     stats::Stats,
     status::NtStatus,
     sync::{AtomicUsize, Ordering},
@@ -24,6 +25,7 @@ pub struct Client<P: Provider> {
     config: Config,
     platform: P::Platform,
     stats: Stats,
+    startup: StartupRecord,
     live: AtomicUsize,
     _provider: PhantomData<fn() -> P>,
 }
@@ -46,6 +48,7 @@ impl<P: Provider> Client<P> {
             config,
             platform,
             stats: Stats::new(),
+            startup: StartupRecord::new(),
             live: AtomicUsize::new(0),
             _provider: PhantomData,
         }
@@ -78,6 +81,10 @@ impl<P: Provider> Client<P> {
         // SAFETY: valid for writes and aligned (a field of `slot`).
         unsafe { stats_field.write(Stats::new()) };
         // SAFETY: as for `config_field`.
+        let startup_field = unsafe { &raw mut (*this).startup };
+        // SAFETY: valid for writes and aligned (a field of `slot`).
+        unsafe { startup_field.write(StartupRecord::new()) };
+        // SAFETY: as for `config_field`.
         let live_field = unsafe { &raw mut (*this).live };
         // SAFETY: valid for writes and aligned (a field of `slot`).
         unsafe { live_field.write(AtomicUsize::new(0)) };
@@ -94,6 +101,11 @@ impl<P: Provider> Client<P> {
     /// The counters.
     pub const fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// What start-up came to (attach, listeners): `DriverEntry`'s verdict and diagnostics.
+    pub const fn startup(&self) -> &StartupRecord {
+        &self.startup
     }
 
     /// Memory and logging.
@@ -116,6 +128,7 @@ impl<P: Provider> Client<P> {
         provider_versions: WskVersionRange,
         attach: impl FnOnce(BindingRef<P>) -> Result<P, NtStatus>,
     ) -> NtStatus {
+        self.startup.attach_begins(self.config.endpoints().count());
         if !provider_versions.covers(WSK_VERSION_1_0) {
             log_warning!(
                 &self.platform,
@@ -124,6 +137,7 @@ impl<P: Provider> Client<P> {
                 provider_versions.highest,
                 NtStatus::NOINTERFACE
             );
+            self.startup.attach_failed(NtStatus::NOINTERFACE);
             return NtStatus::NOINTERFACE;
         }
         let Some(binding) = Binding::create(self) else {
@@ -133,6 +147,7 @@ impl<P: Provider> Client<P> {
                 NtStatus::INSUFFICIENT_RESOURCES
             );
             Stats::bump(&self.stats.failures);
+            self.startup.attach_failed(NtStatus::INSUFFICIENT_RESOURCES);
             return NtStatus::INSUFFICIENT_RESOURCES;
         };
         self.live.fetch_add(1, Ordering::AcqRel);
@@ -155,11 +170,13 @@ impl<P: Provider> Client<P> {
                 // SAFETY: NMR did not take the binding: it is ours alone.
                 unsafe { Binding::destroy(binding) };
                 self.binding_freed();
-                if status.is_success() {
+                let status = if status.is_success() {
                     NtStatus::UNSUCCESSFUL
                 } else {
                     status
-                }
+                };
+                self.startup.attach_failed(status);
+                status
             }
         }
     }
@@ -184,6 +201,76 @@ impl<P: Provider> Client<P> {
     /// Logs the configuration (`DriverEntry`).
     pub fn log_config(&self) {
         log_trace!(&self.platform, "configuration: {}", self.config);
+    }
+
+    /// `DriverEntry`'s last step, once `NmrRegisterClient` returned: what start-up came to
+    /// ([`Startup::verdict`]). While listeners are still opening it calls `pause` (which sleeps
+    /// a little and returns `false` when the wait should end) and looks again. Logs the
+    /// outcome in one line. `Err(status)`: nothing can be served, so `DriverEntry` deregisters
+    /// and fails with `status` (`sc start` then reports it).
+    ///
+    /// # Errors
+    /// The attach failed, or no configured listener could be opened.
+    pub fn settle_startup(&self, mut pause: impl FnMut() -> bool) -> Result<(), NtStatus> {
+        let mut startup = self.startup.snapshot();
+        while startup.verdict() == Verdict::Wait && pause() {
+            startup = self.startup.snapshot();
+        }
+        let platform = &self.platform;
+        let endpoints = self.config.endpoints().count();
+        match (startup, startup.verdict()) {
+            (Startup::AttachFailed(status), _) => {
+                log_error!(
+                    platform,
+                    "start failed: the attach to the WSK subsystem failed with {status}, nothing is served"
+                );
+                Err(status)
+            }
+            (Startup::Settled { failed, .. }, Verdict::Fail(status)) => {
+                log_error!(
+                    platform,
+                    "start failed: none of the {failed} listener(s) could be opened (first failure: {status})"
+                );
+                Err(status)
+            }
+            (
+                Startup::Settled {
+                    open, failed: 0, ..
+                },
+                _,
+            ) => {
+                log_trace!(platform, "serving: {open} listener(s) open");
+                Ok(())
+            }
+            (
+                Startup::Settled {
+                    open,
+                    failed,
+                    first_failure,
+                },
+                _,
+            ) => {
+                log_warning!(
+                    platform,
+                    "serving on {open} of {endpoints} endpoint(s): {failed} listener(s) could not be opened (first failure: {first_failure})"
+                );
+                Ok(())
+            }
+            (Startup::Opening { pending }, _) => {
+                log_warning!(
+                    platform,
+                    "{pending} of {endpoints} listener(s) still opening; serving what opens"
+                );
+                Ok(())
+            }
+            (Startup::NotAttached, _) => {
+                log_info!(
+                    platform,
+                    "no WSK provider has attached yet: the listeners open when the NMR attaches one"
+                );
+                Ok(())
+            }
+        }
     }
 }
 
@@ -217,6 +304,7 @@ mod tests {
         assert_eq!(format!("{client:?}"), format!("{by_value:?}"));
         assert_eq!(*client.config(), config);
         assert_eq!(client.stats().snapshot(), by_value.stats().snapshot());
+        assert_eq!(client.startup().snapshot(), by_value.startup().snapshot());
         assert_eq!(client.live_bindings(), 0);
 
         // And it works: attach, the one listener opens, detach and cleanup free everything.
@@ -228,6 +316,14 @@ mod tests {
             world.succeed(op);
         }
         assert_eq!(client.stats().snapshot().listeners_open, 1);
+        assert_eq!(
+            client.startup().snapshot(),
+            crate::core::startup::Startup::Settled {
+                open: 1,
+                failed: 0,
+                first_failure: crate::core::status::NtStatus::SUCCESS
+            }
+        );
         assert_eq!(client.live_bindings(), 1);
         if world.detach() == crate::core::status::NtStatus::PENDING {
             world.drain();

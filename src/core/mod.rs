@@ -16,6 +16,7 @@ pub mod rundown;
 pub mod serializer;
 pub mod slots;
 pub mod socket;
+pub mod startup;
 pub mod stats;
 pub mod status;
 pub mod sync;

@@ -83,6 +83,10 @@ struct State<S> {
     done: bool,
     /// Listener: bound and counted in `listeners_open`.
     listening: bool,
+    /// Listener: its start-up entry settled (listening, or closed without ever listening).
+    settled: bool,
+    /// Listener: the first failure of its setup, for that entry.
+    failure: NtStatus,
     /// Connection: the echo ring.
     ring: EchoRing,
     /// Connection: the peer sent FIN.
@@ -232,6 +236,8 @@ impl<P: Provider> Socket<P> {
                 closed: false,
                 done: false,
                 listening: false,
+                settled: false,
+                failure: NtStatus::SUCCESS,
                 ring: EchoRing::new(capacity),
                 fin: false,
                 disconnect_issued: false,
@@ -404,6 +410,20 @@ impl<P: Provider> Socket<P> {
             if self.kind == SocketKind::Connection {
                 Stats::drop_one(&self.binding().client().stats().active);
             }
+            if self.kind == SocketKind::Listener && !state.settled {
+                // Done without ever listening: its start-up entry failed (with its setup's
+                // failure, or cancelled when a detach or close came first).
+                state.settled = true;
+                let failure = if state.failure.is_success() {
+                    NtStatus::CANCELLED
+                } else {
+                    state.failure
+                };
+                self.binding()
+                    .client()
+                    .startup()
+                    .listener_settled(Err(failure));
+            }
         }
         finished
     }
@@ -478,6 +498,9 @@ impl<P: Provider> Socket<P> {
                 self.local
             );
             Stats::bump(&self.stats().failures);
+            if state.failure.is_success() {
+                state.failure = status;
+            }
         } else {
             log_info!(
                 self.platform(),
@@ -550,6 +573,8 @@ impl<P: Provider> Socket<P> {
                 }
                 state.listening = true;
                 Stats::bump(&self.stats().listeners_open);
+                state.settled = true;
+                self.binding().client().startup().listener_settled(Ok(()));
                 log_trace!(self.platform(), "listener {}: listening", self.local);
             }
             Some(Completion::Bound(Err(status))) => self.fail(state, "WskBind", status),
@@ -652,6 +677,7 @@ impl<P: Provider> Socket<P> {
                     state.listening = false;
                     Stats::drop_one(&self.stats().listeners_open);
                 }
+
                 log_trace!(self.platform(), "listener {}: closed", self.local);
             }
             SocketKind::Connection => {

@@ -4,6 +4,7 @@ use super::{attach_and_listen, complete_setup, config, finish, lines, one_listen
 use crate::core::{
     pool_box::{BINDING_TAG, LISTENER_TAG},
     provider::{Completion, Level},
+    startup::Startup,
     status::NtStatus,
     testing::provider::{Call, Mode, World, client},
     wsk_version::WskVersionRange,
@@ -83,6 +84,11 @@ fn allocation_failures_fail_the_attach_and_free_everything() {
         assert_eq!(client.live_bindings(), 0);
         assert!(world.calls().is_empty());
         client.platform().assert_clean();
+        assert_eq!(
+            client.settle_startup(|| false),
+            Err(NtStatus::INSUFFICIENT_RESOURCES),
+            "DriverEntry fails: nothing can be served"
+        );
         assert!(
             lines(&client, Level::Error)
                 .iter()
@@ -99,6 +105,10 @@ fn nmr_attach_failure_frees_the_binding_and_returns_its_status() {
     // SAFETY: the client outlives the binding.
     let status = unsafe { world.attach_1_0(&client) };
     assert_eq!(status, NtStatus::DEVICE_NOT_READY);
+    assert_eq!(
+        client.settle_startup(|| false),
+        Err(NtStatus::DEVICE_NOT_READY)
+    );
     assert_eq!(client.live_bindings(), 0);
     assert_eq!(client.platform().live_with_tag(BINDING_TAG), 0);
     client.platform().assert_clean();
@@ -111,8 +121,9 @@ fn nmr_attach_failure_frees_the_binding_and_returns_its_status() {
             .iter()
             .any(|l| l.contains("0xC00000A3"))
     );
-    // A later attach works.
+    // A later attach works, and start-up reads the latest attach.
     attach_and_listen(&world, &client);
+    assert_eq!(client.settle_startup(|| false), Ok(()));
     finish(&world, &client);
 }
 
@@ -144,6 +155,25 @@ fn bind_failure_closes_that_listener_and_the_others_keep_serving() {
     let stats = client.stats().snapshot();
     assert_eq!((stats.failures, stats.listeners_open), (1, 1));
     assert_eq!(
+        client.startup().snapshot(),
+        Startup::Settled {
+            open: 1,
+            failed: 1,
+            first_failure: NtStatus::ADDRESS_ALREADY_EXISTS
+        }
+    );
+    assert_eq!(
+        client.settle_startup(|| false),
+        Ok(()),
+        "one endpoint serves"
+    );
+    assert!(
+        lines(&client, Level::Warning)
+            .iter()
+            .any(|l| l.contains("serving on 1 of 2 endpoint(s)")),
+        "the start says which part failed"
+    );
+    assert_eq!(
         client.platform().live_with_tag(LISTENER_TAG),
         1,
         "failed listener freed"
@@ -171,6 +201,11 @@ fn socket_creation_failure_frees_the_listener_without_close() {
     assert_eq!(world.pending_count(), 0, "no socket, nothing to close");
     assert_eq!(client.platform().live_with_tag(LISTENER_TAG), 0);
     assert_eq!(client.stats().snapshot().failures, 1);
+    assert_eq!(
+        client.settle_startup(|| false),
+        Err(NtStatus::INSUFFICIENT_RESOURCES),
+        "the only listener failed: DriverEntry fails with its status"
+    );
     assert!(
         lines(&client, Level::Error)
             .iter()
@@ -188,6 +223,17 @@ fn listener_allocation_or_io_failure_is_logged_and_counted() {
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     assert_eq!(client.stats().snapshot().failures, 2);
     assert_eq!(world.pending_count(), 0);
+    assert_eq!(
+        client.settle_startup(|| false),
+        Err(NtStatus::INSUFFICIENT_RESOURCES)
+    );
+    assert!(
+        lines(&client, Level::Error)
+            .iter()
+            .any(|l| l.contains("start failed: none of the 2 listener(s) could be opened")),
+        "{:?}",
+        lines(&client, Level::Error)
+    );
     finish(&world, &client);
 
     let world = World::new(Mode::Pending);
@@ -240,3 +286,41 @@ fn dead_listener_is_closed() {
 
 use std::string::String;
 extern crate std;
+
+#[test]
+fn start_up_waits_while_listeners_open_and_reports_no_attach() {
+    let world = World::new(Mode::Pending);
+    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    assert_eq!(client.settle_startup(|| false), Ok(()), "no provider yet");
+    assert!(
+        lines(&client, Level::Info)
+            .iter()
+            .any(|l| l.contains("no WSK provider has attached yet"))
+    );
+    // SAFETY: the client outlives the binding.
+    assert!(unsafe { world.attach_1_0(&client) }.is_success());
+    assert_eq!(client.startup().snapshot(), Startup::Opening { pending: 1 });
+    // The pause is where DriverEntry sleeps: here it completes the listener's setup.
+    let mut pauses = 0;
+    let verdict = client.settle_startup(|| {
+        pauses += 1;
+        complete_setup(&world);
+        true
+    });
+    assert_eq!((verdict, pauses), (Ok(()), 1));
+    finish(&world, &client);
+}
+
+#[test]
+fn enable_accept_events_failure_fails_the_start() {
+    let world = World::new(Mode::Pending);
+    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
+    world.fail_enable_accept_events(NtStatus::INVALID_DEVICE_STATE);
+    // SAFETY: the client outlives the binding.
+    assert!(unsafe { world.attach_1_0(&client) }.is_success());
+    assert_eq!(
+        client.settle_startup(|| false),
+        Err(NtStatus::INVALID_DEVICE_STATE)
+    );
+    finish(&world, &client);
+}
