@@ -2,8 +2,9 @@
 //! (b) only) register the Plug and Play entry points.
 
 use wdk_sys::{
-    DRIVER_OBJECT, HANDLE, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, NTSTATUS,
-    PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    DRIVER_OBJECT, HANDLE, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, LARGE_INTEGER,
+    NTSTATUS, PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    ntddk::KeDelayExecutionThread,
 };
 
 use super::{
@@ -13,7 +14,7 @@ use super::{
     platform::KernelPlatform,
     pnp::{add_device, dispatch_pnp},
     registry::{ReadError, read_config, read_pnp_device_switch},
-    unload::driver_unload,
+    unload::{driver_unload, shut_down_client},
 };
 use crate::{
     core::log::{log_error, log_trace},
@@ -31,9 +32,17 @@ use crate::{
 /// 3. `NmrRegisterClient` with the static characteristics and the client as context. NMR may
 ///    call `ClientAttachProvider` before this returns, so everything it uses is ready first.
 ///    On failure the client is dropped again and nothing is left behind.
-/// 4. Sets `DriverUnload` (only on success: the I/O manager never unloads a driver whose
+/// 4. Start-up's verdict (`Client::settle_startup`, host-tested in the core): while listeners
+///    of an attach made inside `NmrRegisterClient` are still opening it waits, looking every
+///    10 ms for up to 10 s (`KeDelayExecutionThread`). If the attach failed, or none of the
+///    configured listeners could be opened, nothing can be served: it deregisters, waits and
+///    frees everything as `Unload` does ([`shut_down_client`]) and fails with that status, so
+///    `sc start` reports it. If no provider attached yet (possible early in boot) it says so
+///    and succeeds: the listeners open when the NMR attaches one. If some listeners failed it
+///    succeeds, logging how many serve.
+/// 5. Sets `DriverUnload` (only on success: the I/O manager never unloads a driver whose
 ///    `DriverEntry` failed).
-/// 5. Route (b) only (`Parameters\PnpDevice` = 1, read in step 1 with the configuration, so a
+/// 6. Route (b) only (`Parameters\PnpDevice` = 1, read in step 1 with the configuration, so a
 ///    bad value fails before anything is registered): sets `DriverExtension->AddDevice` and
 ///    `MajorFunction[IRP_MJ_PNP / IRP_MJ_POWER / IRP_MJ_SYSTEM_CONTROL]`. The Plug and Play
 ///    manager calls `AddDevice` only after `DriverEntry` returned success, so setting them
@@ -89,6 +98,23 @@ pub unsafe extern "system" fn driver_entry(
         return status;
     }
     WSKECHO_GLOBALS.set_nmr_client(handle);
+    // A driver that serves nothing must not start: the core's verdict on the attach and the
+    // listeners (waiting up to STARTUP_WAIT_MS while they open).
+    let mut waited_ms = 0;
+    let settled = client.settle_startup(|| {
+        if waited_ms >= STARTUP_WAIT_MS {
+            return false;
+        }
+        pause_ms(STARTUP_POLL_MS);
+        waited_ms += STARTUP_POLL_MS;
+        true
+    });
+    if let Err(status) = settled {
+        // SAFETY: registered just above, not yet known to the I/O manager as loaded (no
+        // DriverUnload set); PASSIVE_LEVEL.
+        unsafe { shut_down_client() };
+        return status.0;
+    }
     // SAFETY: the driver object is valid during DriverEntry (caller).
     if let Some(driver) = unsafe { driver.as_mut() } {
         driver.DriverUnload = Some(driver_unload);
@@ -98,6 +124,22 @@ pub unsafe extern "system" fn driver_entry(
     }
     log_trace!(platform, "registered with the NMR as a WSK client");
     STATUS_SUCCESS
+}
+
+/// How long `DriverEntry` waits for listeners that are still opening, and how often it looks.
+const STARTUP_WAIT_MS: u32 = 10_000;
+const STARTUP_POLL_MS: u32 = 10;
+
+/// Sleeps `ms` milliseconds: `KeDelayExecutionThread` with a relative interval, kernel mode,
+/// not alertable; IRQL <= `APC_LEVEL` (`DriverEntry` runs at `PASSIVE_LEVEL`)
+/// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kedelayexecutionthread>).
+fn pause_ms(ms: u32) {
+    // Negative: relative to now, in 100 ns units.
+    let mut interval = LARGE_INTEGER {
+        QuadPart: -i64::from(ms) * 10_000,
+    };
+    // SAFETY: a valid interval for the call's duration; PASSIVE_LEVEL (DriverEntry).
+    let _ = unsafe { KeDelayExecutionThread(0, 0, &raw mut interval) };
 }
 
 /// Logs why the registry was rejected and returns `DriverEntry`'s status for it.

@@ -46,6 +46,17 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
             "Unload with a device object still present (the Root\\wskecho device was not removed)"
         );
     }
+    // SAFETY: called once, by the I/O manager, at PASSIVE_LEVEL (caller).
+    unsafe { shut_down_client() };
+}
+
+/// Deregisters from the NMR, waits until no binding is live and drops the client: `Unload`'s
+/// work, and `DriverEntry`'s when start-up fails after registering.
+///
+/// # Safety
+/// `PASSIVE_LEVEL`; called once, after a successful `NmrRegisterClient` (or with no client).
+pub unsafe fn shut_down_client() {
+    let platform = &KernelPlatform;
     let handle = WSKECHO_GLOBALS.take_nmr_client();
     let mut deregistered = true;
     if !handle.is_null() {
