@@ -122,6 +122,16 @@ pub struct UnloadReport {
     pub stats: StatsSnapshot,
 }
 
+/// A `DriverEntry` that failed after registering: its status, and what deregistering and
+/// freeing everything (the kernel's `shut_down_client`) reported.
+#[derive(Clone, Debug)]
+pub struct StartFailure {
+    /// `DriverEntry`'s status (`sc start` reports it).
+    pub status: NtStatus,
+    /// The shutdown `DriverEntry` performed before returning.
+    pub shutdown: UnloadReport,
+}
+
 /// A loaded driver instance.
 pub struct Driver {
     globals: Arc<Globals>,
@@ -132,15 +142,21 @@ pub struct Driver {
 
 impl Driver {
     /// `DriverEntry`: creates the client and registers it with the NMR (which may attach it
-    /// to the WSK subsystem before this returns).
-    #[must_use]
+    /// to the WSK subsystem before this returns), then takes start-up's verdict as the kernel
+    /// adapter does (`Client::settle_startup`, waiting up to `wait_timeout` while listeners
+    /// open).
+    ///
+    /// # Errors
+    /// Nothing can be served (the attach failed, or no listener opened): like the kernel's
+    /// `DriverEntry`, this deregisters and frees everything first, and returns the status
+    /// with what that shutdown reported.
     pub fn load(
         config: Config,
         pool: Pool,
         nmr: Nmr<Subsystem>,
         contract: Arc<Contract>,
         wait_timeout: Duration,
-    ) -> Self {
+    ) -> Result<Self, StartFailure> {
         let globals = irql::at_passive(|| {
             Arc::new(Globals {
                 client: Client::new(config, pool),
@@ -151,11 +167,28 @@ impl Driver {
             globals: Arc::clone(&globals),
         });
         irql::at_passive(|| nmr.register_client(callbacks));
-        Self {
+        let driver = Self {
             globals,
             nmr,
             contract,
             wait_timeout,
+        };
+        let deadline = Instant::now() + wait_timeout;
+        let settled = irql::at_passive(|| {
+            driver.globals.client.settle_startup(|| {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                true
+            })
+        });
+        match settled {
+            Ok(()) => Ok(driver),
+            Err(status) => Err(StartFailure {
+                status,
+                shutdown: driver.unload(),
+            }),
         }
     }
 

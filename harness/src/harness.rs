@@ -18,7 +18,7 @@ use wskecho::core::{
 
 use crate::{
     contract::Contract,
-    driver::{Driver, Subsystem, UnloadReport},
+    driver::{Driver, StartFailure, Subsystem, UnloadReport},
     nmr::{DetachCause, Nmr, NmrMode},
     pool::{Outstanding, Pool},
     wsk::{Wsk, WskMode},
@@ -185,6 +185,8 @@ pub struct Harness {
     wsk: Subsystem,
     nmr: Nmr<Subsystem>,
     driver: Option<Driver>,
+    /// Set when `DriverEntry` failed (then `driver` is `None`).
+    start_failure: Option<StartFailure>,
     expected_listeners: usize,
     /// Problems logged before the current attachment began (start-up error messages name
     /// only later ones).
@@ -221,17 +223,21 @@ impl Harness {
             wsk,
             nmr,
             driver: None,
+            start_failure: None,
             expected_listeners,
             problems_mark: std::sync::atomic::AtomicUsize::new(0),
         };
         before_load(&harness);
-        harness.driver = Some(Driver::load(
+        match Driver::load(
             options.config,
             harness.pool.clone(),
             harness.nmr.clone(),
             Arc::clone(&harness.contract),
             options.nmr.wait_timeout,
-        ));
+        ) {
+            Ok(driver) => harness.driver = Some(driver),
+            Err(failure) => harness.start_failure = Some(failure),
+        }
         Ok(harness)
     }
 
@@ -259,6 +265,14 @@ impl Harness {
         &self.nmr
     }
 
+    /// `DriverEntry`'s status: `STATUS_SUCCESS`, or why it failed (then no driver is loaded).
+    #[must_use]
+    pub fn driver_entry_status(&self) -> NtStatus {
+        self.start_failure
+            .as_ref()
+            .map_or(NtStatus::SUCCESS, |failure| failure.status)
+    }
+
     /// The loaded driver (until [`Harness::unload`]).
     #[must_use]
     pub const fn driver(&self) -> Option<&Driver> {
@@ -278,6 +292,12 @@ impl Harness {
                 return Err(StartError(format!(
                     "cannot listen on {addr}: {}",
                     describe(*status)
+                )));
+            }
+            if let Some(failure) = &self.start_failure {
+                return Err(StartError(format!(
+                    "DriverEntry failed: {}",
+                    describe(failure.status)
                 )));
             }
             let listening = self.wsk.listening();
@@ -324,14 +344,15 @@ impl Harness {
     /// Unloads the driver (`sc stop`), drops its state, stops the subsystem, and reports.
     #[must_use]
     pub fn unload(mut self) -> Report {
-        let unload = self.driver.take().map_or_else(
-            || UnloadReport {
+        let unload = match (self.driver.take(), self.start_failure.take()) {
+            (Some(driver), _) => driver.unload(),
+            (None, Some(failure)) => failure.shutdown,
+            (None, None) => UnloadReport {
                 duration: Duration::ZERO,
                 deregister_status: NtStatus::SUCCESS,
                 stats: StatsSnapshot::default(),
             },
-            Driver::unload,
-        );
+        };
         self.finish(&unload)
     }
 

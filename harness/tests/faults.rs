@@ -99,10 +99,23 @@ fn accept_events_that_cannot_be_enabled_open_no_listener() {
         );
     })
     .expect("harness starts");
+    // Nothing can be served: DriverEntry fails with the status, after deregistering.
+    assert_eq!(
+        harness.driver_entry_status(),
+        NtStatus::INSUFFICIENT_RESOURCES
+    );
+    assert!(harness.driver().is_none(), "no driver left loaded");
+    assert!(!harness.nmr().client_registered(), "deregistered");
     let error = harness
         .wait_listening(Duration::from_millis(500))
         .expect_err("no listener");
-    assert!(error.0.contains("WskControlClient"), "{error}");
+    assert!(error.0.contains("DriverEntry failed"), "{error}");
+    let problems = harness.pool().recent_problems();
+    assert!(
+        problems.iter().any(|l| l.contains("WskControlClient"))
+            && problems.iter().any(|l| l.contains("start failed")),
+        "the log says why: {problems:?}"
+    );
     assert_eq!(harness.wsk().open_sockets(), 0);
     assert_clean(&harness.unload());
 }
@@ -123,6 +136,11 @@ fn socket_creation_and_bind_failures_are_reported_and_leak_nothing() {
     ] {
         let harness = Harness::start_with(options(&LOOPBACK), |h| h.wsk().inject(op, 2, status))
             .expect("harness starts");
+        assert_eq!(
+            harness.driver_entry_status(),
+            NtStatus::SUCCESS,
+            "one endpoint serves: the start succeeds"
+        );
         let error = harness
             .wait_listening(Duration::from_secs(5))
             .expect_err("one listener fails");
@@ -148,7 +166,13 @@ fn a_failed_or_declined_attach_leaves_nothing_behind() {
     })
     .expect("harness starts");
     assert!(failed.wait_listening(Duration::from_millis(300)).is_err());
-    assert_eq!(failed.driver().map(|d| d.client().live_bindings()), Some(0));
+    assert_eq!(
+        failed.driver_entry_status(),
+        NtStatus::INSUFFICIENT_RESOURCES,
+        "the failed attach fails DriverEntry with its status"
+    );
+    assert!(failed.driver().is_none());
+    assert!(!failed.nmr().client_registered(), "deregistered");
     assert_eq!(failed.nmr().binding_count(), 0);
     let report = failed.unload();
     assert_clean(&report);
@@ -163,11 +187,9 @@ fn a_failed_or_declined_attach_leaves_nothing_behind() {
     })
     .expect("harness starts");
     assert!(declined.wait_listening(Duration::from_millis(300)).is_err());
+    assert_eq!(declined.driver_entry_status(), NtStatus::NOINTERFACE);
+    assert!(declined.driver().is_none());
     assert_eq!(declined.nmr().binding_count(), 0);
-    assert_eq!(
-        declined.driver().map(|d| d.client().live_bindings()),
-        Some(0)
-    );
     assert_clean(&declined.unload());
 }
 
@@ -201,4 +223,32 @@ fn connections_beyond_max_connections_are_refused() {
     assert_clean(&report);
     assert_eq!(report.refused, 1);
     assert_eq!(report.accepted, 3);
+}
+
+#[test]
+fn every_endpoint_in_use_fails_driver_entry_and_leaves_nothing_registered() {
+    // Real host listeners hold both ports, so both of the driver's binds fail.
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").expect("a free IPv4 port");
+    let v6 = std::net::TcpListener::bind("[::1]:0").expect("a free IPv6 port");
+    let endpoints = [
+        v4.local_addr().unwrap().to_string(),
+        v6.local_addr().unwrap().to_string(),
+    ];
+    let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+    let harness = Harness::start(options(&endpoints)).expect("harness starts");
+    assert_eq!(
+        harness.driver_entry_status(),
+        NtStatus::ADDRESS_ALREADY_EXISTS,
+        "a driver with no listener must not start"
+    );
+    assert!(harness.driver().is_none());
+    assert!(!harness.nmr().client_registered(), "deregistered");
+    let problems = harness.pool().recent_problems();
+    assert!(
+        problems
+            .iter()
+            .any(|l| l.contains("start failed: none of the 2 listener(s) could be opened")),
+        "{problems:?}"
+    );
+    assert_clean(&harness.unload());
 }
