@@ -52,11 +52,35 @@ if (Test-Path -LiteralPath $file) {
 }
 
 if ($service.Status -eq 'Running') {
+    $listeners = @(Get-NetTCPConnection -State Listen -ErrorAction SilentlyContinue |
+        Where-Object { $_.OwningProcess -eq 4 })
     Write-Host 'TCP listeners of the System process (PID 4):'
-    Get-NetTCPConnection -State Listen -ErrorAction SilentlyContinue |
-        Where-Object { $_.OwningProcess -eq 4 } |
-        Sort-Object LocalPort |
+    $listeners | Sort-Object LocalPort |
         ForEach-Object { Write-Host ('  {0}:{1}' -f $_.LocalAddress, $_.LocalPort) }
+    # Each configured endpoint, listening or not: a running driver serves at least one (a start
+    # where none could be opened fails), but some may have failed (the driver's log says why).
+    # A missing value means the driver's default, which is the INF's (tools/infcheck checks).
+    $configured = @()
+    $inf = Join-Path $PSScriptRoot 'wskecho.inf'
+    if (Test-Path -LiteralPath $inf) {
+        $configured = @((Get-WskechoInfDefaults -InfPath $inf)['ListenAddresses'].Value)
+    }
+    if ((Test-Path -LiteralPath $WskechoParametersKey) -and
+        $null -ne (Get-ItemProperty -LiteralPath $WskechoParametersKey).PSObject.Properties['ListenAddresses']) {
+        $configured = @((Get-ItemProperty -LiteralPath $WskechoParametersKey).ListenAddresses)
+    }
+    Write-Host 'Configured endpoints:'
+    foreach ($endpoint in $configured) {
+        if ($endpoint -notmatch '^\[?(?<address>[^\]]*?)\]?:(?<port>\d+)$') {
+            Write-Host "  $endpoint : not an ADDR:PORT text (the driver would not have started)"
+            continue
+        }
+        $address = $Matches.address
+        $port = [int]$Matches.port
+        $open = $listeners | Where-Object { $_.LocalPort -eq $port -and $_.LocalAddress -eq $address }
+        $state = if ($open) { 'listening' } else { 'NOT listening: see the driver log (DbgView / WinDbg) for "listener ' + $endpoint + '"' }
+        Write-Host "  $endpoint : $state"
+    }
 }
 
 if (Test-WskechoAdministrator) {
