@@ -169,13 +169,19 @@ static BOOL untrack(void *p, enum obj_kind kind, ULONG *tag_out, LONG *in_flight
     return found;
 }
 
-BOOL irp_is_driver_irp(IRP *irp)
+/* Whether the driver allocated `p` (of that kind) and has not freed it. */
+static BOOL is_tracked(void *p, enum obj_kind kind)
 {
     BOOL ret;
     EnterCriticalSection(&table_cs);
-    ret = find_locked(irp, OBJ_IRP) != NULL;
+    ret = find_locked(p, kind) != NULL;
     LeaveCriticalSection(&table_cs);
     return ret;
+}
+
+BOOL irp_is_driver_irp(IRP *irp)
+{
+    return is_tracked(irp, OBJ_IRP);
 }
 
 BOOL irp_set_in_flight(IRP *irp, BOOL on, const char *op)
@@ -199,11 +205,7 @@ void irp_forget(IRP *irp)
 
 BOOL mdl_is_driver_mdl(MDL *mdl)
 {
-    BOOL ret;
-    EnterCriticalSection(&table_cs);
-    ret = find_locked(mdl, OBJ_MDL) != NULL;
-    LeaveCriticalSection(&table_cs);
-    return ret;
+    return is_tracked(mdl, OBJ_MDL);
 }
 
 void mdl_use(MDL *mdl, int delta)
