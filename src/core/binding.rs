@@ -325,6 +325,7 @@ impl<P: Provider> BindingRef<P> {
             return NtStatus::PENDING;
         }
         log_trace!(platform, "detach: closing every socket");
+        binding.client().startup().attach_detached();
         for index in 0..binding.slots.len() {
             if let Some(socket) = binding.slots.try_pin(index) {
                 // SAFETY: pinned: alive until the unref below.

@@ -263,6 +263,13 @@ impl<P: Provider> Client<P> {
                 );
                 Ok(())
             }
+            (Startup::Detached, _) => {
+                log_info!(
+                    platform,
+                    "the WSK provider detached during start-up: the listeners open when the NMR attaches one again"
+                );
+                Ok(())
+            }
             (Startup::NotAttached, _) => {
                 log_info!(
                     platform,

@@ -23,12 +23,18 @@ pub struct StartupRecord {
     attaches: AtomicUsize,
     /// The latest attach's failure (`NTSTATUS` bits), 0 while it has not failed.
     attach_failure: AtomicU32,
+    /// 1 once the latest attach's binding began to detach (the provider leaving, or
+    /// deregistration), else 0.
+    detached: AtomicU32,
     /// Listeners of the latest attach that have neither opened nor failed yet.
     pending: AtomicUsize,
     /// Listeners of the latest attach that opened (bound and listening).
     opened: AtomicUsize,
     /// Listeners of the latest attach that could not be opened.
     failed: AtomicUsize,
+    /// Listeners of the latest attach whose opening was cancelled (by a detach or close that
+    /// came first): not a failure of the endpoint.
+    cancelled: AtomicUsize,
     /// The first of those failures (`NTSTATUS` bits), 0 if none.
     first_failure: AtomicU32,
 }
@@ -40,6 +46,10 @@ pub enum Startup {
     NotAttached,
     /// The latest attach failed with this status: nothing is served.
     AttachFailed(NtStatus),
+    /// The latest attach's binding detached (the WSK subsystem left), or every listener's
+    /// opening was cancelled by a detach or close: nothing to judge until the NMR attaches a
+    /// provider again.
+    Detached,
     /// Attached; `pending` listeners are still opening.
     Opening {
         /// Listeners not settled yet.
@@ -84,9 +94,11 @@ impl StartupRecord {
         Self {
             attaches: AtomicUsize::new(0),
             attach_failure: AtomicU32::new(0),
+            detached: AtomicU32::new(0),
             pending: AtomicUsize::new(0),
             opened: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
             first_failure: AtomicU32::new(0),
         }
     }
@@ -94,8 +106,10 @@ impl StartupRecord {
     /// An attach begins that will open `listeners` listeners if it succeeds.
     pub(crate) fn attach_begins(&self, listeners: usize) {
         self.attach_failure.store(0, Ordering::Relaxed);
+        self.detached.store(0, Ordering::Relaxed);
         self.opened.store(0, Ordering::Relaxed);
         self.failed.store(0, Ordering::Relaxed);
+        self.cancelled.store(0, Ordering::Relaxed);
         self.first_failure.store(0, Ordering::Relaxed);
         self.pending.store(listeners, Ordering::Release);
         self.attaches.fetch_add(1, Ordering::AcqRel);
@@ -108,11 +122,20 @@ impl StartupRecord {
         self.pending.store(0, Ordering::Release);
     }
 
+    /// The latest attach's binding began to detach: whatever its listeners did, they are
+    /// closing, and serving resumes with the next attach.
+    pub(crate) fn attach_detached(&self) {
+        self.detached.store(1, Ordering::Release);
+    }
+
     /// One listener of the latest attach opened (`Ok`) or could not be opened.
     pub(crate) fn listener_settled(&self, result: Result<(), NtStatus>) {
         match result {
             Ok(()) => {
                 self.opened.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(NtStatus::CANCELLED) => {
+                self.cancelled.fetch_add(1, Ordering::Relaxed);
             }
             Err(status) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -141,12 +164,23 @@ impl StartupRecord {
         if failure != 0 {
             return Startup::AttachFailed(status_from_bits(failure));
         }
+        if self.detached.load(Ordering::Acquire) != 0 {
+            return Startup::Detached;
+        }
         if pending > 0 {
             return Startup::Opening { pending };
         }
+        let (opened, failed) = (
+            self.opened.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        if opened == 0 && failed == 0 {
+            // Every opening was cancelled: a detach or close came first, whatever saw it first.
+            return Startup::Detached;
+        }
         Startup::Settled {
-            open: self.opened.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
+            open: opened,
+            failed,
             first_failure: status_from_bits(self.first_failure.load(Ordering::Relaxed)),
         }
     }
@@ -167,7 +201,7 @@ impl Startup {
     #[must_use]
     pub const fn verdict(self) -> Verdict {
         match self {
-            Self::NotAttached => Verdict::AwaitProvider,
+            Self::NotAttached | Self::Detached => Verdict::AwaitProvider,
             Self::AttachFailed(status) => Verdict::Fail(status),
             Self::Opening { .. } => Verdict::Wait,
             Self::Settled {
@@ -239,6 +273,28 @@ mod tests {
             record.snapshot().verdict(),
             Verdict::Fail(NtStatus::ADDRESS_ALREADY_EXISTS)
         );
+    }
+
+    #[test]
+    fn a_detach_during_start_up_waits_for_the_next_provider() {
+        let record = StartupRecord::new();
+        record.attach_begins(2);
+        record.attach_detached();
+        record.listener_settled(Err(NtStatus::CANCELLED));
+        record.listener_settled(Err(NtStatus::CANCELLED));
+        assert_eq!(record.snapshot(), Startup::Detached);
+        assert_eq!(record.snapshot().verdict(), Verdict::AwaitProvider);
+        record.attach_begins(2);
+        assert_eq!(record.snapshot(), Startup::Opening { pending: 2 });
+    }
+
+    #[test]
+    fn openings_all_cancelled_count_as_detached_even_before_the_detach_is_seen() {
+        let record = StartupRecord::new();
+        record.attach_begins(2);
+        record.listener_settled(Err(NtStatus::CANCELLED));
+        record.listener_settled(Err(NtStatus::CANCELLED));
+        assert_eq!(record.snapshot(), Startup::Detached);
     }
 
     #[test]
