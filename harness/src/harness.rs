@@ -83,6 +83,18 @@ impl Options {
     pub fn with_buffer_size(self, value: u32) -> Result<Self, String> {
         self.with(ValueName::BufferSize, "--buffer-size", value)
     }
+
+    /// Sets `MaxConnectionsPerAddress` (0: no limit).
+    ///
+    /// # Errors
+    /// Out of the core's range.
+    pub fn with_max_connections_per_address(self, value: u32) -> Result<Self, String> {
+        self.with(
+            ValueName::MaxConnectionsPerAddress,
+            "--max-connections-per-address",
+            value,
+        )
+    }
 }
 
 /// Why the listeners did not all open.
@@ -109,6 +121,8 @@ pub struct Report {
     pub accepted: u64,
     /// Connections the driver refused.
     pub refused: u64,
+    /// Of `refused`: refused because the peer's address held `MaxConnectionsPerAddress`.
+    pub refused_per_address: u64,
     /// Bytes the driver sent back.
     pub bytes_echoed: u64,
     /// Pool bytes still allocated after Unload (and after the driver's state was dropped).
@@ -134,12 +148,13 @@ impl Report {
         let mut out = String::new();
         let _ = write!(
             out,
-            "{{\"unload_ms\":{},\"detach\":\"{}\",\"accepted\":{},\"refused\":{},\"bytes_echoed\":{},\
+            "{{\"unload_ms\":{},\"detach\":\"{}\",\"accepted\":{},\"refused\":{},\"refused_per_address\":{},\"bytes_echoed\":{},\
              \"pool_outstanding_bytes\":{},\"pool_peak_bytes\":{},\"contract_violations\":{},\"violations\":[",
             self.unload_ms,
             self.detach,
             self.accepted,
             self.refused,
+            self.refused_per_address,
             self.bytes_echoed,
             self.pool_outstanding_bytes,
             self.pool_peak_bytes,
@@ -383,6 +398,7 @@ impl Harness {
             detach,
             accepted: unload.stats.accepted,
             refused: unload.stats.refused,
+            refused_per_address: unload.stats.refused_per_address,
             bytes_echoed: unload.stats.bytes_echoed,
             pool_outstanding_bytes: self.pool.outstanding_bytes(),
             pool_peak_bytes: self.pool.peak_bytes(),
@@ -426,6 +442,7 @@ mod tests {
             detach: "pending",
             accepted: 3,
             refused: 1,
+            refused_per_address: 1,
             bytes_echoed: 4096,
             pool_outstanding_bytes: 64,
             pool_peak_bytes: 1024,
@@ -442,6 +459,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(value["unload_ms"], 12);
         assert_eq!(value["detach"], "pending");
+        assert_eq!(value["refused_per_address"], 1);
         assert_eq!(value["contract_violations"], 1);
         assert_eq!(
             value["violations"][0],

@@ -12,13 +12,14 @@ use signal_hook::{
 use wskecho::core::provider::Level;
 use wskecho_harness::harness::{Harness, Options};
 
-const USAGE: &str = "usage: scripts/run [--listen ADDR:PORT]... [--max-connections N] [--buffer-size BYTES] [--log off|error|warning|trace|info]";
+const USAGE: &str = "usage: scripts/run [--listen ADDR:PORT]... [--max-connections N] [--max-connections-per-address N] [--buffer-size BYTES] [--log off|error|warning|trace|info]";
 const DEFAULT_LISTEN: [&str; 2] = ["127.0.0.1:40007", "[::1]:40007"];
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Args {
     listen: Vec<String>,
     max_connections: Option<u32>,
+    max_connections_per_address: Option<u32>,
     buffer_size: Option<u32>,
     verbosity: Option<Level>,
 }
@@ -42,6 +43,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
     let mut parsed = Args {
         listen: Vec::new(),
         max_connections: None,
+        max_connections_per_address: None,
         buffer_size: None,
         verbosity: None,
     };
@@ -60,6 +62,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
             "--max-connections" => {
                 parsed.max_connections = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
+            }
+            "--max-connections-per-address" => {
+                parsed.max_connections_per_address =
+                    Some(number(&flag, &value(&flag, inline, &mut args)?)?);
             }
             "--buffer-size" => {
                 parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
@@ -92,6 +98,9 @@ fn options(args: &Args) -> Result<Options, String> {
     let mut options = Options::new(&listen)?;
     if let Some(n) = args.max_connections {
         options = options.with_max_connections(n)?;
+    }
+    if let Some(n) = args.max_connections_per_address {
+        options = options.with_max_connections_per_address(n)?;
     }
     if let Some(n) = args.buffer_size {
         options = options.with_buffer_size(n)?;

@@ -225,6 +225,60 @@ fn connections_beyond_max_connections_are_refused() {
     assert_eq!(report.accepted, 3);
 }
 
+/// A TCP connection to `to` from local address `from` (any 127/8 address is this machine).
+fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let from: SocketAddr = format!("{from}:0").parse().expect("address");
+    socket.bind(&from.into()).expect("bind the source address");
+    socket.connect(&to.into()).expect("connect");
+    socket.into()
+}
+
+#[test]
+fn one_address_holds_its_quota_while_another_is_served() {
+    let opts = options(&["127.0.0.1:0"])
+        .with_max_connections_per_address(2)
+        .expect("valid");
+    let (harness, listening) = start(opts);
+    let addr = listening[0];
+    let held = [
+        connect_from("127.0.0.1", addr),
+        connect_from("127.0.0.1", addr),
+    ];
+    wait_for("two accepted", Duration::from_secs(10), || {
+        harness.wsk().counters().accepted == 2
+    });
+    let mut third = connect_from("127.0.0.1", addr);
+    wait_for("the third refused", Duration::from_secs(10), || {
+        harness.wsk().counters().refused == 1
+    });
+    let mut buf = [0_u8; 8];
+    assert!(!matches!(third.read(&mut buf), Ok(n) if n > 0));
+    // Another address is served while 127.0.0.1 holds its quota.
+    let mut other = connect_from("127.0.0.2", addr);
+    other.write_all(b"other").expect("send");
+    other.shutdown(Shutdown::Write).expect("half-close");
+    let mut back = Vec::new();
+    other.read_to_end(&mut back).expect("echo");
+    assert_eq!(back, b"other");
+    // Closing one frees its place in the quota.
+    drop(held);
+    wait_for("both closed", Duration::from_secs(10), || {
+        harness.wsk().open_sockets() == 1
+    });
+    let mut again = connect_from("127.0.0.1", addr);
+    again.write_all(b"again").expect("send");
+    again.shutdown(Shutdown::Write).expect("half-close");
+    let mut back = Vec::new();
+    again.read_to_end(&mut back).expect("echo");
+    assert_eq!(back, b"again");
+    let report = harness.unload();
+    assert_clean(&report);
+    assert_eq!((report.refused, report.refused_per_address), (1, 1));
+    assert_eq!(report.accepted, 4);
+}
+
 #[test]
 fn every_endpoint_in_use_fails_driver_entry_and_leaves_nothing_registered() {
     // Real host listeners hold both ports, so both of the driver's binds fail.

@@ -23,7 +23,10 @@ fn unload_mid_transfer_is_bounded_pending_and_clean() {
     // Completions on worker threads, and closes that take a moment: the closes the detach
     // requests are then still in flight when the callback returns, so it must pend. (When
     // every close finishes before the callback's last check, SUCCESS is right instead.)
-    let mut opts = options(&LOOPBACK);
+    // All 200 clients come from the one loopback address of each family: no per-address limit.
+    let mut opts = options(&LOOPBACK)
+        .with_max_connections_per_address(0)
+        .expect("valid");
     opts.wsk = WskMode {
         inline: InlineMode::Never,
         close_delay: Duration::from_millis(20),

@@ -12,7 +12,12 @@
 //! reference completes the detach (module `rundown`). Nothing calls into the provider after
 //! that: every call is made under a reference, and none can be taken once closing began.
 
-use ::core::{ffi::c_void, mem::ManuallyDrop, net::SocketAddr, ptr::NonNull};
+use ::core::{
+    ffi::c_void,
+    mem::ManuallyDrop,
+    net::{IpAddr, SocketAddr},
+    ptr::NonNull,
+};
 
 use crate::core::{
     client::Client,
@@ -22,7 +27,7 @@ use crate::core::{
     rundown::{Acquisition, Rundown},
     slots::Slots,
     socket::{InstallError, Socket, SocketRef},
-    stats::Stats,
+    stats::{Refusal, Stats},
     status::NtStatus,
     sync::UnsafeCell,
 };
@@ -187,6 +192,12 @@ impl<P: Provider> Binding<P> {
 
     /// An accept event on listener `local` delivered `handle`: takes it or refuses it.
     ///
+    /// Refused, with no allocation and the reason counted: while detaching; when
+    /// `MaxConnections` are open; when `remote`'s address already holds
+    /// `MaxConnectionsPerAddress` connections (its connection slots carry the address's label,
+    /// [`Slots::label_and_count`]; a peer whose address WSK did not give is not limited); when
+    /// the connection's memory or I/O resources cannot be had.
+    ///
     /// # Safety
     /// Called from the accept event of a live listener of this binding.
     pub(crate) unsafe fn admit_connection(
@@ -200,8 +211,8 @@ impl<P: Provider> Binding<P> {
         let client = binding.client();
         let stats = client.stats();
         let peer = PeerText(remote);
-        let refuse = |why: &dyn ::core::fmt::Display| {
-            Stats::bump(&stats.refused);
+        let refuse = |reason: Refusal, why: &dyn ::core::fmt::Display| {
+            stats.refuse(reason);
             log_warning!(
                 client.platform(),
                 "connection {peer} on {local}: refused: {why}"
@@ -209,17 +220,33 @@ impl<P: Provider> Binding<P> {
             Err(NtStatus::REQUEST_NOT_ACCEPTED)
         };
         if binding.rundown.is_closing() {
-            return refuse(&"detaching");
+            return refuse(Refusal::Detaching, &"detaching");
         }
-        let Some(slot) = binding
-            .slots
-            .reserve_in(binding.listeners..binding.slots.len())
-        else {
-            return refuse(&format_args!(
-                "MaxConnections ({}) open",
-                client.config().max_connections()
-            ));
+        let connections = binding.listeners..binding.slots.len();
+        let Some(slot) = binding.slots.reserve_in(connections.clone()) else {
+            return refuse(
+                Refusal::MaxConnections,
+                &format_args!(
+                    "MaxConnections ({}) open",
+                    client.config().max_connections()
+                ),
+            );
         };
+        if let (Some(limit), Some(remote)) = (client.config().max_connections_per_address(), remote)
+        {
+            let label = address_label(remote.ip());
+            let held = binding.slots.label_and_count(slot, label, connections);
+            if held > usize::try_from(limit).unwrap_or(usize::MAX) {
+                binding.slots.vacate(slot);
+                return refuse(
+                    Refusal::PerAddress,
+                    &format_args!(
+                        "{} holds MaxConnectionsPerAddress ({limit}) connections",
+                        remote.ip()
+                    ),
+                );
+            }
+        }
         // SAFETY: a live listener of this binding holds a binding reference; slot reserved.
         let result = unsafe {
             Socket::install(
@@ -238,17 +265,43 @@ impl<P: Provider> Binding<P> {
                 log_info!(client.platform(), "connection {peer} on {local}: accepted");
                 Ok(token)
             }
-            Err(InstallError::Detaching) => refuse(&"detaching"),
+            Err(InstallError::Detaching) => refuse(Refusal::Detaching, &"detaching"),
             Err(InstallError::NoMemory) => {
                 Stats::bump(&stats.failures);
-                refuse(&NtStatus::INSUFFICIENT_RESOURCES)
+                refuse(Refusal::NoResources, &NtStatus::INSUFFICIENT_RESOURCES)
             }
             Err(InstallError::Io(io_status)) => {
                 Stats::bump(&stats.failures);
-                refuse(&format_args!("socket I/O resources: {io_status}"))
+                refuse(
+                    Refusal::NoResources,
+                    &format_args!("socket I/O resources: {io_status}"),
+                )
             }
         }
     }
+}
+
+/// The slot label of a peer address for `MaxConnectionsPerAddress` (never 0, which means no
+/// label). An IPv4 address and its IPv4-mapped IPv6 form are one address: `1 << 32 | a.b.c.d`.
+/// Other IPv6 addresses (scope id ignored) take a 63-bit FNV-1a hash of their 16 bytes with
+/// the top bit set, so they never meet an IPv4 label; two IPv6 addresses whose hashes collide
+/// (about 2^-63 for a given pair) share one quota.
+const fn address_label(ip: IpAddr) -> u64 {
+    let v6 = match ip {
+        IpAddr::V4(v4) => return 1 << 32 | v4.to_bits() as u64,
+        IpAddr::V6(v6) => v6,
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return 1 << 32 | v4.to_bits() as u64;
+    }
+    let bytes = v6.octets();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash | 1 << 63
 }
 
 /// A peer address for log lines (`?` when unknown).

@@ -3,8 +3,9 @@
 //!
 //! | Value | Type | Default | Valid |
 //! |---|---|---|---|
-//! | `ListenAddresses` | `REG_MULTI_SZ` | `0.0.0.0:40007`, `[::]:40007` | 1..=[`MAX_ENDPOINTS`] distinct `ADDR:PORT`, port 1..=65535 |
+//! | `ListenAddresses` | `REG_MULTI_SZ` | `127.0.0.1:40007`, `[::1]:40007` (loopback only) | 1..=[`MAX_ENDPOINTS`] distinct `ADDR:PORT`, port 1..=65535 |
 //! | `MaxConnections` | `REG_DWORD` | [`DEFAULT_MAX_CONNECTIONS`] | 1..=[`MAX_CONNECTIONS_LIMIT`] |
+//! | `MaxConnectionsPerAddress` | `REG_DWORD` | [`DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`] | 0 (no limit) or 1..=[`MAX_CONNECTIONS_LIMIT`] |
 //! | `BufferSize` | `REG_DWORD` | [`DEFAULT_BUFFER_SIZE`] | [`MIN_BUFFER_SIZE`]..=[`MAX_BUFFER_SIZE`] |
 //!
 //! A missing value takes its default; a present but invalid one is an error naming the value
@@ -21,16 +22,23 @@ use ::core::{fmt, net::SocketAddr};
 pub const MAX_ENDPOINTS: usize = 16;
 /// Default of `MaxConnections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
-/// Largest `MaxConnections`: the slot array (16 bytes a slot) stays at most 1 MiB.
+/// Largest `MaxConnections`: the slot array (24 bytes a slot) stays at most 1.5 MiB.
 pub const MAX_CONNECTIONS_LIMIT: u32 = 65_536;
+/// Default of `MaxConnectionsPerAddress`.
+///
+/// One remote address may hold this many connections at once, so the default
+/// `MaxConnections` takes at least 16 addresses to fill; a local tool that opens more loopback
+/// connections than this sets it higher, or to 0 (no limit).
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 64;
 /// Default of `BufferSize`.
 pub const DEFAULT_BUFFER_SIZE: u32 = 16_384;
 /// Smallest `BufferSize`.
 pub const MIN_BUFFER_SIZE: u32 = 512;
 /// Largest `BufferSize` (1 MiB of non-paged pool per connection).
 pub const MAX_BUFFER_SIZE: u32 = 1 << 20;
-/// The default `ListenAddresses`.
-pub const DEFAULT_LISTEN_ADDRESSES: [&str; 2] = ["0.0.0.0:40007", "[::]:40007"];
+/// The default `ListenAddresses`: loopback only. Serving other machines is an explicit
+/// choice (`0.0.0.0:40007`, `[::]:40007`, or one interface's address; docs/installing.md).
+pub const DEFAULT_LISTEN_ADDRESSES: [&str; 2] = ["127.0.0.1:40007", "[::1]:40007"];
 
 /// `REG_SZ`.
 pub const REG_SZ: u32 = 1;
@@ -51,6 +59,8 @@ pub enum ValueName {
     MaxConnections,
     /// `BufferSize` (`REG_DWORD`).
     BufferSize,
+    /// `MaxConnectionsPerAddress` (`REG_DWORD`).
+    MaxConnectionsPerAddress,
 }
 
 /// Encodes an ASCII name as UTF-16 at compile time.
@@ -67,13 +77,15 @@ const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
 const LISTEN_ADDRESSES_UTF16: [u16; 15] = utf16(b"ListenAddresses");
 const MAX_CONNECTIONS_UTF16: [u16; 14] = utf16(b"MaxConnections");
 const BUFFER_SIZE_UTF16: [u16; 10] = utf16(b"BufferSize");
+const MAX_CONNECTIONS_PER_ADDRESS_UTF16: [u16; 24] = utf16(b"MaxConnectionsPerAddress");
 
 impl ValueName {
     /// Every value, in the order the adapter should read them.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::ListenAddresses,
         Self::MaxConnections,
         Self::BufferSize,
+        Self::MaxConnectionsPerAddress,
     ];
 
     /// The value's name.
@@ -83,6 +95,7 @@ impl ValueName {
             Self::ListenAddresses => "ListenAddresses",
             Self::MaxConnections => "MaxConnections",
             Self::BufferSize => "BufferSize",
+            Self::MaxConnectionsPerAddress => "MaxConnectionsPerAddress",
         }
     }
 
@@ -93,6 +106,7 @@ impl ValueName {
             Self::ListenAddresses => &LISTEN_ADDRESSES_UTF16,
             Self::MaxConnections => &MAX_CONNECTIONS_UTF16,
             Self::BufferSize => &BUFFER_SIZE_UTF16,
+            Self::MaxConnectionsPerAddress => &MAX_CONNECTIONS_PER_ADDRESS_UTF16,
         }
     }
 
@@ -101,7 +115,7 @@ impl ValueName {
     pub const fn expected_type(self) -> u32 {
         match self {
             Self::ListenAddresses => REG_MULTI_SZ,
-            Self::MaxConnections | Self::BufferSize => REG_DWORD,
+            Self::MaxConnections | Self::BufferSize | Self::MaxConnectionsPerAddress => REG_DWORD,
         }
     }
 }
@@ -284,6 +298,7 @@ pub struct Config {
     endpoint_count: usize,
     max_connections: u32,
     buffer_size: u32,
+    max_connections_per_address: u32,
 }
 
 impl Default for Config {
@@ -330,6 +345,15 @@ impl Config {
     pub const fn buffer_size(&self) -> u32 {
         self.buffer_size
     }
+
+    /// Most connections one remote address may hold at once; `None`: no limit.
+    #[must_use]
+    pub const fn max_connections_per_address(&self) -> Option<u32> {
+        match self.max_connections_per_address {
+            0 => None,
+            n => Some(n),
+        }
+    }
 }
 
 impl fmt::Display for Config {
@@ -340,8 +364,8 @@ impl fmt::Display for Config {
         }
         write!(
             f,
-            ", MaxConnections {}, BufferSize {}",
-            self.max_connections, self.buffer_size
+            ", MaxConnections {}, BufferSize {}, MaxConnectionsPerAddress {}",
+            self.max_connections, self.buffer_size, self.max_connections_per_address
         )
     }
 }
@@ -374,6 +398,7 @@ impl ConfigBuilder {
                 endpoint_count: 0,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 buffer_size: DEFAULT_BUFFER_SIZE,
+                max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             },
             listen_set: false,
             allow_ephemeral: false,
@@ -421,7 +446,9 @@ impl ConfigBuilder {
                 });
                 self.set_multi_sz_units(units)
             }
-            ValueName::MaxConnections | ValueName::BufferSize => {
+            ValueName::MaxConnections
+            | ValueName::BufferSize
+            | ValueName::MaxConnectionsPerAddress => {
                 let bytes: [u8; 4] = data
                     .try_into()
                     .map_err(|_| error(Problem::BadLength(data.len())))?;
@@ -438,6 +465,8 @@ impl ConfigBuilder {
         let (min, max) = match name {
             ValueName::MaxConnections => (1, MAX_CONNECTIONS_LIMIT),
             ValueName::BufferSize => (MIN_BUFFER_SIZE, MAX_BUFFER_SIZE),
+            // 0 turns the limit off.
+            ValueName::MaxConnectionsPerAddress => (0, MAX_CONNECTIONS_LIMIT),
             ValueName::ListenAddresses => {
                 return Err(ConfigError {
                     value: name,
@@ -448,7 +477,7 @@ impl ConfigBuilder {
                 });
             }
         };
-        let problem = if value == 0 {
+        let problem = if value == 0 && min > 0 {
             Problem::Zero
         } else if value < min {
             Problem::TooSmall { value, min }
@@ -457,6 +486,9 @@ impl ConfigBuilder {
         } else {
             match name {
                 ValueName::MaxConnections => self.config.max_connections = value,
+                ValueName::MaxConnectionsPerAddress => {
+                    self.config.max_connections_per_address = value;
+                }
                 _ => self.config.buffer_size = value,
             }
             return Ok(());
@@ -691,11 +723,16 @@ mod tests {
     fn defaults() {
         let c = Config::default();
         let endpoints: Vec<_> = c.endpoints().map(|e| e.to_string()).collect();
-        assert_eq!(endpoints, ["0.0.0.0:40007", "[::]:40007"]);
+        assert_eq!(endpoints, ["127.0.0.1:40007", "[::1]:40007"]);
+        assert!(
+            c.endpoints().all(|e| e.ip().is_loopback()),
+            "the defaults serve this machine only"
+        );
         assert_eq!((c.max_connections(), c.buffer_size()), (1024, 16384));
+        assert_eq!(c.max_connections_per_address(), Some(64));
         assert_eq!(
             c.to_string(),
-            "ListenAddresses 0.0.0.0:40007 [::]:40007, MaxConnections 1024, BufferSize 16384"
+            "ListenAddresses 127.0.0.1:40007 [::1]:40007, MaxConnections 1024, BufferSize 16384, MaxConnectionsPerAddress 64"
         );
     }
 
@@ -914,6 +951,45 @@ mod tests {
         assert_eq!(check(&mut b, ValueName::MaxConnections, 65_536), Ok(()));
         assert_eq!(check(&mut b, ValueName::BufferSize, 512), Ok(()));
         assert_eq!(b.build().max_connections(), 65_536);
+    }
+
+    #[test]
+    fn per_address_limit_is_zero_for_none_up_to_the_connection_limit() {
+        let mut b = ConfigBuilder::new();
+        let name = ValueName::MaxConnectionsPerAddress;
+        assert_eq!(b.set_dword(name, 0), Ok(()));
+        assert_eq!(b.build().max_connections_per_address(), None);
+        assert_eq!(b.set_raw(name, REG_DWORD, &3_u32.to_le_bytes()), Ok(()));
+        assert_eq!(b.build().max_connections_per_address(), Some(3));
+        assert_eq!(b.set_dword(name, 65_536), Ok(()));
+        let e = b.set_dword(name, 65_537).unwrap_err();
+        assert_eq!(
+            e.problem,
+            Problem::TooLarge {
+                value: 65_537,
+                max: 65_536
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "registry value MaxConnectionsPerAddress: 65537 is above the maximum 65536"
+        );
+        let e = b.set_raw(name, REG_SZ, &[0; 4]).unwrap_err();
+        assert_eq!(
+            (e.value, e.problem),
+            (
+                name,
+                Problem::WrongType {
+                    found: REG_SZ,
+                    expected: REG_DWORD
+                }
+            )
+        );
+        assert_eq!(
+            b.build().max_connections_per_address(),
+            Some(65_536),
+            "errors change nothing"
+        );
     }
 
     #[test]

@@ -19,8 +19,19 @@
 //! initialization. Releases are `AcqRel`, so the last one out sees every holder's writes.
 //! `vacate` is `Release` and `reserve` `Acquire`: the next occupant starts after the previous
 //! one was freed.
+//!
+//! Each slot also carries a *label*, a 64-bit key its holder may set while it holds the slot
+//! (0 = none; `vacate` clears it), and [`Slots::label_and_count`] counts the slots holding a
+//! label. The socket registry labels each connection with its peer address, which is how
+//! `MaxConnectionsPerAddress` is enforced without a table of its own. Setting and counting
+//! are `SeqCst`: all `SeqCst` operations fall in one total order, so of two holders that
+//! label and count at once, at least one counts the other (the store-then-load pattern of
+//! Dekker's algorithm): a count never misses a concurrent equal label, though it may include
+//! one about to be withdrawn. Labels are `core`'s atomics even under loom, which treats
+//! `SeqCst` as `AcqRel` and so cannot check this argument (it would report an execution the
+//! memory model rules out); they order nothing else.
 
-use ::core::ptr::NonNull;
+use ::core::{ptr::NonNull, sync::atomic::Ordering::SeqCst};
 
 use crate::core::{
     pool_box::PoolSlice,
@@ -36,6 +47,7 @@ pub const RESERVED: usize = usize::MAX;
 pub struct Slot<T> {
     word: AtomicUsize,
     occupant: AtomicPtr<T>,
+    label: ::core::sync::atomic::AtomicU64,
 }
 
 impl<T> Slot<T> {
@@ -44,6 +56,7 @@ impl<T> Slot<T> {
         Self {
             word: AtomicUsize::new(0),
             occupant: AtomicPtr::new(::core::ptr::null_mut()),
+            label: ::core::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -131,6 +144,7 @@ impl<T> Slots<T> {
     /// or after [`Slots::release`] returned `true` and the occupant was freed.
     pub fn vacate(&self, index: usize) {
         if let Some(slot) = self.slot(index) {
+            slot.label.store(0, SeqCst);
             slot.occupant
                 .store(::core::ptr::null_mut(), Ordering::Relaxed);
             slot.word.store(0, Ordering::Release);
@@ -193,6 +207,30 @@ impl<T> Slots<T> {
         }
     }
 
+    /// Labels slot `index`, which the caller holds (reserved or published), with `label`
+    /// (non-zero), then counts the slots in `range` (clamped to the array) that carry `label`,
+    /// this one included. A label stays until the slot is vacated. See the module
+    /// documentation for what a concurrent count sees.
+    #[must_use]
+    pub fn label_and_count(
+        &self,
+        index: usize,
+        label: u64,
+        range: ::core::ops::Range<usize>,
+    ) -> usize {
+        if let Some(slot) = self.slot(index) {
+            slot.label.store(label, SeqCst);
+        }
+        let end = range.end.min(self.len());
+        self.slots
+            .as_slice()
+            .get(range.start.min(end)..end)
+            .unwrap_or_default()
+            .iter()
+            .filter(|slot| slot.label.load(SeqCst) == label)
+            .count()
+    }
+
     /// The current word of slot `index` (diagnostics and tests only).
     #[must_use]
     pub fn word(&self, index: usize) -> Option<usize> {
@@ -243,6 +281,44 @@ mod tests {
         assert_eq!(slots.word(i), Some(0));
         assert!(!slots.release(i), "release of a free slot is ignored");
         assert_eq!(slots.word(i), Some(0));
+        // SAFETY: nothing uses the slots any more.
+        unsafe { slots.free(&platform) };
+        platform.assert_clean();
+    }
+
+    #[test]
+    fn labels_are_counted_in_the_range_until_vacated() {
+        let platform = TestPlatform::default();
+        let slots = Slots::<u32>::new(&platform, TAG, 5).expect("allocation");
+        let mut held = [0; 4];
+        for (i, slot) in held.iter_mut().enumerate() {
+            *slot = slots.reserve_in(1..5).expect("free slot");
+            let label = if i < 3 { 7 } else { 9 };
+            assert_eq!(
+                slots.label_and_count(*slot, label, 1..5),
+                if i < 3 { i + 1 } else { 1 },
+                "each label counts the slots carrying it, this one included"
+            );
+        }
+        assert!(slots.reserve_at(0));
+        assert_eq!(
+            slots.label_and_count(0, 7, 0..1),
+            1,
+            "outside 1..5: counted alone"
+        );
+        assert_eq!(
+            slots.label_and_count(0, 7, 1..99),
+            3,
+            "range clamped; slot 0 outside it"
+        );
+        slots.vacate(held[0]);
+        let fresh = slots.reserve_in(1..5).expect("the vacated slot");
+        assert_eq!(fresh, held[0]);
+        assert_eq!(
+            slots.label_and_count(fresh, 9, 1..5),
+            2,
+            "vacate cleared its 7"
+        );
         // SAFETY: nothing uses the slots any more.
         unsafe { slots.free(&platform) };
         platform.assert_clean();

@@ -9,7 +9,8 @@ use crate::core::sync::{Ordering, StatCounter};
 pub struct Stats {
     /// Connections accepted.
     pub accepted: StatCounter,
-    /// Connections refused in the accept callback (detaching, `MaxConnections`, no memory).
+    /// Connections refused in the accept callback, for any reason (the sum of the four
+    /// `refused_*` counters below).
     pub refused: StatCounter,
     /// Connections open now.
     pub active: StatCounter,
@@ -20,6 +21,27 @@ pub struct Stats {
     /// Failures logged as errors (a listener that could not open, a failed allocation, a
     /// provider call that failed unexpectedly).
     pub failures: StatCounter,
+    /// Of `refused`: the binding was detaching.
+    pub refused_detaching: StatCounter,
+    /// Of `refused`: `MaxConnections` connections were open.
+    pub refused_max_connections: StatCounter,
+    /// Of `refused`: the peer's address already held `MaxConnectionsPerAddress` connections.
+    pub refused_per_address: StatCounter,
+    /// Of `refused`: no memory or I/O resources for the connection.
+    pub refused_no_resources: StatCounter,
+}
+
+/// Why a connection was refused in the accept callback (which `refused_*` counter it bumps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The binding was detaching.
+    Detaching,
+    /// `MaxConnections` connections were open.
+    MaxConnections,
+    /// The peer's address held `MaxConnectionsPerAddress` connections.
+    PerAddress,
+    /// No memory or I/O resources.
+    NoResources,
 }
 
 /// A copy of the counters at one moment (each read on its own).
@@ -37,6 +59,14 @@ pub struct StatsSnapshot {
     pub listeners_open: u64,
     /// See [`Stats::failures`].
     pub failures: u64,
+    /// See [`Stats::refused_detaching`].
+    pub refused_detaching: u64,
+    /// See [`Stats::refused_max_connections`].
+    pub refused_max_connections: u64,
+    /// See [`Stats::refused_per_address`].
+    pub refused_per_address: u64,
+    /// See [`Stats::refused_no_resources`].
+    pub refused_no_resources: u64,
 }
 
 impl Stats {
@@ -50,7 +80,22 @@ impl Stats {
             bytes_echoed: StatCounter::new(0),
             listeners_open: StatCounter::new(0),
             failures: StatCounter::new(0),
+            refused_detaching: StatCounter::new(0),
+            refused_max_connections: StatCounter::new(0),
+            refused_per_address: StatCounter::new(0),
+            refused_no_resources: StatCounter::new(0),
         }
+    }
+
+    /// Counts a refused connection: the total and its reason's counter.
+    pub fn refuse(&self, why: Refusal) {
+        Self::bump(&self.refused);
+        Self::bump(match why {
+            Refusal::Detaching => &self.refused_detaching,
+            Refusal::MaxConnections => &self.refused_max_connections,
+            Refusal::PerAddress => &self.refused_per_address,
+            Refusal::NoResources => &self.refused_no_resources,
+        });
     }
 
     /// Adds `n` to `counter`.
@@ -79,6 +124,10 @@ impl Stats {
             bytes_echoed: get(&self.bytes_echoed),
             listeners_open: get(&self.listeners_open),
             failures: get(&self.failures),
+            refused_detaching: get(&self.refused_detaching),
+            refused_max_connections: get(&self.refused_max_connections),
+            refused_per_address: get(&self.refused_per_address),
+            refused_no_resources: get(&self.refused_no_resources),
         }
     }
 }
@@ -100,6 +149,21 @@ mod tests {
             (snap.accepted, snap.bytes_echoed, snap.active),
             (1, 10, 0),
             "gauge saturates at 0"
+        );
+        s.refuse(super::Refusal::PerAddress);
+        s.refuse(super::Refusal::PerAddress);
+        s.refuse(super::Refusal::Detaching);
+        let snap = s.snapshot();
+        assert_eq!(
+            (
+                snap.refused,
+                snap.refused_per_address,
+                snap.refused_detaching,
+                snap.refused_max_connections,
+                snap.refused_no_resources
+            ),
+            (3, 2, 1, 0, 0),
+            "the total and each reason"
         );
     }
 }

@@ -20,13 +20,16 @@ use wskecho_harness::harness::{Harness, Options, Report};
 /// How long a harness may take to open its listener.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Options for one loopback IPv4 listener on an ephemeral port, the driver's defaults
-/// otherwise, and only the driver's error lines on stderr.
+/// Options for one loopback IPv4 listener on an ephemeral port.
+///
+/// No `MaxConnectionsPerAddress` limit (all load comes from one address), the driver's
+/// defaults otherwise, and only the driver's error lines on stderr.
 ///
 /// # Errors
 /// The core refused the configuration.
 pub fn loopback_options() -> Result<Options, String> {
-    let mut options = Options::new(&["127.0.0.1:0"])?;
+    // Every load connection comes from 127.0.0.1: no per-address limit.
+    let mut options = Options::new(&["127.0.0.1:0"])?.with_max_connections_per_address(0)?;
     options.verbosity = Some(Level::Error);
     Ok(options)
 }

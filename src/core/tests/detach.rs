@@ -6,6 +6,7 @@ use std::vec::Vec;
 
 use super::{attach_and_listen, config, finish, lines, one_listener};
 use crate::core::{
+    config::{ConfigBuilder, ValueName},
     provider::{Completion, Level},
     status::NtStatus,
     testing::provider::{Call, Mode, Op, World, client},
@@ -340,6 +341,76 @@ fn accept_refused_beyond_max_connections_and_admitted_again_after_a_close() {
     world.succeed(close);
     assert_eq!(client.stats().snapshot().active, 1);
     assert!(world.accept(listener, None).is_ok());
+    finish(&world, &client);
+}
+
+#[test]
+fn one_address_holds_at_most_its_quota_while_others_are_served() {
+    let world = World::new(Mode::Pending);
+    let mut b = ConfigBuilder::new();
+    b.set_listen_addresses(["127.0.0.1:7"]).expect("endpoints");
+    b.set_dword(ValueName::MaxConnections, 8)
+        .expect("MaxConnections");
+    b.set_dword(ValueName::MaxConnectionsPerAddress, 2)
+        .expect("MaxConnectionsPerAddress");
+    let client = client(b.build());
+    attach_and_listen(&world, &client);
+    let listener = world.listeners()[0];
+    let peer = |text: &str| Some(text.parse::<std::net::SocketAddr>().expect("address"));
+    let (a1, a2, mapped) = (
+        peer("10.0.0.1:5001"),
+        peer("10.0.0.1:5002"),
+        peer("[::ffff:10.0.0.1]:5003"),
+    );
+    assert!(world.accept(listener, a1).is_ok());
+    assert!(world.accept(listener, a2).is_ok());
+    assert_eq!(
+        world.accept(listener, mapped),
+        Err(NtStatus::REQUEST_NOT_ACCEPTED),
+        "its IPv4-mapped form is the same address"
+    );
+    assert!(
+        lines(&client, Level::Warning)
+            .iter()
+            .any(|l| l.contains("10.0.0.1 holds MaxConnectionsPerAddress (2)")),
+        "{:?}",
+        lines(&client, Level::Warning)
+    );
+    // Other addresses, and peers whose address WSK did not give, are still served.
+    assert!(world.accept(listener, peer("10.0.0.2:6000")).is_ok());
+    assert!(world.accept(listener, peer("[2001:db8::1]:6000")).is_ok());
+    assert!(world.accept(listener, peer("[2001:db8::1]:6001")).is_ok());
+    assert!(world.accept(listener, peer("[2001:db8::1]:6002")).is_err());
+    assert!(world.accept(listener, None).is_ok());
+    let stats = client.stats().snapshot();
+    assert_eq!(
+        (
+            stats.accepted,
+            stats.refused,
+            stats.refused_per_address,
+            stats.active
+        ),
+        (6, 2, 2, 6)
+    );
+    // One of 10.0.0.1's connections ends (reset): its quota has room again.
+    let io = world.connection_ios()[0];
+    let receive = world
+        .take_on(io, |c| matches!(c, Call::Receive(_)))
+        .unwrap();
+    world.complete(
+        receive,
+        Completion::Received(Err(NtStatus::CONNECTION_RESET)),
+    );
+    let close = world
+        .take_on(io, |c| *c == Call::Close)
+        .expect("reset closes");
+    world.succeed(close);
+    assert!(world.accept(listener, mapped).is_ok());
+    assert_eq!(
+        world.accept(listener, a1),
+        Err(NtStatus::REQUEST_NOT_ACCEPTED)
+    );
+    assert_eq!(client.stats().snapshot().refused_per_address, 3);
     finish(&world, &client);
 }
 

@@ -41,6 +41,9 @@ pub fn parameters() -> Vec<Parameter> {
                 ValueName::BufferSize => ParameterKind::Dword {
                     default: driver::DEFAULT_BUFFER_SIZE,
                 },
+                ValueName::MaxConnectionsPerAddress => ParameterKind::Dword {
+                    default: driver::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+                },
             },
         })
         .collect()

@@ -519,6 +519,7 @@ fn file_rules_fail() {
 #[test]
 fn registry_rules_fail() {
     let dword = "HKR, Parameters, MaxConnections,  0x00010001, 1024";
+    let per_address = "HKR, Parameters, MaxConnectionsPerAddress, 0x00010001, 64";
     let cases = [
         (
             dword,
@@ -585,6 +586,22 @@ fn registry_rules_fail() {
             "HKR, Parameters, BufferSize, 0x00010001, 511",
             "registry.range",
         ),
+        (
+            per_address,
+            "HKR, Parameters, MaxConnectionsPerAddress, 0x00010001, 65537",
+            "registry.range",
+        ),
+        (
+            per_address,
+            "HKR, Parameters, MaxConnectionsPerAddress, 0x00010001, 0",
+            "registry.default",
+        ),
+        (
+            per_address,
+            "HKR, Parameters, MaxConnectionsPerAddress, 0x00000000, \"64\"",
+            "registry.type",
+        ),
+        (per_address, "", "registry.missing"),
     ];
     for (from, to, rule) in cases {
         assert_mutation_fails(PRIMITIVE, from, to, rule);
@@ -594,26 +611,32 @@ fn registry_rules_fail() {
 /// `ListenAddresses`: type, and the driver's own parser on each entry.
 #[test]
 fn listen_address_rules_fail() {
-    let multi = "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:40007\", \"[::]:40007\"";
+    let multi =
+        "HKR, Parameters, ListenAddresses, 0x00010000, \"127.0.0.1:40007\", \"[::1]:40007\"";
     let cases = [
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00000000, \"0.0.0.0:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00000000, \"127.0.0.1:40007\"",
             "registry.type",
         ),
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0\", \"[::]:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"127.0.0.1\", \"[::1]:40007\"",
             "registry.value",
         ),
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00010000, \"::40007\", \"[::]:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"::1:40007\", \"[::1]:40007\"",
             "registry.value",
         ),
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"127.0.0.1:40007\"",
+            "registry.default",
+        ),
+        (
+            multi,
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:40007\", \"[::]:40007\"",
             "registry.default",
         ),
         (
@@ -623,17 +646,17 @@ fn listen_address_rules_fail() {
         ),
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00010000, \"[::]:40007\", \"[::]:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"[::1]:40007\", \"[::1]:40007\"",
             "registry.value",
         ),
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00010000, \"0.0.0.0:0\", \"[::]:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00010000, \"127.0.0.1:0\", \"[::1]:40007\"",
             "registry.value",
         ),
         (
             multi,
-            "HKR, Parameters, ListenAddresses, 0x00010008, \"0.0.0.0:40007\", \"[::]:40007\"",
+            "HKR, Parameters, ListenAddresses, 0x00010008, \"127.0.0.1:40007\", \"[::1]:40007\"",
             "registry.append",
         ),
     ];
