@@ -7,9 +7,11 @@ The driver reads these values once, in DriverEntry: restart it (Stop-Wskecho.ps1
 Start-Wskecho.ps1) to apply them. Values are checked here against the driver's limits
 (src/core/config.rs); the driver checks them again and refuses to start on an invalid one
 (sc start fails, error 87, and the log names the value).
-  ListenAddresses  REG_MULTI_SZ  "ADDR:PORT" strings, IPv6 in brackets: 0.0.0.0:40007, [::]:40007
+  ListenAddresses  REG_MULTI_SZ  "ADDR:PORT" strings, IPv6 in brackets; default loopback only,
+                                 127.0.0.1:40007, [::1]:40007 (0.0.0.0 / [::] = every network)
   MaxConnections   REG_DWORD     connections accepted at once; more are refused
   BufferSize       REG_DWORD     bytes of echo buffer per connection
+  MaxConnectionsPerAddress REG_DWORD  connections one remote address may hold; 0 = no limit
 A value that is not given is left as it is. -Reset writes the defaults from wskecho.inf.
 
 .PARAMETER ListenAddresses
@@ -21,11 +23,17 @@ Maximum simultaneous connections.
 .PARAMETER BufferSize
 Per-connection echo buffer in bytes.
 
+.PARAMETER MaxConnectionsPerAddress
+Maximum simultaneous connections from one remote address (0 = no limit).
+
 .PARAMETER Reset
 Writes the INF defaults for all values (other parameters are then ignored).
 
 .EXAMPLE
 .\Set-WskechoParameters.ps1 -ListenAddresses '127.0.0.1:40007' -MaxConnections 64 -WhatIf
+
+.EXAMPLE
+.\Set-WskechoParameters.ps1 -ListenAddresses '0.0.0.0:40007','[::]:40007' -MaxConnectionsPerAddress 8
 
 .EXAMPLE
 .\Set-WskechoParameters.ps1 -Reset
@@ -35,6 +43,7 @@ param(
     [string[]]$ListenAddresses,
     [Nullable[long]]$MaxConnections,
     [Nullable[long]]$BufferSize,
+    [Nullable[long]]$MaxConnectionsPerAddress,
     [switch]$Reset
 )
 
@@ -46,6 +55,7 @@ $limits = @{
     ListenAddressesMax = 16
     MaxConnections     = @(1, 65536)
     BufferSize         = @(512, 1048576)
+    MaxConnectionsPerAddress = @(0, 65536)
 }
 
 function Test-ListenAddress([string]$Text) {
@@ -78,7 +88,7 @@ if ($Reset) {
         }
         $values['ListenAddresses'] = [pscustomobject]@{ Type = 'MultiString'; Value = [string[]]$ListenAddresses }
     }
-    foreach ($name in 'MaxConnections', 'BufferSize') {
+    foreach ($name in 'MaxConnections', 'BufferSize', 'MaxConnectionsPerAddress') {
         $value = Get-Variable -Name $name -ValueOnly
         if ($null -ne $value) {
             Assert-Range $name $value
@@ -86,7 +96,7 @@ if ($Reset) {
         }
     }
 }
-if ($values.Count -eq 0) { throw 'Nothing to set: give -ListenAddresses, -MaxConnections, -BufferSize or -Reset.' }
+if ($values.Count -eq 0) { throw 'Nothing to set: give -ListenAddresses, -MaxConnections, -BufferSize, -MaxConnectionsPerAddress or -Reset.' }
 
 if ($PSCmdlet.ShouldProcess($WskechoParametersKey, "set $($values.Keys -join ', ')")) {
     Write-WskechoParameters -Values $values
