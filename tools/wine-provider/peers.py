@@ -10,6 +10,10 @@ Every mode prints one result line and exits 0 on success, 1 on failure:
   maxconn  --host H --port P --max K       K peers served, the next one refused, then one freed
   noread   --host H --port P               a peer that never reads: its sends stall (bounded
                                            buffering); another peer is still served meanwhile
+  peraddr  --host H --port P --max K [--other SRC]
+           K peers from H's own address served, the next one from it refused, a peer from
+           source address SRC (another loopback address) served meanwhile, then one of the K
+           closed and a new peer from H served again
 """
 import argparse
 import os
@@ -22,10 +26,12 @@ import time
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
-def connect(host, port, timeout=10.0):
+def connect(host, port, timeout=10.0, source=None):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    if source is not None:
+        s.bind((source, 0))
     s.connect((host, port))
     return s
 
@@ -186,10 +192,10 @@ def served(s, n=1000):
     return got == data
 
 
-def refused(host, port):
+def refused(host, port, source=None):
     """True if a new connection is not served (closed or reset without echo)."""
     try:
-        s = connect(host, port, timeout=5)
+        s = connect(host, port, timeout=5, source=source)
         try:
             s.sendall(b"y" * 10)
             c = s.recv(10)
@@ -227,6 +233,45 @@ def run_maxconn(a):
     return 0
 
 
+def run_peraddr(a):
+    conns = [connect(a.host, a.port) for _ in range(a.max)]
+    for i, s in enumerate(conns):
+        if not served(s):
+            print(f"peraddr: peer {i} of {a.max} from {a.host} not served")
+            return 1
+    if not refused(a.host, a.port):
+        print(f"peraddr: peer {a.max + 1} from {a.host} was served beyond MaxConnectionsPerAddress={a.max}")
+        return 1
+    if a.other:
+        s = connect(a.host, a.port, source=a.other)
+        ok = served(s)
+        s.close()
+        if not ok:
+            print(f"peraddr: a peer from {a.other} was not served while {a.host} held its quota")
+            return 1
+    conns.pop().close()
+    # Its place in the quota frees once the driver has closed that connection: retry briefly.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            s = connect(a.host, a.port)
+            ok = served(s)
+            s.close()
+        except OSError:
+            ok = False
+        if ok or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for c in conns:
+        c.close()
+    if not ok:
+        print(f"peraddr: after one of {a.host}'s peers left, a new peer from it was not served")
+        return 1
+    other = f", a peer from {a.other} served meanwhile" if a.other else ""
+    print(f"peraddr: {a.max} peers from {a.host} served, peer {a.max + 1} refused{other}, a later peer served")
+    return 0
+
+
 def run_noread(a):
     s = connect(a.host, a.port)
     s.setblocking(False)
@@ -259,7 +304,7 @@ def run_noread(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["echo", "reset", "hold", "maxconn", "noread"])
+    p.add_argument("mode", choices=["echo", "reset", "hold", "maxconn", "noread", "peraddr"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=40007)
     p.add_argument("--peers", type=int, default=1)
@@ -269,12 +314,16 @@ def main():
     p.add_argument("--busy", type=int, default=0)
     p.add_argument("--timeout", type=float, default=15)
     p.add_argument("--max", type=int, default=4)
+    p.add_argument("--other", default=None)
     a = p.parse_args()
+    if a.other is not None and not a.other.startswith("127."):
+        print("peers.py: --other must be a 127.0.0.0/8 address")
+        return 2
     if a.host not in LOOPBACK:
         print("peers.py: loopback addresses only")
         return 2
     return {"echo": run_echo, "reset": run_reset, "hold": run_hold, "maxconn": run_maxconn,
-            "noread": run_noread}[a.mode](a)
+            "noread": run_noread, "peraddr": run_peraddr}[a.mode](a)
 
 
 if __name__ == "__main__":
