@@ -56,7 +56,7 @@ impl<P: Provider> Client<P> {
 
     /// Writes a new client into `slot`, field by field, and returns it: the same client as
     /// [`Client::new`], but `config` is copied from where it is straight into place. The kernel
-    /// adapter builds its global client this way, so no ~530-byte `Config` (nor a ~600-byte
+    /// adapter builds its global client this way, so no ~540-byte `Config` (nor a ~600-byte
     /// `Client` temporary) passes through `DriverEntry`'s stack frame. Whatever `slot` held is
     /// overwritten without being dropped.
     pub fn init_in_place<'s>(

@@ -638,7 +638,7 @@ impl ConfigBuilder {
     }
 
     /// The configuration built in place, without copying it out of the builder (which the
-    /// kernel adapter keeps in pool memory: `Config` is ~530 bytes, too much to pass through
+    /// kernel adapter keeps in pool memory: `Config` is ~540 bytes, too much to pass through
     /// `DriverEntry`'s stack frames). Same result as [`ConfigBuilder::build`]; calling it
     /// again, or `build` after it, gives the same configuration.
     pub fn build_in_place(&mut self) -> &Config {
