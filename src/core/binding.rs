@@ -196,7 +196,9 @@ impl<P: Provider> Binding<P> {
     /// `MaxConnections` are open; when `remote`'s address already holds
     /// `MaxConnectionsPerAddress` connections (its connection slots carry the address's label,
     /// [`Slots::label_and_count`]; a peer whose address WSK did not give is not limited); when
-    /// the connection's memory or I/O resources cannot be had.
+    /// the connection's memory or I/O resources cannot be had. The per-address check reads
+    /// every connection slot once: a cost per accepted connection in `MaxConnections`, none
+    /// per message.
     ///
     /// # Safety
     /// Called from the accept event of a live listener of this binding.

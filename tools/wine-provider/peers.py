@@ -210,14 +210,23 @@ def refused(host, port, source=None):
         return True
 
 
-def run_maxconn(a):
+def fill(a, mode, limit):
+    """Opens a.max served peers, then checks that one more is refused: the open peers, or
+    None after printing what went wrong."""
     conns = [connect(a.host, a.port) for _ in range(a.max)]
     for i, s in enumerate(conns):
         if not served(s):
-            print(f"maxconn: peer {i} of {a.max} not served")
-            return 1
+            print(f"{mode}: peer {i} of {a.max} from {a.host} not served")
+            return None
     if not refused(a.host, a.port):
-        print(f"maxconn: peer {a.max + 1} was served beyond MaxConnections={a.max}")
+        print(f"{mode}: peer {a.max + 1} from {a.host} was served beyond {limit}={a.max}")
+        return None
+    return conns
+
+
+def run_maxconn(a):
+    conns = fill(a, "maxconn", "MaxConnections")
+    if conns is None:
         return 1
     conns.pop().close()
     time.sleep(0.5)
@@ -234,13 +243,8 @@ def run_maxconn(a):
 
 
 def run_peraddr(a):
-    conns = [connect(a.host, a.port) for _ in range(a.max)]
-    for i, s in enumerate(conns):
-        if not served(s):
-            print(f"peraddr: peer {i} of {a.max} from {a.host} not served")
-            return 1
-    if not refused(a.host, a.port):
-        print(f"peraddr: peer {a.max + 1} from {a.host} was served beyond MaxConnectionsPerAddress={a.max}")
+    conns = fill(a, "peraddr", "MaxConnectionsPerAddress")
+    if conns is None:
         return 1
     if a.other:
         s = connect(a.host, a.port, source=a.other)

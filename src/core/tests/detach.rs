@@ -309,6 +309,23 @@ fn unload_order_detach_complete_before_cleanup_and_live_count() {
     client.platform().assert_clean();
 }
 
+/// The first accepted connection's peer resets it: its receive fails, the core closes it, and
+/// the close completes.
+fn reset_first_connection(world: &World) {
+    let io = world.connection_ios()[0];
+    let receive = world
+        .take_on(io, |c| matches!(c, Call::Receive(_)))
+        .unwrap();
+    world.complete(
+        receive,
+        Completion::Received(Err(NtStatus::CONNECTION_RESET)),
+    );
+    let close = world
+        .take_on(io, |c| *c == Call::Close)
+        .expect("reset closes");
+    world.succeed(close);
+}
+
 #[test]
 fn accept_refused_beyond_max_connections_and_admitted_again_after_a_close() {
     let (world, client) = one_listener(2, 512);
@@ -327,18 +344,7 @@ fn accept_refused_beyond_max_connections_and_admitted_again_after_a_close() {
             .any(|l| l.contains("MaxConnections (2)"))
     );
     // One connection ends (reset): its slot is free again.
-    let io = world.connection_ios()[0];
-    let receive = world
-        .take_on(io, |c| matches!(c, Call::Receive(_)))
-        .unwrap();
-    world.complete(
-        receive,
-        Completion::Received(Err(NtStatus::CONNECTION_RESET)),
-    );
-    let close = world
-        .take_on(io, |c| *c == Call::Close)
-        .expect("reset closes");
-    world.succeed(close);
+    reset_first_connection(&world);
     assert_eq!(client.stats().snapshot().active, 1);
     assert!(world.accept(listener, None).is_ok());
     finish(&world, &client);
@@ -393,18 +399,7 @@ fn one_address_holds_at_most_its_quota_while_others_are_served() {
         (6, 2, 2, 6)
     );
     // One of 10.0.0.1's connections ends (reset): its quota has room again.
-    let io = world.connection_ios()[0];
-    let receive = world
-        .take_on(io, |c| matches!(c, Call::Receive(_)))
-        .unwrap();
-    world.complete(
-        receive,
-        Completion::Received(Err(NtStatus::CONNECTION_RESET)),
-    );
-    let close = world
-        .take_on(io, |c| *c == Call::Close)
-        .expect("reset closes");
-    world.succeed(close);
+    reset_first_connection(&world);
     assert!(world.accept(listener, mapped).is_ok());
     assert_eq!(
         world.accept(listener, a1),
