@@ -392,8 +392,10 @@ impl Echo {
         let listener = open.token;
         // SAFETY: the listener is open (bound, close not requested).
         let result = core_setup(|| unsafe { listener.accept_event(Some(accepted), remote) });
-        if let Err(status) = result {
-            return fail(format!("the connection was refused with {status}"));
+        match result {
+            // As the kernel's accept event: out-parameters written, then the start.
+            Ok(connection) => core_setup(|| connection.start()),
+            Err(status) => return fail(format!("the connection was refused with {status}")),
         }
         self.check_clean()
     }

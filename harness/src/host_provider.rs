@@ -39,9 +39,19 @@ impl Upcall for CoreRef {
         self,
         accepted: Option<SocketHandle>,
         remote: Option<SocketAddr>,
-    ) -> Result<Self, NtStatus> {
+        write_out: &mut dyn FnMut(Option<Self>),
+    ) -> NtStatus {
+        // As the kernel's `accept_event` (src/kernel/events.rs): NULL context and dispatch
+        // written, then the connection started.
         // SAFETY: the caller runs this on an open listener's token, as WSK runs WskAcceptEvent.
-        unsafe { self.0.accept_event(accepted, remote) }.map(CoreRef)
+        unsafe { self.0.accept_event(accepted, remote) }.map_or(
+            NtStatus::REQUEST_NOT_ACCEPTED,
+            |connection| {
+                write_out(None);
+                connection.start();
+                NtStatus::SUCCESS
+            },
+        )
     }
 }
 

@@ -70,11 +70,11 @@ pub trait Upcall: Copy + Send + Sync + 'static {
     /// Called once per operation, with the token the operation was made with.
     unsafe fn complete(self, completion: Completion<SocketHandle>);
 
-    /// `WskAcceptEvent` on the listener this token belongs to: `Ok(context of the accepted
-    /// socket)` to take it, `Err` to refuse it. `None` = the listener stopped working.
-    ///
-    /// # Errors
-    /// The status refusing the connection.
+    /// `WskAcceptEvent` on the listener this token belongs to (`None` = the listener stopped
+    /// working). `write_out` plays the out-parameters `*AcceptSocketContext` and
+    /// `*AcceptSocketDispatch`: to take the connection the callback calls it (with the context
+    /// it writes, `None` for NULL) before any call on the accepted socket, and returns
+    /// `STATUS_SUCCESS`; to refuse it, it returns `STATUS_REQUEST_NOT_ACCEPTED`.
     ///
     /// # Safety
     /// Called on a listener's token while the listener is open.
@@ -82,7 +82,8 @@ pub trait Upcall: Copy + Send + Sync + 'static {
         self,
         accepted: Option<SocketHandle>,
         remote: Option<SocketAddr>,
-    ) -> Result<Self, NtStatus>;
+        write_out: &mut dyn FnMut(Option<Self>),
+    ) -> NtStatus;
 }
 
 /// The emulated `PWSK_SOCKET`.
@@ -287,8 +288,11 @@ struct PendingDisconnect<T> {
 struct SockState<T> {
     io: Io,
     /// The socket context: the listener token given to `WskSocket`, or the accepted socket's
-    /// context returned by the accept event.
+    /// context the accept event wrote (`None`: NULL, as the driver writes).
     context: Option<T>,
+    /// An accepted socket whose accept event has not written its out-parameters yet: no call
+    /// on it is allowed before they are.
+    awaiting_accept: bool,
     local: Option<SocketAddr>,
     recv: Option<PendingRecv<T>>,
     send: Option<PendingSend<T>>,
@@ -604,7 +608,9 @@ impl<T: Upcall> Wsk<T> {
             self.shared.post(Box::new(move || {
                 if let Some(context) = context {
                     // SAFETY: the listener is open: its close waits for this callback.
-                    let _ = irql::at_dispatch(|| unsafe { context.accept_event(None, None) });
+                    let _ = irql::at_dispatch(|| unsafe {
+                        context.accept_event(None, None, &mut |_| {})
+                    });
                 }
                 shared.callback_returned(&entry);
             }));
@@ -838,6 +844,7 @@ impl<T: Upcall> Shared<T> {
             state: Mutex::new(SockState {
                 io,
                 context,
+                awaiting_accept: false,
                 local: None,
                 recv: None,
                 send: None,
@@ -952,16 +959,33 @@ impl<T: Upcall> Shared<T> {
         context: T,
         remote: SocketAddr,
     ) {
-        let result = if listener.lock().close_requested {
-            Err(NtStatus::REQUEST_NOT_ACCEPTED)
+        let status = if listener.lock().close_requested {
+            NtStatus::REQUEST_NOT_ACCEPTED
         } else {
+            entry.lock().awaiting_accept = true;
+            let mut write_out = |context: Option<T>| {
+                let mut state = entry.lock();
+                state.context = context;
+                state.awaiting_accept = false;
+            };
             // SAFETY: the listener is open and its close waits for this callback to return.
-            unsafe { context.accept_event(Some(entry.handle), Some(remote)) }
+            unsafe { context.accept_event(Some(entry.handle), Some(remote), &mut write_out) }
         };
-        if let Ok(accepted) = result {
-            entry.lock().context = Some(accepted);
+        let unwritten = std::mem::replace(&mut entry.lock().awaiting_accept, false);
+        if status == NtStatus::SUCCESS {
+            if unwritten {
+                self.contract.violation(format!(
+                    "WskAcceptEvent accepted {:?} without writing its out-parameters",
+                    entry.handle
+                ));
+            }
             self.counters().accepted += 1;
         } else {
+            if status != NtStatus::REQUEST_NOT_ACCEPTED {
+                self.contract.violation(format!(
+                    "WskAcceptEvent returned {status} (only STATUS_SUCCESS or STATUS_REQUEST_NOT_ACCEPTED)"
+                ));
+            }
             // WSK closes a refused socket itself.
             let io = std::mem::replace(&mut entry.lock().io, Io::Gone);
             if let Io::Connected(mut stream) = io {
@@ -1137,10 +1161,16 @@ impl<T: Upcall> WskClient<T> {
 
     fn entry(&self, socket: SocketHandle, call: &str) -> Option<Arc<SocketEntry<T>>> {
         let entry = self.shared.sockets().get(&socket.0).cloned();
-        if entry.is_none() {
-            self.shared.contract.violation(format!(
+        match &entry {
+            None => self.shared.contract.violation(format!(
                 "{call} on {socket:?}, which is closed or was never opened"
-            ));
+            )),
+            Some(entry) if entry.lock().awaiting_accept => {
+                self.shared.contract.violation(format!(
+                    "{call} on {socket:?} before its WskAcceptEvent wrote the out-parameters"
+                ));
+            }
+            Some(_) => {}
         }
         entry
     }

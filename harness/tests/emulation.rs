@@ -145,17 +145,25 @@ impl Upcall for Tok {
         self,
         accepted: Option<SocketHandle>,
         _remote: Option<SocketAddr>,
-    ) -> Result<Self, NtStatus> {
-        let accepted = accepted.ok_or(NtStatus::UNSUCCESSFUL)?;
+        write_out: &mut dyn FnMut(Option<Self>),
+    ) -> NtStatus {
+        let Some(accepted) = accepted else {
+            return NtStatus::REQUEST_NOT_ACCEPTED;
+        };
         let conn = FakeSocket::new(self.0.client, SocketKind::Connection, self.0.local);
         *conn.handle.lock().unwrap() = Some(accepted);
-        let io = conn
+        let Ok(io) = conn
             .provider()
-            .new_socket_io(SocketKind::Connection, Some(conn.buffer))?;
+            .new_socket_io(SocketKind::Connection, Some(conn.buffer))
+        else {
+            return NtStatus::REQUEST_NOT_ACCEPTED;
+        };
         let _ = conn.io.set(io);
         conn.client.conns.lock().unwrap().push(conn);
+        // The out-parameters first, then the first I/O on the accepted socket.
+        write_out(Some(Self(conn)));
         conn.call(|p| p.receive(conn.io(), accepted, 0..BUFFER, Self(conn)));
-        Ok(Self(conn))
+        NtStatus::SUCCESS
     }
 }
 

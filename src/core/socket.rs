@@ -37,7 +37,9 @@ use crate::core::{
     sync::UnsafeCell,
 };
 
-/// Start the state machine (open the listener / post the first receive).
+/// Start the state machine (open the listener / post the first receive). A connection gets
+/// it from [`Accepted::start`], once `WskAcceptEvent` wrote its out-parameters; until then it
+/// makes no provider call (a close request is remembered and carried out after the start).
 const EV_START: u32 = 1 << 0;
 /// The Setup operation completed (result in `setup`).
 const EV_SETUP: u32 = 1 << 1;
@@ -69,6 +71,8 @@ const fn op_bit(kind: OpKind) -> u8 {
 #[derive(Debug)]
 #[allow(clippy::struct_excessive_bools)] // independent facts of one state machine
 struct State<S> {
+    /// `EV_START` arrived: provider calls are allowed.
+    started: bool,
     /// The provider's socket, once there is one.
     handle: Option<S>,
     /// Outstanding operations ([`op_bit`]).
@@ -183,16 +187,22 @@ impl<P: Provider> Socket<P> {
                 return Err(error);
             }
         };
-        // Two references: the open one and our pin (kept until the start below returned).
+        // Two references: the open one and our pin (kept until the post below returned).
         b.slots().publish(slot, ptr, 2);
         // Publish-then-check against the detach's begin_close-then-scan (rundown.rs): if the
-        // detach started, it may not see this slot, so close the socket ourselves.
-        let mut events = EV_START;
+        // detach started, it may not see this slot, so close the socket ourselves. A listener
+        // starts now; a connection when its accept event says so (`Accepted::start`).
+        let mut events = match kind {
+            SocketKind::Listener => EV_START,
+            SocketKind::Connection => 0,
+        };
         if b.rundown().check_closing_ordered() {
             events |= EV_CLOSE_REQUEST;
         }
-        // SAFETY: published, and pinned by us.
-        unsafe { Self::post(ptr, events) };
+        if events != 0 {
+            // SAFETY: published, and pinned by us.
+            unsafe { Self::post(ptr, events) };
+        }
         // SAFETY: drops our pin.
         unsafe { Self::unref(ptr) };
         Ok(SocketRef { ptr })
@@ -229,6 +239,7 @@ impl<P: Provider> Socket<P> {
             sent: UnsafeCell::new(None),
             disconnected: UnsafeCell::new(None),
             state: UnsafeCell::new(State {
+                started: false,
                 handle,
                 outstanding: 0,
                 close_wanted: false,
@@ -357,8 +368,11 @@ impl<P: Provider> Socket<P> {
         if state.done {
             return false;
         }
-        if batch & EV_START != 0 && self.kind == SocketKind::Listener && state.handle.is_none() {
-            self.open(state);
+        if batch & EV_START != 0 {
+            state.started = true;
+            if self.kind == SocketKind::Listener && state.handle.is_none() {
+                self.open(state);
+            }
         }
         if batch & EV_SETUP != 0 {
             let completion = self.setup.with_mut(|c| {
@@ -395,6 +409,11 @@ impl<P: Provider> Socket<P> {
         }
         if batch & EV_CLOSED != 0 {
             self.on_closed(state);
+        }
+        if !state.started {
+            // An accepted connection before `Accepted::start`: nothing is outstanding, and a
+            // close request waits in `close_wanted`.
+            return false;
         }
         if !state.close_wanted && self.kind == SocketKind::Connection {
             self.pump(state);
@@ -848,10 +867,13 @@ impl<P: Provider> SocketRef<P> {
     /// new socket (`None`: the listening socket stopped working, so it is closed; the result
     /// is then an error to ignore), `remote` the peer's address when known.
     ///
-    /// `Ok(token)`: the connection was taken; return `STATUS_SUCCESS` with the token as the
-    /// accept socket context (no connection event callbacks are enabled, so WSK never uses
-    /// it). `Err(status)`: refuse the connection (return `STATUS_REQUEST_NOT_ACCEPTED`; WSK
-    /// closes it): the binding is detaching, `MaxConnections` are open, or memory ran out.
+    /// `Ok(accepted)`: the connection was taken and is inert. Write the out-parameters
+    /// (`*AcceptSocketContext` = NULL and `*AcceptSocketDispatch` = NULL: wskecho enables no
+    /// event callback on connections), then call [`Accepted::start`], then return
+    /// `STATUS_SUCCESS`. `Err(status)`: the status to log; return
+    /// `STATUS_REQUEST_NOT_ACCEPTED` (WSK closes the socket): the binding is detaching, a limit
+    /// is reached, or memory ran out
+    /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_accept_event>).
     ///
     /// # Errors
     /// As above.
@@ -863,7 +885,7 @@ impl<P: Provider> SocketRef<P> {
         self,
         accepted: Option<P::Socket>,
         remote: Option<SocketAddr>,
-    ) -> Result<Self, NtStatus> {
+    ) -> Result<Accepted<P>, NtStatus> {
         // SAFETY: WSK does not call the accept event of a listener whose close completed, and
         // the listener is freed only after that.
         let listener = unsafe { self.ptr.as_ref() };
@@ -877,5 +899,33 @@ impl<P: Provider> SocketRef<P> {
         };
         // SAFETY: the listener holds a binding reference.
         unsafe { Binding::admit_connection(listener.binding, listener.local, handle, remote) }
+            .map(|token| Accepted { token })
+    }
+}
+
+/// A connection [`SocketRef::accept_event`] took, inert until [`Accepted::start`].
+///
+/// Until then no provider call on it is made or pending, so the accept event can write its
+/// out-parameters before any I/O on the accepted socket starts.
+#[must_use = "an accepted connection makes no progress (and keeps its slot) until started"]
+pub struct Accepted<P: Provider> {
+    token: SocketRef<P>,
+}
+
+impl<P: Provider> Accepted<P> {
+    /// The connection's token (for a harness or test that tracks it; the kernel writes NULL
+    /// as the accept socket context).
+    #[must_use]
+    pub const fn token(&self) -> SocketRef<P> {
+        self.token
+    }
+
+    /// Starts the connection: its first receive is issued, or a close requested meanwhile
+    /// (detach) is carried out. Call it after writing the accept event's out-parameters,
+    /// before the accept event returns `STATUS_SUCCESS`.
+    pub fn start(self) {
+        // SAFETY: a started-not-yet connection is alive: it can become done only after its
+        // start (`process` returns early before it), and only its runner frees it.
+        unsafe { Socket::post(self.token.ptr, EV_START) };
     }
 }

@@ -31,10 +31,12 @@ pub static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = WSK_CLIENT_LISTEN_DISPA
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_accept_event>).
 ///
 /// Hands the new connection (or, with a NULL `accept_socket`, the news that the listener
-/// stopped working) to the core. On acceptance returns `STATUS_SUCCESS` with the connection's
-/// token as its socket context and no connection dispatch (wskecho uses no connection events);
-/// otherwise the core's refusal (normally `STATUS_REQUEST_NOT_ACCEPTED`: WSK then closes the
-/// socket). The address pointers are only read during the call.
+/// stopped working) to the core. On acceptance it writes `*AcceptSocketContext` = NULL and
+/// `*AcceptSocketDispatch` = NULL (the page: NULL when the application enables no event
+/// callback on the accepted socket, as wskecho does), then starts the connection (its first
+/// I/O), then returns `STATUS_SUCCESS`; otherwise `STATUS_REQUEST_NOT_ACCEPTED`, the only
+/// other status the page allows (WSK then closes the socket). The remote address is read only
+/// with a socket, and only during the call.
 unsafe extern "system" fn accept_event(
     socket_context: PVOID,
     _flags: ULONG,
@@ -51,22 +53,26 @@ unsafe extern "system" fn accept_event(
     // valid until the listener's close completes (WSK calls no event after that).
     let listener = unsafe { SocketRef::<WskProvider>::from_context(socket_context) };
     let accepted = NonNull::new(accept_socket).map(WskSocketHandle);
-    // SAFETY: WSK passes a valid address (or NULL with a NULL socket) for this call's duration.
-    let remote = unsafe { socket_addr_from_raw(remote_address) };
+    let remote = if accepted.is_some() {
+        // SAFETY: with a socket, WSK passes a valid remote address for this call's duration.
+        unsafe { socket_addr_from_raw(remote_address) }
+    } else {
+        None
+    };
     // SAFETY: called from the listener's accept event, as the core requires.
-    match unsafe { listener.accept_event(accepted, remote) } {
-        Ok(connection) => {
-            if accept_socket_context.is_null() || accept_socket_dispatch.is_null() {
-                // Not expected from WSK; the core has already taken the socket, so it must
-                // be accepted anyway (it is closed through the core's own path).
-                return STATUS_SUCCESS;
-            }
-            // SAFETY: both out-pointers are valid for writes during the call (checked above).
-            unsafe { accept_socket_context.write(connection.as_context()) };
-            // SAFETY: as above.
-            unsafe { accept_socket_dispatch.write(ptr::null()) };
-            STATUS_SUCCESS
-        }
-        Err(status) => status.0,
+    let Ok(connection) = (unsafe { listener.accept_event(accepted, remote) }) else {
+        return NtStatus::REQUEST_NOT_ACCEPTED.0;
+    };
+    // NULL out-pointers are not expected from WSK; the connection is taken either way (it
+    // closes through the core's own path).
+    if !accept_socket_context.is_null() {
+        // SAFETY: valid for writes during the call (checked for NULL).
+        unsafe { accept_socket_context.write(ptr::null_mut()) };
     }
+    if !accept_socket_dispatch.is_null() {
+        // SAFETY: as above.
+        unsafe { accept_socket_dispatch.write(ptr::null()) };
+    }
+    connection.start();
+    STATUS_SUCCESS
 }

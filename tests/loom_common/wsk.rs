@@ -491,7 +491,9 @@ impl World {
         // while this callback runs), so its token is valid.
         let result = unsafe {
             token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote()))
-        };
+        }
+        // As the kernel's accept event: out-parameters written (NULL), then the start.
+        .map(wskecho::core::socket::Accepted::start);
         let listener_closing = {
             let mut state = self.state();
             state.ios[listener].callbacks -= 1;

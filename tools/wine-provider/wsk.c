@@ -111,6 +111,9 @@ struct sock
     struct { DWORD tid; int depth; const char *op; } exec[MAX_EXEC];
     struct lane rx, tx;
     HANDLE accept_thread;
+    /* While its WskAcceptEvent runs: the out-parameter *AcceptSocketContext, which holds
+       ACCEPT_OUT_UNWRITTEN until the client writes it; NULL otherwise. */
+    void * volatile *accept_out;
     SOCKADDR_STORAGE local;
     struct sock *all_next;
 };
@@ -283,10 +286,17 @@ void complete_irp(IRP *irp, NTSTATUS status, ULONG_PTR information)
 
 /* ------------------------------------------------------------------ per-socket call tracking */
 
+/* What the provider puts in *AcceptSocketContext before WskAcceptEvent: a client that starts
+   I/O on the accepted socket before writing it, or accepts without writing it, is caught. */
+#define ACCEPT_OUT_UNWRITTEN ((void *)(ULONG_PTR)0xacce9700)
+
 static struct sock *sock_from(WSK_SOCKET *ws, const char *op)
 {
     struct sock *s = (struct sock *)ws;
     if (!s) { violation("socket", "%s on a NULL socket", op); return NULL; }
+    if (s->magic == MAGIC_SOCK && s->accept_out && *s->accept_out == ACCEPT_OUT_UNWRITTEN)
+        violation("accept-event", "%s on accepted socket #%d before its WskAcceptEvent wrote "
+                  "*AcceptSocketContext", op, s->id);
     if (s->magic == MAGIC_DEAD && !strcmp(op, "WskCloseSocket"))
     {
         violation("close", "WskCloseSocket called twice on socket #%d (the first close had completed)", s->id);
@@ -863,13 +873,22 @@ static DWORD WINAPI accept_thread(void *arg)
             continue;
         }
         cs = new_sock(ls->binding, FALSE, c, remote.ss_family);
+        ctx = ACCEPT_OUT_UNWRITTEN;
+        cs->accept_out = (void * volatile *)&ctx;
         t0 = GetTickCount();
         ret = ld->WskAcceptEvent(ls->context, 0, (SOCKADDR *)&local, (SOCKADDR *)&remote, &cs->wsk, &ctx, &cd);
+        cs->accept_out = NULL;
         if (GetTickCount() - t0 > 2000)
             violation("callback-blocked", "WskAcceptEvent of socket #%d took %lu ms", ls->id, GetTickCount() - t0);
+        if (ret == STATUS_SUCCESS && ctx == ACCEPT_OUT_UNWRITTEN)
+            violation("accept-event", "WskAcceptEvent accepted socket #%d without writing "
+                      "*AcceptSocketContext", cs->id);
+        else if (ret == STATUS_SUCCESS && !cd && ctx)
+            violation("accept-event", "accepted socket #%d with a context but no connection dispatch: "
+                      "*AcceptSocketContext must be NULL when no event callback is enabled", cs->id);
         if (ret == STATUS_SUCCESS)
         {
-            cs->context = ctx;
+            cs->context = ctx == ACCEPT_OUT_UNWRITTEN ? NULL : ctx;
             cs->client_dispatch = cd;
             if (!cd && (ls->binding->event_mask & (PROV_WSK_EVENT_RECEIVE | PROV_WSK_EVENT_DISCONNECT |
                                                    PROV_WSK_EVENT_SEND_BACKLOG)))

@@ -134,6 +134,8 @@ struct State {
     cleanup_in_detach_complete: bool,
     client: usize,
     violations: Vec<String>,
+    /// The socket of the accept event executing now, until its out-parameters are written.
+    accepting: Option<TestSocket>,
 }
 
 /// The test WSK subsystem + NMR (shared by the providers of successive bindings).
@@ -164,6 +166,7 @@ impl World {
                 cleanup_in_detach_complete: false,
                 client: 0,
                 violations: Vec::new(),
+                accepting: None,
             }),
         })
     }
@@ -555,9 +558,18 @@ impl World {
                 );
             }
             s.calls.push(format!("accept_event({socket:?})"));
+            s.accepting = socket;
         }
+        // As the kernel's WskAcceptEvent does: the core decides, the out-parameters are
+        // written (here: `accepting` cleared), then the connection starts.
         // SAFETY: a listener token, its close not completed (checked above).
-        unsafe { listener.accept_event(socket, remote) }
+        let result = unsafe { listener.accept_event(socket, remote) };
+        self.state().accepting = None;
+        result.map(|accepted| {
+            let token = accepted.token();
+            accepted.start();
+            token
+        })
     }
 
     fn enter(
@@ -569,6 +581,14 @@ impl World {
     ) -> Option<Op> {
         let mut s = self.state();
         s.calls.push(format!("{call:?}"));
+        if socket.is_some() && s.accepting == socket {
+            Self::violation(
+                &mut s,
+                format!(
+                    "{call:?} on the accepted socket before its accept event wrote the out-parameters"
+                ),
+            );
+        }
         if s.detach_completions > 0 || s.detach_status == Some(NtStatus::SUCCESS) {
             Self::violation(&mut s, format!("{call:?} after the detach completed"));
         }
