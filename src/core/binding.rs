@@ -196,9 +196,9 @@ impl<P: Provider> Binding<P> {
     /// `MaxConnections` are open; when `remote`'s address already holds
     /// `MaxConnectionsPerAddress` connections (its connection slots carry the address's label,
     /// [`Slots::label_and_count`]; a peer whose address WSK did not give is not limited); when
-    /// the connection's memory or I/O resources cannot be had. The per-address check reads
-    /// every connection slot once: a cost per accepted connection in `MaxConnections`, none
-    /// per message.
+    /// the connection's memory or I/O resources cannot be had. The per-address check reads the
+    /// connection slots until it has counted one more than the limit (at most all of them
+    /// once): a cost per accept event, none per message.
     ///
     /// # Safety
     /// Called from the accept event of a live listener of this binding.
@@ -237,8 +237,15 @@ impl<P: Provider> Binding<P> {
         if let (Some(limit), Some(remote)) = (client.config().max_connections_per_address(), remote)
         {
             let label = address_label(remote.ip());
-            let held = binding.slots.label_and_count(slot, label, connections);
-            if held > usize::try_from(limit).unwrap_or(usize::MAX) {
+            let limit_slots = usize::try_from(limit).unwrap_or(usize::MAX);
+            // Counting stops one past the limit: a flood over its quota costs no full scan.
+            let held = binding.slots.label_and_count(
+                slot,
+                label,
+                connections,
+                limit_slots.saturating_add(1),
+            );
+            if held > limit_slots {
                 binding.slots.vacate(slot);
                 return refuse(
                     Refusal::PerAddress,

@@ -209,14 +209,16 @@ impl<T> Slots<T> {
 
     /// Labels slot `index`, which the caller holds (reserved or published), with `label`
     /// (non-zero), then counts the slots in `range` (clamped to the array) that carry `label`,
-    /// this one included. A label stays until the slot is vacated. See the module
-    /// documentation for what a concurrent count sees.
+    /// this one included, stopping at `at_most` (so a caller over its limit stops early). A
+    /// label stays until the slot is vacated. See the module documentation for what a
+    /// concurrent count sees.
     #[must_use]
     pub fn label_and_count(
         &self,
         index: usize,
         label: u64,
         range: ::core::ops::Range<usize>,
+        at_most: usize,
     ) -> usize {
         if let Some(slot) = self.slot(index) {
             slot.label.store(label, SeqCst);
@@ -228,6 +230,7 @@ impl<T> Slots<T> {
             .unwrap_or_default()
             .iter()
             .filter(|slot| slot.label.load(SeqCst) == label)
+            .take(at_most)
             .count()
     }
 
@@ -295,19 +298,19 @@ mod tests {
             *slot = slots.reserve_in(1..5).expect("free slot");
             let label = if i < 3 { 7 } else { 9 };
             assert_eq!(
-                slots.label_and_count(*slot, label, 1..5),
+                slots.label_and_count(*slot, label, 1..5, usize::MAX),
                 if i < 3 { i + 1 } else { 1 },
                 "each label counts the slots carrying it, this one included"
             );
         }
         assert!(slots.reserve_at(0));
         assert_eq!(
-            slots.label_and_count(0, 7, 0..1),
+            slots.label_and_count(0, 7, 0..1, usize::MAX),
             1,
             "outside 1..5: counted alone"
         );
         assert_eq!(
-            slots.label_and_count(0, 7, 1..99),
+            slots.label_and_count(0, 7, 1..99, usize::MAX),
             3,
             "range clamped; slot 0 outside it"
         );
@@ -315,9 +318,14 @@ mod tests {
         let fresh = slots.reserve_in(1..5).expect("the vacated slot");
         assert_eq!(fresh, held[0]);
         assert_eq!(
-            slots.label_and_count(fresh, 9, 1..5),
+            slots.label_and_count(fresh, 9, 1..5, usize::MAX),
             2,
             "vacate cleared its 7"
+        );
+        assert_eq!(
+            slots.label_and_count(fresh, 7, 1..5, 1),
+            1,
+            "the count stops at at_most (two 7s are there)"
         );
         // SAFETY: nothing uses the slots any more.
         unsafe { slots.free(&platform) };

@@ -907,9 +907,22 @@ impl<P: Provider> SocketRef<P> {
 ///
 /// Until then no provider call on it is made or pending, so the accept event can write its
 /// out-parameters before any I/O on the accepted socket starts.
-#[must_use = "an accepted connection makes no progress (and keeps its slot) until started"]
+///
+/// Dropping it starts the connection too, so a caller that forgets [`Accepted::start`] leaks
+/// nothing (it only starts later than it should).
+#[must_use = "an accepted connection makes no progress until started"]
 pub struct Accepted<P: Provider> {
     token: SocketRef<P>,
+}
+
+impl<P: Provider> Drop for Accepted<P> {
+    fn drop(&mut self) {
+        // SAFETY: a connection is not done before its `EV_START` is processed (`process`
+        // returns early until then), so its open reference is held at this post's `fetch_or`;
+        // `post` touches the socket after that only as the runner it may become, which holds
+        // the socket alive by the same argument.
+        unsafe { Socket::post(self.token.ptr, EV_START) };
+    }
 }
 
 impl<P: Provider> Accepted<P> {
@@ -924,8 +937,6 @@ impl<P: Provider> Accepted<P> {
     /// (detach) is carried out. Call it after writing the accept event's out-parameters,
     /// before the accept event returns `STATUS_SUCCESS`.
     pub fn start(self) {
-        // SAFETY: a started-not-yet connection is alive: it can become done only after its
-        // start (`process` returns early before it), and only its runner frees it.
-        unsafe { Socket::post(self.token.ptr, EV_START) };
+        drop(self); // `Drop` posts the start.
     }
 }

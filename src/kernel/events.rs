@@ -63,8 +63,8 @@ unsafe extern "system" fn accept_event(
     let Ok(connection) = (unsafe { listener.accept_event(accepted, remote) }) else {
         return NtStatus::REQUEST_NOT_ACCEPTED.0;
     };
-    // NULL out-pointers are not expected from WSK; the connection is taken either way (it
-    // closes through the core's own path).
+    // NULL out-pointers are not expected from WSK; the connection is taken, started and served
+    // as usual either way.
     if !accept_socket_context.is_null() {
         // SAFETY: valid for writes during the call (checked for NULL).
         unsafe { accept_socket_context.write(ptr::null_mut()) };

@@ -111,9 +111,12 @@ struct sock
     struct { DWORD tid; int depth; const char *op; } exec[MAX_EXEC];
     struct lane rx, tx;
     HANDLE accept_thread;
-    /* While its WskAcceptEvent runs: the out-parameter *AcceptSocketContext, which holds
-       ACCEPT_OUT_UNWRITTEN until the client writes it; NULL otherwise. */
-    void * volatile *accept_out;
+    /* The out-parameter *AcceptSocketContext of this socket's WskAcceptEvent: it holds
+       ACCEPT_OUT_UNWRITTEN until the client writes it, and is checked while accept_pending.
+       In the socket, not on the accept thread's stack: sockets are never freed (only marked
+       dead), so another thread may read it at any time. */
+    void * volatile accept_ctx;
+    volatile LONG accept_pending;
     SOCKADDR_STORAGE local;
     struct sock *all_next;
 };
@@ -294,7 +297,7 @@ static struct sock *sock_from(WSK_SOCKET *ws, const char *op)
 {
     struct sock *s = (struct sock *)ws;
     if (!s) { violation("socket", "%s on a NULL socket", op); return NULL; }
-    if (s->magic == MAGIC_SOCK && s->accept_out && *s->accept_out == ACCEPT_OUT_UNWRITTEN)
+    if (s->magic == MAGIC_SOCK && s->accept_pending && s->accept_ctx == ACCEPT_OUT_UNWRITTEN)
         violation("accept-event", "%s on accepted socket #%d before its WskAcceptEvent wrote "
                   "*AcceptSocketContext", op, s->id);
     if (s->magic == MAGIC_DEAD && !strcmp(op, "WskCloseSocket"))
@@ -873,11 +876,13 @@ static DWORD WINAPI accept_thread(void *arg)
             continue;
         }
         cs = new_sock(ls->binding, FALSE, c, remote.ss_family);
-        ctx = ACCEPT_OUT_UNWRITTEN;
-        cs->accept_out = (void * volatile *)&ctx;
+        cs->accept_ctx = ACCEPT_OUT_UNWRITTEN;
+        InterlockedExchange(&cs->accept_pending, 1);
         t0 = GetTickCount();
-        ret = ld->WskAcceptEvent(ls->context, 0, (SOCKADDR *)&local, (SOCKADDR *)&remote, &cs->wsk, &ctx, &cd);
-        cs->accept_out = NULL;
+        ret = ld->WskAcceptEvent(ls->context, 0, (SOCKADDR *)&local, (SOCKADDR *)&remote, &cs->wsk,
+                                 (void **)&cs->accept_ctx, &cd);
+        InterlockedExchange(&cs->accept_pending, 0);
+        ctx = cs->accept_ctx;
         if (GetTickCount() - t0 > 2000)
             violation("callback-blocked", "WskAcceptEvent of socket #%d took %lu ms", ls->id, GetTickCount() - t0);
         if (ret == STATUS_SUCCESS && ctx == ACCEPT_OUT_UNWRITTEN)
