@@ -21,7 +21,11 @@ use wskecho_harness::{
 
 /// Sends `payload`, half-closes, reads to the end; `Ok(echo)` or the error seen.
 fn exchange(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut stream = connect(addr);
+    exchange_on(connect(addr), payload)
+}
+
+/// [`exchange`] over a connection the caller made.
+fn exchange_on(mut stream: TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
     stream.write_all(payload)?;
     stream.shutdown(Shutdown::Write)?;
     let mut back = Vec::new();
@@ -256,23 +260,15 @@ fn one_address_holds_its_quota_while_another_is_served() {
     let mut buf = [0_u8; 8];
     assert!(!matches!(third.read(&mut buf), Ok(n) if n > 0));
     // Another address is served while 127.0.0.1 holds its quota.
-    let mut other = connect_from("127.0.0.2", addr);
-    other.write_all(b"other").expect("send");
-    other.shutdown(Shutdown::Write).expect("half-close");
-    let mut back = Vec::new();
-    other.read_to_end(&mut back).expect("echo");
-    assert_eq!(back, b"other");
+    let other = exchange_on(connect_from("127.0.0.2", addr), b"other").expect("echo");
+    assert_eq!(other, b"other");
     // Closing one frees its place in the quota.
     drop(held);
     wait_for("both closed", Duration::from_secs(10), || {
         harness.wsk().open_sockets() == 1
     });
-    let mut again = connect_from("127.0.0.1", addr);
-    again.write_all(b"again").expect("send");
-    again.shutdown(Shutdown::Write).expect("half-close");
-    let mut back = Vec::new();
-    again.read_to_end(&mut back).expect("echo");
-    assert_eq!(back, b"again");
+    let again = exchange_on(connect_from("127.0.0.1", addr), b"again").expect("echo");
+    assert_eq!(again, b"again");
     let report = harness.unload();
     assert_clean(&report);
     assert_eq!((report.refused, report.refused_per_address), (1, 1));

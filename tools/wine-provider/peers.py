@@ -192,10 +192,10 @@ def served(s, n=1000):
     return got == data
 
 
-def refused(host, port, source=None):
+def refused(host, port):
     """True if a new connection is not served (closed or reset without echo)."""
     try:
-        s = connect(host, port, timeout=5, source=source)
+        s = connect(host, port, timeout=5)
         try:
             s.sendall(b"y" * 10)
             c = s.recv(10)
