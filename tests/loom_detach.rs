@@ -53,10 +53,12 @@ fn detach_with_calls_in_flight(calls: usize, expected: &[&str]) {
     outcomes.assert_seen(expected);
 }
 
-/// The races each form of model 1 must reach (docs/testing.md).
-const DETACH_RACES: [&str; 3] = [
+/// The races each form of model 1 must reach (docs/testing.md). The detach never drains
+/// inside its callback here (`STATUS_SUCCESS`): the listener's close is made by its work item,
+/// after the callback returned; but the work item may run on the detaching thread
+/// (`NmrClientDetachProviderComplete` there) or the last completion's (another thread).
+const DETACH_RACES: [&str; 2] = [
     "detach returned STATUS_PENDING",
-    "detach returned STATUS_SUCCESS",
     "detach completed on another thread than ClientDetachProvider's",
 ];
 

@@ -9,6 +9,11 @@
 //! those wrappers too; their cost is subtracted (reported separately), so what remains is the
 //! core's.
 //!
+//! The core asks for its socket runs with [`Provider::schedule`]; the double queues them and
+//! [`Echo`] runs them right after the completion or event that scheduled them, inside the same
+//! wrapper, as a work item would run them after the completion routine returned. So a cycle's
+//! count includes the work item's run.
+//!
 //! One echo cycle ([`Echo::cycle`]): the pending receive completes with data, the core issues
 //! the send; the send completes, the core issues the next receive.
 
@@ -175,9 +180,21 @@ pub struct Wsk {
     next_socket: AtomicU32,
     detach_completions: AtomicUsize,
     accept_events: AtomicBool,
+    scheduled: Mutex<Vec<SocketRef<BenchProvider>>>,
 }
 
 impl Wsk {
+    /// Runs the socket runs the core scheduled, as work items do.
+    fn run_work_items(&self) {
+        loop {
+            let Some(token) = lock(&self.scheduled).pop() else {
+                return;
+            };
+            // SAFETY: one run per `schedule`, outside every completion and event.
+            unsafe { token.run_scheduled() };
+        }
+    }
+
     fn record(&self, request: Request, io: &BenchIo, token: SocketRef<BenchProvider>) {
         lock(&self.pending).push(Pending {
             request,
@@ -217,6 +234,11 @@ impl Provider for BenchProvider {
             buffer: b.as_ptr().cast::<u8>().expose_provenance(),
             len: b.len(),
         }))
+    }
+
+    #[inline(never)]
+    fn schedule(&self, _io: &BenchIo, token: SocketRef<Self>) {
+        lock(&self.0.scheduled).push(token);
     }
 
     #[inline(never)]
@@ -347,12 +369,14 @@ impl Echo {
         };
         let status = core_setup(|| {
             // SAFETY: the client is boxed and outlives its binding: `Drop` tears it down.
-            unsafe {
+            let status = unsafe {
                 client.attach_provider(versions, |b| {
                     binding = Some(b);
                     Ok(provider)
                 })
-            }
+            };
+            wsk.run_work_items();
+            status
         });
         let Some(binding) = binding.filter(|_| status == NtStatus::SUCCESS) else {
             return fail(format!("attach failed with {status}"));
@@ -382,11 +406,17 @@ impl Echo {
         }
         let open = self.expect(OpKind::Setup)?;
         let socket = BenchSocket(self.wsk.next_socket.fetch_add(1, Ordering::Relaxed));
-        // SAFETY: one completion for the pending WskSocket, with its token.
-        core_setup(|| unsafe { open.token.complete(Completion::Created(Ok(socket))) });
+        core_setup(|| {
+            // SAFETY: one completion for the pending WskSocket, with its token.
+            unsafe { open.token.complete(Completion::Created(Ok(socket))) };
+            self.wsk.run_work_items();
+        });
         let bind = self.expect(OpKind::Setup)?;
-        // SAFETY: one completion for the pending WskBind, with its token.
-        core_setup(|| unsafe { bind.token.complete(Completion::Bound(Ok(()))) });
+        core_setup(|| {
+            // SAFETY: one completion for the pending WskBind, with its token.
+            unsafe { bind.token.complete(Completion::Bound(Ok(()))) };
+            self.wsk.run_work_items();
+        });
         let accepted = BenchSocket(self.wsk.next_socket.fetch_add(1, Ordering::Relaxed));
         let remote = "127.0.0.1:50000".parse().ok();
         let listener = open.token;
@@ -394,7 +424,10 @@ impl Echo {
         let result = core_setup(|| unsafe { listener.accept_event(Some(accepted), remote) });
         match result {
             // As the kernel's accept event: out-parameters written, then the start.
-            Ok(connection) => core_setup(|| connection.start()),
+            Ok(connection) => core_setup(|| {
+                connection.start();
+                self.wsk.run_work_items();
+            }),
             Err(status) => return fail(format!("the connection was refused with {status}")),
         }
         self.check_clean()
@@ -417,8 +450,11 @@ impl Echo {
         let filled = range.start..range.start + n;
         self.fill(receive.buffer, &filled);
         let token = receive.token;
-        // SAFETY: one completion for the pending receive, with its token.
-        core_step_received(|| unsafe { token.complete(Completion::Received(Ok(n))) });
+        core_step_received(|| {
+            // SAFETY: one completion for the pending receive, with its token.
+            unsafe { token.complete(Completion::Received(Ok(n))) };
+            self.wsk.run_work_items();
+        });
         self.received += u64::try_from(n).unwrap_or(u64::MAX);
         let send = self.expect(OpKind::Send)?;
         let Request::Send(echoed) = send.request else {
@@ -429,8 +465,11 @@ impl Echo {
         }
         self.check_pattern(send.buffer, &echoed)?;
         let token = send.token;
-        // SAFETY: one completion for the pending send, with its token.
-        core_step_sent(|| unsafe { token.complete(Completion::Sent(Ok(echoed.len()))) });
+        core_step_sent(|| {
+            // SAFETY: one completion for the pending send, with its token.
+            unsafe { token.complete(Completion::Sent(Ok(echoed.len()))) };
+            self.wsk.run_work_items();
+        });
         self.sent += u64::try_from(echoed.len()).unwrap_or(u64::MAX);
         if !lock(&self.wsk.pending)
             .iter()
@@ -503,8 +542,12 @@ impl Echo {
     pub fn teardown(mut self) -> Result<(), EchoError> {
         self.torn_down = true;
         let binding = self.binding;
-        // SAFETY: called once, with the live binding.
-        let status = core_teardown(|| unsafe { binding.detach() });
+        let status = core_teardown(|| {
+            // SAFETY: called once, with the live binding.
+            let status = unsafe { binding.detach() };
+            self.wsk.run_work_items();
+            status
+        });
         while let Some(pending) = self.wsk.take_any() {
             let completion = match pending.request {
                 Request::Open => Completion::Created(Err(NtStatus::CANCELLED)),
@@ -515,8 +558,11 @@ impl Echo {
                 Request::Close => Completion::Closed,
             };
             let token = pending.token;
-            // SAFETY: one completion per pending operation, with its token.
-            core_teardown(|| unsafe { token.complete(completion) });
+            core_teardown(|| {
+                // SAFETY: one completion per pending operation, with its token.
+                unsafe { token.complete(completion) };
+                self.wsk.run_work_items();
+            });
         }
         let completions = self.wsk.detach_completions.load(Ordering::Relaxed);
         match (status, completions) {

@@ -1,8 +1,9 @@
 //! The core's [`Provider`] trait over the emulated WSK subsystem ([`crate::wsk`]).
 //!
 //! This is the only place where the harness calls the core's socket entry points
-//! ([`SocketRef::complete`] and [`SocketRef::accept_event`]), exactly as the kernel adapter's
-//! completion routines and `WskAcceptEvent` callback do.
+//! ([`SocketRef::complete`], [`SocketRef::accept_event`] and [`SocketRef::run_scheduled`]),
+//! exactly as the kernel adapter's completion routines, `WskAcceptEvent` callback and work
+//! items do.
 
 use std::{net::SocketAddr, ops::Range, ptr::NonNull};
 
@@ -53,6 +54,12 @@ impl Upcall for CoreRef {
             },
         )
     }
+
+    unsafe fn run_work_item(self) {
+        // SAFETY: the caller runs each queued work item once, outside every callback, as the
+        // core's `Provider::schedule` contract asks.
+        unsafe { self.0.run_scheduled() };
+    }
 }
 
 /// The provider one binding gives the core: `PWSK_CLIENT` and the dispatch tables, emulated.
@@ -70,6 +77,10 @@ impl Provider for HostProvider {
         buffer: Option<NonNull<[u8]>>,
     ) -> Result<SocketIo, NtStatus> {
         self.0.new_socket_io(kind, buffer)
+    }
+
+    fn schedule(&self, io: &SocketIo, token: SocketRef<Self>) {
+        self.0.queue_work_item(io, CoreRef(token));
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {

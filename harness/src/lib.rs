@@ -15,6 +15,7 @@
 // one); this nursery lint misreads that pattern.
 #![allow(clippy::significant_drop_tightening)]
 
+pub mod callback;
 pub mod contract;
 pub mod driver;
 pub mod harness;

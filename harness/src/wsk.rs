@@ -40,6 +40,7 @@ use wskecho::core::{
 };
 
 use crate::{
+    callback::{self, Callback},
     contract::Contract,
     irql,
     nmr::{BindingHandle, BindingId, ProviderCharacteristics, ProviderModule},
@@ -84,6 +85,13 @@ pub trait Upcall: Copy + Send + Sync + 'static {
         remote: Option<SocketAddr>,
         write_out: &mut dyn FnMut(Option<Self>),
     ) -> NtStatus;
+
+    /// The work item [`WskClient::queue_work_item`] queued with this token runs (on a worker,
+    /// at `PASSIVE_LEVEL`, outside every callback).
+    ///
+    /// # Safety
+    /// Called once per queueing, with the token it was queued with.
+    unsafe fn run_work_item(self);
 }
 
 /// The emulated `PWSK_SOCKET`.
@@ -201,6 +209,8 @@ unsafe impl Sync for SocketIo {}
 
 struct IoShared {
     outstanding: AtomicU8,
+    /// The socket's work item is queued (set by `queue_work_item`, cleared when it starts).
+    work_item_queued: AtomicBool,
     kind: SocketKind,
     contract: Arc<Contract>,
 }
@@ -232,6 +242,12 @@ impl IoShared {
 
 impl Drop for SocketIo {
     fn drop(&mut self) {
+        if self.shared.work_item_queued.load(Ordering::SeqCst) {
+            self.shared.contract.violation(format!(
+                "{:?} socket I/O resources (and its IO_WORKITEM) freed while the work item is queued",
+                self.shared.kind
+            ));
+        }
         let outstanding = self.shared.outstanding.load(Ordering::SeqCst);
         if outstanding != 0 {
             self.shared.contract.violation(format!(
@@ -547,10 +563,11 @@ impl<T: Upcall> Wsk<T> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Local addresses of the sockets listening right now, in the order they were opened.
+    /// Local addresses of the sockets listening right now, sorted (IPv4 first): the listeners
+    /// open from their work items, in no fixed order.
     #[must_use]
     pub fn listening(&self) -> Vec<SocketAddr> {
-        let mut list: Vec<(u64, SocketAddr)> = self
+        let mut list: Vec<SocketAddr> = self
             .shared
             .sockets()
             .values()
@@ -558,14 +575,14 @@ impl<T: Upcall> Wsk<T> {
                 let state = entry.lock();
                 match (&state.io, state.local) {
                     (Io::Listening(_), Some(local)) if !state.close_requested && !state.dead => {
-                        Some((entry.handle.0, local))
+                        Some(local)
                     }
                     _ => None,
                 }
             })
             .collect();
         list.sort_unstable();
-        list.into_iter().map(|(_, addr)| addr).collect()
+        list
     }
 
     /// `WskSocket` / `WskBind` calls for listeners that failed, with the address asked for.
@@ -607,9 +624,11 @@ impl<T: Upcall> Wsk<T> {
             let shared = Arc::clone(&self.shared);
             self.shared.post(Box::new(move || {
                 if let Some(context) = context {
-                    // SAFETY: the listener is open: its close waits for this callback.
-                    let _ = irql::at_dispatch(|| unsafe {
-                        context.accept_event(None, None, &mut |_| {})
+                    let _ = callback::inside(Callback::AcceptEvent, || {
+                        irql::at_dispatch(|| {
+                            // SAFETY: the listener is open: its close waits for this callback.
+                            unsafe { context.accept_event(None, None, &mut |_| {}) }
+                        })
                     });
                 }
                 shared.callback_returned(&entry);
@@ -752,12 +771,12 @@ impl<T: Upcall> Shared<T> {
                 }
             };
             match job {
+                // Each job declares its IRQL: completions and events raise to DISPATCH_LEVEL,
+                // work items run at PASSIVE_LEVEL.
                 Some(job) => {
                     let _ = self
                         .contract
-                        .guard("a completion or WSK event callback", || {
-                            irql::at_dispatch(job);
-                        });
+                        .guard("a completion, WSK event callback or work item", job);
                 }
                 None => return,
             }
@@ -819,8 +838,10 @@ impl<T: Upcall> Shared<T> {
     ) {
         let run = move || {
             io.end(op);
-            // SAFETY: one completion per operation, with the operation's token.
-            irql::at_dispatch(|| unsafe { token.complete(completion) });
+            callback::inside(Callback::IoCompletion, || {
+                // SAFETY: one completion per operation, with the operation's token.
+                irql::at_dispatch(|| unsafe { token.complete(completion) });
+            });
         };
         if inline {
             run();
@@ -946,7 +967,7 @@ impl<T: Upcall> Shared<T> {
             let shared = Arc::clone(self);
             let listener = Arc::clone(listener);
             self.post(Box::new(move || {
-                shared.deliver_accept(&listener, &entry, context, remote);
+                irql::at_dispatch(|| shared.deliver_accept(&listener, &entry, context, remote));
             }));
         }
     }
@@ -968,8 +989,15 @@ impl<T: Upcall> Shared<T> {
                 state.context = context;
                 state.awaiting_accept = false;
             };
-            // SAFETY: the listener is open and its close waits for this callback to return.
-            unsafe { context.accept_event(Some(entry.handle), Some(remote), &mut write_out) }
+            callback::inside(Callback::AcceptEvent, || {
+                irql::at_dispatch(|| {
+                    // SAFETY: the listener is open and its close waits for this callback to
+                    // return.
+                    unsafe {
+                        context.accept_event(Some(entry.handle), Some(remote), &mut write_out)
+                    }
+                })
+            })
         };
         let unwritten = std::mem::replace(&mut entry.lock().awaiting_accept, false);
         if status == NtStatus::SUCCESS {
@@ -1148,6 +1176,12 @@ impl<T: Upcall> WskClient<T> {
     /// Admits a call into WSK, or records that it came after the detach completed.
     fn admit(&self, call: &str) -> Option<InProgress> {
         self.shared.count_call();
+        if let Some(inside) = callback::current() {
+            self.shared.contract.violation(format!(
+                "{call} called inside {inside} (WSK functions are called from a work item, \
+                 never from a completion routine or an event callback)"
+            ));
+        }
         if self.binding.detached.load(Ordering::SeqCst) {
             self.shared.contract.violation(format!(
                 "{call} called after the detach of binding {} completed",
@@ -1218,10 +1252,33 @@ impl<T: Upcall> WskClient<T> {
             pool: self.shared.pool.clone(),
             shared: Arc::new(IoShared {
                 outstanding: AtomicU8::new(0),
+                work_item_queued: AtomicBool::new(false),
                 kind,
                 contract: Arc::clone(&self.shared.contract),
             }),
         })
+    }
+
+    /// `IoQueueWorkItem` of the socket's work item (part of its I/O resources): `token`'s
+    /// [`Upcall::run_work_item`] runs on a worker at `PASSIVE_LEVEL`, outside every callback.
+    /// Queueing a work item that is already queued is a violation, as in the kernel
+    /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioqueueworkitem>);
+    /// the system dequeues it before its routine runs, so the routine may queue it again.
+    pub fn queue_work_item(&self, io: &SocketIo, token: T) {
+        if io.shared.work_item_queued.swap(true, Ordering::SeqCst) {
+            self.shared.contract.violation(format!(
+                "IoQueueWorkItem: the {:?} socket's work item is already queued",
+                io.shared.kind
+            ));
+            return;
+        }
+        let io = Arc::clone(&io.shared);
+        self.shared.post(Box::new(move || {
+            io.work_item_queued.store(false, Ordering::SeqCst);
+            drop(io);
+            // SAFETY: one run per queueing, with its token.
+            irql::at_passive(|| unsafe { token.run_work_item() });
+        }));
     }
 
     /// `WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS, WSK_EVENT_ACCEPT)`.

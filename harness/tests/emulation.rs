@@ -2,12 +2,13 @@
 //! the emulation's own semantics, and that it catches a client that breaks the contract.
 
 use std::{
+    collections::VecDeque,
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     ptr::NonNull,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -35,6 +36,16 @@ struct FakeSocket {
     local: SocketAddr,
     /// Provider calls executing on this socket, and whether a close waits for them.
     calls: Mutex<(usize, bool)>,
+    /// Work for the socket's work item, and whether the work item is queued or running.
+    work: Mutex<(VecDeque<Work>, bool)>,
+}
+
+/// What a fake socket's work item does: WSK calls are made there, never in a callback.
+enum Work {
+    /// A connection was accepted: post the first receive.
+    Start,
+    /// An operation completed: make the next call.
+    Completed(Completion<SocketHandle>),
 }
 
 // SAFETY: the buffer is only touched by one operation at a time (the fake runs one operation
@@ -53,6 +64,9 @@ struct FakeClient {
     errors: Mutex<Vec<String>>,
     /// Runs once inside the next send completion.
     on_sent: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Makes the next calls inside the completion routines themselves (a client breaking the
+    /// rule the harness must catch) instead of from work items.
+    calls_in_completions: AtomicBool,
 }
 
 impl FakeSocket {
@@ -66,7 +80,19 @@ impl FakeSocket {
             buffer: NonNull::from(buffer),
             local,
             calls: Mutex::new((0, false)),
+            work: Mutex::new((VecDeque::new(), false)),
         }))
+    }
+    /// Hands `work` to the socket's work item, queueing it unless it is queued or running.
+    fn defer(&'static self, work: Work) {
+        let queue = {
+            let mut state = self.work.lock().unwrap();
+            state.0.push_back(work);
+            !std::mem::replace(&mut state.1, true)
+        };
+        if queue {
+            self.provider().queue_work_item(self.io(), Tok(self));
+        }
     }
     fn provider(&self) -> &WskClient<Tok> {
         self.client.provider.get().expect("attached")
@@ -104,8 +130,9 @@ impl FakeSocket {
     }
 }
 
-impl Upcall for Tok {
-    unsafe fn complete(self, completion: Completion<SocketHandle>) {
+impl Tok {
+    /// What follows a completion: the next call, a close, or a note of the error.
+    fn completed(self, completion: Completion<SocketHandle>) {
         let s = self.0;
         match completion {
             Completion::Created(Ok(handle)) => {
@@ -116,10 +143,6 @@ impl Upcall for Tok {
             Completion::Received(Ok(0)) => s.call(|p| p.disconnect(s.io(), s.handle(), self)),
             Completion::Received(Ok(n)) => s.call(|p| p.send(s.io(), s.handle(), 0..n, self)),
             Completion::Sent(Ok(_)) => {
-                let hook = s.client.on_sent.lock().unwrap().take();
-                if let Some(hook) = hook {
-                    hook();
-                }
                 s.call(|p| p.receive(s.io(), s.handle(), 0..BUFFER, self));
             }
             Completion::Disconnected(Ok(())) => s.close_after_call(),
@@ -137,6 +160,43 @@ impl Upcall for Tok {
                 {
                     s.close_after_call();
                 }
+            }
+        }
+    }
+}
+
+impl Upcall for Tok {
+    unsafe fn complete(self, completion: Completion<SocketHandle>) {
+        let s = self.0;
+        if matches!(completion, Completion::Sent(Ok(_))) {
+            let hook = s.client.on_sent.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        if s.client.calls_in_completions.load(Ordering::SeqCst) {
+            self.completed(completion);
+        } else {
+            s.defer(Work::Completed(completion));
+        }
+    }
+
+    unsafe fn run_work_item(self) {
+        let s = self.0;
+        loop {
+            let next = {
+                let mut state = s.work.lock().unwrap();
+                let next = state.0.pop_front();
+                state.1 = next.is_some();
+                drop(state);
+                next
+            };
+            let Some(work) = next else { return };
+            match work {
+                Work::Start => {
+                    s.call(|p| p.receive(s.io(), s.handle(), 0..BUFFER, self));
+                }
+                Work::Completed(completion) => self.completed(completion),
             }
         }
     }
@@ -160,9 +220,10 @@ impl Upcall for Tok {
         };
         let _ = conn.io.set(io);
         conn.client.conns.lock().unwrap().push(conn);
-        // The out-parameters first, then the first I/O on the accepted socket.
+        // The out-parameters first, then the first I/O on the accepted socket (from its work
+        // item, after this callback returned).
         write_out(Some(Self(conn)));
-        conn.call(|p| p.receive(conn.io(), accepted, 0..BUFFER, Self(conn)));
+        conn.defer(Work::Start);
         NtStatus::SUCCESS
     }
 }
@@ -242,6 +303,7 @@ fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
         conns: Mutex::new(Vec::new()),
         errors: Mutex::new(Vec::new()),
         on_sent: Mutex::new(None),
+        calls_in_completions: AtomicBool::new(false),
     }));
     let module = Arc::new(FakeModule {
         client,
@@ -404,6 +466,24 @@ fn a_call_after_detach_and_an_open_socket_at_detach_are_violations() {
         violations[1].contains("WskSend called after the detach"),
         "{violations:?}"
     );
+    s.wsk.stop();
+}
+
+#[test]
+fn a_wsk_call_inside_a_completion_routine_is_a_violation() {
+    let s = setup(InlineMode::Never, &["127.0.0.1:0"]);
+    wait_for("listener", || s.wsk.listening().len() == 1);
+    assert_eq!(s.contract.count(), 0, "{:?}", s.contract.violations());
+    s.client.calls_in_completions.store(true, Ordering::SeqCst);
+    let mut stream = TcpStream::connect(s.wsk.listening()[0]).unwrap();
+    stream.write_all(b"x").unwrap();
+    wait_for("the violation", || s.contract.count() > 0);
+    let violations = s.contract.violations();
+    assert!(
+        violations[0].contains("WskSend called inside an IoCompletion routine"),
+        "{violations:?}"
+    );
+    s.client.calls_in_completions.store(false, Ordering::SeqCst);
     s.wsk.stop();
 }
 

@@ -12,6 +12,11 @@
 //! was given — before the operation returns (inline completion) or later on any thread at
 //! IRQL <= `DISPATCH_LEVEL`, as WSK completes IRPs. The core never blocks and never waits.
 //!
+//! The core makes no call into WSK from inside [`SocketRef::complete`] or
+//! [`SocketRef::accept_event`] (an `IoCompletion` routine, `WskAcceptEvent`): a socket's calls
+//! are made only by [`SocketRef::run_scheduled`], which the adapter runs when the core asks
+//! with [`Provider::schedule`].
+//!
 //! The core guarantees, per socket, at most one outstanding operation of each [`OpKind`], and
 //! that no operation on a socket is *executing* (called and not yet returned) when it calls
 //! [`Provider::close`]; operations still *pending* (returned, not completed) are allowed there,
@@ -156,6 +161,16 @@ pub trait Provider: Sized + Send + Sync + 'static {
         kind: SocketKind,
         buffer: Option<NonNull<[u8]>>,
     ) -> Result<Self::SocketIo, NtStatus>;
+
+    /// Calls [`SocketRef::run_scheduled`] with `token` later, once, outside every `IoCompletion`
+    /// routine and WSK event callback (kernel: queues the socket's `IO_WORKITEM`, which runs
+    /// at `PASSIVE_LEVEL` on a system worker thread and keeps the driver loaded meanwhile).
+    /// Called at IRQL <= `DISPATCH_LEVEL`, also from inside a completion or an accept event;
+    /// must not block, and cannot fail (the work item is part of the `SocketIo`). The core
+    /// never has two schedules of one socket outstanding: it schedules only as the socket's
+    /// runner, and that run ends inside `run_scheduled`. Not a call into WSK: allowed without
+    /// rundown protection.
+    fn schedule(&self, io: &Self::SocketIo, token: SocketRef<Self>);
 
     /// `WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS)` with `WSK_EVENT_ACCEPT`: synchronous,
     /// made once per binding before the first socket is created.

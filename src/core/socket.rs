@@ -6,6 +6,13 @@
 //! and makes the next provider calls. So calls on one socket never overlap, an inline
 //! completion never recurses, and nothing ever waits.
 //!
+//! The runner never runs where it became the runner: whoever posts the first event of a run
+//! (a completion routine, an accept event, a detach, the code installing the socket) hands the
+//! run to [`Provider::schedule`], and the provider calls [`SocketRef::run_scheduled`] later,
+//! outside every WSK callback (kernel: the socket's work item). So no WSK function is called
+//! from an `IoCompletion` routine or from inside `WskAcceptEvent`, as WSK's rules ask
+//! (`network/using-irps-with-winsock-kernel-functions`, `ddi/wsk/nc-wsk-pfn_wsk_close_socket`).
+//!
 //! ```text
 //! listener:   start ─WskSocket─▶ created ─WskBind─▶ listening ─(close request / dead)─▶
 //! connection: start ─▶ echoing (receive ⇄ send) ─FIN─▶ drain sends ─WskDisconnect─▶
@@ -112,6 +119,9 @@ pub struct Socket<P: Provider> {
     /// A connection's peer, when WSK gave it.
     remote: Option<SocketAddr>,
     serializer: Serializer,
+    /// The batch a scheduled run starts with (written by the poster that became the runner,
+    /// read by [`SocketRef::run_scheduled`]; the runner role orders the two).
+    scheduled: UnsafeCell<u32>,
     setup: UnsafeCell<Option<Completion<P::Socket>>>,
     received: UnsafeCell<Option<Completion<P::Socket>>>,
     sent: UnsafeCell<Option<Completion<P::Socket>>>,
@@ -234,6 +244,7 @@ impl<P: Provider> Socket<P> {
             local,
             remote,
             serializer: Serializer::new(),
+            scheduled: UnsafeCell::new(0),
             setup: UnsafeCell::new(None),
             received: UnsafeCell::new(None),
             sent: UnsafeCell::new(None),
@@ -285,7 +296,9 @@ impl<P: Provider> Socket<P> {
         unsafe { self.binding.as_ref() }
     }
 
-    /// Posts `events`; if that makes the caller the runner, runs the state machine.
+    /// Posts `events`; if that makes the caller the runner, schedules the run
+    /// ([`Provider::schedule`]): the caller may be inside a WSK callback, where no WSK call
+    /// may be made.
     ///
     /// # Safety
     /// `this` is live and stays live during the call (a reference, an outstanding operation,
@@ -295,7 +308,36 @@ impl<P: Provider> Socket<P> {
         let socket = unsafe { this.as_ref() };
         if let Some(batch) = socket.serializer.post(events) {
             // SAFETY: we are the runner of a live socket.
-            unsafe { Self::run(this, batch) };
+            unsafe { Self::schedule(this, batch) };
+        }
+    }
+
+    /// Hands the run the caller became the runner of to the provider, under a reference of
+    /// its own (dropped by [`SocketRef::run_scheduled`]): the caller's reason for the socket
+    /// being alive ends when the caller returns.
+    ///
+    /// # Safety
+    /// The caller became the runner of live socket `this`, with `batch`.
+    unsafe fn schedule(this: NonNull<Self>, batch: u32) {
+        // SAFETY: live per the caller.
+        let socket = unsafe { this.as_ref() };
+        // SAFETY: only the runner touches `scheduled`, and we are it until the scheduled run
+        // takes over (the provider's queueing orders our write before its read).
+        socket.scheduled.with_mut(|b| unsafe { *b = batch });
+        let b = socket.binding();
+        b.slots().add_ref(socket.slot);
+        if let (Some(provider), Some(io)) = (b.provider(), socket.io.as_ref()) {
+            provider.schedule(io, socket.token());
+        } else {
+            // Never happens: a published socket has its I/O, and the provider is dropped only
+            // at cleanup, after every socket is freed. Should it, run here rather than lose
+            // the events.
+            log_error!(
+                socket.platform(),
+                "internal: a socket to run has no provider"
+            );
+            // SAFETY: forwarded: we are the runner, and hold the reference just taken.
+            unsafe { SocketRef { ptr: this }.run_scheduled() };
         }
     }
 
@@ -863,6 +905,25 @@ impl<P: Provider> SocketRef<P> {
         unsafe { Socket::post(self.ptr, event) };
     }
 
+    /// Runs the socket's state machine for the run [`Provider::schedule`] was given this token
+    /// for: processes the pending events, makes the provider calls they lead to, and may free
+    /// the socket and complete the binding's detach. The token must not be used afterwards.
+    ///
+    /// # Safety
+    /// Called exactly once per [`Provider::schedule`] call, with its token, at IRQL <=
+    /// `DISPATCH_LEVEL`, outside every `IoCompletion` routine and WSK event callback (kernel: the
+    /// socket's work item, at `PASSIVE_LEVEL`).
+    pub unsafe fn run_scheduled(self) {
+        // SAFETY: `schedule` took a reference for this run, dropped below.
+        let socket = unsafe { self.ptr.as_ref() };
+        // SAFETY: we hold the runner role `schedule`'s caller took; only the runner touches it.
+        let batch = socket.scheduled.with(|b| unsafe { *b });
+        // SAFETY: the runner of a live socket.
+        unsafe { Socket::run(self.ptr, batch) };
+        // SAFETY: drops the reference `schedule` took; the socket is not used afterwards.
+        unsafe { Socket::unref(self.ptr) };
+    }
+
     /// `WskAcceptEvent` on a listener's token, at IRQL <= `DISPATCH_LEVEL`. `accepted` is the
     /// new socket (`None`: the listening socket stopped working, so it is closed; the result
     /// is then an error to ignore), `remote` the peer's address when known.
@@ -933,8 +994,8 @@ impl<P: Provider> Accepted<P> {
         self.token
     }
 
-    /// Starts the connection: its first receive is issued, or a close requested meanwhile
-    /// (detach) is carried out. Call it after writing the accept event's out-parameters,
+    /// Starts the connection: its first run is scheduled (the first receive, or a close
+    /// requested meanwhile by a detach). Call it after writing the accept event's out-parameters,
     /// before the accept event returns `STATUS_SUCCESS`.
     pub fn start(self) {
         drop(self); // `Drop` posts the start.

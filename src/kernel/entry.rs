@@ -75,6 +75,7 @@ pub unsafe extern "system" fn driver_entry(
 
     // SAFETY: DriverEntry runs once, before NMR (the only other user) knows the driver.
     let client = unsafe { WSKECHO_GLOBALS.init(config.config()) };
+    WSKECHO_GLOBALS.set_driver_object(driver);
     drop(config);
     client.log_config();
     let mut handle: HANDLE = core::ptr::null_mut();

@@ -11,7 +11,7 @@ use core::{
     cell::UnsafeCell,
     ffi::c_void,
     mem::MaybeUninit,
-    ptr,
+    ptr::{self, NonNull},
     sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 
@@ -19,7 +19,7 @@ use wdk_sys::{
     _EVENT_TYPE::SynchronizationEvent,
     _KWAIT_REASON::Executive,
     _MODE::KernelMode,
-    HANDLE, KEVENT,
+    DRIVER_OBJECT, HANDLE, KEVENT,
     ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
 };
 
@@ -42,6 +42,8 @@ pub struct DriverGlobals {
     ready: AtomicBool,
     /// The handle from `NmrRegisterClient`.
     nmr_client: AtomicPtr<c_void>,
+    /// The driver object (`DriverEntry`'s), which the sockets' work items are initialised on.
+    driver: AtomicPtr<DRIVER_OBJECT>,
     /// Synchronization event set by the cleanup callback that frees the last binding.
     bindings_gone: UnsafeCell<KEVENT>,
 }
@@ -57,6 +59,7 @@ pub static WSKECHO_GLOBALS: DriverGlobals = DriverGlobals {
     client: UnsafeCell::new(MaybeUninit::uninit()),
     ready: AtomicBool::new(false),
     nmr_client: AtomicPtr::new(ptr::null_mut()),
+    driver: AtomicPtr::new(ptr::null_mut()),
     // SAFETY: KEVENT is plain data for which all-zero is a valid (not yet initialised) value;
     // KeInitializeEvent runs before any use.
     bindings_gone: UnsafeCell::new(unsafe { core::mem::zeroed() }),
@@ -106,6 +109,17 @@ impl DriverGlobals {
             // SAFETY: initialised and, per the caller, unused from now on.
             unsafe { ptr::drop_in_place(storage) };
         }
+    }
+
+    /// Remembers the driver object, before anything can create a socket (`DriverEntry`, before
+    /// `NmrRegisterClient`). It stays valid until `Unload` returns, after every socket is gone.
+    pub fn set_driver_object(&self, driver: *mut DRIVER_OBJECT) {
+        self.driver.store(driver, Ordering::Release);
+    }
+
+    /// The driver object, once `DriverEntry` stored it.
+    pub fn driver_object(&self) -> Option<NonNull<DRIVER_OBJECT>> {
+        NonNull::new(self.driver.load(Ordering::Acquire))
     }
 
     /// Remembers the NMR client handle.

@@ -11,6 +11,7 @@
 //! * `nmr_client` — static NMR registration data and the three NMR client callbacks.
 //! * `provider` — the core's `Provider` over the WSK dispatch tables, one per binding.
 //! * `socket_io`, `irp`, `mdl`, `completion` — per-socket IRPs and MDL, completion routines.
+//! * `work_item` — the per-socket `IO_WORKITEM` every WSK call on the socket is made from.
 //! * `events` — `WskAcceptEvent` and the static listen dispatch.
 //! * `platform`, `log_line` — tagged pool and `DbgPrintEx`.
 //! * `registry` — reading `<service key>\Parameters`.
@@ -46,6 +47,7 @@ mod registry;
 mod remove_lock;
 mod socket_io;
 mod unload;
+mod work_item;
 
 /// Kernel pool allocator (non-paged, tagged) behind `alloc`.
 #[cfg(not(test))]

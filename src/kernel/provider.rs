@@ -7,6 +7,10 @@
 //! call cannot be made at all (a missing dispatch entry, a range outside the MDL), the method
 //! reports the failure by completing the token inline, which the core allows.
 //!
+//! The core makes these calls only from a socket's work item (`work_item.rs`, `PASSIVE_LEVEL`)
+//! and, for `WskControlClient`, from `ClientAttachProvider`; never from a completion routine
+//! or `WskAcceptEvent`. [`Provider::schedule`] queues that work item.
+//!
 //! IRQL: every method may be called at IRQL <= `DISPATCH_LEVEL`; the WSK functions used accept
 //! that (their `PFN_WSK_*` reference pages), `WskControlClient` included
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_control_client>),
@@ -239,6 +243,13 @@ impl Provider for WskProvider {
     type SocketIo = WskSocketIo;
     type Platform = KernelPlatform;
     type DetachHandle = HANDLE;
+
+    fn schedule(&self, io: &WskSocketIo, token: SocketRef<Self>) {
+        // SAFETY: the core schedules a socket only as its runner, once per run, so its work
+        // item is not queued; the run's reference keeps the socket (and `io`) alive until
+        // the routine has run.
+        unsafe { io.work_item().queue(token) };
+    }
 
     fn new_socket_io(
         &self,

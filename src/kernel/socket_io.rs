@@ -1,5 +1,6 @@
-//! Per-socket I/O resources: one driver-owned IRP per operation kind, the connection's MDL, and
-//! the memory WSK reads while an operation is outstanding (the `WSK_BUF`s, the bind address).
+//! Per-socket I/O resources: one driver-owned IRP per operation kind, the connection's MDL, the
+//! memory WSK reads while an operation is outstanding (the `WSK_BUF`s, the bind address), and
+//! the socket's work item (`work_item.rs`).
 //!
 //! The core keeps at most one outstanding operation of each [`OpKind`] per socket, so each
 //! [`OpSlot`] is used by one operation at a time, and it drops a `SocketIo` only when no
@@ -8,7 +9,7 @@
 
 use core::{cell::UnsafeCell, ptr::NonNull};
 
-use super::{address::SockaddrStorage, irp::OwnedIrp, mdl::OwnedMdl};
+use super::{address::SockaddrStorage, irp::OwnedIrp, mdl::OwnedMdl, work_item::OwnedWorkItem};
 use crate::{
     core::provider::{OpKind, SocketKind},
     ffi::wsk::WSK_BUF,
@@ -81,6 +82,7 @@ pub struct WskSocketIo {
     disconnect: Option<OpSlot>,
     close: OpSlot,
     mdl: Option<OwnedMdl>,
+    work_item: OwnedWorkItem,
 }
 
 impl WskSocketIo {
@@ -111,7 +113,13 @@ impl WskSocketIo {
             disconnect,
             close: OpSlot::allocate()?,
             mdl,
+            work_item: OwnedWorkItem::allocate()?,
         })
+    }
+
+    /// The socket's work item.
+    pub const fn work_item(&self) -> &OwnedWorkItem {
+        &self.work_item
     }
 
     /// The slot of `kind`, if this socket has one.

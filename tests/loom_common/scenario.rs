@@ -152,6 +152,7 @@ impl Scenario {
                 })
         };
         self.world.attach_returned();
+        self.world.run_work_items();
         if status != NtStatus::SUCCESS {
             violated(format_args!("attach returned {status}"));
         }
@@ -174,6 +175,7 @@ impl Scenario {
             })
         };
         world.attach_returned();
+        world.run_work_items();
         if status != NtStatus::SUCCESS {
             violated(format_args!("attach returned {status}"));
         }

@@ -15,6 +15,13 @@
 //!   on entry and on return, and so do `close` and dropping the socket's I/O resources: calls on
 //!   one socket must be ordered, and the free must come after all of them.
 //!
+//! * *Execution context*: [`Provider::schedule`] queues the token for the thread that
+//!   scheduled it, which runs it once its outermost callback (completion, accept event,
+//!   detach, attach) has returned — as a work item runs after the callback that queued it.
+//!   A call into WSK while the calling thread is inside a completion or an accept event fails
+//!   the model. (A work item runs on its scheduler's thread: the core does nothing with the
+//!   socket after scheduling, and program order carries the hand-over to loom.)
+//!
 //! The bookkeeping itself (a `std` mutex and `std` `Arc`s) is invisible to loom: it adds neither
 //! scheduling points nor happens-before edges, so it cannot hide a missing edge in the core.
 //! Being invisible, it is also not considered by loom's partial-order reduction, which explores
@@ -173,6 +180,12 @@ struct State {
     attach_returned: bool,
     /// The thread that called `ClientDetachProvider`.
     detach_thread: Option<thread::ThreadId>,
+    /// Work items queued by `schedule`: the scheduling thread, the socket I/O, the token.
+    scheduled: Vec<(thread::ThreadId, usize, SocketRef<TestProvider>)>,
+    /// Threads inside a completion or an accept event, with their nesting depth.
+    in_callback: Vec<(thread::ThreadId, usize)>,
+    /// Threads running work items.
+    running_work: Vec<thread::ThreadId>,
 }
 
 /// The model world: the WSK subsystem and the NMR of one execution.
@@ -289,10 +302,73 @@ impl World {
         self.completes_setup.store(true, Relaxed);
     }
 
+    // ---- execution contexts ----
+
+    /// Runs `f` as WSK runs a completion routine or an accept event on this thread (no call
+    /// into WSK may be made inside), then this thread's work items.
+    fn callback<R>(&self, f: impl FnOnce() -> R) -> R {
+        let me = thread::current().id();
+        {
+            let mut state = self.state();
+            match state.in_callback.iter_mut().find(|(t, _)| *t == me) {
+                Some((_, depth)) => *depth += 1,
+                None => state.in_callback.push((me, 1)),
+            }
+        }
+        let result = f();
+        {
+            let mut state = self.state();
+            if let Some(i) = state.in_callback.iter().position(|(t, _)| *t == me) {
+                state.in_callback[i].1 -= 1;
+                if state.in_callback[i].1 == 0 {
+                    state.in_callback.swap_remove(i);
+                }
+            }
+        }
+        self.run_work_items();
+        result
+    }
+
+    /// Runs the work items this thread scheduled, unless it is inside a callback or already
+    /// running work items (then the outermost one runs them when it returns).
+    pub fn run_work_items(&self) {
+        let me = thread::current().id();
+        {
+            let mut state = self.state();
+            if state.in_callback.iter().any(|(t, _)| *t == me) || state.running_work.contains(&me) {
+                return;
+            }
+            state.running_work.push(me);
+        }
+        loop {
+            let next = {
+                let mut state = self.state();
+                let index = state.scheduled.iter().position(|(t, _, _)| *t == me);
+                let next = index.map(|i| state.scheduled.remove(i).2);
+                drop(state);
+                next
+            };
+            let Some(token) = next else { break };
+            // SAFETY: one run per `schedule`, on a thread outside every callback.
+            unsafe { token.run_scheduled() };
+        }
+        self.state().running_work.retain(|t| *t != me);
+    }
+
     // ---- calls into WSK ----
 
     fn enter(&self, io: Option<usize>, call: &str) {
         let mut state = self.state();
+        if state
+            .in_callback
+            .iter()
+            .any(|(t, _)| *t == thread::current().id())
+        {
+            drop(state);
+            violated(format_args!(
+                "{call} called inside a completion routine or an accept event"
+            ));
+        }
         if state.detach_completions > 0
             || matches!(state.detach_status, Some(s) if s == NtStatus::SUCCESS)
         {
@@ -442,7 +518,7 @@ impl World {
             }
         }
         // SAFETY: the token was given with this operation, which completes exactly once, here.
-        unsafe { op.token.complete(completion) };
+        self.callback(|| unsafe { op.token.complete(completion) });
     }
 
     /// Completes `op` successfully (listener setup, and I/O of the size asked for).
@@ -487,13 +563,15 @@ impl World {
             (token, state.ios.len())
         };
         let socket = TestSocket(self.state().sockets);
-        // SAFETY: the listener's close has not completed (checked above, and it cannot complete
-        // while this callback runs), so its token is valid.
-        let result = unsafe {
-            token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote()))
-        }
-        // As the kernel's accept event: out-parameters written (NULL), then the start.
-        .map(wskecho::core::socket::Accepted::start);
+        let result = self.callback(|| {
+            // SAFETY: the listener's close has not completed (checked above, and it cannot
+            // complete while this callback runs), so its token is valid.
+            unsafe {
+                token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote()))
+            }
+            // As the kernel's accept event: out-parameters written (NULL), then the start.
+            .map(wskecho::core::socket::Accepted::start)
+        });
         let listener_closing = {
             let mut state = self.state();
             state.ios[listener].callbacks -= 1;
@@ -634,6 +712,8 @@ impl World {
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
         // SAFETY: NMR calls detach once per binding (the callers model that), on a live binding.
         let status = unsafe { binding.detach() };
+        // The closes the detach requested are made by work items, after the callback returned.
+        self.run_work_items();
         {
             let mut state = self.state();
             state.detach_status = Some(status);
@@ -753,6 +833,8 @@ impl World {
                 .then(|| "cleanup did not report the last binding gone".to_owned()),
             (!state.pending.is_empty())
                 .then(|| format!("operations never completed: {:?}", state.pending)),
+            (!state.scheduled.is_empty())
+                .then(|| format!("{} work item(s) never ran", state.scheduled.len())),
             state
                 .ios
                 .iter()
@@ -887,6 +969,19 @@ impl Provider for TestProvider {
             world: Arc::clone(&self.world),
             cell: Causality::new(),
         })
+    }
+
+    fn schedule(&self, io: &TestIo, token: SocketRef<Self>) {
+        let mut state = self.world.state();
+        if state
+            .scheduled
+            .iter()
+            .any(|(_, queued, _)| *queued == io.id)
+        {
+            drop(state);
+            violated(format_args!("a socket's work item queued twice"));
+        }
+        state.scheduled.push((thread::current().id(), io.id, token));
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {

@@ -58,6 +58,12 @@ void provider_finish(void);   /* wsk.c: end-of-run checks */
 void provider_entry_returned(NTSTATUS status);
 void provider_unload_returned(void);
 
+/* verifier.c: the WSK callback executing on this thread ("an IoCompletion routine",
+ * "WskAcceptEvent"), NULL outside; callback_enter returns the previous one for callback_leave */
+const char *callback_current(void);
+const char *callback_enter(const char *what);
+void callback_leave(const char *previous);
+
 /* completion of a driver IRP (wsk.c) */
 NTSTATUS submit_irp(IRP *irp, const char *op, int sock_id);
 void complete_irp(IRP *irp, NTSTATUS status, ULONG_PTR information);

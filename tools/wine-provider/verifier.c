@@ -377,6 +377,138 @@ static void WINAPI hook_KeBugCheckEx(ULONG code, ULONG_PTR p1, ULONG_PTR p2, ULO
     KeBugCheckEx(code, p1, p2, p3, p4);
 }
 
+/* ------------------------------------------------------------------ work items
+ *
+ * IoSizeofWorkItem, IoInitializeWorkItem, IoUninitializeWorkItem and IoQueueWorkItemEx are not
+ * in Wine 8.0's ntoskrnl; supplied here over the process thread pool, with the kernel's rules
+ * checked (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioqueueworkitemex,
+ * .../nf-wdm-ioinitializeworkitem, .../nf-wdm-iouninitializeworkitem): only an initialised item
+ * that is not queued may be queued or uninitialised; the queue is DelayedWorkQueue; the system
+ * dequeues the item before its routine runs, so the routine may free or requeue it. While a
+ * routine runs the I/O manager holds a reference on the driver object: the Unload wrapper waits
+ * for running routines before the image can go. */
+
+#define WORK_ITEM_MAGIC 0x57497465u /* "eTIW" */
+
+/* IO_WORKITEM_ROUTINE_EX (wdm.h; not in Wine 8.0's headers):
+ * https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-io_workitem_routine_ex */
+typedef void (WINAPI *PIO_WORKITEM_ROUTINE_EX)(void *io_object, void *context, PIO_WORKITEM item);
+
+struct work_item
+{
+    ULONG magic;
+    LONG queued;
+    void *io_object;
+    PIO_WORKITEM_ROUTINE_EX routine;
+    void *context;
+};
+
+static LONG work_items_live, work_items_running, work_items_run;
+static DWORD callback_tls = TLS_OUT_OF_INDEXES;
+
+const char *callback_current(void)
+{
+    return callback_tls == TLS_OUT_OF_INDEXES ? NULL : TlsGetValue(callback_tls);
+}
+
+const char *callback_enter(const char *what)
+{
+    const char *previous = callback_current();
+    if (callback_tls != TLS_OUT_OF_INDEXES) TlsSetValue(callback_tls, (void *)what);
+    return previous;
+}
+
+void callback_leave(const char *previous)
+{
+    if (callback_tls != TLS_OUT_OF_INDEXES) TlsSetValue(callback_tls, (void *)previous);
+}
+
+static ULONG WINAPI hook_IoSizeofWorkItem(void)
+{
+    return sizeof(struct work_item);
+}
+
+static void WINAPI hook_IoInitializeWorkItem(void *io_object, PIO_WORKITEM item)
+{
+    struct work_item *w = (struct work_item *)item;
+    if (!io_object) violation("work-item", "IoInitializeWorkItem without a driver or device object");
+    w->magic = WORK_ITEM_MAGIC;
+    w->queued = 0;
+    w->io_object = io_object;
+    w->routine = NULL;
+    w->context = NULL;
+    InterlockedIncrement(&work_items_live);
+}
+
+static void WINAPI hook_IoUninitializeWorkItem(PIO_WORKITEM item)
+{
+    struct work_item *w = (struct work_item *)item;
+    if (w->magic != WORK_ITEM_MAGIC)
+    {
+        violation("work-item", "IoUninitializeWorkItem on %p, which is not an initialised work item", item);
+        return;
+    }
+    if (w->queued) violation("work-item", "IoUninitializeWorkItem on queued work item %p", item);
+    w->magic = 0;
+    InterlockedDecrement(&work_items_live);
+}
+
+static DWORD WINAPI work_item_thread(void *arg)
+{
+    struct work_item *w = arg;
+    PIO_WORKITEM_ROUTINE_EX routine = w->routine;
+    void *io_object = w->io_object, *context = w->context;
+    InterlockedIncrement(&work_items_running);
+    InterlockedIncrement(&work_items_run);
+    InterlockedExchange(&w->queued, 0); /* dequeued before the routine runs */
+    routine(io_object, context, (PIO_WORKITEM)w);
+    /* the routine may have freed or requeued the item: not touched again */
+    InterlockedDecrement(&work_items_running);
+    return 0;
+}
+
+static void WINAPI hook_IoQueueWorkItemEx(PIO_WORKITEM item, PIO_WORKITEM_ROUTINE_EX routine,
+                                          WORK_QUEUE_TYPE queue, void *context)
+{
+    struct work_item *w = (struct work_item *)item;
+    if (w->magic != WORK_ITEM_MAGIC)
+    {
+        violation("work-item", "IoQueueWorkItemEx on %p, which is not an initialised work item", item);
+        return;
+    }
+    if (queue != DelayedWorkQueue)
+        violation("work-item", "IoQueueWorkItemEx with queue type %d (drivers must use DelayedWorkQueue)", queue);
+    if (InterlockedExchange(&w->queued, 1))
+    {
+        violation("work-item", "IoQueueWorkItemEx on work item %p, which is already queued", item);
+        return;
+    }
+    w->routine = routine;
+    w->context = context;
+    if (!QueueUserWorkItem(work_item_thread, w, WT_EXECUTEDEFAULT))
+    {
+        violation("work-item", "the provider could not queue work item %p (error %lu)", item, GetLastError());
+        InterlockedExchange(&w->queued, 0);
+    }
+}
+
+/* The I/O manager's reference on the driver object while a routine runs: Unload may return,
+ * but the image stays until the routine has returned. */
+static void wait_for_work_items(void)
+{
+    DWORD t0 = GetTickCount();
+    while (InterlockedCompareExchange(&work_items_running, 0, 0))
+    {
+        if (GetTickCount() - t0 > 10000)
+        {
+            violation("work-item", "%ld work item routine(s) still running 10 s after DriverUnload returned",
+                      work_items_running);
+            return;
+        }
+        Sleep(1);
+    }
+}
+
 static const struct { const char *name; void *hook; } hooks[] =
 {
     { "ExAllocatePool2", hook_ExAllocatePool2 },
@@ -391,6 +523,10 @@ static const struct { const char *name; void *hook; } hooks[] =
     { "DbgPrintEx", hook_DbgPrintEx },
     { "DbgPrint", hook_DbgPrint },
     { "KeBugCheckEx", hook_KeBugCheckEx },
+    { "IoSizeofWorkItem", hook_IoSizeofWorkItem },
+    { "IoInitializeWorkItem", hook_IoInitializeWorkItem },
+    { "IoUninitializeWorkItem", hook_IoUninitializeWorkItem },
+    { "IoQueueWorkItemEx", hook_IoQueueWorkItemEx },
 };
 
 static IMAGE_IMPORT_DESCRIPTOR *imports(void *base, ULONG *size)
@@ -459,6 +595,7 @@ static void WINAPI hook_Unload(DRIVER_OBJECT *driver)
     plog("DriverUnload called");
     original_unload(driver);
     plog("DriverUnload returned after %lu ms", GetTickCount() - t0);
+    wait_for_work_items();
     provider_unload_returned();
 }
 
@@ -555,6 +692,12 @@ void verifier_finish_run(const char *why)
     }
     if (leaked_irps) { InterlockedIncrement(&violations); plog("LEAK %d IRP(s)", leaked_irps); }
     if (leaked_mdls) { InterlockedIncrement(&violations); plog("LEAK %d MDL(s)", leaked_mdls); }
+    if (work_items_live)
+    {
+        InterlockedIncrement(&violations);
+        plog("LEAK %ld work item(s) never uninitialised", work_items_live);
+    }
+    plog("work items: %ld routine(s) run", work_items_run);
     plog("counters: pool %ld allocated %ld freed, IRPs %ld allocated %ld freed, MDLs %ld allocated %ld freed, "
          "allocations seen %ld",
          count_alloc[OBJ_POOL], count_free[OBJ_POOL], count_alloc[OBJ_IRP], count_free[OBJ_IRP],
@@ -595,6 +738,7 @@ BOOL WINAPI DllMain(HINSTANCE instance, DWORD reason, void *reserved)
         self_module = instance;
         InitializeCriticalSection(&log_cs);
         InitializeCriticalSection(&table_cs);
+        callback_tls = TlsAlloc();
         /* Never unloaded: worker threads may still be leaving provider code when the driver is
          * unloaded, and the verdict is written from the driver's unload notification. */
         GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,

@@ -209,9 +209,13 @@ static NTSTATUS WINAPI irp_trampoline(DEVICE_OBJECT *device, IRP *irp, void *con
     int id = t->sock_id;
     NTSTATUS ret;
 
+    const char *previous;
+
     HeapFree(GetProcessHeap(), 0, t);
     irp_set_in_flight(irp, FALSE, NULL);
+    previous = callback_enter("an IoCompletion routine");
     ret = routine(device, irp, driver_context);
+    callback_leave(previous);
     if (ret != STATUS_MORE_PROCESSING_REQUIRED)
     {
         violation("completion-routine", "the completion routine of %s (socket #%d) returned %#lx, not "
@@ -318,8 +322,15 @@ static struct sock *sock_from(WSK_SOCKET *ws, const char *op)
     return s;
 }
 
+/* Every WSK call passes here: none may be made inside a completion routine
+ * (https://learn.microsoft.com/windows-hardware/drivers/network/using-irps-with-winsock-kernel-functions)
+ * or an event callback (WskCloseSocket waits for those:
+ * https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_close_socket). */
 static BOOL binding_usable(struct binding *b, const char *op, int sock_id)
 {
+    const char *inside = callback_current();
+    if (inside)
+        violation("wsk-context", "%s (socket #%d) called inside %s", op, sock_id, inside);
     if (b->detach_done)
     {
         violation("after-detach", "%s (socket #%d) after the client's detach of binding %d completed", op, sock_id, b->id);
@@ -857,6 +868,7 @@ static DWORD WINAPI accept_thread(void *arg)
         struct sock *cs;
         void *ctx = NULL;
         const WSK_CLIENT_CONNECTION_DISPATCH *cd = NULL;
+        const char *previous;
         NTSTATUS ret;
         DWORD t0;
         u_long nb = 1;
@@ -879,8 +891,10 @@ static DWORD WINAPI accept_thread(void *arg)
         cs->accept_ctx = ACCEPT_OUT_UNWRITTEN;
         InterlockedExchange(&cs->accept_pending, 1);
         t0 = GetTickCount();
+        previous = callback_enter("WskAcceptEvent");
         ret = ld->WskAcceptEvent(ls->context, 0, (SOCKADDR *)&local, (SOCKADDR *)&remote, &cs->wsk,
                                  (void **)&cs->accept_ctx, &cd);
+        callback_leave(previous);
         InterlockedExchange(&cs->accept_pending, 0);
         ctx = cs->accept_ctx;
         if (GetTickCount() - t0 > 2000)

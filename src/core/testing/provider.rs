@@ -1,6 +1,12 @@
 //! A [`Provider`] test double: records every call, keeps operations pending until the test
 //! completes them (in any order), and checks the contract of `provider.rs` on every call.
 //!
+//! Work items: [`Provider::schedule`] queues the token; the queue runs when the outermost
+//! callback the test delivered (a completion, an accept event, the attach, the detach) has
+//! returned, as a worker thread would run it. A call into WSK made while a completion or an
+//! accept event is executing is a violation (WSK forbids calls from `IoCompletion` routines, and
+//! a close inside `WskAcceptEvent`).
+//!
 //! Checked: no call into WSK after the detach completed; no call on a socket whose close was
 //! issued (other than none at all) or completed; at most one outstanding operation of each
 //! kind per socket; `close` at most once; `detach_complete` exactly once and only after a
@@ -17,6 +23,7 @@ extern crate std;
 
 use ::core::{net::SocketAddr, ops::Range, ptr::NonNull};
 use std::{
+    collections::VecDeque,
     format,
     string::String,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -32,6 +39,16 @@ use crate::core::{
     testing::TestPlatform,
     wsk_version::WskVersionRange,
 };
+
+/// The entry [`World::timeline`] has where a work item started running.
+pub const WORK_ITEM: &str = "work_item";
+
+std::thread_local! {
+    /// Completions and accept events executing on this thread (nested: an inline completion).
+    static CALLBACKS: ::core::cell::Cell<usize> = const { ::core::cell::Cell::new(0) };
+    /// This thread is running work items.
+    static RUNNING_WORK: ::core::cell::Cell<bool> = const { ::core::cell::Cell::new(false) };
+}
 
 /// A socket handle of the test WSK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -136,6 +153,10 @@ struct State {
     violations: Vec<String>,
     /// The socket of the accept event executing now, until its out-parameters are written.
     accepting: Option<TestSocket>,
+    /// Work items queued by `schedule`, not yet run.
+    scheduled: VecDeque<(usize, SocketRef<TestProvider>)>,
+    /// Work items run so far.
+    work_items_run: usize,
 }
 
 /// The test WSK subsystem + NMR (shared by the providers of successive bindings).
@@ -167,6 +188,8 @@ impl World {
                 client: 0,
                 violations: Vec::new(),
                 accepting: None,
+                scheduled: VecDeque::new(),
+                work_items_run: 0,
             }),
         })
     }
@@ -177,6 +200,53 @@ impl World {
 
     fn violation(state: &mut State, what: String) {
         state.violations.push(what);
+    }
+
+    /// Runs `f` as WSK runs a callback into the driver (an `IoCompletion` routine, an accept
+    /// event): no WSK call may be made inside it. Then runs the work items scheduled meanwhile.
+    fn callback<R>(&self, f: impl FnOnce() -> R) -> R {
+        CALLBACKS.with(|c| c.set(c.get() + 1));
+        let result = f();
+        CALLBACKS.with(|c| c.set(c.get() - 1));
+        self.run_work_items();
+        result
+    }
+
+    /// Runs `f` as an NMR callback into the driver (attach, detach): WSK calls are allowed
+    /// there. Then runs the work items scheduled meanwhile.
+    fn nmr_callback<R>(&self, f: impl FnOnce() -> R) -> R {
+        let result = f();
+        self.run_work_items();
+        result
+    }
+
+    /// Runs the queued work items, as a worker thread does, unless a callback or a work item
+    /// is executing on this thread (then the outermost one runs them when it returns).
+    fn run_work_items(&self) {
+        if CALLBACKS.with(::core::cell::Cell::get) > 0 || RUNNING_WORK.with(|r| r.replace(true)) {
+            return;
+        }
+        loop {
+            let next = {
+                let mut s = self.state();
+                let next = s.scheduled.pop_front();
+                if next.is_some() {
+                    s.work_items_run += 1;
+                }
+                next
+            };
+            let Some((_, token)) = next else { break };
+            self.state().calls.push(WORK_ITEM.into());
+            // SAFETY: one run per `schedule`, outside every callback (`CALLBACKS` is 0).
+            unsafe { token.run_scheduled() };
+        }
+        RUNNING_WORK.with(|r| r.set(false));
+    }
+
+    /// Work items run so far.
+    #[must_use]
+    pub fn work_items_run(&self) -> usize {
+        self.state().work_items_run
     }
 
     /// Sets the completion mode.
@@ -224,7 +294,7 @@ impl World {
         }
         let world = Arc::clone(self);
         // SAFETY: forwarded.
-        unsafe {
+        self.nmr_callback(|| unsafe {
             client.attach_provider(versions, |binding| {
                 let mut s = world.state();
                 if let Some(status) = s.attach_failure.take() {
@@ -236,7 +306,7 @@ impl World {
                     world: Arc::clone(&world),
                 })
             })
-        }
+        })
     }
 
     /// `ClientAttachProvider` for a WSK 1.0 provider.
@@ -265,7 +335,7 @@ impl World {
     /// `ClientDetachProvider`.
     pub fn detach(&self) -> NtStatus {
         // SAFETY: the binding attached and not yet cleaned up (tests call this once).
-        let status = unsafe { self.binding().detach() };
+        let status = self.nmr_callback(|| unsafe { self.binding().detach() });
         let mut s = self.state();
         if status != NtStatus::SUCCESS && status != NtStatus::PENDING {
             Self::violation(&mut s, format!("detach returned {status}"));
@@ -360,7 +430,7 @@ impl World {
             }
         }
         // SAFETY: the operation's token, completed once.
-        unsafe { op.token.complete(completion) };
+        self.callback(|| unsafe { op.token.complete(completion) });
     }
 
     /// Completes `op` successfully: a new socket for Open, full sends, nothing received (use
@@ -459,6 +529,15 @@ impl World {
     /// Every call made so far, in order.
     #[must_use]
     pub fn calls(&self) -> Vec<String> {
+        self.timeline()
+            .into_iter()
+            .filter(|c| c != WORK_ITEM)
+            .collect()
+    }
+
+    /// Every call made so far, in order, with a [`WORK_ITEM`] entry where a work item started.
+    #[must_use]
+    pub fn timeline(&self) -> Vec<String> {
         self.state().calls.clone()
     }
 
@@ -494,6 +573,7 @@ impl World {
             "operations never completed: {:?}",
             s.pending
         );
+        assert!(s.scheduled.is_empty(), "work items never run");
         for (i, r) in s.ios.iter().enumerate() {
             assert!(r.dropped, "socket I/O {i} ({:?}) never freed", r.kind);
             assert!(
@@ -562,13 +642,15 @@ impl World {
         }
         // As the kernel's WskAcceptEvent does: the core decides, the out-parameters are
         // written (here: `accepting` cleared), then the connection starts.
-        // SAFETY: a listener token, its close not completed (checked above).
-        let result = unsafe { listener.accept_event(socket, remote) };
-        self.state().accepting = None;
-        result.map(|accepted| {
-            let token = accepted.token();
-            accepted.start();
-            token
+        self.callback(|| {
+            // SAFETY: a listener token, its close not completed (checked above).
+            let result = unsafe { listener.accept_event(socket, remote) };
+            self.state().accepting = None;
+            result.map(|accepted| {
+                let token = accepted.token();
+                accepted.start();
+                token
+            })
         })
     }
 
@@ -581,6 +663,12 @@ impl World {
     ) -> Option<Op> {
         let mut s = self.state();
         s.calls.push(format!("{call:?}"));
+        if CALLBACKS.with(::core::cell::Cell::get) > 0 {
+            Self::violation(
+                &mut s,
+                format!("{call:?} inside a completion routine or accept event"),
+            );
+        }
         if socket.is_some() && s.accepting == socket {
             Self::violation(
                 &mut s,
@@ -676,6 +764,7 @@ pub struct TestIo {
 impl Drop for TestIo {
     fn drop(&mut self) {
         let mut s = self.world.state();
+        let queued = s.scheduled.iter().any(|(io, _)| *io == self.id);
         let Some(record) = s.ios.get_mut(self.id) else {
             return;
         };
@@ -688,6 +777,8 @@ impl Drop for TestIo {
             ))
         } else if record.executing {
             Some("socket I/O dropped while a call on it is executing".into())
+        } else if queued {
+            Some("socket I/O dropped while its work item is queued".into())
         } else if record.socket.is_some() && !record.closed {
             Some("socket I/O dropped before the socket's close completed".into())
         } else {
@@ -745,6 +836,14 @@ impl Provider for TestProvider {
             id,
             world: Arc::clone(&self.world),
         })
+    }
+
+    fn schedule(&self, io: &TestIo, token: SocketRef<Self>) {
+        let mut s = self.world.state();
+        if s.scheduled.iter().any(|(queued, _)| *queued == io.id) {
+            World::violation(&mut s, "a socket's work item queued twice".into());
+        }
+        s.scheduled.push_back((io.id, token));
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {

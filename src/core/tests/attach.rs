@@ -270,7 +270,13 @@ fn enable_accept_events_failure_opens_no_listener() {
 fn dead_listener_is_closed() {
     let (world, client) = one_listener(8, 512);
     let listener = world.listeners()[0];
+    let before = world.timeline().len();
     assert!(world.accept_with(listener, None, None).is_err());
+    assert_eq!(
+        world.timeline()[before..],
+        ["accept_event(None)", "work_item", "Close"],
+        "the close is made after the accept event returned"
+    );
     let close = world
         .take(|op| op.call == Call::Close)
         .expect("dead listener closed");

@@ -13,18 +13,22 @@ use crate::core::{
 };
 
 #[test]
-fn detach_with_nothing_in_flight_succeeds_inline() {
-    // Inline mode: opens, binds and closes complete before the calls return.
+fn detach_closes_listeners_from_work_items_then_completes() {
+    // Inline mode: opens, binds and closes complete before the calls return. Still the detach
+    // cannot drain inside its callback: the listeners' closes are made by their work items,
+    // which run after the callback returned.
     let world = World::new(Mode::Inline);
     let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
     attach_and_listen(&world, &client);
     assert_eq!(client.stats().snapshot().listeners_open, 2);
     assert_eq!(world.pending_count(), 0);
-    assert_eq!(world.detach(), NtStatus::SUCCESS);
+    let before = world.work_items_run();
+    assert_eq!(world.detach(), NtStatus::PENDING);
+    assert_eq!(world.work_items_run() - before, 2, "one run per listener");
     assert_eq!(
         world.detach_completions(),
-        0,
-        "SUCCESS means no NmrClientDetachProviderComplete"
+        1,
+        "the last close (in a work item) completes the detach"
     );
     assert!(world.cleanup());
     world.assert_finished();

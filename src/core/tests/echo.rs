@@ -46,6 +46,38 @@ fn accepted_connection_posts_its_first_receive_over_the_whole_buffer() {
 }
 
 #[test]
+fn wsk_calls_are_made_by_work_items_after_the_callbacks_returned() {
+    // Inline mode: sends complete inside WskSend, so a completion's follow-up would be made
+    // inside a callback if the runner ran where it became the runner. The double records a
+    // violation for any call made while a completion or an accept event executes.
+    let (world, client) = one_listener(4, 512);
+    world.set_mode(Mode::Inline);
+    let io = connect(&world);
+    let calls = world.timeline();
+    let accept = calls
+        .iter()
+        .rposition(|c| c.starts_with("accept_event"))
+        .expect("accept event");
+    assert_eq!(
+        calls[accept + 1..],
+        ["work_item", "Receive(0..512)"],
+        "the first receive comes from the connection's work item"
+    );
+    let receive = take_receive(&world, io).expect("first receive");
+    let before = world.timeline().len();
+    assert_eq!(world.deliver(receive, b"hello"), 5);
+    assert_eq!(
+        world.timeline()[before..],
+        ["work_item", "Receive(5..512)", "Send(0..5)"],
+        "the receive completion's follow-up (the next receive, then the send, completed \
+         inline) is one work item"
+    );
+    assert!(world.violations().is_empty(), "{:?}", world.violations());
+    world.drain();
+    finish(&world, &client);
+}
+
+#[test]
 fn bytes_come_back_in_order_across_wraparound_with_partial_sends() {
     let (world, client) = one_listener(4, 512);
     let io = connect(&world);
