@@ -72,7 +72,8 @@ impl Binding {
                     .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
                 self.executing.fetch_sub(1, Ordering::SeqCst);
                 self.calls_returned.with(|_| ());
-                if self.rundown.release() {
+                // SAFETY: the reference this call took; the model never frees the rundown.
+                if unsafe { Rundown::release(&self.rundown) } {
                     facts.add("drain owned by a call's release");
                     self.complete_detach();
                 }
@@ -93,7 +94,8 @@ impl Binding {
 
     /// Drops a reference the model holds (the attachment's, or a socket's).
     fn release(&self, facts: &Facts, whose: &'static str) {
-        if self.rundown.release() {
+        // SAFETY: a reference the model holds; the model never frees the rundown.
+        if unsafe { Rundown::release(&self.rundown) } {
             facts.add(whose);
             self.complete_detach();
         }

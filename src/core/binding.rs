@@ -401,7 +401,8 @@ impl<P: Provider> BindingRef<P> {
             platform,
             "detach: dropping the attachment ({in_progress} reference(s) besides it)"
         );
-        if binding.rundown.release() {
+        // SAFETY: our reference; `binding` is not used afterwards unless drained.
+        if unsafe { Rundown::release(&raw const binding.rundown) } {
             log_trace!(platform, "detach complete (nothing in progress)");
             NtStatus::SUCCESS
         } else {
@@ -447,7 +448,8 @@ pub(crate) unsafe fn finish_attach<P: Provider>(this: NonNull<Binding<P>>, provi
         .and_then(|provider| match binding.rundown.try_acquire() {
             Acquisition::Acquired => {
                 let result = provider.enable_accept_events();
-                if binding.rundown.release() {
+                // SAFETY: our reference; `binding` is not used afterwards unless drained.
+                if unsafe { Rundown::release(&raw const binding.rundown) } {
                     log_error!(client.platform(), "internal: rundown drained during attach");
                 }
                 Some(result)
@@ -481,7 +483,8 @@ pub(crate) unsafe fn finish_attach<P: Provider>(this: NonNull<Binding<P>>, provi
             }
         }
     }
-    if binding.rundown.release() {
+    // SAFETY: our reference; `binding` is not used afterwards unless drained.
+    if unsafe { Rundown::release(&raw const binding.rundown) } {
         // SAFETY: drained by our release; nothing touches the binding afterwards.
         unsafe { Binding::complete_detach(this) };
     }

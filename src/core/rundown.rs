@@ -106,7 +106,9 @@ impl Rundown {
         let previous = self.word.fetch_add(REF, Ordering::Acquire);
         if previous & REFUSE == 0 {
             Acquisition::Acquired
-        } else if self.drop_reference() {
+        // SAFETY: our memory is kept alive by the caller (above) while this attempt undoes its
+        // reference.
+        } else if unsafe { Self::drop_reference(self) } {
             Acquisition::RefusedDrained
         } else {
             Acquisition::Refused
@@ -123,24 +125,41 @@ impl Rundown {
     /// Drops a reference. `true` iff this release drained the rundown (no reference left and
     /// closing began, module documentation): exactly one caller ever sees `true` (or
     /// [`Acquisition::RefusedDrained`]).
+    ///
+    /// A raw pointer, not `&self`: once the reference is dropped, another thread may drain the
+    /// rundown and free the block it lives in while this call is still returning, and a
+    /// function's reference arguments must stay valid until it returns. The only reference
+    /// left across that moment is the atomic's own `fetch_sub` receiver, as in `Arc`'s drop.
+    ///
+    /// # Safety
+    /// `this` points to a live rundown on which the caller holds a reference, which this call
+    /// drops. Unless it returns `true`, the caller must treat `this` (and the block around it)
+    /// as freed.
     #[inline]
     #[must_use]
-    pub fn release(&self) -> bool {
-        self.drop_reference()
+    pub unsafe fn release(this: *const Self) -> bool {
+        // SAFETY: forwarded.
+        unsafe { Self::drop_reference(this) }
     }
 
     /// Removes one reference from the word; `true` if the caller now owns the drain.
+    ///
+    /// # Safety
+    /// As [`Rundown::release`].
     #[inline]
-    fn drop_reference(&self) -> bool {
-        let previous = self.word.fetch_sub(REF, Ordering::Release);
-        // Count one → zero, closing began, drain not yet claimed: a candidate.
-        previous == REF | CLOSING && self.claim_drain()
+    unsafe fn drop_reference(this: *const Self) -> bool {
+        // SAFETY: live until the reference this call drops is gone (caller).
+        let word = unsafe { &(*this).word };
+        let previous = word.fetch_sub(REF, Ordering::Release);
+        // Count one → zero, closing began, drain not yet claimed: a candidate. The block is
+        // not freed before the drain is claimed, and only the claimer frees it.
+        previous == REF | CLOSING && Self::claim_drain(word)
     }
 
     /// Claims the drain; `true` for exactly one caller over the rundown's life.
     #[cold]
-    fn claim_drain(&self) -> bool {
-        self.word.fetch_or(DRAINED, CLAIM_ORDERING) & DRAINED == 0
+    fn claim_drain(word: &AtomicUsize) -> bool {
+        word.fetch_or(DRAINED, CLAIM_ORDERING) & DRAINED == 0
     }
 
     /// Starts closing: from now on [`Rundown::try_acquire`] fails. `false` if closing had
@@ -185,6 +204,12 @@ impl Rundown {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    /// `Rundown::release` on a rundown the test owns (never freed under the call).
+    fn release(r: &super::Rundown) -> bool {
+        // SAFETY: `r` outlives the call; the tests release only references they took.
+        unsafe { super::Rundown::release(r) }
+    }
+
     use super::{Acquisition, Ordering, REF, Rundown, SATURATED};
 
     #[test]
@@ -200,8 +225,8 @@ mod tests {
     fn release_without_closing_never_drains() {
         let r = Rundown::new();
         assert_eq!(r.try_acquire(), Acquisition::Acquired);
-        assert!(!r.release());
-        assert!(!r.release(), "count reached zero but closing did not begin");
+        assert!(!release(&r));
+        assert!(!release(&r), "count reached zero but closing did not begin");
         assert!(!r.is_drained());
     }
 
@@ -219,9 +244,9 @@ mod tests {
         assert_eq!(r.references(), 1, "the refused attempt was not taken back");
         r.acquire_held();
         assert_eq!(r.references(), 2);
-        assert!(!r.release());
+        assert!(!release(&r));
         assert!(!r.is_drained());
-        assert!(r.release(), "last release after closing drains");
+        assert!(release(&r), "last release after closing drains");
         assert!(r.is_drained());
     }
 
@@ -232,7 +257,7 @@ mod tests {
             assert_eq!(r.try_acquire(), Acquisition::Acquired);
         }
         assert!(r.begin_close());
-        let drained: usize = (0..6).map(|_| usize::from(r.release())).sum();
+        let drained: usize = (0..6).map(|_| usize::from(release(&r))).sum();
         assert_eq!(drained, 1);
     }
 
@@ -240,7 +265,7 @@ mod tests {
     fn attempts_after_the_drain_are_refused_and_never_drain_again() {
         let r = Rundown::new();
         assert!(r.begin_close());
-        assert!(r.release());
+        assert!(release(&r));
         for _ in 0..3 {
             // Each attempt takes the count from zero to one and back to zero.
             assert_eq!(r.try_acquire(), Acquisition::Refused);
@@ -261,7 +286,7 @@ mod tests {
             SATURATED >> 2,
             "refused attempt not taken back"
         );
-        assert!(!r.release());
+        assert!(!release(&r));
         assert_eq!(
             r.try_acquire(),
             Acquisition::Acquired,
@@ -286,7 +311,7 @@ mod tests {
                         let mut drained = 0;
                         for _ in 0..1000 {
                             drained += match r.try_acquire() {
-                                Acquisition::Acquired => usize::from(r.release()),
+                                Acquisition::Acquired => usize::from(release(&r)),
                                 Acquisition::Refused => 0,
                                 Acquisition::RefusedDrained => 1,
                             };
@@ -296,7 +321,7 @@ mod tests {
                 })
                 .collect();
             assert!(r.begin_close());
-            let mut drained = usize::from(r.release());
+            let mut drained = usize::from(release(&r));
             drained += handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or(usize::MAX))

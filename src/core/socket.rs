@@ -37,7 +37,7 @@ use crate::core::{
     log::{log_error, log_info, log_trace, log_warning},
     pool_box::{CONNECTION_TAG, LISTENER_TAG, PoolBox},
     provider::{Completion, OpKind, Provider, SocketKind},
-    rundown::Acquisition,
+    rundown::{Acquisition, Rundown},
     serializer::Serializer,
     stats::Stats,
     status::NtStatus,
@@ -190,7 +190,8 @@ impl<P: Provider> Socket<P> {
             Err(error) => {
                 b.slots().vacate(slot);
                 // Does not drain: the caller holds a binding reference (or a live listener does).
-                if b.rundown().release() {
+                // SAFETY: the reference taken for this socket or call; `b` is not used unless drained.
+                if unsafe { Rundown::release(b.rundown()) } {
                     // SAFETY: drained; nothing touches the binding afterwards.
                     unsafe { Binding::complete_detach(binding) };
                 }
@@ -218,7 +219,10 @@ impl<P: Provider> Socket<P> {
         Ok(SocketRef { ptr })
     }
 
-    /// Allocates and initializes the socket (not yet published).
+    /// Allocates and initializes the socket (not yet published). Out of line: the socket is
+    /// built by value here, and its temporaries belong in this frame, not in `install`'s (the
+    /// accept path's).
+    #[inline(never)]
     fn create(
         b: &Binding<P>,
         binding: NonNull<Binding<P>>,
@@ -274,19 +278,37 @@ impl<P: Provider> Socket<P> {
             return Err(InstallError::NoMemory);
         };
         let buffer = (kind == SocketKind::Connection).then_some(buffer);
-        match provider.new_socket_io(kind, buffer) {
-            Ok(io) => {
-                let ptr = boxed.into_raw();
-                // SAFETY: we own the fresh, unpublished socket exclusively.
-                unsafe { (*ptr.as_ptr()).io = Some(io) };
-                Ok(ptr)
-            }
+        let ptr = boxed.into_raw();
+        // SAFETY: fresh and unpublished: ours alone.
+        match unsafe { Self::attach_io(ptr, provider, kind, buffer) } {
+            Ok(()) => Ok(ptr),
             Err(status) => {
-                // SAFETY: allocated by this platform just above; never published.
+                // SAFETY: allocated with this tag just above, given up with `into_raw`; never
+                // published.
+                let boxed = unsafe { PoolBox::from_raw(ptr, Self::tag(kind)) };
+                // SAFETY: allocated by this platform.
                 unsafe { boxed.free(platform) };
                 Err(InstallError::Io(status))
             }
         }
+    }
+
+    /// Allocates the socket's I/O resources into it. Out of line, like `create`: the resources
+    /// are returned by value, and this keeps them out of the frame the socket was built in.
+    ///
+    /// # Safety
+    /// `this` is a fresh, unpublished socket the caller owns exclusively.
+    #[inline(never)]
+    unsafe fn attach_io(
+        this: NonNull<Self>,
+        provider: &P,
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+    ) -> Result<(), NtStatus> {
+        let io = provider.new_socket_io(kind, buffer)?;
+        // SAFETY: exclusively ours (caller).
+        unsafe { (*this.as_ptr()).io = Some(io) };
+        Ok(())
     }
 
     /// The binding (valid while the socket is: the socket holds a binding reference).
@@ -318,6 +340,7 @@ impl<P: Provider> Socket<P> {
     ///
     /// # Safety
     /// The caller became the runner of live socket `this`, with `batch`.
+    #[inline(never)]
     unsafe fn schedule(this: NonNull<Self>, batch: u32) {
         // SAFETY: live per the caller.
         let socket = unsafe { this.as_ref() };
@@ -332,13 +355,27 @@ impl<P: Provider> Socket<P> {
             // Never happens: a published socket has its I/O, and the provider is dropped only
             // at cleanup, after every socket is freed. Should it, run here rather than lose
             // the events.
-            log_error!(
-                socket.platform(),
-                "internal: a socket to run has no provider"
-            );
             // SAFETY: forwarded: we are the runner, and hold the reference just taken.
-            unsafe { SocketRef { ptr: this }.run_scheduled() };
+            unsafe { Self::run_without_provider(this) };
         }
+    }
+
+    /// The fallback of [`Socket::schedule`] (never taken), kept out of line so that the state
+    /// machine is not inlined into every poster's frame.
+    ///
+    /// # Safety
+    /// As [`SocketRef::run_scheduled`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn run_without_provider(this: NonNull<Self>) {
+        // SAFETY: live: the caller holds the run's reference.
+        let socket = unsafe { this.as_ref() };
+        log_error!(
+            socket.platform(),
+            "internal: a socket to run has no provider"
+        );
+        // SAFETY: forwarded.
+        unsafe { SocketRef { ptr: this }.run_scheduled() };
     }
 
     /// Runs the state machine until no event is pending; drops the open reference if the
@@ -388,7 +425,8 @@ impl<P: Provider> Socket<P> {
         // SAFETY: allocated by this platform; no reference to the socket remains.
         unsafe { boxed.free(b.client().platform()) };
         b.slots().vacate(slot);
-        if b.rundown().release() {
+        // SAFETY: the reference taken for this socket or call; `b` is not used unless drained.
+        if unsafe { Rundown::release(b.rundown()) } {
             // SAFETY: the rundown drained: nothing touches the binding after this call.
             unsafe { Binding::complete_detach(binding) };
         }
@@ -518,7 +556,8 @@ impl<P: Provider> Socket<P> {
         }
         f(provider, io, self.token());
         // Never drains here: this socket still holds its own binding reference.
-        if b.rundown().release() {
+        // SAFETY: the reference taken for this socket or call; `b` is not used unless drained.
+        if unsafe { Rundown::release(b.rundown()) } {
             log_error!(
                 self.platform(),
                 "internal: rundown drained under a live socket"
@@ -803,7 +842,8 @@ impl<P: Provider> Socket<P> {
         state.close_issued = true;
         state.outstanding |= op_bit(OpKind::Close);
         provider.close(io, handle, self.token());
-        if b.rundown().release() {
+        // SAFETY: the reference taken for this socket or call; `b` is not used unless drained.
+        if unsafe { Rundown::release(b.rundown()) } {
             log_error!(
                 self.platform(),
                 "internal: rundown drained under a live socket"
