@@ -181,6 +181,7 @@ pub struct Wsk {
     detach_completions: AtomicUsize,
     accept_events: AtomicBool,
     scheduled: BenchWorkItems,
+    schedules: AtomicUsize,
 }
 
 /// The work items the core scheduled, not yet run: the double's queue (its `pop` is the
@@ -191,18 +192,11 @@ pub struct BenchWorkItems(Mutex<Vec<SocketRef<BenchProvider>>>);
 /// The queue of [`BenchWorkItems`], as a trait so that callgrind's names for its methods mark
 /// them as the double's ([`is_bench_double`]).
 pub trait WorkQueue {
-    /// Queues a run.
-    fn push(&self, token: SocketRef<BenchProvider>);
     /// The next run to make, if any.
     fn pop(&self) -> Option<SocketRef<BenchProvider>>;
 }
 
 impl WorkQueue for BenchWorkItems {
-    #[inline(never)]
-    fn push(&self, token: SocketRef<BenchProvider>) {
-        lock(&self.0).push(token);
-    }
-
     #[inline(never)]
     fn pop(&self) -> Option<SocketRef<BenchProvider>> {
         lock(&self.0).pop()
@@ -261,7 +255,8 @@ impl Provider for BenchProvider {
 
     #[inline(never)]
     fn schedule(&self, _io: &BenchIo, token: SocketRef<Self>) {
-        self.0.scheduled.push(token);
+        self.0.schedules.fetch_add(1, Ordering::Relaxed);
+        lock(&self.0.scheduled.0).push(token);
     }
 
     #[inline(never)]
@@ -637,6 +632,17 @@ mod tests {
         }
         assert_eq!(echo.totals(), (40960, 40960));
         assert_eq!(echo.bytes_echoed(), 40960);
+        echo.teardown().unwrap();
+    }
+
+    #[test]
+    fn each_completion_of_a_cycle_schedules_one_run() {
+        let mut echo = Echo::start(4096).unwrap();
+        let before = echo.wsk.schedules.load(Ordering::Relaxed);
+        for _ in 0..10 {
+            echo.cycle(usize::MAX).unwrap();
+        }
+        assert_eq!(echo.wsk.schedules.load(Ordering::Relaxed) - before, 20);
         echo.teardown().unwrap();
     }
 
