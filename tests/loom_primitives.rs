@@ -73,7 +73,7 @@ impl Binding {
                 self.executing.fetch_sub(1, Ordering::SeqCst);
                 self.calls_returned.with(|_| ());
                 // SAFETY: the reference this call took; the model never frees the rundown.
-                if unsafe { Rundown::release(&self.rundown) } {
+                if unsafe { Rundown::release(&raw const self.rundown) } {
                     facts.add("drain owned by a call's release");
                     self.complete_detach();
                 }
@@ -95,7 +95,7 @@ impl Binding {
     /// Drops a reference the model holds (the attachment's, or a socket's).
     fn release(&self, facts: &Facts, whose: &'static str) {
         // SAFETY: a reference the model holds; the model never frees the rundown.
-        if unsafe { Rundown::release(&self.rundown) } {
+        if unsafe { Rundown::release(&raw const self.rundown) } {
             facts.add(whose);
             self.complete_detach();
         }

@@ -141,6 +141,8 @@ pub struct BenchIo {
 pub enum Request {
     /// `WskSocket`.
     Open,
+    /// `WskControlSocket(IPV6_V6ONLY)` (the bench's listener is IPv4: never made).
+    SetIpv6Only,
     /// `WskBind`.
     Bind,
     /// `WskReceive` into this range of the echo buffer.
@@ -156,7 +158,7 @@ pub enum Request {
 impl Request {
     const fn kind(&self) -> OpKind {
         match self {
-            Self::Open | Self::Bind => OpKind::Setup,
+            Self::Open | Self::SetIpv6Only | Self::Bind => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,
             Self::Send(_) => OpKind::Send,
             Self::Disconnect => OpKind::Disconnect,
@@ -268,6 +270,11 @@ impl Provider for BenchProvider {
     #[inline(never)]
     fn open_listener(&self, io: &BenchIo, _local: SocketAddr, token: SocketRef<Self>) {
         self.0.record(Request::Open, io, token);
+    }
+
+    #[inline(never)]
+    fn set_ipv6_only(&self, io: &BenchIo, _socket: BenchSocket, token: SocketRef<Self>) {
+        self.0.record(Request::SetIpv6Only, io, token);
     }
 
     #[inline(never)]
@@ -569,6 +576,7 @@ impl Echo {
         while let Some(pending) = self.wsk.take_any() {
             let completion = match pending.request {
                 Request::Open => Completion::Created(Err(NtStatus::CANCELLED)),
+                Request::SetIpv6Only => Completion::OptionSet(Err(NtStatus::CANCELLED)),
                 Request::Bind => Completion::Bound(Err(NtStatus::CANCELLED)),
                 Request::Receive(_) => Completion::Received(Err(NtStatus::CANCELLED)),
                 Request::Send(_) => Completion::Sent(Err(NtStatus::CANCELLED)),

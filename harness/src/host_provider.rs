@@ -91,6 +91,10 @@ impl Provider for HostProvider {
         self.0.open_listener(io, local, CoreRef(token));
     }
 
+    fn set_ipv6_only(&self, io: &SocketIo, socket: SocketHandle, token: SocketRef<Self>) {
+        self.0.set_ipv6_only(io, socket, CoreRef(token));
+    }
+
     fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: SocketRef<Self>) {
         self.0.bind(io, socket, local, CoreRef(token));
     }

@@ -7,8 +7,10 @@
 //! can finish at once may complete inline, before the call returns ([`InlineMode`]), as real
 //! WSK sometimes does.
 //!
-//! Windows semantics emulated: IPv6 listeners are `IPV6_V6ONLY` (so `0.0.0.0:P` and `[::]:P`
-//! coexist); bind to a port in use fails with `STATUS_ADDRESS_ALREADY_EXISTS`; a receive of 0
+//! Windows semantics emulated: an IPv6 listener is dual-stack until the driver sets
+//! `IPV6_V6ONLY` (`WskControlSocket`; WSK's default is not documented, so the emulation takes
+//! the one that breaks a driver relying on it: `0.0.0.0:P` and `[::]:P` then collide, and
+//! binding an IPv6 listener without the option is a violation); bind to a port in use fails with `STATUS_ADDRESS_ALREADY_EXISTS`; a receive of 0
 //! bytes is the peer's FIN; a reset is `STATUS_CONNECTION_RESET`; close cancels pending
 //! receive/send/disconnect (they complete with `STATUS_CANCELLED`), waits for running accept
 //! callbacks, and is abortive (`SO_LINGER` 0, so the peer sees RST) unless both directions
@@ -149,6 +151,8 @@ pub enum FaultOp {
     EnableAcceptEvents,
     /// `WskSocket`.
     Open,
+    /// `WskControlSocket(IPV6_V6ONLY)`.
+    SetIpv6Only,
     /// `WskBind`.
     Bind,
     /// `WskReceive` (completes with the status instead of receiving).
@@ -319,6 +323,8 @@ struct SockState<T> {
     close_requested: bool,
     /// Listener reported as no longer functional ([`Wsk::fail_listeners`]): accepts no more.
     dead: bool,
+    /// An IPv6 listener's `IPV6_V6ONLY` was set.
+    ipv6_only: bool,
     /// The close's token while it waits for running callbacks.
     closing: Option<(T, Arc<IoShared>)>,
     callbacks_running: usize,
@@ -874,6 +880,7 @@ impl<T: Upcall> Shared<T> {
                 fin_sent: false,
                 close_requested: false,
                 dead: false,
+                ipv6_only: false,
                 closing: None,
                 callbacks_running: 0,
             }),
@@ -1341,6 +1348,48 @@ impl<T: Upcall> WskClient<T> {
         );
     }
 
+    /// `WskControlSocket(WskSetOption, IPV6_V6ONLY, IPPROTO_IPV6)` = 1 on a new listening
+    /// socket (before `WskBind`).
+    pub fn set_ipv6_only(&self, io: &SocketIo, socket: SocketHandle, token: T) {
+        let Some(_call) = self.admit("WskControlSocket") else {
+            return;
+        };
+        let Some(entry) = self.entry(socket, "WskControlSocket") else {
+            return;
+        };
+        entry.executing.fetch_add(1, Ordering::SeqCst);
+        let _executing = Executing(&entry.executing);
+        io.shared.begin(OpKind::Setup, socket);
+        let inline = self.shared.inline_now();
+        let result = self.shared.fault(FaultOp::SetIpv6Only).map_or_else(
+            || {
+                let mut state = entry.lock();
+                if let Io::Created(host) = &state.io {
+                    let set = host.set_only_v6(true).map_err(|e| status_of(&e));
+                    state.ipv6_only |= set.is_ok();
+                    set
+                } else {
+                    drop(state);
+                    self.shared.contract.violation(format!(
+                        "WskControlSocket(IPV6_V6ONLY) on {socket:?}, which is not a new socket \
+                         (the option must be set before WskBind)"
+                    ));
+                    Err(NtStatus::INVALID_DEVICE_STATE)
+                }
+            },
+            Err,
+        );
+        self.deliver_all(
+            inline,
+            vec![(
+                token,
+                Arc::clone(&io.shared),
+                OpKind::Setup,
+                Completion::OptionSet(result),
+            )],
+        );
+    }
+
     /// `WskBind`; the socket listens once bound.
     pub fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: T) {
         let Some(_call) = self.admit("WskBind") else {
@@ -1352,6 +1401,12 @@ impl<T: Upcall> WskClient<T> {
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         io.shared.begin(OpKind::Setup, socket);
+        if local.is_ipv6() && !entry.lock().ipv6_only {
+            self.shared.contract.violation(format!(
+                "WskBind of IPv6 listener {socket:?} to {local} without IPV6_V6ONLY \
+                 (WskControlSocket before the bind: WSK's default is not documented)"
+            ));
+        }
         let inline = self.shared.inline_now();
         let result = self
             .shared
@@ -1664,8 +1719,8 @@ fn new_listener_socket(local: SocketAddr) -> io::Result<Socket> {
         Some(Protocol::TCP),
     )?;
     if local.is_ipv6() {
-        // Windows TCP/IPv6 sockets are IPv6-only unless asked otherwise.
-        socket.set_only_v6(true)?;
+        // Dual-stack until the driver sets IPV6_V6ONLY (module documentation).
+        socket.set_only_v6(false)?;
     }
     // Windows lets a listener bind while old connections of the port sit in TIME_WAIT;
     // Linux needs SO_REUSEADDR for that (it still refuses a second listener on the port).

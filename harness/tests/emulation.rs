@@ -67,6 +67,9 @@ struct FakeClient {
     /// Makes the next calls inside the completion routines themselves (a client breaking the
     /// rule the harness must catch) instead of from work items.
     calls_in_completions: AtomicBool,
+    /// Binds IPv6 listeners without setting `IPV6_V6ONLY` first (a client relying on WSK's
+    /// undocumented default).
+    skip_ipv6_only: AtomicBool,
 }
 
 impl FakeSocket {
@@ -137,7 +140,14 @@ impl Tok {
         match completion {
             Completion::Created(Ok(handle)) => {
                 *s.handle.lock().unwrap() = Some(handle);
-                s.provider().bind(s.io(), handle, s.local, self);
+                if s.local.is_ipv6() && !s.client.skip_ipv6_only.load(Ordering::SeqCst) {
+                    s.provider().set_ipv6_only(s.io(), handle, self);
+                } else {
+                    s.provider().bind(s.io(), handle, s.local, self);
+                }
+            }
+            Completion::OptionSet(Ok(())) => {
+                s.provider().bind(s.io(), s.handle(), s.local, self);
             }
             Completion::Bound(Ok(())) => {}
             Completion::Received(Ok(0)) => s.call(|p| p.disconnect(s.io(), s.handle(), self)),
@@ -283,6 +293,12 @@ struct Setup {
 }
 
 fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
+    setup_client(inline, listen, false)
+}
+
+/// [`setup`] with a fake client that binds IPv6 listeners without `IPV6_V6ONLY` if
+/// `skip_ipv6_only`.
+fn setup_client(inline: InlineMode, listen: &[&str], skip_ipv6_only: bool) -> Setup {
     let contract = Arc::new(Contract::new());
     let pool = Pool::new(Arc::clone(&contract), Some(Level::Warning));
     let wsk = Wsk::start(
@@ -304,6 +320,7 @@ fn setup(inline: InlineMode, listen: &[&str]) -> Setup {
         errors: Mutex::new(Vec::new()),
         on_sent: Mutex::new(None),
         calls_in_completions: AtomicBool::new(false),
+        skip_ipv6_only: AtomicBool::new(skip_ipv6_only),
     }));
     let module = Arc::new(FakeModule {
         client,
@@ -465,6 +482,40 @@ fn a_call_after_detach_and_an_open_socket_at_detach_are_violations() {
     assert!(
         violations[1].contains("WskSend called after the detach"),
         "{violations:?}"
+    );
+    s.wsk.stop();
+}
+
+#[test]
+fn wildcard_listeners_share_a_port_only_with_ipv6_only_set() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let v4 = format!("0.0.0.0:{port}");
+    let v6 = format!("[::]:{port}");
+    let listen = [v6.as_str(), v4.as_str()];
+    let s = setup_client(InlineMode::Never, &listen, false);
+    wait_for("two listeners", || s.wsk.listening().len() == 2);
+    assert_eq!(s.contract.count(), 0, "{:?}", s.contract.violations());
+    assert_eq!(s.nmr.deregister_client(), NtStatus::PENDING);
+    assert!(s.nmr.wait_client_deregistered());
+    s.wsk.stop();
+
+    let s = setup_client(InlineMode::Never, &listen, true);
+    wait_for("the violation", || s.contract.count() > 0);
+    let violations = s.contract.violations();
+    assert!(
+        violations[0].contains("without IPV6_V6ONLY"),
+        "{violations:?}"
+    );
+    wait_for("the IPv4 bind's failure", || {
+        s.client.errors.lock().unwrap().len() == 1
+    });
+    assert!(
+        s.client.errors.lock().unwrap()[0].contains("Bound(Err"),
+        "the IPv4 and the dual-stack IPv6 listener collide, whichever binds second fails: {:?}",
+        s.client.errors.lock().unwrap()
     );
     s.wsk.stop();
 }

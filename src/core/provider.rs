@@ -103,7 +103,8 @@ pub enum SocketKind {
 /// adapter gives each class its own IRP, reused with `IoReuseIrp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
-    /// `WskSocket` then `WskBind` (listeners only; strictly one after the other).
+    /// `WskSocket`, then for an IPv6 listener `WskControlSocket(IPV6_V6ONLY)`, then `WskBind`
+    /// (listeners only; strictly one after the other).
     Setup,
     /// `WskReceive`.
     Receive,
@@ -120,6 +121,8 @@ pub enum OpKind {
 pub enum Completion<S> {
     /// [`Provider::open_listener`] finished: the new socket, or why not.
     Created(Result<S, NtStatus>),
+    /// [`Provider::set_ipv6_only`] finished.
+    OptionSet(Result<(), NtStatus>),
     /// [`Provider::bind`] finished.
     Bound(Result<(), NtStatus>),
     /// [`Provider::receive`] finished: bytes received (0 = the peer sent FIN), or the error.
@@ -183,6 +186,12 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// the socket context (passed back to the accept event). Completes with
     /// [`Completion::Created`].
     fn open_listener(&self, io: &Self::SocketIo, local: SocketAddr, token: SocketRef<Self>);
+
+    /// `WskControlSocket(WskSetOption, IPV6_V6ONLY, IPPROTO_IPV6)` with the value 1 on an IPv6
+    /// listening socket that is not bound yet: it then accepts IPv6 connections only, and an
+    /// IPv4 listener can serve the same port (the option's default on WSK sockets is not
+    /// documented). Completes with [`Completion::OptionSet`].
+    fn set_ipv6_only(&self, io: &Self::SocketIo, socket: Self::Socket, token: SocketRef<Self>);
 
     /// `WskBind` of a listening socket to `local`; the socket listens once bound. Completes
     /// with [`Completion::Bound`].

@@ -14,7 +14,8 @@
 //! (`network/using-irps-with-winsock-kernel-functions`, `ddi/wsk/nc-wsk-pfn_wsk_close_socket`).
 //!
 //! ```text
-//! listener:   start ─WskSocket─▶ created ─WskBind─▶ listening ─(close request / dead)─▶
+//! listener:   start ─WskSocket─▶ created ─(IPv6: WskControlSocket(IPV6_V6ONLY))─WskBind─▶
+//!             listening ─(close request / dead)─▶
 //! connection: start ─▶ echoing (receive ⇄ send) ─FIN─▶ drain sends ─WskDisconnect─▶
 //! both:       ─WskCloseSocket─▶ closed, nothing outstanding ─▶ done: drop the open reference
 //! ```
@@ -659,14 +660,21 @@ impl<P: Provider> Socket<P> {
                 if state.close_wanted {
                     return; // close it (below in `process`) instead of binding it
                 }
-                let local = self.local;
-                if self.call(|p, io, token| p.bind(io, handle, local, token)) {
-                    state.outstanding |= op_bit(OpKind::Setup);
+                if self.local.is_ipv6() {
+                    self.setup_step(state, |p, io, token| p.set_ipv6_only(io, handle, token));
                 } else {
-                    state.close_wanted = true;
+                    self.bind(state, handle);
                 }
             }
             Some(Completion::Created(Err(status))) => self.fail(state, "WskSocket", status),
+            Some(Completion::OptionSet(Ok(()))) => match state.handle {
+                Some(_) if state.close_wanted => {}
+                Some(handle) => self.bind(state, handle),
+                None => self.unexpected(state, "setup completion"),
+            },
+            Some(Completion::OptionSet(Err(status))) => {
+                self.fail(state, "WskControlSocket(IPV6_V6ONLY)", status);
+            }
             Some(Completion::Bound(Ok(()))) if state.handle.is_some() => {
                 if state.close_wanted {
                     return;
@@ -679,6 +687,25 @@ impl<P: Provider> Socket<P> {
             }
             Some(Completion::Bound(Err(status))) => self.fail(state, "WskBind", status),
             _ => self.unexpected(state, "setup completion"),
+        }
+    }
+
+    /// `WskBind` of the listener's socket.
+    fn bind(&self, state: &mut State<P::Socket>, handle: P::Socket) {
+        let local = self.local;
+        self.setup_step(state, |p, io, token| p.bind(io, handle, local, token));
+    }
+
+    /// Makes the next call of the listener's setup; if the binding is detaching, closes instead.
+    fn setup_step(
+        &self,
+        state: &mut State<P::Socket>,
+        f: impl FnOnce(&P, &P::SocketIo, SocketRef<P>),
+    ) {
+        if self.call(f) {
+            state.outstanding |= op_bit(OpKind::Setup);
+        } else {
+            state.close_wanted = true;
         }
     }
 
@@ -930,7 +957,9 @@ impl<P: Provider> SocketRef<P> {
         // processed, which cannot happen before this post.
         let socket = unsafe { self.ptr.as_ref() };
         let (cell, event) = match completion {
-            Completion::Created(_) | Completion::Bound(_) => (Some(&socket.setup), EV_SETUP),
+            Completion::Created(_) | Completion::OptionSet(_) | Completion::Bound(_) => {
+                (Some(&socket.setup), EV_SETUP)
+            }
             Completion::Received(_) => (Some(&socket.received), EV_RECEIVE),
             Completion::Sent(_) => (Some(&socket.sent), EV_SEND),
             Completion::Disconnected(_) => (Some(&socket.disconnected), EV_DISCONNECT),

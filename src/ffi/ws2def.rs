@@ -38,6 +38,16 @@ pub const SOCK_STREAM: USHORT = 1;
 /// <https://learn.microsoft.com/windows/win32/api/winsock2/nf-winsock2-socket>
 pub const IPPROTO_TCP: ULONG = 6;
 
+/// `IPPROTO_IPV6`: the option level of `IPV6_V6ONLY` (`WskControlSocket`'s `Level`).
+///
+/// <https://learn.microsoft.com/windows/win32/winsock/ipproto-ipv6-socket-options>
+pub const IPPROTO_IPV6: ULONG = 41;
+
+/// `IPV6_V6ONLY` (`ws2ipdef.h`): a nonzero `DWORD` makes an IPv6 socket accept IPv6 only.
+///
+/// <https://learn.microsoft.com/windows/win32/winsock/ipproto-ipv6-socket-options>
+pub const IPV6_V6ONLY: ULONG = 27;
+
 /// `SOCKADDR`: the generic header every address starts with; WSK passes `PSOCKADDR`.
 ///
 /// <https://learn.microsoft.com/windows/win32/api/ws2def/ns-ws2def-sockaddr>

@@ -267,13 +267,38 @@ pub struct WSK_PROVIDER_DISPATCH {
 pub type PFN_WSK_CLOSE_SOCKET =
     unsafe extern "system" fn(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS;
 
+/// `WSK_CONTROL_SOCKET_TYPE`: the kind of a `WskControlSocket` request (a C enum: `int`).
+///
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_control_socket>
+pub type WSK_CONTROL_SOCKET_TYPE = i32;
+
+/// `WskSetOption`: the first `WSK_CONTROL_SOCKET_TYPE` value (then `WskGetOption`, `WskIoctl`).
+#[allow(non_upper_case_globals)] // the C enumerator's name
+pub const WskSetOption: WSK_CONTROL_SOCKET_TYPE = 0;
+
+/// `PFN_WSK_CONTROL_SOCKET` (`WskControlSocket`), IRQL <= `DISPATCH_LEVEL`.
+///
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_control_socket>
+pub type PFN_WSK_CONTROL_SOCKET = unsafe extern "system" fn(
+    Socket: PWSK_SOCKET,
+    RequestType: WSK_CONTROL_SOCKET_TYPE,
+    ControlCode: ULONG,
+    Level: ULONG,
+    InputSize: SIZE_T,
+    InputBuffer: PVOID,
+    OutputSize: SIZE_T,
+    OutputBuffer: PVOID,
+    OutputSizeReturned: *mut SIZE_T,
+    Irp: PIRP,
+) -> NTSTATUS;
+
 /// `WSK_PROVIDER_BASIC_DISPATCH`: the functions every socket category starts with.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/ns-wsk-_wsk_provider_basic_dispatch>
 #[repr(C)]
 pub struct WSK_PROVIDER_BASIC_DISPATCH {
-    /// `PFN_WSK_CONTROL_SOCKET` (opaque here).
-    pub WskControlSocket: *const c_void,
+    /// `WskControlSocket`.
+    pub WskControlSocket: Option<PFN_WSK_CONTROL_SOCKET>,
     /// `WskCloseSocket`.
     pub WskCloseSocket: Option<PFN_WSK_CLOSE_SOCKET>,
 }
@@ -402,6 +427,7 @@ const _: () = assert!(offset_of!(WSK_PROVIDER_DISPATCH, WskGetAddressInfo) == 32
 const _: () = assert!(offset_of!(WSK_PROVIDER_DISPATCH, WskFreeAddressInfo) == 40);
 const _: () = assert!(offset_of!(WSK_PROVIDER_DISPATCH, WskGetNameInfo) == 48);
 const _: () = assert!(size_of::<WSK_PROVIDER_BASIC_DISPATCH>() == 16);
+const _: () = assert!(offset_of!(WSK_PROVIDER_BASIC_DISPATCH, WskControlSocket) == 0);
 const _: () = assert!(offset_of!(WSK_PROVIDER_BASIC_DISPATCH, WskCloseSocket) == 8);
 const _: () = assert!(size_of::<WSK_PROVIDER_LISTEN_DISPATCH>() == 48);
 const _: () = assert!(offset_of!(WSK_PROVIDER_LISTEN_DISPATCH, WskBind) == 16);

@@ -80,6 +80,20 @@ pub unsafe extern "C" fn socket_created(
     }
 }
 
+/// `WskControlSocket(WskSetOption)` finished.
+pub unsafe extern "C" fn option_set(
+    _device: PDEVICE_OBJECT,
+    irp: PIRP,
+    context: PVOID,
+) -> NTSTATUS {
+    // SAFETY: called by the I/O manager for our IRP, prepared with its token.
+    unsafe {
+        finish(irp, context, |status, _| {
+            Completion::OptionSet(unit_result(status))
+        })
+    }
+}
+
 /// `WskBind` finished.
 pub unsafe extern "C" fn bound(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
     // SAFETY: called by the I/O manager for our IRP, prepared with its token.

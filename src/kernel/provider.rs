@@ -43,15 +43,19 @@ use crate::{
     },
     ffi::{
         netioddk::NmrClientDetachProviderComplete,
-        ws2def::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_STREAM},
+        ws2def::{AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM},
         wsk::{
             NPI_WSK_INTERFACE_ID, PFN_WSK_RECEIVE, PWSK_CLIENT, WSK_BUF, WSK_EVENT_ACCEPT,
             WSK_EVENT_CALLBACK_CONTROL, WSK_FLAG_LISTEN_SOCKET, WSK_PROVIDER_BASIC_DISPATCH,
             WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DISPATCH, WSK_PROVIDER_LISTEN_DISPATCH,
-            WSK_SET_STATIC_EVENT_CALLBACKS, WSK_SOCKET,
+            WSK_SET_STATIC_EVENT_CALLBACKS, WSK_SOCKET, WskSetOption,
         },
     },
 };
+
+/// The size of a `ULONG` socket option value, as `WskControlSocket`'s `InputSize`.
+const OPTION_SIZE: SIZE_T = 4;
+const _: () = assert!(size_of::<u32>() == 4);
 
 /// A `PWSK_SOCKET` ([`Provider::Socket`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -319,6 +323,45 @@ impl Provider for WskProvider {
                 token.as_context(),
                 ptr::addr_of!(LISTEN_DISPATCH).cast(),
                 ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                slot.irp.as_ptr(),
+            );
+        }
+    }
+
+    fn set_ipv6_only(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
+        // SAFETY: `socket` is an open listening socket (the core sets the option only after
+        // Created); the listen table starts with the basic functions.
+        let table = unsafe { socket.dispatch::<WSK_PROVIDER_BASIC_DISPATCH>() };
+        let call = dispatch_entry!(table, WskControlSocket);
+        let (Some(slot), Some(wsk_control_socket)) = (io.slot(OpKind::Setup), call) else {
+            // SAFETY: the operation was just handed to us.
+            unsafe {
+                fail(
+                    token,
+                    Completion::OptionSet(Err(NtStatus::INVALID_DEVICE_STATE)),
+                );
+            }
+            return;
+        };
+        // SAFETY: the Setup slot is idle (WskSocket completed before the core sets the option).
+        let value = unsafe { slot.set_option(1) };
+        // SAFETY: as above.
+        unsafe { prepare(slot, Some(completion::option_set), token) };
+        // SAFETY: documented WskControlSocket parameters for WskSetOption (no output); the
+        // ULONG value lives in the slot until the IRP completes; nothing is touched after the
+        // call (Performing Control Operations on a Socket,
+        // https://learn.microsoft.com/windows-hardware/drivers/network/performing-control-operations-on-a-socket).
+        unsafe {
+            wsk_control_socket(
+                socket.0.as_ptr(),
+                WskSetOption,
+                IPV6_V6ONLY,
+                IPPROTO_IPV6,
+                OPTION_SIZE,
+                value.cast(),
+                0,
                 ptr::null_mut(),
                 ptr::null_mut(),
                 slot.irp.as_ptr(),

@@ -23,6 +23,8 @@ pub struct OpSlot {
     buf: UnsafeCell<WSK_BUF>,
     /// The local address of a bind.
     address: UnsafeCell<SockaddrStorage>,
+    /// The value of a `WskControlSocket(WskSetOption)` (a `ULONG`, as `IPV6_V6ONLY` takes).
+    option: UnsafeCell<u32>,
 }
 
 // SAFETY: the cells are only written while the slot is idle, by the single thread that is
@@ -48,6 +50,7 @@ impl OpSlot {
                     0,
                 )),
             )),
+            option: UnsafeCell::new(0),
         })
     }
 
@@ -59,6 +62,18 @@ impl OpSlot {
         let slot = self.buf.get();
         // SAFETY: the slot is idle (caller), so nobody else reads or writes it.
         unsafe { slot.write(buf) };
+        slot
+    }
+
+    /// Stores the option value for the next `WskControlSocket` and returns the pointer to pass
+    /// to WSK.
+    ///
+    /// # Safety
+    /// No operation using this slot is outstanding.
+    pub const unsafe fn set_option(&self, value: u32) -> *mut u32 {
+        let slot = self.option.get();
+        // SAFETY: the slot is idle (caller), so nobody else reads or writes it.
+        unsafe { slot.write(value) };
         slot
     }
 

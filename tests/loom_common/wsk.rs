@@ -82,6 +82,8 @@ pub struct TestSocket(pub usize);
 pub enum Call {
     /// `open_listener` → [`Completion::Created`].
     Open,
+    /// `set_ipv6_only` → [`Completion::OptionSet`] (the model's listener is IPv4: never made).
+    SetIpv6Only,
     /// `bind` → [`Completion::Bound`].
     Bind,
     /// `receive` of this many bytes at most → [`Completion::Received`].
@@ -97,7 +99,7 @@ pub enum Call {
 impl Call {
     const fn kind(self) -> OpKind {
         match self {
-            Self::Open | Self::Bind => OpKind::Setup,
+            Self::Open | Self::SetIpv6Only | Self::Bind => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,
             Self::Send(_) => OpKind::Send,
             Self::Disconnect => OpKind::Disconnect,
@@ -110,6 +112,7 @@ impl Call {
         let status = NtStatus::CANCELLED;
         match self {
             Self::Open => Completion::Created(Err(status)),
+            Self::SetIpv6Only => Completion::OptionSet(Err(status)),
             Self::Bind => Completion::Bound(Err(status)),
             Self::Receive(_) => Completion::Received(Err(status)),
             Self::Send(_) => Completion::Sent(Err(status)),
@@ -529,6 +532,7 @@ impl World {
                 state.sockets += 1;
                 Completion::Created(Ok(TestSocket(state.sockets)))
             }
+            Call::SetIpv6Only => Completion::OptionSet(Ok(())),
             Call::Bind => Completion::Bound(Ok(())),
             Call::Receive(n) => Completion::Received(Ok(n.min(4))),
             Call::Send(n) => Completion::Sent(Ok(n)),
@@ -652,6 +656,7 @@ impl World {
             let status = NtStatus::CONNECTION_ABORTED;
             let completion = match op.call {
                 Call::Open => Completion::Created(Err(status)),
+                Call::SetIpv6Only => Completion::OptionSet(Err(status)),
                 Call::Bind => Completion::Bound(Err(status)),
                 Call::Receive(_) => Completion::Received(Err(status)),
                 Call::Send(_) => Completion::Sent(Err(status)),
@@ -1007,6 +1012,10 @@ impl Provider for TestProvider {
 
     fn open_listener(&self, io: &TestIo, _local: SocketAddr, token: SocketRef<Self>) {
         self.world.call(io, None, Call::Open, token);
+    }
+
+    fn set_ipv6_only(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::SetIpv6Only, token);
     }
 
     fn bind(&self, io: &TestIo, socket: TestSocket, _local: SocketAddr, token: SocketRef<Self>) {

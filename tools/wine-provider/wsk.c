@@ -107,6 +107,7 @@ struct sock
     LONG closing;
     LONG close_calls;
     LONG bound;
+    BOOL ipv6_only;      /* IPV6_V6ONLY set by the driver */
     BOOL sent_fin, got_fin, abortive;
     struct { DWORD tid; int depth; const char *op; } exec[MAX_EXEC];
     struct lane rx, tx;
@@ -723,7 +724,14 @@ static NTSTATUS WINAPI wsk_socket(WSK_CLIENT *client, ADDRESS_FAMILY family, USH
     }
     ioctlsocket(so, FIONBIO, &nb);
     setsockopt(so, SOL_SOCKET, SO_REUSEADDR, (char *)&one, sizeof(one));
-    if (family == AF_INET6) setsockopt(so, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&one, sizeof(one));
+    /* WSK's default for IPV6_V6ONLY is not documented: dual-stack here, the default that breaks a
+     * driver relying on it (its [::] listener would take the IPv4 port too); binding an IPv6
+     * listener without setting the option is a violation (wsk_bind). */
+    if (family == AF_INET6)
+    {
+        DWORD zero = 0;
+        setsockopt(so, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&zero, sizeof(zero));
+    }
     s = new_sock(b, TRUE, so, family);
     s->context = context;
     s->client_dispatch = dispatch;
@@ -776,10 +784,48 @@ static NTSTATUS WINAPI wsk_control_socket(WSK_SOCKET *ws, WSK_CONTROL_SOCKET_TYP
         SIZE_T in_size, void *in, SIZE_T out_size, void *out, SIZE_T *out_returned, IRP *irp)
 {
     struct sock *s = sock_from(ws, "WskControlSocket");
+    NTSTATUS status;
+    DWORD value;
+
     if (!s) return STATUS_INVALID_PARAMETER;
-    violation("unexpected-call", "WskControlSocket type %d code %#lx level %lu on socket #%d (not used by wskecho)",
-              type, code, level, s->id);
-    return STATUS_NOT_SUPPORTED;
+    if (!check_open(s, "WskControlSocket")) return STATUS_INVALID_DEVICE_STATE;
+    if (type != WskSetOption || level != IPPROTO_IPV6 || code != IPV6_V6ONLY)
+    {
+        violation("unexpected-call", "WskControlSocket type %d code %#lx level %lu on socket #%d (wskecho sets "
+                  "only IPV6_V6ONLY)", type, code, level, s->id);
+        return STATUS_NOT_SUPPORTED;
+    }
+    enter_call(s, "WskControlSocket");
+    /* An IRP for an option at the IPPROTO_IPV6 level, as the page's example passes one:
+     * https://learn.microsoft.com/windows-hardware/drivers/network/performing-control-operations-on-a-socket */
+    if ((status = submit_irp(irp, "WskControlSocket", s->id))) goto done;
+    if (!s->listener || s->family != AF_INET6 || s->bound)
+    {
+        violation("wsk-option", "IPV6_V6ONLY on socket #%d: %s", s->id,
+                  !s->listener ? "not a listening socket" : s->family != AF_INET6 ? "not an IPv6 socket"
+                  : "already bound (the option must come before WskBind)");
+        status = finish_call(irp, STATUS_INVALID_DEVICE_STATE, 0);
+        goto done;
+    }
+    if (in_size != sizeof(ULONG) || !in || out_size || out)
+    {
+        violation("wsk-option", "IPV6_V6ONLY on socket #%d: input %Iu bytes at %p, output %Iu bytes at %p "
+                  "(a ULONG in, nothing out)", s->id, in_size, in, out_size, out);
+        status = finish_call(irp, STATUS_INVALID_PARAMETER, 0);
+        goto done;
+    }
+    value = *(const ULONG *)in;
+    if (setsockopt(s->s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&value, sizeof(value)))
+    {
+        status = finish_call(irp, wsa_status(WSAGetLastError()), 0);
+        goto done;
+    }
+    s->ipv6_only = value != 0;
+    plog("socket #%d: IPV6_V6ONLY = %lu", s->id, value);
+    status = finish_call(irp, STATUS_SUCCESS, 0);
+done:
+    leave_call(s);
+    return status;
 }
 
 struct closer_arg { struct sock *s; IRP *irp; };
@@ -966,6 +1012,9 @@ static NTSTATUS WINAPI wsk_bind(WSK_SOCKET *ws, SOCKADDR *addr, ULONG flags, IRP
         goto done;
     }
     addr_text(addr, text, sizeof(text));
+    if (s->family == AF_INET6 && !s->ipv6_only)
+        violation("wsk-option", "WskBind of IPv6 listening socket #%d to %s without IPV6_V6ONLY "
+                  "(WskControlSocket before the bind: WSK's default is not documented)", s->id, text);
     n = InterlockedIncrement(&bind_calls);
     if (settings.bind_failure && (settings.bind_failure == 0xffffffff || (DWORD)n == settings.bind_failure))
     {

@@ -59,6 +59,8 @@ pub struct TestSocket(pub u32);
 pub enum Call {
     /// `open_listener(local)`.
     Open(SocketAddr),
+    /// `set_ipv6_only`.
+    SetIpv6Only,
     /// `bind(local)`.
     Bind(SocketAddr),
     /// `receive(range)`.
@@ -74,7 +76,7 @@ pub enum Call {
 impl Call {
     const fn kind(&self) -> OpKind {
         match self {
-            Self::Open(_) | Self::Bind(_) => OpKind::Setup,
+            Self::Open(_) | Self::SetIpv6Only | Self::Bind(_) => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,
             Self::Send(_) => OpKind::Send,
             Self::Disconnect => OpKind::Disconnect,
@@ -88,6 +90,7 @@ impl Call {
         let s = NtStatus::CANCELLED;
         match self {
             Self::Open(_) => Completion::Created(Err(s)),
+            Self::SetIpv6Only => Completion::OptionSet(Err(s)),
             Self::Bind(_) => Completion::Bound(Err(s)),
             Self::Receive(_) => Completion::Received(Err(s)),
             Self::Send(_) => Completion::Sent(Err(s)),
@@ -120,6 +123,8 @@ struct IoRecord {
     closed: bool,
     dropped: bool,
     bound: bool,
+    /// `IPV6_V6ONLY` was set (its `set_ipv6_only` completed successfully).
+    ipv6_only: bool,
     token: Option<SocketRef<TestProvider>>,
 }
 
@@ -428,6 +433,9 @@ impl World {
             if matches!(completion, Completion::Bound(Ok(()))) {
                 record.bound = true;
             }
+            if matches!(completion, Completion::OptionSet(Ok(()))) {
+                record.ipv6_only = true;
+            }
         }
         // SAFETY: the operation's token, completed once.
         self.callback(|| unsafe { op.token.complete(completion) });
@@ -438,6 +446,7 @@ impl World {
     pub fn succeed(&self, op: Op) {
         let completion = match &op.call {
             Call::Open(_) => Completion::Created(Ok(self.new_socket())),
+            Call::SetIpv6Only => Completion::OptionSet(Ok(())),
             Call::Bind(_) => Completion::Bound(Ok(())),
             Call::Receive(_) => Completion::Received(Ok(0)),
             Call::Send(range) => Completion::Sent(Ok(range.len())),
@@ -512,6 +521,9 @@ impl World {
                         }
                         Completion::Bound(_) => {
                             Completion::Bound(Err(NtStatus::CONNECTION_ABORTED))
+                        }
+                        Completion::OptionSet(_) => {
+                            Completion::OptionSet(Err(NtStatus::CONNECTION_ABORTED))
                         }
                         Completion::Received(_) => {
                             Completion::Received(Err(NtStatus::CONNECTION_ABORTED))
@@ -700,6 +712,11 @@ impl World {
             }
             _ => {}
         }
+        if matches!(call, Call::Bind(local) if local.is_ipv6()) && !record.ipv6_only {
+            problems.push(format!(
+                "{call:?}: an IPv6 listener bound without IPV6_V6ONLY (WSK's default is not documented)"
+            ));
+        }
         let kind = call.kind();
         if record.outstanding.contains(&kind) {
             problems.push(format!(
@@ -828,6 +845,7 @@ impl Provider for TestProvider {
             closed: false,
             dropped: false,
             bound: false,
+            ipv6_only: false,
             token: None,
         });
         let id = s.ios.len() - 1;
@@ -882,6 +900,10 @@ impl Provider for TestProvider {
             }
         }
         self.world.call(io, None, &Call::Open(local), token);
+    }
+
+    fn set_ipv6_only(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), &Call::SetIpv6Only, token);
     }
 
     fn bind(&self, io: &TestIo, socket: TestSocket, local: SocketAddr, token: SocketRef<Self>) {

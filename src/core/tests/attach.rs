@@ -29,13 +29,18 @@ fn attach_enables_accept_events_then_opens_and_binds_every_listener() {
     );
     assert_eq!(client.stats().snapshot().listeners_open, 0);
     complete_setup(&world);
+    let calls = world.calls();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("Bind")).count(), 2);
+    let v6 = |c: &str| c.contains("Bind([::]:40007)");
+    let option = calls.iter().position(|c| c == "SetIpv6Only");
+    assert!(
+        option.is_some_and(|i| calls[i + 1..].iter().any(|c| v6(c))),
+        "IPV6_V6ONLY set on the IPv6 listener, before its bind: {calls:?}"
+    );
     assert_eq!(
-        world
-            .calls()
-            .iter()
-            .filter(|c| c.starts_with("Bind"))
-            .count(),
-        2
+        calls.iter().filter(|c| *c == "SetIpv6Only").count(),
+        1,
+        "not on the IPv4 listener: {calls:?}"
     );
     assert_eq!(client.stats().snapshot().listeners_open, 2);
     assert_eq!(world.listeners().len(), 2);
@@ -128,12 +133,47 @@ fn nmr_attach_failure_frees_the_binding_and_returns_its_status() {
 }
 
 #[test]
-fn bind_failure_closes_that_listener_and_the_others_keep_serving() {
+fn ipv6_only_failure_closes_that_listener_and_the_others_keep_serving() {
     let world = World::new(Mode::Pending);
     let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     while let Some(op) = world.take(|op| matches!(op.call, Call::Open(_))) {
+        world.succeed(op);
+    }
+    let option = world.take(|op| op.call == Call::SetIpv6Only).unwrap();
+    world.complete(
+        option,
+        Completion::OptionSet(Err(NtStatus::INVALID_PARAMETER)),
+    );
+    let close = world
+        .take(|op| op.call == Call::Close)
+        .expect("the IPv6 listener closed");
+    world.succeed(close);
+    complete_setup(&world);
+    let errors = lines(&client, Level::Error);
+    assert!(
+        errors.iter().any(|l| l.contains("[::1]:7")
+            && l.contains("WskControlSocket(IPV6_V6ONLY)")
+            && l.contains("0xC000000D")),
+        "{errors:?}"
+    );
+    let stats = client.stats().snapshot();
+    assert_eq!((stats.failures, stats.listeners_open), (1, 1));
+    assert!(
+        !world.calls().iter().any(|c| c.contains("Bind([::1]:7)")),
+        "never bound without the option"
+    );
+    finish(&world, &client);
+}
+
+#[test]
+fn bind_failure_closes_that_listener_and_the_others_keep_serving() {
+    let world = World::new(Mode::Pending);
+    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
+    // SAFETY: the client outlives the binding.
+    assert!(unsafe { world.attach_1_0(&client) }.is_success());
+    while let Some(op) = world.take(|op| matches!(op.call, Call::Open(_) | Call::SetIpv6Only)) {
         world.succeed(op);
     }
     let v4 = world

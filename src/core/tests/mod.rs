@@ -49,9 +49,11 @@ fn attach_and_listen(world: &Arc<World>, client: &Client<TestProvider>) {
     complete_setup(world);
 }
 
-/// Completes pending opens and binds until none is left.
+/// Completes pending listener setup steps (open, `IPV6_V6ONLY`, bind) until none is left.
 fn complete_setup(world: &World) {
-    while let Some(op) = world.take(|op| matches!(op.call, Call::Open(_) | Call::Bind(_))) {
+    while let Some(op) =
+        world.take(|op| matches!(op.call, Call::Open(_) | Call::SetIpv6Only | Call::Bind(_)))
+    {
         world.succeed(op);
     }
 }
