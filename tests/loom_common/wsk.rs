@@ -755,6 +755,18 @@ impl World {
                     "{how} while {executing} call(s) into WSK are executing"
                 ));
             }
+            if state
+                .in_callback
+                .iter()
+                .any(|(t, _)| *t == thread::current().id())
+            {
+                drop(state);
+                // The kernel's completion routines and accept event hold no reference on the
+                // driver: the last release must come from a work item (which does).
+                violated(format_args!(
+                    "{how} inside a completion routine or an accept event"
+                ));
+            }
             if !state.attach_returned {
                 state
                     .facts

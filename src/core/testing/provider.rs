@@ -965,6 +965,14 @@ impl Provider for TestProvider {
             if s.ios.iter().any(|r| r.executing) {
                 World::violation(&mut s, "detach_complete while a call is executing".into());
             }
+            if CALLBACKS.with(::core::cell::Cell::get) > 0 {
+                // The kernel's completion routines and accept event hold no reference on the
+                // driver: the last release must come from a work item (which does).
+                World::violation(
+                    &mut s,
+                    "detach_complete inside a completion routine or accept event".into(),
+                );
+            }
             (s.cleanup_in_detach_complete, s.client)
         };
         let _ = client;
