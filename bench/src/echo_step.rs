@@ -256,9 +256,11 @@ impl Provider for BenchProvider {
     }
 
     #[inline(never)]
-    fn schedule(&self, _io: &BenchIo, token: SocketRef<Self>) {
-        self.0.schedules.fetch_add(1, Ordering::Relaxed);
-        lock(&self.0.scheduled.0).push(token);
+    unsafe fn schedule(this: NonNull<Self>, _io: NonNull<BenchIo>, token: SocketRef<Self>) {
+        // SAFETY: valid at entry (caller); the double runs its work items later, on this thread.
+        let wsk = unsafe { &this.as_ref().0 };
+        wsk.schedules.fetch_add(1, Ordering::Relaxed);
+        lock(&wsk.scheduled.0).push(token);
     }
 
     #[inline(never)]

@@ -1,12 +1,14 @@
 //! A thread-local marker of the WSK callback executing on the current thread.
 //!
-//! A WSK client must not call WSK functions from an `IoCompletion` routine
+//! The driver's rule: no WSK call from inside an `IoCompletion` routine or a WSK event
+//! callback. Microsoft's pages say a client "should not call new WSK functions in the context
+//! of the `IoCompletion` routine"
 //! (<https://learn.microsoft.com/windows-hardware/drivers/network/using-irps-with-winsock-kernel-functions>),
 //! and `WskCloseSocket` waits for the socket's event callbacks in progress
-//! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_close_socket>),
-//! so a close from inside `WskAcceptEvent` must not happen either. The emulated WSK marks every
-//! completion and event callback it makes into the driver, and records a violation for any WSK
-//! call made while a mark is set ([`crate::wsk`]).
+//! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_close_socket>);
+//! wskecho makes every call from a work item instead. The emulated WSK marks every completion
+//! and event callback it makes into the driver, and records a violation for any WSK call made
+//! while a mark is set ([`crate::wsk`]).
 
 use std::{cell::Cell, fmt};
 

@@ -79,8 +79,13 @@ impl Provider for HostProvider {
         self.0.new_socket_io(kind, buffer)
     }
 
-    fn schedule(&self, io: &SocketIo, token: SocketRef<Self>) {
-        self.0.queue_work_item(io, CoreRef(token));
+    unsafe fn schedule(this: NonNull<Self>, io: NonNull<SocketIo>, token: SocketRef<Self>) {
+        // SAFETY: both valid at entry (caller); `queue_work_item` copies what it needs before
+        // the work item can run.
+        let client = unsafe { &this.as_ref().0 };
+        // SAFETY: as above.
+        let io = unsafe { io.as_ref() };
+        client.queue_work_item(io, CoreRef(token));
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {

@@ -173,7 +173,15 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// never has two schedules of one socket outstanding: it schedules only as the socket's
     /// runner, and that run ends inside `run_scheduled`. Not a call into WSK: allowed without
     /// rundown protection.
-    fn schedule(&self, io: &Self::SocketIo, token: SocketRef<Self>);
+    ///
+    /// Raw pointers, not references: the run may start on another CPU, free the socket (and
+    /// `io` with it) and complete the detach (freeing the provider) before this call returns,
+    /// and a function's reference arguments must stay valid until it returns.
+    ///
+    /// # Safety
+    /// `this` and `io` are valid at entry; the implementation copies what it needs before it
+    /// queues the run and touches neither afterwards.
+    unsafe fn schedule(this: NonNull<Self>, io: NonNull<Self::SocketIo>, token: SocketRef<Self>);
 
     /// `WskControlClient(WSK_SET_STATIC_EVENT_CALLBACKS)` with `WSK_EVENT_ACCEPT`: synchronous,
     /// made once per binding before the first socket is created.

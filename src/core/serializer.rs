@@ -45,15 +45,26 @@ impl Serializer {
     /// Records `events` (bits of [`EVENT_MASK`]). `Some(batch)` iff the caller became the
     /// runner: it must process `batch`, then call [`Serializer::finish`] until that returns
     /// `None`.
+    ///
+    /// A raw pointer, not `&self`: when the caller does not become the runner, the runner may
+    /// process the events, finish and free the object around the serializer while this call is
+    /// still returning, and a function's reference arguments must stay valid until it returns.
+    /// (The atomic's own `fetch_or` receiver is the only reference across that moment, as in
+    /// `Arc`'s drop.)
+    ///
+    /// # Safety
+    /// `this` points to a live serializer, kept alive by the caller until the `fetch_or` below;
+    /// unless this returns `Some`, the caller must treat it as freed afterwards.
     #[must_use]
-    pub fn post(&self, events: u32) -> Option<u32> {
-        let previous = self
-            .word
-            .fetch_or((events & EVENT_MASK) | RUNNING, Ordering::AcqRel);
+    pub unsafe fn post(this: *const Self, events: u32) -> Option<u32> {
+        // SAFETY: live until our event is recorded (caller).
+        let word = unsafe { &(*this).word };
+        let previous = word.fetch_or((events & EVENT_MASK) | RUNNING, Ordering::AcqRel);
         if previous & RUNNING != 0 {
             return None;
         }
-        Some(self.word.swap(RUNNING, Ordering::AcqRel) & EVENT_MASK)
+        // We are the runner: the object stays alive at least until we finish.
+        Some(word.swap(RUNNING, Ordering::AcqRel) & EVENT_MASK)
     }
 
     /// The runner is done with its batch: `None` once the run is released (nothing pending,
@@ -75,30 +86,36 @@ impl Serializer {
 mod tests {
     use super::Serializer;
 
+    /// `Serializer::post` on a serializer the test owns (never freed under the call).
+    fn post(s: &Serializer, events: u32) -> Option<u32> {
+        // SAFETY: `s` outlives the call.
+        unsafe { Serializer::post(s, events) }
+    }
+
     #[test]
     fn first_poster_runs_with_its_events() {
         let s = Serializer::new();
-        assert_eq!(s.post(0b101), Some(0b101));
+        assert_eq!(post(&s, 0b101), Some(0b101));
         assert_eq!(s.finish(), None);
     }
 
     #[test]
     fn events_posted_while_running_are_handed_to_the_runner() {
         let s = Serializer::new();
-        assert_eq!(s.post(1), Some(1));
-        assert_eq!(s.post(2), None);
-        assert_eq!(s.post(4), None);
-        assert_eq!(s.post(2), None);
+        assert_eq!(post(&s, 1), Some(1));
+        assert_eq!(post(&s, 2), None);
+        assert_eq!(post(&s, 4), None);
+        assert_eq!(post(&s, 2), None);
         assert_eq!(s.finish(), Some(6));
         assert_eq!(s.finish(), None);
-        assert_eq!(s.post(8), Some(8), "idle again: the next poster runs");
+        assert_eq!(post(&s, 8), Some(8), "idle again: the next poster runs");
         assert_eq!(s.finish(), None);
     }
 
     #[test]
     fn reserved_bit_is_ignored() {
         let s = Serializer::new();
-        assert_eq!(s.post(u32::MAX), Some(super::EVENT_MASK));
+        assert_eq!(post(&s, u32::MAX), Some(super::EVENT_MASK));
         assert_eq!(s.finish(), None);
     }
 
@@ -121,7 +138,7 @@ mod tests {
                 let (s, inside, seen) = (Arc::clone(&s), Arc::clone(&inside), Arc::clone(&seen));
                 thread::spawn(move || {
                     for _ in 0..2000 {
-                        let mut batch = s.post(1 << t);
+                        let mut batch = post(&s, 1 << t);
                         while let Some(events) = batch {
                             assert!(!inside.swap(true, Ordering::SeqCst), "two runners at once");
                             seen.fetch_add(u64::from(events.count_ones()), Ordering::Relaxed);
@@ -138,7 +155,7 @@ mod tests {
         // Events coalesce, so fewer may be seen than posted, but at least one per thread, and
         // the serializer ends idle.
         assert!(seen.load(Ordering::Relaxed) >= 4);
-        assert_eq!(s.post(1), Some(1));
+        assert_eq!(post(&s, 1), Some(1));
         assert_eq!(s.finish(), None);
     }
 }

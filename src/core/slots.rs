@@ -185,9 +185,20 @@ impl<T> Slots<T> {
 
     /// Drops a reference on the occupant of slot `index`. `true` iff it was the last: the slot
     /// is now [`RESERVED`], and the caller must free the occupant, then [`Slots::vacate`].
+    ///
+    /// A raw pointer, not `&self`: when this is not the last reference, another holder may
+    /// free the occupant and, through it, the block the registry lives in while this call is
+    /// still returning (see [`Rundown::release`](crate::core::rundown::Rundown::release)).
+    ///
+    /// # Safety
+    /// `this` points to a live registry in which the caller holds a reference on slot
+    /// `index`'s occupant; unless this returns `true`, the caller must treat the registry as
+    /// freed afterwards.
     #[must_use]
-    pub fn release(&self, index: usize) -> bool {
-        let Some(slot) = self.slot(index) else {
+    pub unsafe fn release(this: *const Self, index: usize) -> bool {
+        // SAFETY: live while the caller's reference is held, which the exchange below drops.
+        let slots = unsafe { &*this };
+        let Some(slot) = slots.slot(index) else {
             return false;
         };
         let mut word = slot.word.load(Ordering::Relaxed);
@@ -244,6 +255,12 @@ impl<T> Slots<T> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    /// `Slots::release` on a registry the test owns (never freed under the call).
+    fn release<T>(slots: &super::Slots<T>, index: usize) -> bool {
+        // SAFETY: `slots` outlives the call.
+        unsafe { super::Slots::release(slots, index) }
+    }
+
     use ::core::ptr::NonNull;
 
     use super::{RESERVED, Slots};
@@ -267,8 +284,8 @@ mod tests {
         slots.publish(i, occupant(&mut a), 1);
         assert_eq!(slots.try_pin(i), Some(occupant(&mut a)));
         assert_eq!(slots.word(i), Some(2));
-        assert!(!slots.release(i));
-        assert!(slots.release(i), "last reference");
+        assert!(!release(&slots, i));
+        assert!(release(&slots, i), "last reference");
         assert_eq!(
             slots.word(i),
             Some(RESERVED),
@@ -282,7 +299,7 @@ mod tests {
         );
         slots.vacate(i);
         assert_eq!(slots.word(i), Some(0));
-        assert!(!slots.release(i), "release of a free slot is ignored");
+        assert!(!release(&slots, i), "release of a free slot is ignored");
         assert_eq!(slots.word(i), Some(0));
         // SAFETY: nothing uses the slots any more.
         unsafe { slots.free(&platform) };
@@ -384,7 +401,7 @@ mod tests {
                         for _ in 0..100 {
                             if let Some(p) = slots.try_pin(0) {
                                 assert_eq!(p.as_ptr() as usize, ptr_addr);
-                                if slots.release(0) {
+                                if release(&slots, 0) {
                                     last += 1;
                                 }
                             }
@@ -393,7 +410,7 @@ mod tests {
                     })
                 })
                 .collect();
-            let mut last = usize::from(slots.release(0));
+            let mut last = usize::from(release(&slots, 0));
             last += handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or(99))

@@ -26,8 +26,9 @@
 //! requested while `WskSocket` is pending waits for it, then closes the socket it produced.
 //!
 //! References: the slot's count. One is the *open* reference, dropped by the runner when the
-//! socket is done; others are short pins (the detach scan, the code that just created the
-//! socket). The last one frees the socket, vacates the slot, then releases the binding
+//! socket is done; one is the *run's*, taken when a run is scheduled and dropped when it ends
+//! (it keeps the socket alive while its work item is queued); others are short pins (the
+//! detach scan, the code that just created the socket). The last one frees the socket, vacates the slot, then releases the binding
 //! reference the socket held (which may complete the detach).
 
 use ::core::{ffi::c_void, net::SocketAddr, ptr::NonNull};
@@ -40,6 +41,7 @@ use crate::core::{
     provider::{Completion, OpKind, Provider, SocketKind},
     rundown::{Acquisition, Rundown},
     serializer::Serializer,
+    slots::Slots,
     stats::Stats,
     status::NtStatus,
     sync::UnsafeCell,
@@ -63,6 +65,9 @@ const EV_CLOSED: u32 = 1 << 5;
 const EV_CLOSE_REQUEST: u32 = 1 << 6;
 /// The listening socket stopped working (accept event with no socket).
 const EV_LISTENER_DEAD: u32 = 1 << 7;
+
+/// Batches one run processes before it queues the next run instead (see [`Socket::run`]).
+const BATCHES_PER_RUN: u32 = 16;
 
 /// Bit of an outstanding operation kind in [`State::outstanding`].
 const fn op_bit(kind: OpKind) -> u8 {
@@ -327,9 +332,11 @@ impl<P: Provider> Socket<P> {
     /// `this` is live and stays live during the call (a reference, an outstanding operation,
     /// or a running WSK callback on it keeps it alive).
     unsafe fn post(this: NonNull<Self>, events: u32) {
-        // SAFETY: live per the caller.
-        let socket = unsafe { this.as_ref() };
-        if let Some(batch) = socket.serializer.post(events) {
+        // SAFETY: live per the caller until the post records the events; not touched after it
+        // unless we became the runner (which keeps it alive).
+        let serializer = unsafe { &raw const (*this.as_ptr()).serializer };
+        // SAFETY: as above.
+        if let Some(batch) = unsafe { Serializer::post(serializer, events) } {
             // SAFETY: we are the runner of a live socket.
             unsafe { Self::schedule(this, batch) };
         }
@@ -345,13 +352,28 @@ impl<P: Provider> Socket<P> {
     unsafe fn schedule(this: NonNull<Self>, batch: u32) {
         // SAFETY: live per the caller.
         let socket = unsafe { this.as_ref() };
+        socket.binding().slots().add_ref(socket.slot);
+        // SAFETY: we are the runner, and the reference just taken is the run's.
+        unsafe { Self::hand_over(this, batch) };
+    }
+
+    /// Queues the run (the caller's run reference moves to it).
+    ///
+    /// # Safety
+    /// The caller is the runner of `this`, with `batch`, and holds a run reference on it, which
+    /// the queued run drops.
+    unsafe fn hand_over(this: NonNull<Self>, batch: u32) {
+        // SAFETY: live: the caller's run reference.
+        let socket = unsafe { this.as_ref() };
         // SAFETY: only the runner touches `scheduled`, and we are it until the scheduled run
         // takes over (the provider's queueing orders our write before its read).
         socket.scheduled.with_mut(|b| unsafe { *b = batch });
         let b = socket.binding();
-        b.slots().add_ref(socket.slot);
         if let (Some(provider), Some(io)) = (b.provider(), socket.io.as_ref()) {
-            provider.schedule(io, socket.token());
+            let token = socket.token();
+            // SAFETY: both live now (the run's reference just taken holds the socket, which
+            // holds the binding and its provider); nothing here touches them after the call.
+            unsafe { P::schedule(NonNull::from(provider), NonNull::from(io), token) };
         } else {
             // Never happens: a published socket has its I/O, and the provider is dropped only
             // at cleanup, after every socket is freed. Should it, run here rather than lose
@@ -379,31 +401,38 @@ impl<P: Provider> Socket<P> {
         unsafe { SocketRef { ptr: this }.run_scheduled() };
     }
 
-    /// Runs the state machine until no event is pending; drops the open reference if the
-    /// socket became done.
+    /// Runs the state machine until no event is pending, or until [`BATCHES_PER_RUN`] batches
+    /// were processed with more pending: then returns `Some(next batch)`, still the runner, so
+    /// that the caller queues another run (a connection whose calls keep completing inline must
+    /// not hold a system worker thread for ever). Drops the open reference if the socket became
+    /// done (and then always runs to the end).
     ///
     /// # Safety
     /// The caller became the runner of live socket `this`.
-    unsafe fn run(this: NonNull<Self>, first: u32) {
+    unsafe fn run(this: NonNull<Self>, first: u32) -> Option<u32> {
         // SAFETY: live per the caller; the open reference is held until the end of this call
         // unless this runner drops it (below, after giving up the run).
         let socket = unsafe { this.as_ref() };
         let mut batch = first;
         let mut became_done = false;
+        let mut batches = 1;
         loop {
             // SAFETY: only the runner touches the state (serializer.rs), and we are it.
             socket
                 .state
                 .with_mut(|state| became_done |= socket.process(unsafe { &mut *state }, batch));
             match socket.serializer.finish() {
+                Some(next) if batches >= BATCHES_PER_RUN && !became_done => return Some(next),
                 Some(next) => batch = next,
                 None => break,
             }
+            batches += 1;
         }
         if became_done {
             // SAFETY: drops the open reference, which kept the socket alive until here.
             unsafe { Self::unref(this) };
         }
+        None
     }
 
     /// Drops one reference; the last frees the socket, vacates its slot and releases the
@@ -417,7 +446,9 @@ impl<P: Provider> Socket<P> {
         let (binding, slot, kind) = (socket.binding, socket.slot, socket.kind);
         // SAFETY: the socket holds a binding reference, so the binding is live.
         let b = unsafe { binding.as_ref() };
-        if !b.slots().release(slot) {
+        // SAFETY: our reference on the occupant; the registry is not touched afterwards unless
+        // this was the last reference (then nobody else can free the socket or the binding).
+        if !unsafe { Slots::release(b.slots(), slot) } {
             return;
         }
         // Last reference: nothing is outstanding (done requires it), no one else can reach it.
@@ -988,9 +1019,12 @@ impl<P: Provider> SocketRef<P> {
         // SAFETY: we hold the runner role `schedule`'s caller took; only the runner touches it.
         let batch = socket.scheduled.with(|b| unsafe { *b });
         // SAFETY: the runner of a live socket.
-        unsafe { Socket::run(self.ptr, batch) };
-        // SAFETY: drops the reference `schedule` took; the socket is not used afterwards.
-        unsafe { Socket::unref(self.ptr) };
+        match unsafe { Socket::run(self.ptr, batch) } {
+            // SAFETY: still the runner, with the run's reference, which moves to the next run.
+            Some(next) => unsafe { Socket::hand_over(self.ptr, next) },
+            // SAFETY: drops the reference `schedule` took; the socket is not used afterwards.
+            None => unsafe { Socket::unref(self.ptr) },
+        }
     }
 
     /// `WskAcceptEvent` on a listener's token, at IRQL <= `DISPATCH_LEVEL`. `accepted` is the

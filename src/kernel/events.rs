@@ -33,8 +33,8 @@ pub static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = WSK_CLIENT_LISTEN_DISPA
 /// Hands the new connection (or, with a NULL `accept_socket`, the news that the listener
 /// stopped working) to the core. On acceptance it writes `*AcceptSocketContext` = NULL and
 /// `*AcceptSocketDispatch` = NULL (the page: NULL when the application enables no event
-/// callback on the accepted socket, as wskecho does), then starts the connection (its first
-/// I/O), then returns `STATUS_SUCCESS`; otherwise `STATUS_REQUEST_NOT_ACCEPTED`, the only
+/// callback on the accepted socket, as wskecho does), then starts the connection (queues its
+/// work item, which makes its first I/O), then returns `STATUS_SUCCESS`; otherwise `STATUS_REQUEST_NOT_ACCEPTED`, the only
 /// other status the page allows (WSK then closes the socket). The remote address is read only
 /// with a socket, and only during the call.
 unsafe extern "system" fn accept_event(

@@ -34,6 +34,7 @@ use super::{
     events::LISTEN_DISPATCH,
     platform::KernelPlatform,
     socket_io::{OpSlot, WskSocketIo},
+    work_item,
 };
 use crate::{
     core::{
@@ -248,11 +249,12 @@ impl Provider for WskProvider {
     type Platform = KernelPlatform;
     type DetachHandle = HANDLE;
 
-    fn schedule(&self, io: &WskSocketIo, token: SocketRef<Self>) {
-        // SAFETY: the core schedules a socket only as its runner, once per run, so its work
-        // item is not queued; the run's reference keeps the socket (and `io`) alive until
-        // the routine has run.
-        unsafe { io.work_item().queue(token) };
+    unsafe fn schedule(_this: NonNull<Self>, io: NonNull<WskSocketIo>, token: SocketRef<Self>) {
+        // SAFETY: `io` is valid at entry (caller); only the work item's address is read.
+        let item = unsafe { io.as_ref() }.work_item().as_ptr();
+        // SAFETY: the core schedules a socket only as its runner, once per run, so the item is
+        // not queued; nothing of the socket is touched once it is (the run may free it).
+        unsafe { work_item::queue(item, token) };
     }
 
     fn new_socket_io(

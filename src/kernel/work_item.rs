@@ -1,6 +1,6 @@
 //! One socket's work item: where its state machine runs and makes its WSK calls.
 //!
-//! A WSK client must not call WSK functions from an `IoCompletion` routine
+//! A WSK client "should not call new WSK functions in the context of the `IoCompletion` routine"
 //! (<https://learn.microsoft.com/windows-hardware/drivers/network/using-irps-with-winsock-kernel-functions>),
 //! and `WskCloseSocket` waits for the socket's event callbacks in progress
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_close_socket>).
@@ -74,24 +74,24 @@ impl OwnedWorkItem {
         Some(Self { item })
     }
 
-    /// Queues the item: [`run`] calls [`SocketRef::run_scheduled`] with `token` on a system
-    /// worker thread.
-    ///
-    /// # Safety
-    /// The item is not queued (the core schedules a socket once per run); `token` is the
-    /// socket's, kept alive by the reference its schedule took.
-    pub unsafe fn queue(&self, token: SocketRef<WskProvider>) {
-        // SAFETY: an initialised item that is not queued (caller); `run` matches
-        // IO_WORKITEM_ROUTINE_EX; drivers must use DelayedWorkQueue (IoQueueWorkItemEx page).
-        unsafe {
-            IoQueueWorkItemEx(
-                self.item.as_ptr(),
-                Some(run),
-                DelayedWorkQueue,
-                token.as_context(),
-            );
-        }
+    /// The item, for [`queue`].
+    pub const fn as_ptr(&self) -> PIO_WORKITEM {
+        self.item.as_ptr()
     }
+}
+
+/// Queues `item`: [`run`] calls [`SocketRef::run_scheduled`] with `token` on a system worker
+/// thread. A raw pointer, not `&OwnedWorkItem`: the routine may run on another CPU and free
+/// the socket, this item with it, before `IoQueueWorkItemEx` returns.
+///
+/// # Safety
+/// `item` is an initialised work item ([`OwnedWorkItem::as_ptr`]) that is not queued (the core
+/// schedules a socket once per run); `token` is its socket's, kept alive by the reference its
+/// schedule took.
+pub unsafe fn queue(item: PIO_WORKITEM, token: SocketRef<WskProvider>) {
+    // SAFETY: an initialised item that is not queued (caller); `run` matches
+    // IO_WORKITEM_ROUTINE_EX; drivers must use DelayedWorkQueue (IoQueueWorkItemEx page).
+    unsafe { IoQueueWorkItemEx(item, Some(run), DelayedWorkQueue, token.as_context()) };
 }
 
 impl Drop for OwnedWorkItem {

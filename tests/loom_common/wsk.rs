@@ -988,17 +988,17 @@ impl Provider for TestProvider {
         })
     }
 
-    fn schedule(&self, io: &TestIo, token: SocketRef<Self>) {
-        let mut state = self.world.state();
-        if state
-            .scheduled
-            .iter()
-            .any(|(_, queued, _)| *queued == io.id)
-        {
+    unsafe fn schedule(this: NonNull<Self>, io: NonNull<TestIo>, token: SocketRef<Self>) {
+        // SAFETY: both valid at entry (caller); copied out before the run is queued.
+        let world = Arc::clone(unsafe { &this.as_ref().world });
+        // SAFETY: as above.
+        let io = unsafe { io.as_ref() }.id;
+        let mut state = world.state();
+        if state.scheduled.iter().any(|(_, queued, _)| *queued == io) {
             drop(state);
             violated(format_args!("a socket's work item queued twice"));
         }
-        state.scheduled.push((thread::current().id(), io.id, token));
+        state.scheduled.push((thread::current().id(), io, token));
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {

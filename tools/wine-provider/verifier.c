@@ -403,7 +403,9 @@ struct work_item
     void *context;
 };
 
-static LONG work_items_live, work_items_running, work_items_run;
+/* work_items_pending: queued or running routines, counted from IoQueueWorkItemEx on, where the
+ * kernel takes its reference on the driver object, until the routine has returned. */
+static LONG work_items_live, work_items_pending, work_items_run;
 static DWORD callback_tls = TLS_OUT_OF_INDEXES;
 
 const char *callback_current(void)
@@ -432,6 +434,11 @@ static void WINAPI hook_IoInitializeWorkItem(void *io_object, PIO_WORKITEM item)
 {
     struct work_item *w = (struct work_item *)item;
     if (!io_object) violation("work-item", "IoInitializeWorkItem without a driver or device object");
+    if (w->magic == WORK_ITEM_MAGIC)
+    {
+        violation("work-item", "IoInitializeWorkItem on %p, which is initialised already", item);
+        return;
+    }
     w->magic = WORK_ITEM_MAGIC;
     w->queued = 0;
     w->io_object = io_object;
@@ -458,12 +465,11 @@ static DWORD WINAPI work_item_thread(void *arg)
     struct work_item *w = arg;
     PIO_WORKITEM_ROUTINE_EX routine = w->routine;
     void *io_object = w->io_object, *context = w->context;
-    InterlockedIncrement(&work_items_running);
     InterlockedIncrement(&work_items_run);
     InterlockedExchange(&w->queued, 0); /* dequeued before the routine runs */
     routine(io_object, context, (PIO_WORKITEM)w);
     /* the routine may have freed or requeued the item: not touched again */
-    InterlockedDecrement(&work_items_running);
+    InterlockedDecrement(&work_items_pending);
     return 0;
 }
 
@@ -485,24 +491,27 @@ static void WINAPI hook_IoQueueWorkItemEx(PIO_WORKITEM item, PIO_WORKITEM_ROUTIN
     }
     w->routine = routine;
     w->context = context;
+    InterlockedIncrement(&work_items_pending);
     if (!QueueUserWorkItem(work_item_thread, w, WT_EXECUTEDEFAULT))
     {
-        violation("work-item", "the provider could not queue work item %p (error %lu)", item, GetLastError());
-        InterlockedExchange(&w->queued, 0);
+        /* IoQueueWorkItemEx cannot fail: run the routine on this thread rather than lose it. */
+        violation("work-item", "the provider could not queue work item %p (error %lu); running it inline",
+                  item, GetLastError());
+        work_item_thread(w);
     }
 }
 
-/* The I/O manager's reference on the driver object while a routine runs: Unload may return,
- * but the image stays until the routine has returned. */
+/* The I/O manager's reference on the driver object from IoQueueWorkItemEx until the routine
+ * has returned: Unload may return meanwhile, but the image stays. */
 static void wait_for_work_items(void)
 {
     DWORD t0 = GetTickCount();
-    while (InterlockedCompareExchange(&work_items_running, 0, 0))
+    while (InterlockedCompareExchange(&work_items_pending, 0, 0))
     {
         if (GetTickCount() - t0 > 10000)
         {
-            violation("work-item", "%ld work item routine(s) still running 10 s after DriverUnload returned",
-                      work_items_running);
+            violation("work-item", "%ld work item routine(s) still queued or running 10 s after DriverUnload "
+                      "returned", work_items_pending);
             return;
         }
         Sleep(1);

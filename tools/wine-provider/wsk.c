@@ -1443,6 +1443,10 @@ NTSTATUS WINAPI NmrClientAttachProvider(HANDLE binding_handle, void *client_bind
 void WINAPI NmrClientDetachProviderComplete(HANDLE binding_handle)
 {
     struct binding *b = binding_from_handle(binding_handle, "NmrClientDetachProviderComplete");
+    const char *inside = callback_current();
+    if (inside)
+        violation("detach-complete", "NmrClientDetachProviderComplete called inside %s (it holds nothing that "
+                  "keeps the driver loaded; a work item does)", inside);
     if (!b) return;
     if (InterlockedIncrement(&b->complete_calls) > 1)
     {

@@ -4,8 +4,9 @@
 //! Work items: [`Provider::schedule`] queues the token; the queue runs when the outermost
 //! callback the test delivered (a completion, an accept event, the attach, the detach) has
 //! returned, as a worker thread would run it. A call into WSK made while a completion or an
-//! accept event is executing is a violation (WSK forbids calls from `IoCompletion` routines, and
-//! a close inside `WskAcceptEvent`).
+//! accept event is executing is a violation: the driver's rule, after "Using IRPs with Winsock
+//! Kernel Functions" (a client "should not call new WSK functions in the context of the
+//! `IoCompletion` routine") and `WskCloseSocket` waiting for the socket's event callbacks.
 //!
 //! Checked: no call into WSK after the detach completed; no call on a socket whose close was
 //! issued (other than none at all) or completed; at most one outstanding operation of each
@@ -136,6 +137,9 @@ pub enum Mode {
     /// Open, bind, send (in full), disconnect and close complete inline, before the call
     /// returns; receives stay pending.
     Inline,
+    /// As `Inline`, and receives too complete inline with one byte each, this many in all;
+    /// then they stay pending (a peer whose data is always there already).
+    InlineReceives(usize),
 }
 
 #[derive(Debug)]
@@ -739,7 +743,16 @@ impl World {
         for p in problems {
             Self::violation(&mut s, p);
         }
-        let inline = mode == Mode::Inline && !matches!(call, Call::Receive(_));
+        let inline = match (mode, call) {
+            (Mode::Inline, Call::Receive(_)) | (Mode::Pending, _) => false,
+            (Mode::InlineReceives(left), Call::Receive(_)) => {
+                if left > 0 {
+                    s.mode = Mode::InlineReceives(left - 1);
+                }
+                left > 0
+            }
+            (Mode::Inline | Mode::InlineReceives(_), _) => true,
+        };
         if inline {
             let index = s.pending.len() - 1;
             s.pending.remove(index);
@@ -752,7 +765,11 @@ impl World {
     fn leave(&self, io: &TestIo, inline: Option<Op>) {
         if let Some(op) = inline {
             // Complete while the call is still "executing", as an inline IRP completion does.
-            self.succeed(op);
+            if matches!(op.call, Call::Receive(_)) {
+                self.deliver(op, b"x");
+            } else {
+                self.succeed(op);
+            }
         }
         if let Some(record) = self.state().ios.get_mut(io.id) {
             record.executing = false;
@@ -856,12 +873,16 @@ impl Provider for TestProvider {
         })
     }
 
-    fn schedule(&self, io: &TestIo, token: SocketRef<Self>) {
-        let mut s = self.world.state();
-        if s.scheduled.iter().any(|(queued, _)| *queued == io.id) {
+    unsafe fn schedule(this: NonNull<Self>, io: NonNull<TestIo>, token: SocketRef<Self>) {
+        // SAFETY: both valid at entry (caller); copied out before the run is queued.
+        let world = Arc::clone(unsafe { &this.as_ref().world });
+        // SAFETY: as above.
+        let io = unsafe { io.as_ref() }.id;
+        let mut s = world.state();
+        if s.scheduled.iter().any(|(queued, _)| *queued == io) {
             World::violation(&mut s, "a socket's work item queued twice".into());
         }
-        s.scheduled.push_back((io.id, token));
+        s.scheduled.push_back((io, token));
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {

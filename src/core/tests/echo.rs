@@ -33,7 +33,7 @@ fn take_send(world: &World, io: usize) -> Option<crate::core::testing::provider:
 fn accepted_connection_posts_its_first_receive_over_the_whole_buffer() {
     let (world, client) = one_listener(4, 512);
     let io = connect(&world);
-    let receive = take_receive(&world, io).expect("first receive posted in the accept event");
+    let receive = take_receive(&world, io).expect("first receive, from the connection's work item");
     assert_eq!(receive.call, Call::Receive(0..512));
     assert!(
         lines(&client, Level::Info)
@@ -73,6 +73,25 @@ fn wsk_calls_are_made_by_work_items_after_the_callbacks_returned() {
          inline) is one work item"
     );
     assert!(world.violations().is_empty(), "{:?}", world.violations());
+    world.drain();
+    finish(&world, &client);
+}
+
+#[test]
+fn a_run_gives_its_worker_back_when_completions_keep_coming_inline() {
+    // Every receive and send completes inline: one completion would keep its run going for the
+    // whole transfer. The run queues its successor after a bounded number of batches instead.
+    let (world, client) = one_listener(4, 512);
+    let io = connect(&world);
+    let receive = take_receive(&world, io).expect("first receive");
+    world.set_mode(Mode::InlineReceives(200));
+    let before = world.work_items_run();
+    assert_eq!(world.deliver(receive, b"x"), 1);
+    let runs = world.work_items_run() - before;
+    assert!(runs >= 10, "the 201 inline receives took {runs} run(s)");
+    assert_eq!(client.stats().snapshot().bytes_echoed, 201);
+    assert!(world.violations().is_empty(), "{:?}", world.violations());
+    world.set_mode(Mode::Pending);
     world.drain();
     finish(&world, &client);
 }
