@@ -1351,78 +1351,74 @@ impl<T: Upcall> WskClient<T> {
     /// `WskControlSocket(WskSetOption, IPV6_V6ONLY, IPPROTO_IPV6)` = 1 on a new listening
     /// socket (before `WskBind`).
     pub fn set_ipv6_only(&self, io: &SocketIo, socket: SocketHandle, token: T) {
-        let Some(_call) = self.admit("WskControlSocket") else {
-            return;
-        };
-        let Some(entry) = self.entry(socket, "WskControlSocket") else {
-            return;
-        };
-        entry.executing.fetch_add(1, Ordering::SeqCst);
-        let _executing = Executing(&entry.executing);
-        io.shared.begin(OpKind::Setup, socket);
-        let inline = self.shared.inline_now();
-        let result = self.shared.fault(FaultOp::SetIpv6Only).map_or_else(
-            || {
-                let mut state = entry.lock();
-                if let Io::Created(host) = &state.io {
-                    let set = host.set_only_v6(true).map_err(|e| status_of(&e));
-                    state.ipv6_only |= set.is_ok();
-                    set
-                } else {
-                    drop(state);
-                    self.shared.contract.violation(format!(
-                        "WskControlSocket(IPV6_V6ONLY) on {socket:?}, which is not a new socket \
-                         (the option must be set before WskBind)"
-                    ));
-                    Err(NtStatus::INVALID_DEVICE_STATE)
-                }
-            },
-            Err,
-        );
-        self.deliver_all(
-            inline,
-            vec![(
-                token,
-                Arc::clone(&io.shared),
-                OpKind::Setup,
-                Completion::OptionSet(result),
-            )],
-        );
+        self.setup_step(io, socket, token, "WskControlSocket", |entry| {
+            let result = self.shared.fault(FaultOp::SetIpv6Only).map_or_else(
+                || {
+                    let mut state = entry.lock();
+                    if let Io::Created(host) = &state.io {
+                        let set = host.set_only_v6(true).map_err(|e| status_of(&e));
+                        state.ipv6_only |= set.is_ok();
+                        set
+                    } else {
+                        drop(state);
+                        self.shared.contract.violation(format!(
+                            "WskControlSocket(IPV6_V6ONLY) on {socket:?}, which is not a new \
+                             socket (the option must be set before WskBind)"
+                        ));
+                        Err(NtStatus::INVALID_DEVICE_STATE)
+                    }
+                },
+                Err,
+            );
+            Completion::OptionSet(result)
+        });
     }
 
     /// `WskBind`; the socket listens once bound.
     pub fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: T) {
-        let Some(_call) = self.admit("WskBind") else {
+        self.setup_step(io, socket, token, "WskBind", |entry| {
+            if local.is_ipv6() && !entry.lock().ipv6_only {
+                self.shared.contract.violation(format!(
+                    "WskBind of IPv6 listener {socket:?} to {local} without IPV6_V6ONLY \
+                     (WskControlSocket before the bind: WSK's default is not documented)"
+                ));
+            }
+            let result = self
+                .shared
+                .fault(FaultOp::Bind)
+                .map_or_else(|| self.listen(entry, local), Err);
+            if let Err(status) = result {
+                self.shared.setup_failed(local, status);
+            }
+            Completion::Bound(result)
+        });
+    }
+
+    /// What the listener setup calls after `WskSocket` share: admission, the socket's entry,
+    /// "executing" while `step` runs, the Setup operation outstanding, and the completion
+    /// `step` returns delivered (inline or on a worker, by the completion mode).
+    fn setup_step(
+        &self,
+        io: &SocketIo,
+        socket: SocketHandle,
+        token: T,
+        call: &str,
+        step: impl FnOnce(&SocketEntry<T>) -> Completion<SocketHandle>,
+    ) {
+        let Some(_call) = self.admit(call) else {
             return;
         };
-        let Some(entry) = self.entry(socket, "WskBind") else {
+        let Some(entry) = self.entry(socket, call) else {
             return;
         };
         entry.executing.fetch_add(1, Ordering::SeqCst);
         let _executing = Executing(&entry.executing);
         io.shared.begin(OpKind::Setup, socket);
-        if local.is_ipv6() && !entry.lock().ipv6_only {
-            self.shared.contract.violation(format!(
-                "WskBind of IPv6 listener {socket:?} to {local} without IPV6_V6ONLY \
-                 (WskControlSocket before the bind: WSK's default is not documented)"
-            ));
-        }
         let inline = self.shared.inline_now();
-        let result = self
-            .shared
-            .fault(FaultOp::Bind)
-            .map_or_else(|| self.listen(&entry, local), Err);
-        if let Err(status) = result {
-            self.shared.setup_failed(local, status);
-        }
+        let completion = step(&entry);
         self.deliver_all(
             inline,
-            vec![(
-                token,
-                Arc::clone(&io.shared),
-                OpKind::Setup,
-                Completion::Bound(result),
-            )],
+            vec![(token, Arc::clone(&io.shared), OpKind::Setup, completion)],
         );
     }
 

@@ -191,6 +191,14 @@ struct State {
     running_work: Vec<thread::ThreadId>,
 }
 
+impl State {
+    /// Whether the current thread is inside a completion or an accept event.
+    fn in_callback_here(&self) -> bool {
+        let me = thread::current().id();
+        self.in_callback.iter().any(|(t, _)| *t == me)
+    }
+}
+
 /// The model world: the WSK subsystem and the NMR of one execution.
 #[derive(Debug)]
 pub struct World {
@@ -362,11 +370,7 @@ impl World {
 
     fn enter(&self, io: Option<usize>, call: &str) {
         let mut state = self.state();
-        if state
-            .in_callback
-            .iter()
-            .any(|(t, _)| *t == thread::current().id())
-        {
+        if state.in_callback_here() {
             drop(state);
             violated(format_args!(
                 "{call} called inside a completion routine or an accept event"
@@ -755,11 +759,7 @@ impl World {
                     "{how} while {executing} call(s) into WSK are executing"
                 ));
             }
-            if state
-                .in_callback
-                .iter()
-                .any(|(t, _)| *t == thread::current().id())
-            {
+            if state.in_callback_here() {
                 drop(state);
                 // The kernel's completion routines and accept event hold no reference on the
                 // driver: the last release must come from a work item (which does).
