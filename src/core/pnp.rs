@@ -1,21 +1,25 @@
 //! Plug and Play: what wskecho, as the function driver of a root-enumerated `Root\wskecho`
 //! device, does with each `IRP_MJ_PNP` minor function.
 //!
-//! The device has no hardware and the WSK client does not depend on it (the NMR registration
-//! lives in `DriverEntry`/`Unload`), so the function driver acts on no IRP except to agree and
-//! to delete its device object on removal. The rules
+//! On this route the WSK client is a subcomponent of the device, the seeds' second pattern
+//! (docs/architecture.md, "Lifecycle"): it registers with the NMR when the device starts and
+//! deregisters, waiting until the deregistration completed, when the device stops, is
+//! surprise-removed or is removed; `Unload` only verifies that nothing is left. The device
+//! has no hardware, so the rest is agreement
 //! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/passing-pnp-irps-down-the-device-stack>):
 //! a driver that performs no action for an IRP passes it down without touching
 //! `Irp->IoStatus`; one that does act sets the status and passes it down; only the bus driver
-//! completes a Plug and Play IRP. For the IRPs listed in [`action`], each minor function's
-//! page says
-//! "A driver must set `Irp->IoStatus.Status` to `STATUS_SUCCESS`" (stop, cancel-stop, remove,
-//! cancel-remove, surprise removal) or lets it succeed or fail (query-stop, query-remove,
-//! where wskecho agrees: nothing it holds depends on the device).
+//! completes a Plug and Play IRP it did not start back up. For the IRPs listed in [`action`],
+//! each minor function's page says "A driver must set `Irp->IoStatus.Status` to
+//! `STATUS_SUCCESS`" (stop, cancel-stop, remove, cancel-remove, surprise removal) or lets it
+//! succeed or fail (query-stop, query-remove, where wskecho agrees: its client can stop at
+//! any time).
 //!
 //! `IRP_MN_START_DEVICE` "must be handled first by the parent bus driver for a device and then
-//! by each higher driver"; wskecho has nothing to start, so it passes the IRP down untouched
-//! and the bus driver's status is the result.
+//! by each higher driver" (<https://learn.microsoft.com/windows-hardware/drivers/kernel/irp-mn-start-device>):
+//! the function driver passes it down, waits until it comes back, then starts its part (here:
+//! registers the WSK client and waits for start-up's verdict, so a device that serves nothing
+//! fails to start) and completes the IRP with the result.
 //!
 //! The minor function codes are written out here (the core does not depend on wdk-sys); the
 //! kernel adapter checks at compile time that they equal `wdm.h`'s `IRP_MN_*` values.
@@ -35,7 +39,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum PnpMinor {
-    /// `IRP_MN_START_DEVICE` (listed to pin its value: it is passed down untouched).
+    /// `IRP_MN_START_DEVICE`.
     StartDevice = 0x00,
     /// `IRP_MN_QUERY_REMOVE_DEVICE`.
     QueryRemoveDevice = 0x01,
@@ -94,9 +98,16 @@ pub enum PnpAction {
     PassDown,
     /// Set `Irp->IoStatus.Status = STATUS_SUCCESS`, then skip and pass down.
     SucceedAndPassDown,
-    /// `IRP_MN_REMOVE_DEVICE`: set `STATUS_SUCCESS`, skip and pass down, release the remove
-    /// lock and wait for every other holder, then detach from the lower device and delete the
-    /// device object. Nothing touches the device object afterwards.
+    /// `IRP_MN_START_DEVICE`: pass down and wait until the lower drivers completed it, then
+    /// (if they started the device) start the WSK client, and complete the IRP with the
+    /// result.
+    Start,
+    /// `IRP_MN_STOP_DEVICE`, `IRP_MN_SURPRISE_REMOVAL`: stop the WSK client (deregistration
+    /// complete, no binding left), then succeed and pass down.
+    StopAndPassDown,
+    /// `IRP_MN_REMOVE_DEVICE`: stop the WSK client, set `STATUS_SUCCESS`, skip and pass down,
+    /// release the remove lock and wait for every other holder, then detach from the lower
+    /// device and delete the device object. Nothing touches the device object afterwards.
     Remove,
 }
 
@@ -108,6 +119,19 @@ pub enum PnpStep {
     /// `IoSkipCurrentIrpStackLocation` + `IoCallDriver(lower, irp)`; the IRP is not touched
     /// afterwards (the lower driver owns it). Its status is the dispatch routine's result.
     PassDown,
+    /// `IoCopyCurrentIrpStackLocationToNext`, a completion routine that signals an event and
+    /// returns `STATUS_MORE_PROCESSING_REQUIRED`, `IoCallDriver(lower, irp)`, and the wait for
+    /// the event: the IRP is the driver's again, with the lower drivers' status.
+    PassDownAndWait,
+    /// If the lower drivers succeeded: register the WSK client with the NMR unless another
+    /// device already did, and wait for start-up's verdict, which becomes the IRP's status.
+    StartClient,
+    /// If this device's start registered the WSK client: `NmrDeregisterClient`, on
+    /// `STATUS_PENDING` `NmrWaitForClientDeregisterComplete`, then wait until no binding is
+    /// live. Idempotent: a later stop or removal of the same device finds nothing to do.
+    StopClient,
+    /// `IoCompleteRequest` with the status so far; the IRP is not touched afterwards.
+    Complete,
     /// `IoReleaseRemoveLock(lock, irp)`: ends the acquisition made on entry.
     ReleaseRemoveLock,
     /// `IoReleaseRemoveLockAndWait(lock, irp)`: ends the acquisition made on entry and waits
@@ -127,6 +151,8 @@ impl PnpAction {
     /// and before it releases memory, calls `IoDetachDevice`, or calls `IoDeleteDevice`"
     /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreleaseremovelockandwait>,
     /// and <https://learn.microsoft.com/windows-hardware/drivers/kernel/using-remove-locks>).
+    /// The client stops first, while the device still exists: "the driver must make sure
+    /// deregistration has fully completed" before the subcomponent is gone (the seeds).
     #[must_use]
     pub const fn steps(self) -> &'static [PnpStep] {
         match self {
@@ -136,7 +162,20 @@ impl PnpAction {
                 PnpStep::PassDown,
                 PnpStep::ReleaseRemoveLock,
             ],
+            Self::Start => &[
+                PnpStep::PassDownAndWait,
+                PnpStep::StartClient,
+                PnpStep::Complete,
+                PnpStep::ReleaseRemoveLock,
+            ],
+            Self::StopAndPassDown => &[
+                PnpStep::StopClient,
+                PnpStep::SetSuccess,
+                PnpStep::PassDown,
+                PnpStep::ReleaseRemoveLock,
+            ],
             Self::Remove => &[
+                PnpStep::StopClient,
                 PnpStep::SetSuccess,
                 PnpStep::PassDown,
                 PnpStep::ReleaseRemoveLockAndWait,
@@ -151,16 +190,16 @@ impl PnpAction {
 #[must_use]
 pub const fn action(code: u8) -> PnpAction {
     match PnpMinor::from_code(code) {
+        Some(PnpMinor::StartDevice) => PnpAction::Start,
+        Some(PnpMinor::StopDevice | PnpMinor::SurpriseRemoval) => PnpAction::StopAndPassDown,
         Some(PnpMinor::RemoveDevice) => PnpAction::Remove,
         Some(
             PnpMinor::QueryRemoveDevice
             | PnpMinor::CancelRemoveDevice
-            | PnpMinor::SurpriseRemoval
             | PnpMinor::QueryStopDevice
-            | PnpMinor::CancelStopDevice
-            | PnpMinor::StopDevice,
+            | PnpMinor::CancelStopDevice,
         ) => PnpAction::SucceedAndPassDown,
-        Some(PnpMinor::StartDevice) | None => PnpAction::PassDown,
+        None => PnpAction::PassDown,
     }
 }
 
@@ -338,10 +377,8 @@ mod tests {
         for minor in [
             PnpMinor::QueryRemoveDevice,
             PnpMinor::CancelRemoveDevice,
-            PnpMinor::SurpriseRemoval,
             PnpMinor::QueryStopDevice,
             PnpMinor::CancelStopDevice,
-            PnpMinor::StopDevice,
         ] {
             assert_eq!(
                 action(minor.code()),
@@ -349,11 +386,20 @@ mod tests {
                 "{minor:?}"
             );
         }
+        for minor in [PnpMinor::StopDevice, PnpMinor::SurpriseRemoval] {
+            assert_eq!(
+                action(minor.code()),
+                PnpAction::StopAndPassDown,
+                "{minor:?}"
+            );
+        }
     }
 
-    const ACTIONS: [PnpAction; 3] = [
+    const ACTIONS: [PnpAction; 5] = [
         PnpAction::PassDown,
         PnpAction::SucceedAndPassDown,
+        PnpAction::Start,
+        PnpAction::StopAndPassDown,
         PnpAction::Remove,
     ];
 
@@ -369,7 +415,11 @@ mod tests {
     fn every_action_passes_down_once_and_releases_the_lock_once() {
         for action in ACTIONS {
             let steps = action.steps();
-            assert_eq!(count(steps, PnpStep::PassDown), 1, "{action:?}");
+            assert_eq!(
+                count(steps, PnpStep::PassDown) + count(steps, PnpStep::PassDownAndWait),
+                1,
+                "{action:?}"
+            );
             let releases = count(steps, PnpStep::ReleaseRemoveLock)
                 + count(steps, PnpStep::ReleaseRemoveLockAndWait);
             assert_eq!(
@@ -380,13 +430,15 @@ mod tests {
     }
 
     #[test]
-    fn the_irp_is_not_touched_after_it_was_passed_down() {
+    fn the_irp_is_not_touched_after_it_was_passed_down_or_completed() {
         for action in ACTIONS {
             let steps = action.steps();
-            let Some(passed) = position(steps, PnpStep::PassDown) else {
-                panic!("{action:?} does not pass down");
+            let gone =
+                position(steps, PnpStep::PassDown).or_else(|| position(steps, PnpStep::Complete));
+            let Some(gone) = gone else {
+                panic!("{action:?} neither passes down nor completes");
             };
-            for &step in steps.get(passed + 1..).unwrap_or_default() {
+            for &step in steps.get(gone + 1..).unwrap_or_default() {
                 assert!(
                     matches!(
                         step,
@@ -395,11 +447,11 @@ mod tests {
                             | PnpStep::DetachFromLower
                             | PnpStep::DeleteDevice
                     ),
-                    "{action:?}: {step:?} after PassDown"
+                    "{action:?}: {step:?} after the IRP left"
                 );
             }
             if let Some(success) = position(steps, PnpStep::SetSuccess) {
-                assert!(success < passed, "{action:?}: status set after PassDown");
+                assert!(success < gone, "{action:?}: status set after PassDown");
             }
         }
         assert_eq!(
@@ -407,6 +459,52 @@ mod tests {
             None
         );
         assert!(position(PnpAction::SucceedAndPassDown.steps(), PnpStep::SetSuccess).is_some());
+    }
+
+    #[test]
+    fn start_starts_the_client_only_after_the_lower_drivers_started_the_device() {
+        let steps = PnpAction::Start.steps();
+        assert_eq!(
+            steps,
+            [
+                PnpStep::PassDownAndWait,
+                PnpStep::StartClient,
+                PnpStep::Complete,
+                PnpStep::ReleaseRemoveLock,
+            ]
+        );
+        assert_eq!(action(PnpMinor::StartDevice.code()), PnpAction::Start);
+        for action in ACTIONS {
+            assert_eq!(
+                position(action.steps(), PnpStep::StartClient).is_some(),
+                action == PnpAction::Start,
+                "{action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stop_surprise_removal_and_remove_stop_the_client_before_passing_down() {
+        for minor in [
+            PnpMinor::StopDevice,
+            PnpMinor::SurpriseRemoval,
+            PnpMinor::RemoveDevice,
+        ] {
+            let steps = action(minor.code()).steps();
+            assert_eq!(steps.first(), Some(&PnpStep::StopClient), "{minor:?}");
+            assert_eq!(count(steps, PnpStep::StopClient), 1, "{minor:?}");
+        }
+        for action in [
+            PnpAction::PassDown,
+            PnpAction::SucceedAndPassDown,
+            PnpAction::Start,
+        ] {
+            assert_eq!(
+                position(action.steps(), PnpStep::StopClient),
+                None,
+                "{action:?}"
+            );
+        }
     }
 
     #[test]
@@ -424,7 +522,7 @@ mod tests {
 
     #[test]
     fn only_remove_detaches_or_deletes_or_waits() {
-        for action in [PnpAction::PassDown, PnpAction::SucceedAndPassDown] {
+        for action in ACTIONS.into_iter().filter(|&a| a != PnpAction::Remove) {
             for step in [
                 PnpStep::DetachFromLower,
                 PnpStep::DeleteDevice,
@@ -436,8 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn start_and_unknown_minors_pass_down_untouched() {
-        assert_eq!(action(PnpMinor::StartDevice.code()), PnpAction::PassDown);
+    fn unknown_minors_pass_down_untouched() {
         // IRP_MN_QUERY_DEVICE_RELATIONS, QUERY_INTERFACE, QUERY_CAPABILITIES, QUERY_ID,
         // QUERY_PNP_DEVICE_STATE, DEVICE_USAGE_NOTIFICATION, and codes beyond the last one.
         for code in [0x07, 0x08, 0x09, 0x13, 0x14, 0x16, 0x18, 0x19, 0xFF] {

@@ -9,7 +9,7 @@ use wdk_sys::{
 
 use super::{
     forward::{dispatch_power, dispatch_system_control},
-    globals::WSKECHO_GLOBALS,
+    globals::{KernelClient, WSKECHO_GLOBALS},
     nmr_client::CLIENT_CHARACTERISTICS,
     platform::KernelPlatform,
     pnp::{add_device, dispatch_pnp},
@@ -78,6 +78,39 @@ pub unsafe extern "system" fn driver_entry(
     WSKECHO_GLOBALS.set_driver_object(driver);
     drop(config);
     client.log_config();
+    WSKECHO_GLOBALS.set_pnp_route(pnp_device);
+    if pnp_device {
+        // Route (b): the client is a subcomponent of the Root\wskecho device; it registers
+        // when the device starts (pnp.rs).
+        log_trace!(
+            platform,
+            "route (b): the WSK client registers when the Root\\wskecho device starts"
+        );
+    } else if let Err(status) = register_client(client) {
+        // SAFETY: registered at most; not yet known to the I/O manager as loaded (no
+        // DriverUnload set); PASSIVE_LEVEL.
+        unsafe { shut_down_client() };
+        return status;
+    }
+    // SAFETY: the driver object is valid during DriverEntry (caller).
+    if let Some(driver) = unsafe { driver.as_mut() } {
+        driver.DriverUnload = Some(driver_unload);
+        if pnp_device {
+            register_pnp(driver);
+        }
+    }
+    STATUS_SUCCESS
+}
+
+/// `NmrRegisterClient`, then start-up's verdict (the core's `settle_startup`, polling while
+/// listeners open). `Err(status)`: registration failed (nothing to undo), or nothing can be
+/// served (the caller deregisters: `unload::deregister_client`). `PASSIVE_LEVEL`: from
+/// `DriverEntry` (route (a)) or from `IRP_MN_START_DEVICE` (route (b)).
+///
+/// # Errors
+/// As above.
+pub fn register_client(client: &KernelClient) -> Result<(), NTSTATUS> {
+    let platform = &KernelPlatform;
     let mut handle: HANDLE = core::ptr::null_mut();
     // SAFETY: static characteristics (valid while registered); the client context is the
     // global client, which outlives the registration; PASSIVE_LEVEL.
@@ -94,37 +127,23 @@ pub unsafe extern "system" fn driver_entry(
             "NmrRegisterClient failed: {}",
             crate::core::status::NtStatus(status)
         );
-        // SAFETY: registration failed, so NMR holds no reference to the client.
-        unsafe { WSKECHO_GLOBALS.destroy() };
-        return status;
+        return Err(status);
     }
     WSKECHO_GLOBALS.set_nmr_client(handle);
+    log_trace!(platform, "registered with the NMR as a WSK client");
     // A driver that serves nothing must not start: the core's verdict on the attach and the
     // listeners (waiting up to STARTUP_WAIT_MS while they open).
     let mut waited_ms = 0;
-    let settled = client.settle_startup(|| {
-        if waited_ms >= STARTUP_WAIT_MS {
-            return false;
-        }
-        pause_ms(STARTUP_POLL_MS);
-        waited_ms += STARTUP_POLL_MS;
-        true
-    });
-    if let Err(status) = settled {
-        // SAFETY: registered just above, not yet known to the I/O manager as loaded (no
-        // DriverUnload set); PASSIVE_LEVEL.
-        unsafe { shut_down_client() };
-        return status.0;
-    }
-    // SAFETY: the driver object is valid during DriverEntry (caller).
-    if let Some(driver) = unsafe { driver.as_mut() } {
-        driver.DriverUnload = Some(driver_unload);
-        if pnp_device {
-            register_pnp(driver);
-        }
-    }
-    log_trace!(platform, "registered with the NMR as a WSK client");
-    STATUS_SUCCESS
+    client
+        .settle_startup(|| {
+            if waited_ms >= STARTUP_WAIT_MS {
+                return false;
+            }
+            pause_ms(STARTUP_POLL_MS);
+            waited_ms += STARTUP_POLL_MS;
+            true
+        })
+        .map_err(|status| status.0)
 }
 
 /// How long `DriverEntry` waits for listeners that are still opening, and how often it looks.

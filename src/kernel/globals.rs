@@ -19,7 +19,7 @@ use wdk_sys::{
     _EVENT_TYPE::SynchronizationEvent,
     _KWAIT_REASON::Executive,
     _MODE::KernelMode,
-    DRIVER_OBJECT, HANDLE, KEVENT,
+    DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, KEVENT,
     ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
 };
 
@@ -44,6 +44,10 @@ pub struct DriverGlobals {
     nmr_client: AtomicPtr<c_void>,
     /// The driver object (`DriverEntry`'s), which the sockets' work items are initialised on.
     driver: AtomicPtr<DRIVER_OBJECT>,
+    /// Route (b): the client registers when a `Root\wskecho` device starts (`Parameters\PnpDevice`).
+    pnp_route: AtomicBool,
+    /// Route (b): the device whose start registered the client (NULL: none).
+    owner: AtomicPtr<DEVICE_OBJECT>,
     /// Synchronization event set by the cleanup callback that frees the last binding.
     bindings_gone: UnsafeCell<KEVENT>,
 }
@@ -60,6 +64,8 @@ pub static WSKECHO_GLOBALS: DriverGlobals = DriverGlobals {
     ready: AtomicBool::new(false),
     nmr_client: AtomicPtr::new(ptr::null_mut()),
     driver: AtomicPtr::new(ptr::null_mut()),
+    pnp_route: AtomicBool::new(false),
+    owner: AtomicPtr::new(ptr::null_mut()),
     // SAFETY: KEVENT is plain data for which all-zero is a valid (not yet initialised) value;
     // KeInitializeEvent runs before any use.
     bindings_gone: UnsafeCell::new(unsafe { core::mem::zeroed() }),
@@ -120,6 +126,42 @@ impl DriverGlobals {
     /// The driver object, once `DriverEntry` stored it.
     pub fn driver_object(&self) -> Option<NonNull<DRIVER_OBJECT>> {
         NonNull::new(self.driver.load(Ordering::Acquire))
+    }
+
+    /// Records which route `DriverEntry` took (`true`: route (b)).
+    pub fn set_pnp_route(&self, on: bool) {
+        self.pnp_route.store(on, Ordering::Release);
+    }
+
+    /// Whether the client follows a `Root\wskecho` device (route (b)).
+    pub fn pnp_route(&self) -> bool {
+        self.pnp_route.load(Ordering::Acquire)
+    }
+
+    /// Route (b): makes `device` the owner of the registration if there is none. `true` if it
+    /// is the owner now.
+    pub fn claim_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
+        match self.owner.compare_exchange(
+            ptr::null_mut(),
+            device,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(current) => current == device,
+        }
+    }
+
+    /// Route (b): gives the registration up if `device` owns it. `true` if it did.
+    pub fn release_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
+        self.owner
+            .compare_exchange(device, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether an NMR registration exists.
+    pub fn has_nmr_client(&self) -> bool {
+        !self.nmr_client.load(Ordering::Acquire).is_null()
     }
 
     /// Remembers the NMR client handle.

@@ -91,6 +91,37 @@ unsafe fn next_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
     current.wrapping_sub(1)
 }
 
+/// `IoCopyCurrentIrpStackLocationToNext(Irp)` (`FORCEINLINE` in `wdm.h`): copies the current
+/// stack location into the next one up to (not including) `CompletionRoutine`, and clears the
+/// next location's `Control`, so that the lower driver sees this driver's parameters and this
+/// driver can set its own completion routine.
+/// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocopycurrentirpstacklocationtonext>
+///
+/// # Safety
+/// `irp` is a valid IRP sent to this driver (so it has a next stack location, for the driver
+/// below), about to be passed down.
+pub unsafe fn copy_current_stack_location_to_next(irp: *mut IRP) {
+    // SAFETY: `irp` is valid (caller).
+    let field = unsafe { current_stack_location_field(irp) };
+    // SAFETY: reading an initialised pointer field of a valid IRP.
+    let current = unsafe { field.read() };
+    // SAFETY: as above; the next location exists (caller).
+    let next = unsafe { next_stack_location(irp) };
+    // SAFETY: both locations lie in the IRP's stack array and do not overlap; the copied
+    // prefix ends at `CompletionRoutine` (offset checked in layout.rs).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            current.cast::<u8>(),
+            next.cast::<u8>(),
+            core::mem::offset_of!(IO_STACK_LOCATION, CompletionRoutine),
+        );
+    }
+    // SAFETY: as above; only the field's address is taken.
+    let control = unsafe { addr_of_mut!((*next).Control) };
+    // SAFETY: writing a field of the next location, ours until the IRP is passed down.
+    unsafe { control.write(0) };
+}
+
 /// `IoSetCompletionRoutine(Irp, Routine, Context, TRUE, TRUE, TRUE)` (a `FORCEINLINE` function
 /// in `wdm.h`): fills the next stack location's `CompletionRoutine`, `Context` and
 /// `Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL`.

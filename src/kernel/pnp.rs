@@ -4,10 +4,12 @@
 //! Play IRP to the PDO below, as the core's [`pnp::action`] decides, and deletes the FDO on
 //! `IRP_MN_REMOVE_DEVICE`.
 //!
-//! The device carries no state of the WSK client: the NMR registration stays in `DriverEntry`
-//! and `Unload` (docs/kernel-adapter.md, "Route (b)"). The Plug and Play manager calls
-//! `Unload` after the last device object of the driver has been deleted
-//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/pnp-driver-s-unload-routine>).
+//! The WSK client is a subcomponent of the device: it registers with the NMR when the device
+//! starts and deregisters (completely) when it stops or is removed, before the FDO is deleted
+//! (docs/kernel-adapter.md, "Route (b)"). The Plug and Play manager calls `Unload` after the
+//! last device object of the driver has been deleted
+//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/pnp-driver-s-unload-routine>);
+//! it then only verifies that no registration is left.
 //!
 //! IRQL: `AddDevice` `PASSIVE_LEVEL` (`DRIVER_ADD_DEVICE`,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_add_device>);
@@ -18,24 +20,33 @@
 //! `PASSIVE_LEVEL` calls (their reference pages under `ddi/wdm/`).
 
 use core::{
-    mem::{offset_of, size_of},
+    mem::{MaybeUninit, offset_of, size_of},
     ptr::{self, addr_of, addr_of_mut},
 };
 
 use wdk_sys::{
+    _EVENT_TYPE::NotificationEvent,
+    _KWAIT_REASON::Executive,
     DEVICE_OBJECT, DO_DEVICE_INITIALIZING, DO_POWER_PAGABLE, DRIVER_OBJECT,
-    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, IO_REMOVE_LOCK, IRP, NT_SUCCESS, NTSTATUS,
-    STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS, ULONG,
-    ntddk::{IoAttachDeviceToDeviceStack, IoCreateDevice, IoDeleteDevice, IoDetachDevice},
+    FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, IO_REMOVE_LOCK, IRP, KEVENT, NT_SUCCESS,
+    NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID, STATUS_DEVICE_NOT_READY,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_SUCH_DEVICE, STATUS_PENDING, STATUS_SUCCESS, ULONG,
+    ntddk::{
+        IoAttachDeviceToDeviceStack, IoCreateDevice, IoDeleteDevice, IoDetachDevice,
+        KeInitializeEvent, KeSetEvent, KeWaitForSingleObject,
+    },
 };
 
 use super::{
+    entry::register_client,
+    globals::WSKECHO_GLOBALS,
     irp::{
-        call_driver, complete_request, current_minor_function, set_status,
-        skip_current_stack_location,
+        call_driver, complete_request, copy_current_stack_location_to_next, current_minor_function,
+        io_status, set_completion_routine, set_status, skip_current_stack_location,
     },
     platform::KernelPlatform,
     remove_lock,
+    unload::deregister_client,
 };
 use crate::core::{
     log::{log_error, log_trace},
@@ -178,11 +189,18 @@ pub unsafe extern "C" fn add_device(
 /// function, in order:
 /// * `PassDown`: skip, `IoCallDriver(lower)`, release the lock;
 /// * `SucceedAndPassDown`: `IoStatus.Status = STATUS_SUCCESS`, then as `PassDown`;
-/// * `Remove`: `STATUS_SUCCESS`, skip, `IoCallDriver(lower)`, `IoReleaseRemoveLockAndWait`
-///   (every other IRP on the FDO has finished), `IoDetachDevice(lower)`, `IoDeleteDevice(fdo)`
-///   (which frees the extension: `lower` and `lock` were read before).
+/// * `Start`: pass down and wait until the lower drivers completed the IRP, register the WSK
+///   client (start-up's verdict is the status), complete the IRP, release the lock;
+/// * `StopAndPassDown`: deregister the WSK client (if this device registered it) and wait
+///   until that completed, then as `SucceedAndPassDown`;
+/// * `Remove`: deregister as above, `STATUS_SUCCESS`, skip, `IoCallDriver(lower)`,
+///   `IoReleaseRemoveLockAndWait` (every other IRP on the FDO has finished),
+///   `IoDetachDevice(lower)`, `IoDeleteDevice(fdo)` (which frees the extension: `lower` and
+///   `lock` were read before).
 ///
-/// Returns the lower driver's status. The IRP is never touched after `IoCallDriver`.
+/// Returns the lower driver's status, or for a start the status it was completed with. The
+/// IRP is never touched after `IoCallDriver` (except when it came back to `Start`) or after
+/// its completion.
 ///
 /// # Safety
 /// Called only by the I/O manager, for an FDO created by [`add_device`].
@@ -210,6 +228,24 @@ pub unsafe extern "C" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP)
                 // more afterwards (the IRP pointer stays only a remove-lock tag).
                 status = unsafe { pass_down(lower, irp) };
             }
+            PnpStep::PassDownAndWait => {
+                // SAFETY: our IRP, passed to the device below and back (PASSIVE_LEVEL).
+                status = unsafe { pass_down_and_wait(lower, irp) };
+            }
+            PnpStep::StartClient => {
+                if NT_SUCCESS(status) {
+                    status = start_client(device);
+                }
+            }
+            PnpStep::StopClient => {
+                // SAFETY: PASSIVE_LEVEL; the Plug and Play manager serialises these IRPs.
+                unsafe { stop_client(device) };
+            }
+            PnpStep::Complete => {
+                // SAFETY: the IRP came back to us (PassDownAndWait) and is completed once;
+                // the steps touch it no more afterwards.
+                unsafe { complete_request(irp, status) };
+            }
             PnpStep::ReleaseRemoveLock => {
                 // SAFETY: releases the acquisition above, once (tested in the core).
                 unsafe { remove_lock::release(lock, irp) };
@@ -233,6 +269,97 @@ pub unsafe extern "C" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP)
         }
     }
     status
+}
+
+/// `IoCopyCurrentIrpStackLocationToNext`, a completion routine that signals `event` and
+/// returns `STATUS_MORE_PROCESSING_REQUIRED`, `IoCallDriver(lower, irp)`, and on
+/// `STATUS_PENDING` the wait for the event: the IRP is this driver's again, with the lower
+/// drivers' status (<https://learn.microsoft.com/windows-hardware/drivers/kernel/postponing-pnp-irp-processing-until-lower-drivers-finish>).
+/// `PASSIVE_LEVEL` (`KeWaitForSingleObject` without a timeout).
+///
+/// # Safety
+/// `irp` was sent to this driver; `lower` is the FDO's lower device; `PASSIVE_LEVEL`.
+unsafe fn pass_down_and_wait(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    let mut event = MaybeUninit::<KEVENT>::uninit();
+    // SAFETY: initialises the event in this frame, which outlives its use (we wait below).
+    unsafe { KeInitializeEvent(event.as_mut_ptr(), NotificationEvent, 0) };
+    // SAFETY: our IRP, about to be passed down.
+    unsafe { copy_current_stack_location_to_next(irp) };
+    // SAFETY: the next location is set up; the routine only signals the event, which lives
+    // until the wait below returned.
+    unsafe { set_completion_routine(irp, Some(lower_done), event.as_mut_ptr().cast()) };
+    // SAFETY: passing the IRP down; it comes back through `lower_done`.
+    let status = unsafe { call_driver(lower, irp) };
+    if status == STATUS_PENDING {
+        // SAFETY: an initialised event; PASSIVE_LEVEL; no timeout: the lower drivers complete
+        // the IRP.
+        let _ = unsafe {
+            KeWaitForSingleObject(event.as_mut_ptr().cast(), Executive, 0, 0, ptr::null_mut())
+        };
+    }
+    // SAFETY: the IRP completed back to us (event signalled, or completed inline).
+    unsafe { io_status(irp) }.0
+}
+
+/// The completion routine of [`pass_down_and_wait`]: signals the waiting dispatch routine and
+/// keeps the IRP (`STATUS_MORE_PROCESSING_REQUIRED`). IRQL <= `DISPATCH_LEVEL`
+/// (`KeSetEvent` with `Wait = FALSE`).
+unsafe extern "C" fn lower_done(_device: PDEVICE_OBJECT, _irp: PIRP, context: PVOID) -> NTSTATUS {
+    // SAFETY: the context is the event `pass_down_and_wait` waits on, alive until it returns.
+    unsafe { KeSetEvent(context.cast(), 0, 0) };
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// `IRP_MN_START_DEVICE`, once the lower drivers started the device: registers the WSK client
+/// with the NMR, unless another `Root\wskecho` device's start did, and returns start-up's
+/// verdict (a device that would serve nothing fails to start, its registration undone).
+fn start_client(device: *mut DEVICE_OBJECT) -> NTSTATUS {
+    let platform = &KernelPlatform;
+    let Some(client) = WSKECHO_GLOBALS.client() else {
+        return STATUS_DEVICE_NOT_READY;
+    };
+    if !WSKECHO_GLOBALS.claim_owner(device) {
+        log_trace!(
+            platform,
+            "Root\\wskecho device started; another Root\\wskecho device's client serves"
+        );
+        return STATUS_SUCCESS;
+    }
+    if WSKECHO_GLOBALS.has_nmr_client() {
+        return STATUS_SUCCESS; // started again without a stop in between: still registered
+    }
+    log_trace!(
+        platform,
+        "Root\\wskecho device started: registering the WSK client"
+    );
+    match register_client(client) {
+        Ok(()) => STATUS_SUCCESS,
+        Err(status) => {
+            // SAFETY: PASSIVE_LEVEL; the Plug and Play manager serialises start and stop.
+            unsafe { stop_client(device) };
+            status
+        }
+    }
+}
+
+/// Stop, surprise removal or removal of `device`: if its start registered the WSK client,
+/// deregisters it and waits until the deregistration completed and no binding is live (the
+/// seeds' "the driver must make sure deregistration has fully completed"). Nothing to do for
+/// another device, or a second time.
+///
+/// # Safety
+/// `PASSIVE_LEVEL`; not concurrently with another registration change.
+unsafe fn stop_client(device: *mut DEVICE_OBJECT) {
+    if !WSKECHO_GLOBALS.release_owner(device) {
+        return;
+    }
+    // SAFETY: forwarded.
+    if unsafe { deregister_client() } {
+        log_trace!(
+            &KernelPlatform,
+            "Root\\wskecho device stopping: the WSK client is deregistered"
+        );
+    }
 }
 
 /// `IoSkipCurrentIrpStackLocation` + `IoCallDriver(lower, irp)`.

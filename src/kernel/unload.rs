@@ -1,4 +1,5 @@
-//! `Unload`: deregister from the NMR, wait until every binding is freed, drop the client.
+//! `Unload`: deregister from the NMR (route (a); route (b)'s device did it already, `Unload`
+//! verifies), wait until every binding is freed, drop the client.
 
 use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING};
 
@@ -46,6 +47,14 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
             "Unload with a device object still present (the Root\\wskecho device was not removed)"
         );
     }
+    if WSKECHO_GLOBALS.pnp_route() && WSKECHO_GLOBALS.has_nmr_client() {
+        // The device's stop or removal deregisters (pnp.rs); a registration left here breaks
+        // that invariant. Deregister anyway: it must be complete before Unload returns.
+        log_error!(
+            platform,
+            "Unload with an NMR registration left by the Root\\wskecho device: deregistering now"
+        );
+    }
     // SAFETY: called once, by the I/O manager, at PASSIVE_LEVEL (caller).
     unsafe { shut_down_client() };
 }
@@ -56,6 +65,30 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
 /// # Safety
 /// `PASSIVE_LEVEL`; called once, after a successful `NmrRegisterClient` (or with no client).
 pub unsafe fn shut_down_client() {
+    // SAFETY: forwarded.
+    if unsafe { deregister_client() } {
+        if let Some(client) = WSKECHO_GLOBALS.client() {
+            log_trace!(
+                &KernelPlatform,
+                "unloading; counters: {:?}",
+                client.stats().snapshot()
+            );
+        }
+        // SAFETY: deregistered and no binding live: nothing can call into the client any more.
+        unsafe { WSKECHO_GLOBALS.destroy() };
+    }
+}
+
+/// Ends the NMR registration, if there is one: `NmrDeregisterClient`, on `STATUS_PENDING`
+/// `NmrWaitForClientDeregisterComplete`, then the wait until no binding is live. The client
+/// stays (a Plug and Play device that starts again registers it again). `false` if a binding
+/// is still live after a failed `NmrDeregisterClient` (then the client must not be freed).
+///
+/// # Safety
+/// `PASSIVE_LEVEL`; not concurrently with another registration change (`DriverEntry`,
+/// `Unload` and the Plug and Play dispatch routine, which the Plug and Play manager
+/// serialises, are the only callers).
+pub unsafe fn deregister_client() -> bool {
     let platform = &KernelPlatform;
     let handle = WSKECHO_GLOBALS.take_nmr_client();
     let mut deregistered = true;
@@ -87,19 +120,13 @@ pub unsafe fn shut_down_client() {
             if live > 0 {
                 log_error!(
                     platform,
-                    "unloading with {} binding(s) still live: the client is not freed",
+                    "{} binding(s) still live after a failed deregistration: the client is kept",
                     live
                 );
-                return;
+                return false;
             }
         }
         WSKECHO_GLOBALS.wait_until_no_binding(client);
-        log_trace!(
-            platform,
-            "unloading; counters: {:?}",
-            client.stats().snapshot()
-        );
     }
-    // SAFETY: deregistered and no binding live: nothing can call into the client any more.
-    unsafe { WSKECHO_GLOBALS.destroy() };
+    true
 }
