@@ -2,9 +2,10 @@
 //! (b) only) register the Plug and Play entry points.
 
 use wdk_sys::{
-    DRIVER_OBJECT, HANDLE, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, LARGE_INTEGER,
-    NTSTATUS, PCUNICODE_STRING, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
-    ntddk::KeDelayExecutionThread,
+    DEVICE_OBJECT, DRIVER_OBJECT, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP_MJ_PNP,
+    IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, LARGE_INTEGER, NTSTATUS, PCUNICODE_STRING,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    ntddk::{IoCreateDevice, IoDeleteDevice, KeDelayExecutionThread},
 };
 
 use super::{
@@ -86,11 +87,21 @@ pub unsafe extern "system" fn driver_entry(
             platform,
             "route (b): the WSK client registers when the Root\\wskecho device starts"
         );
-    } else if let Err(status) = register_client(client) {
-        // SAFETY: registered at most; not yet known to the I/O manager as loaded (no
-        // DriverUnload set); PASSIVE_LEVEL.
-        unsafe { shut_down_client() };
-        return status;
+    } else {
+        // SAFETY: the driver object of this DriverEntry; PASSIVE_LEVEL.
+        if let Err(status) = unsafe { create_completion_device(driver) } {
+            // SAFETY: nothing registered; PASSIVE_LEVEL.
+            unsafe { shut_down_client() };
+            return status;
+        }
+        if let Err(status) = register_client(client) {
+            // SAFETY: registered at most; not yet known to the I/O manager as loaded (no
+            // DriverUnload set); PASSIVE_LEVEL.
+            unsafe { shut_down_client() };
+            // SAFETY: deregistered, no binding live: no completion can still use it.
+            unsafe { delete_completion_device() };
+            return status;
+        }
     }
     // SAFETY: the driver object is valid during DriverEntry (caller).
     if let Some(driver) = unsafe { driver.as_mut() } {
@@ -100,6 +111,59 @@ pub unsafe extern "system" fn driver_entry(
         }
     }
     STATUS_SUCCESS
+}
+
+/// Route (a): an unnamed device object that exists only so that every IRP's completion routine
+/// can be set with `IoSetCompletionRoutineEx`, whose wrapper holds a reference on it (and so
+/// on the driver) until the routine has returned
+/// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutineex>).
+/// No name, no symbolic link, no dispatch routine of its own: nothing can open it. Deleted by
+/// `Unload` after the deregistration completed ([`delete_completion_device`]).
+///
+/// # Errors
+/// `IoCreateDevice`'s status.
+///
+/// # Safety
+/// `driver` is `DriverEntry`'s driver object; `PASSIVE_LEVEL`.
+unsafe fn create_completion_device(driver: *mut DRIVER_OBJECT) -> Result<(), NTSTATUS> {
+    let mut device: *mut DEVICE_OBJECT = core::ptr::null_mut();
+    // SAFETY: a valid driver object; no extension, no name; PASSIVE_LEVEL
+    // (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocreatedevice).
+    let status = unsafe {
+        IoCreateDevice(
+            driver,
+            0,
+            core::ptr::null_mut(),
+            FILE_DEVICE_UNKNOWN,
+            FILE_DEVICE_SECURE_OPEN,
+            0,
+            &raw mut device,
+        )
+    };
+    if status < 0 {
+        log_error!(
+            &KernelPlatform,
+            "IoCreateDevice (completion device) failed: {}",
+            crate::core::status::NtStatus(status)
+        );
+        return Err(status);
+    }
+    WSKECHO_GLOBALS.set_completion_device(device);
+    Ok(())
+}
+
+/// Deletes route (a)'s completion device, if there is one.
+///
+/// # Safety
+/// `PASSIVE_LEVEL`; the client is deregistered and no binding is live, so no IRP of the
+/// driver is outstanding (a completion routine still returning holds its own reference, which
+/// `IoDeleteDevice` waits for before the object goes).
+pub unsafe fn delete_completion_device() {
+    if let Some(device) = WSKECHO_GLOBALS.completion_device() {
+        WSKECHO_GLOBALS.set_completion_device(core::ptr::null_mut());
+        // SAFETY: our device object, deleted once (caller); PASSIVE_LEVEL.
+        unsafe { IoDeleteDevice(device.as_ptr()) };
+    }
 }
 
 /// `NmrRegisterClient`, then start-up's verdict (the core's `settle_startup`, polling while

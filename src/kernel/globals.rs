@@ -48,6 +48,10 @@ pub struct DriverGlobals {
     pnp_route: AtomicBool,
     /// Route (b): the device whose start registered the client (NULL: none).
     owner: AtomicPtr<DEVICE_OBJECT>,
+    /// The device object every IRP's completion routine is set on with
+    /// `IoSetCompletionRoutineEx` while the client is registered: route (a)'s control device,
+    /// route (b)'s owner FDO (NULL: none).
+    completion_device: AtomicPtr<DEVICE_OBJECT>,
     /// Synchronization event set by the cleanup callback that frees the last binding.
     bindings_gone: UnsafeCell<KEVENT>,
 }
@@ -66,6 +70,7 @@ pub static WSKECHO_GLOBALS: DriverGlobals = DriverGlobals {
     driver: AtomicPtr::new(ptr::null_mut()),
     pnp_route: AtomicBool::new(false),
     owner: AtomicPtr::new(ptr::null_mut()),
+    completion_device: AtomicPtr::new(ptr::null_mut()),
     // SAFETY: KEVENT is plain data for which all-zero is a valid (not yet initialised) value;
     // KeInitializeEvent runs before any use.
     bindings_gone: UnsafeCell::new(unsafe { core::mem::zeroed() }),
@@ -157,6 +162,18 @@ impl DriverGlobals {
         self.owner
             .compare_exchange(device, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Sets (or, with NULL, clears) the device the completion routines are set on. Set before
+    /// `NmrRegisterClient`, cleared only after the deregistration completed and no binding is
+    /// live.
+    pub fn set_completion_device(&self, device: *mut DEVICE_OBJECT) {
+        self.completion_device.store(device, Ordering::Release);
+    }
+
+    /// The device the completion routines are set on, if any.
+    pub fn completion_device(&self) -> Option<NonNull<DEVICE_OBJECT>> {
+        NonNull::new(self.completion_device.load(Ordering::Acquire))
     }
 
     /// Whether an NMR registration exists.

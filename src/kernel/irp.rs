@@ -22,7 +22,10 @@ use core::ptr::{NonNull, addr_of, addr_of_mut};
 use wdk_sys::{
     CCHAR, DEVICE_OBJECT, IO_NO_INCREMENT, IO_STACK_LOCATION, IRP, NTSTATUS,
     PIO_COMPLETION_ROUTINE, PVOID, STATUS_UNSUCCESSFUL, ULONG_PTR,
-    ntddk::{IoAllocateIrp, IoFreeIrp, IoReuseIrp, IofCallDriver, IofCompleteRequest},
+    ntddk::{
+        IoAllocateIrp, IoFreeIrp, IoReuseIrp, IoSetCompletionRoutineEx, IofCallDriver,
+        IofCompleteRequest,
+    },
 };
 
 /// `SL_INVOKE_ON_CANCEL` (`wdm.h`).
@@ -56,11 +59,43 @@ impl OwnedIrp {
     }
 
     /// Readies the IRP for its next WSK call: `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)`, then
-    /// [`set_completion_routine`] with `routine` and `context`.
+    /// `IoSetCompletionRoutineEx(device, irp, routine, context, TRUE, TRUE, TRUE)`: the
+    /// kernel's wrapper around `routine` holds a reference on `device` (and so on the driver)
+    /// until `routine` has returned, so the image cannot be unloaded under a completion
+    /// routine that is still returning
+    /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutineex>).
+    /// It allocates a small context per call, freed after the routine ran.
+    ///
+    /// # Errors
+    /// `IoSetCompletionRoutineEx`'s status (`STATUS_INSUFFICIENT_RESOURCES`): the IRP has no
+    /// completion routine then and must not be passed to WSK.
     ///
     /// # Safety
-    /// The IRP is not in use (not passed to a call that has not completed yet).
-    pub unsafe fn prepare(&self, routine: PIO_COMPLETION_ROUTINE, context: PVOID) {
+    /// The IRP is not in use (not passed to a call that has not completed yet); `device` is a
+    /// device object of this driver that exists until the completion routine has run.
+    pub unsafe fn prepare(
+        &self,
+        device: NonNull<DEVICE_OBJECT>,
+        routine: PIO_COMPLETION_ROUTINE,
+        context: PVOID,
+    ) -> Result<(), NTSTATUS> {
+        // SAFETY: the IRP was allocated by IoAllocateIrp and is idle (caller's contract).
+        unsafe { IoReuseIrp(self.as_ptr(), STATUS_UNSUCCESSFUL) };
+        // SAFETY: as above; the IRP has one stack location for the next driver (WSK); the
+        // device object outlives the routine (caller); IRQL <= DISPATCH_LEVEL.
+        let status = unsafe {
+            IoSetCompletionRoutineEx(device.as_ptr(), self.as_ptr(), routine, context, 1, 1, 1)
+        };
+        if status < 0 { Err(status) } else { Ok(()) }
+    }
+
+    /// [`OwnedIrp::prepare`] without the unload protection: `IoSetCompletionRoutine`, which
+    /// cannot fail. Only for a close whose `IoSetCompletionRoutineEx` found no memory: the
+    /// socket must be closed all the same.
+    ///
+    /// # Safety
+    /// As [`OwnedIrp::prepare`].
+    pub unsafe fn prepare_unprotected(&self, routine: PIO_COMPLETION_ROUTINE, context: PVOID) {
         // SAFETY: the IRP was allocated by IoAllocateIrp and is idle (caller's contract).
         unsafe { IoReuseIrp(self.as_ptr(), STATUS_UNSUCCESSFUL) };
         // SAFETY: as above; the IRP has one stack location for the next driver (WSK).

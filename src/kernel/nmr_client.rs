@@ -12,10 +12,11 @@ use wdk_sys::{HANDLE, NTSTATUS, PVOID, STATUS_SUCCESS};
 
 use super::{
     globals::{KernelClient, WSKECHO_GLOBALS},
+    platform::KernelPlatform,
     provider::WskProvider,
 };
 use crate::{
-    core::{binding::BindingRef, status::NtStatus, wsk_version::WskVersionRange},
+    core::{binding::BindingRef, log::log_error, status::NtStatus, wsk_version::WskVersionRange},
     ffi::{
         netioddk::{
             MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_CLIENT_CHARACTERISTICS_SIZE, NPI_MODULEID,
@@ -107,6 +108,12 @@ unsafe extern "system" fn client_attach_provider(
         highest: characteristics.HighestVersion,
         lowest: characteristics.LowestVersion,
     };
+    // The device the completion routines are set on: set before NmrRegisterClient, cleared
+    // only after the deregistration completed (entry.rs, pnp.rs).
+    let Some(completion_device) = WSKECHO_GLOBALS.completion_device() else {
+        log_error!(&KernelPlatform, "attach: no completion device");
+        return NtStatus::DEVICE_NOT_READY.0;
+    };
     let attach = |binding: BindingRef<WskProvider>| {
         let mut provider_context: PVOID = ptr::null_mut();
         let mut provider_dispatch: *const core::ffi::c_void = ptr::null();
@@ -130,6 +137,7 @@ unsafe extern "system" fn client_attach_provider(
             provider_context,
             provider_dispatch,
             nmr_binding,
+            completion_device,
         ))
     };
     // SAFETY: `client` is the static global client, which never moves and outlives every

@@ -332,6 +332,9 @@ fn start_client(device: *mut DEVICE_OBJECT) -> NTSTATUS {
         platform,
         "Root\\wskecho device started: registering the WSK client"
     );
+    // The FDO exists until the deregistration completed (stop_client runs before it is
+    // deleted): every completion routine is set on it.
+    WSKECHO_GLOBALS.set_completion_device(device);
     match register_client(client) {
         Ok(()) => STATUS_SUCCESS,
         Err(status) => {
@@ -355,6 +358,7 @@ unsafe fn stop_client(device: *mut DEVICE_OBJECT) {
     }
     // SAFETY: forwarded.
     if unsafe { deregister_client() } {
+        WSKECHO_GLOBALS.set_completion_device(ptr::null_mut());
         log_trace!(
             &KernelPlatform,
             "Root\\wskecho device stopping: the WSK client is deregistered"

@@ -26,7 +26,7 @@ use core::{
     ptr::{self, NonNull},
 };
 
-use wdk_sys::{HANDLE, NT_SUCCESS, PIO_COMPLETION_ROUTINE, SIZE_T};
+use wdk_sys::{DEVICE_OBJECT, HANDLE, NT_SUCCESS, PIO_COMPLETION_ROUTINE, SIZE_T};
 
 use super::{
     address::SockaddrStorage,
@@ -38,6 +38,7 @@ use super::{
 };
 use crate::{
     core::{
+        log::log_warning,
         provider::{Completion, OpKind, Provider, SocketKind},
         socket::SocketRef,
         status::NtStatus,
@@ -116,6 +117,9 @@ pub struct WskProvider {
     dispatch: *const WSK_PROVIDER_DISPATCH,
     /// The NMR binding handle, for `NmrClientDetachProviderComplete`.
     nmr_binding: HANDLE,
+    /// The device every IRP's completion routine is set on (`IoSetCompletionRoutineEx`); it
+    /// exists until the client's deregistration completed.
+    completion_device: NonNull<DEVICE_OBJECT>,
 }
 
 // SAFETY: the three values are handles/pointers WSK and NMR allow using from any thread at
@@ -126,11 +130,17 @@ unsafe impl Sync for WskProvider {}
 
 impl WskProvider {
     /// Wraps the out-parameters of a successful `NmrClientAttachProvider`.
-    pub const fn new(client: PWSK_CLIENT, dispatch: *const c_void, nmr_binding: HANDLE) -> Self {
+    pub const fn new(
+        client: PWSK_CLIENT,
+        dispatch: *const c_void,
+        nmr_binding: HANDLE,
+        completion_device: NonNull<DEVICE_OBJECT>,
+    ) -> Self {
         Self {
             client,
             dispatch: dispatch.cast(),
             nmr_binding,
+            completion_device,
         }
     }
 
@@ -151,13 +161,25 @@ unsafe fn fail(token: SocketRef<WskProvider>, completion: Completion<WskSocketHa
     unsafe { token.complete(completion) };
 }
 
-/// Prepares `slot`'s IRP for a call completing through `routine` with `token`.
+/// Prepares `slot`'s IRP for a call completing through `routine` with `token`, the routine
+/// set with `IoSetCompletionRoutineEx` on `device` (irp.rs).
+///
+/// # Errors
+/// No memory for `IoSetCompletionRoutineEx`'s context: the call must not be made; the caller
+/// completes the operation with the status.
 ///
 /// # Safety
-/// The slot is idle (the core keeps one operation per kind outstanding).
-unsafe fn prepare(slot: &OpSlot, routine: PIO_COMPLETION_ROUTINE, token: SocketRef<WskProvider>) {
-    // SAFETY: the IRP is idle (caller).
-    unsafe { slot.irp.prepare(routine, token.as_context()) };
+/// The slot is idle (the core keeps one operation per kind outstanding); `device` is the
+/// provider's completion device.
+unsafe fn prepare(
+    device: NonNull<DEVICE_OBJECT>,
+    slot: &OpSlot,
+    routine: PIO_COMPLETION_ROUTINE,
+    token: SocketRef<WskProvider>,
+) -> Result<(), NtStatus> {
+    // SAFETY: the IRP is idle (caller); the device exists until the deregistration completed,
+    // after every completion of this binding.
+    unsafe { slot.irp.prepare(device, routine, token.as_context()) }.map_err(NtStatus)
 }
 
 /// What differs between `WskReceive` and `WskSend`, which share one signature
@@ -191,6 +213,7 @@ const SEND: Transfer = Transfer {
 /// The slot of `op.kind` is idle and `token` is this operation's (the core keeps one
 /// outstanding operation per kind); `socket` is an open connection socket.
 unsafe fn transfer(
+    device: NonNull<DEVICE_OBJECT>,
     io: &WskSocketIo,
     socket: WskSocketHandle,
     range: &Range<usize>,
@@ -203,11 +226,16 @@ unsafe fn transfer(
     let status = match (prepared, call) {
         (Ok((slot, buf)), Some(call)) => {
             // SAFETY: as above.
-            unsafe { prepare(slot, op.routine, token) };
-            // SAFETY: documented WskReceive / WskSend parameters; the WSK_BUF lies within the
-            // MDL and lives in the slot until completion; nothing is touched after the call.
-            unsafe { call(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
-            return;
+            match unsafe { prepare(device, slot, op.routine, token) } {
+                Ok(()) => {
+                    // SAFETY: documented WskReceive / WskSend parameters; the WSK_BUF lies
+                    // within the MDL and lives in the slot until completion; nothing is
+                    // touched after the call.
+                    unsafe { call(socket.0.as_ptr(), buf, 0, slot.irp.as_ptr()) };
+                    return;
+                }
+                Err(status) => status,
+            }
         }
         (Err(status), _) => status,
         (Ok(_), None) => NtStatus::INVALID_DEVICE_STATE,
@@ -311,7 +339,19 @@ impl Provider for WskProvider {
         };
         let family = if local.is_ipv4() { AF_INET } else { AF_INET6 };
         // SAFETY: the Setup slot is idle (one outstanding operation per kind).
-        unsafe { prepare(slot, Some(completion::socket_created), token) };
+        let prepared = unsafe {
+            prepare(
+                self.completion_device,
+                slot,
+                Some(completion::socket_created),
+                token,
+            )
+        };
+        if let Err(status) = prepared {
+            // SAFETY: the operation was just handed to us and not started.
+            unsafe { fail(token, Completion::Created(Err(status))) };
+            return;
+        }
         // SAFETY: documented WskSocket parameters for a listening TCP socket; the client
         // dispatch is a static; the IRP is prepared. The result arrives in the completion
         // routine (the returned status repeats it), and nothing is touched afterwards.
@@ -350,7 +390,19 @@ impl Provider for WskProvider {
         // SAFETY: the Setup slot is idle (WskSocket completed before the core sets the option).
         let value = unsafe { slot.set_option(1) };
         // SAFETY: as above.
-        unsafe { prepare(slot, Some(completion::option_set), token) };
+        let prepared = unsafe {
+            prepare(
+                self.completion_device,
+                slot,
+                Some(completion::option_set),
+                token,
+            )
+        };
+        if let Err(status) = prepared {
+            // SAFETY: the operation was just handed to us and not started.
+            unsafe { fail(token, Completion::OptionSet(Err(status))) };
+            return;
+        }
         // SAFETY: documented WskControlSocket parameters for WskSetOption (no output); the
         // ULONG value lives in the slot until the IRP completes; nothing is touched after the
         // call (Performing Control Operations on a Socket,
@@ -394,7 +446,13 @@ impl Provider for WskProvider {
         // SAFETY: the Setup slot is idle (WskSocket completed before the core binds).
         let address = unsafe { slot.set_address(SockaddrStorage::from_socket_addr(local)) };
         // SAFETY: as above.
-        unsafe { prepare(slot, Some(completion::bound), token) };
+        let prepared =
+            unsafe { prepare(self.completion_device, slot, Some(completion::bound), token) };
+        if let Err(status) = prepared {
+            // SAFETY: the operation was just handed to us and not started.
+            unsafe { fail(token, Completion::Bound(Err(status))) };
+            return;
+        }
         // SAFETY: documented WskBind parameters; `address` lives in the slot until the IRP
         // completes; nothing is touched after the call.
         unsafe { wsk_bind(socket.0.as_ptr(), address.cast(), 0, slot.irp.as_ptr()) };
@@ -412,7 +470,17 @@ impl Provider for WskProvider {
         let call = dispatch_entry!(table, WskReceive);
         // SAFETY: the Receive slot is idle (one outstanding receive per socket); the token is
         // this operation's.
-        unsafe { transfer(io, socket, &range, token, call, &RECEIVE) };
+        unsafe {
+            transfer(
+                self.completion_device,
+                io,
+                socket,
+                &range,
+                token,
+                call,
+                &RECEIVE,
+            );
+        }
     }
 
     fn send(
@@ -427,7 +495,17 @@ impl Provider for WskProvider {
         let call = dispatch_entry!(table, WskSend);
         // SAFETY: the Send slot is idle (one outstanding send per socket); the token is this
         // operation's.
-        unsafe { transfer(io, socket, &range, token, call, &SEND) };
+        unsafe {
+            transfer(
+                self.completion_device,
+                io,
+                socket,
+                &range,
+                token,
+                call,
+                &SEND,
+            );
+        }
     }
 
     fn disconnect(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
@@ -445,7 +523,19 @@ impl Provider for WskProvider {
             return;
         };
         // SAFETY: the Disconnect slot is idle.
-        unsafe { prepare(slot, Some(completion::disconnected), token) };
+        let prepared = unsafe {
+            prepare(
+                self.completion_device,
+                slot,
+                Some(completion::disconnected),
+                token,
+            )
+        };
+        if let Err(status) = prepared {
+            // SAFETY: the operation was just handed to us and not started.
+            unsafe { fail(token, Completion::Disconnected(Err(status))) };
+            return;
+        }
         // SAFETY: documented WskDisconnect parameters: no final data (NULL buffer), flags 0 =
         // graceful; nothing is touched after the call.
         unsafe { wsk_disconnect(socket.0.as_ptr(), ptr::null_mut(), 0, slot.irp.as_ptr()) };
@@ -461,7 +551,27 @@ impl Provider for WskProvider {
             return;
         };
         // SAFETY: the Close slot is idle (close is requested once).
-        unsafe { prepare(slot, Some(completion::closed), token) };
+        let prepared = unsafe {
+            prepare(
+                self.completion_device,
+                slot,
+                Some(completion::closed),
+                token,
+            )
+        };
+        if let Err(status) = prepared {
+            // The socket must be closed all the same: without the unload protection for this
+            // one completion (a few instructions of exposure, docs/kernel-adapter.md).
+            log_warning!(
+                &KernelPlatform,
+                "WskCloseSocket without IoSetCompletionRoutineEx ({status})"
+            );
+            // SAFETY: as above.
+            unsafe {
+                slot.irp
+                    .prepare_unprotected(Some(completion::closed), token.as_context());
+            }
+        }
         // SAFETY: no call on this socket is executing (core guarantee); pending ones are
         // cancelled by WSK; nothing is touched after the call.
         unsafe { wsk_close(socket.0.as_ptr(), slot.irp.as_ptr()) };

@@ -3,7 +3,7 @@
 
 use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING};
 
-use super::{globals::WSKECHO_GLOBALS, platform::KernelPlatform};
+use super::{entry::delete_completion_device, globals::WSKECHO_GLOBALS, platform::KernelPlatform};
 use crate::{
     core::{
         log::{log_error, log_trace},
@@ -41,7 +41,8 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     // taken.
     let devices = unsafe { core::ptr::addr_of!((*driver).DeviceObject) };
     // SAFETY: reading a pointer field the I/O manager maintains; nothing adds devices now.
-    if !unsafe { devices.read() }.is_null() {
+    // (Route (a)'s only device object is its completion device, deleted below.)
+    if WSKECHO_GLOBALS.pnp_route() && !unsafe { devices.read() }.is_null() {
         log_error!(
             platform,
             "Unload with a device object still present (the Root\\wskecho device was not removed)"
@@ -57,6 +58,10 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     }
     // SAFETY: called once, by the I/O manager, at PASSIVE_LEVEL (caller).
     unsafe { shut_down_client() };
+    if !WSKECHO_GLOBALS.pnp_route() {
+        // SAFETY: deregistered, no binding live; PASSIVE_LEVEL.
+        unsafe { delete_completion_device() };
+    }
 }
 
 /// Deregisters from the NMR, waits until no binding is live and drops the client: `Unload`'s

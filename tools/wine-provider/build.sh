@@ -22,7 +22,10 @@ if [ -f "$src/devcon.c" ]; then
 fi
 # wtprobe.sys: the rule-breaking probe driver (native subsystem, imports netio.sys)
 x86_64-w64-mingw32-dlltool -d "$src/netio.def" -D netio.sys -l "$out/obj/libnetio-test.a"
+# ntoskrnl exports Wine 8.0's import library lacks, which the provider's import thunks supply
+printf 'LIBRARY ntoskrnl.exe\nEXPORTS\nIoSetCompletionRoutineEx\n' >"$out/obj/ntoskrnl-extra.def"
+x86_64-w64-mingw32-dlltool -d "$out/obj/ntoskrnl-extra.def" -D ntoskrnl.exe -l "$out/obj/libntoskrnl-extra.a"
 "$winegcc" "${cflags[@]}" -shared -nostartfiles -Wl,--subsystem,native -Wl,-e,DriverEntry \
-    -o "$out/obj/wtprobe.dll" "$src/probe.c" -L"$out/obj" -lnetio-test -lntoskrnl
+    -o "$out/obj/wtprobe.dll" "$src/probe.c" -L"$out/obj" -lnetio-test -lntoskrnl -lntoskrnl-extra
 cp "$out/obj/wtprobe.dll" "$out/wtprobe.sys"
 echo "built $out/netio.sys $out/wtdevcon.exe $out/wtprobe.sys"

@@ -8,6 +8,7 @@
  *   4 completion routine returning STATUS_SUCCESS                 5 WskCloseSocket twice
  *   6 WskBind after WskCloseSocket        7 Unload without waiting for deregistration
  *   8 IRP without a completion routine    9 NmrClientDetachProviderComplete after STATUS_SUCCESS
+ *  10 completion routine set with IoSetCompletionRoutine (not the unload-safe ...Ex)
  */
 #include <stdarg.h>
 #define WIN32_NO_STATUS
@@ -73,16 +74,24 @@ static ULONG_PTR wait_irp(void)
     return last_information;
 }
 
+/* wdm.h's IoSetCompletionRoutineEx (not in Wine 8.0's headers; the provider supplies it) */
+NTSTATUS WINAPI IoSetCompletionRoutineEx(DEVICE_OBJECT *, IRP *, PIO_COMPLETION_ROUTINE, void *, BOOLEAN,
+                                         BOOLEAN, BOOLEAN);
+
+static DEVICE_OBJECT *completion_device;
+
 static void prepare(IRP *irp)
 {
     IoReuseIrp(irp, STATUS_UNSUCCESSFUL);
-    if (defect != 8) IoSetCompletionRoutine(irp, completed, NULL, TRUE, TRUE, TRUE);
+    if (defect == 10) IoSetCompletionRoutine(irp, completed, NULL, TRUE, TRUE, TRUE);
+    else if (defect != 8) IoSetCompletionRoutineEx(completion_device, irp, completed, NULL, TRUE, TRUE, TRUE);
 }
 
 static void WINAPI unload(DRIVER_OBJECT *driver)
 {
     NTSTATUS status = NmrDeregisterClient(nmr_handle);
     if (status == STATUS_PENDING && defect != 7) NmrWaitForClientDeregisterComplete(nmr_handle);
+    if (completion_device) IoDeleteDevice(completion_device);
 }
 
 NTSTATUS WINAPI DriverEntry(DRIVER_OBJECT *driver, UNICODE_STRING *path)
@@ -110,7 +119,13 @@ NTSTATUS WINAPI DriverEntry(DRIVER_OBJECT *driver, UNICODE_STRING *path)
     }
     DbgPrintEx(0, 0, "wtprobe: defect %lu\n", defect);
     KeInitializeEvent(&done, NotificationEvent, FALSE);
-    if (NmrRegisterClient(&chars, NULL, &nmr_handle)) return STATUS_UNSUCCESSFUL;
+    if (IoCreateDevice(driver, 0, NULL, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, FALSE, &completion_device))
+        return STATUS_UNSUCCESSFUL;
+    if (NmrRegisterClient(&chars, NULL, &nmr_handle))
+    {
+        IoDeleteDevice(completion_device);
+        return STATUS_UNSUCCESSFUL;
+    }
     driver->DriverUnload = unload;
     if (!dispatch) return STATUS_SUCCESS;
 

@@ -44,6 +44,7 @@ void plog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void violation(const char *rule, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_raw(const char *text);
 LONG violation_count(void);
+BOOL in_driver_image(const void *p);
 
 /* verifier.c: tracking of the driver's objects */
 BOOL irp_is_driver_irp(IRP *irp);

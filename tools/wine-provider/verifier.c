@@ -58,6 +58,15 @@ void violation(const char *rule, const char *fmt, ...)
 
 LONG violation_count(void) { return violations; }
 
+/* Whether `p` lies in the loaded driver image (its code, for a completion routine). */
+BOOL in_driver_image(const void *p)
+{
+    IMAGE_NT_HEADERS *nt;
+    if (!driver_base || !(nt = RtlImageNtHeader(driver_base))) return FALSE;
+    return (const char *)p >= (const char *)driver_base &&
+           (const char *)p < (const char *)driver_base + nt->OptionalHeader.SizeOfImage;
+}
+
 /* ------------------------------------------------------------------ settings */
 
 #define SETTINGS_KEY L"System\\CurrentControlSet\\Services\\netio-test"
@@ -501,17 +510,68 @@ static void WINAPI hook_IoQueueWorkItemEx(PIO_WORKITEM item, PIO_WORKITEM_ROUTIN
     }
 }
 
+/* ------------------------------------------------------------------ IoSetCompletionRoutineEx
+ *
+ * A stub in Wine 8.0; supplied here as the kernel does it
+ * (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutineex):
+ * a small context per call, a reference on the device object, and a wrapper of the provider's
+ * own in the stack location that calls the driver's routine and then drops the reference. The
+ * wrapper's count stands for the driver reference: DriverUnload's wrapper waits for it like
+ * for work items, and contexts of IRPs never completed are reported at the end of the run. */
+
+struct completion_ex
+{
+    PIO_COMPLETION_ROUTINE routine;
+    void *context;
+    DEVICE_OBJECT *device;
+};
+
+static LONG completions_ex_pending;
+
+static NTSTATUS WINAPI completion_ex_wrapper(DEVICE_OBJECT *device, IRP *irp, void *context)
+{
+    struct completion_ex c = *(struct completion_ex *)context;
+    NTSTATUS ret;
+    HeapFree(GetProcessHeap(), 0, context);
+    ret = c.routine(device, irp, c.context);
+    ObDereferenceObject(c.device);
+    InterlockedDecrement(&completions_ex_pending);
+    return ret;
+}
+
+static NTSTATUS WINAPI hook_IoSetCompletionRoutineEx(DEVICE_OBJECT *device, IRP *irp, PIO_COMPLETION_ROUTINE routine,
+                                                     void *context, BOOLEAN on_success, BOOLEAN on_error,
+                                                     BOOLEAN on_cancel)
+{
+    struct completion_ex *c;
+    if (!device)
+    {
+        violation("completion-unload", "IoSetCompletionRoutineEx without a device object");
+        return STATUS_INVALID_PARAMETER;
+    }
+    if (!(c = HeapAlloc(GetProcessHeap(), 0, sizeof(*c)))) return STATUS_INSUFFICIENT_RESOURCES;
+    c->routine = routine;
+    c->context = context;
+    c->device = device;
+    ObfReferenceObject(device);
+    InterlockedIncrement(&completions_ex_pending);
+    IoSetCompletionRoutine(irp, completion_ex_wrapper, c, on_success, on_error, on_cancel);
+    return STATUS_SUCCESS;
+}
+
 /* The I/O manager's reference on the driver object from IoQueueWorkItemEx until the routine
  * has returned: Unload may return meanwhile, but the image stays. */
 static void wait_for_work_items(void)
 {
     DWORD t0 = GetTickCount();
-    while (InterlockedCompareExchange(&work_items_pending, 0, 0))
+    while (InterlockedCompareExchange(&work_items_pending, 0, 0) ||
+           InterlockedCompareExchange(&completions_ex_pending, 0, 0))
     {
         if (GetTickCount() - t0 > 10000)
         {
-            violation("work-item", "%ld work item routine(s) still queued or running 10 s after DriverUnload "
-                      "returned", work_items_pending);
+            violation("work-item", "%ld work item routine(s) and %ld IoSetCompletionRoutineEx completion(s) "
+                      "still pending 10 s after DriverUnload returned", work_items_pending,
+                      completions_ex_pending);
             return;
         }
         Sleep(1);
@@ -536,6 +596,7 @@ static const struct { const char *name; void *hook; } hooks[] =
     { "IoInitializeWorkItem", hook_IoInitializeWorkItem },
     { "IoUninitializeWorkItem", hook_IoUninitializeWorkItem },
     { "IoQueueWorkItemEx", hook_IoQueueWorkItemEx },
+    { "IoSetCompletionRoutineEx", hook_IoSetCompletionRoutineEx },
 };
 
 static IMAGE_IMPORT_DESCRIPTOR *imports(void *base, ULONG *size)
@@ -705,6 +766,11 @@ void verifier_finish_run(const char *why)
     {
         InterlockedIncrement(&violations);
         plog("LEAK %ld work item(s) never uninitialised", work_items_live);
+    }
+    if (completions_ex_pending)
+    {
+        InterlockedIncrement(&violations);
+        plog("LEAK %ld IoSetCompletionRoutineEx context(s): their IRPs never completed", completions_ex_pending);
     }
     plog("work items: %ld routine(s) run", work_items_run);
     plog("counters: pool %ld allocated %ld freed, IRPs %ld allocated %ld freed, MDLs %ld allocated %ld freed, "

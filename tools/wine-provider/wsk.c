@@ -269,6 +269,13 @@ NTSTATUS submit_irp(IRP *irp, const char *op, int sock_id)
     if ((next->Control & all) != all)
         violation("irp", "%s (socket #%d): IRP %p completion routine not invoked on success, error and cancel "
                   "(Control %#x)", op, sock_id, irp, next->Control);
+    /* IoSetCompletionRoutineEx puts the kernel's wrapper in the stack location, which holds a
+     * reference on the driver's device across the routine; a routine of the driver's own image
+     * there was set with IoSetCompletionRoutine, and could still be returning when the driver
+     * unloads (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutine). */
+    if (in_driver_image((const void *)next->CompletionRoutine))
+        violation("completion-unload", "%s (socket #%d): IRP %p completion routine set without "
+                  "IoSetCompletionRoutineEx: it may still be returning when the driver unloads", op, sock_id, irp);
     t = HeapAlloc(GetProcessHeap(), 0, sizeof(*t));
     t->routine = next->CompletionRoutine;
     t->context = next->Context;
