@@ -91,15 +91,16 @@ pub unsafe extern "system" fn driver_entry(
         // SAFETY: the driver object of this DriverEntry; PASSIVE_LEVEL.
         if let Err(status) = unsafe { create_completion_device(driver) } {
             // SAFETY: nothing registered; PASSIVE_LEVEL.
-            unsafe { shut_down_client() };
+            let _ = unsafe { shut_down_client() };
             return status;
         }
         if let Err(status) = register_client(client) {
             // SAFETY: registered at most; not yet known to the I/O manager as loaded (no
             // DriverUnload set); PASSIVE_LEVEL.
-            unsafe { shut_down_client() };
-            // SAFETY: deregistered, no binding live: no completion can still use it.
-            unsafe { delete_completion_device() };
+            if unsafe { shut_down_client() } {
+                // SAFETY: deregistered, no binding live: no completion can still use it.
+                unsafe { delete_completion_device() };
+            }
             return status;
         }
     }

@@ -57,8 +57,8 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
         );
     }
     // SAFETY: called once, by the I/O manager, at PASSIVE_LEVEL (caller).
-    unsafe { shut_down_client() };
-    if !WSKECHO_GLOBALS.pnp_route() {
+    let gone = unsafe { shut_down_client() };
+    if gone && !WSKECHO_GLOBALS.pnp_route() {
         // SAFETY: deregistered, no binding live; PASSIVE_LEVEL.
         unsafe { delete_completion_device() };
     }
@@ -67,11 +67,15 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
 /// Deregisters from the NMR, waits until no binding is live and drops the client: `Unload`'s
 /// work, and `DriverEntry`'s when start-up fails after registering.
 ///
+/// `false` if a binding is still live (after a failed `NmrDeregisterClient`): then the client,
+/// and the device its completion routines use, must stay.
+///
 /// # Safety
 /// `PASSIVE_LEVEL`; called once, after a successful `NmrRegisterClient` (or with no client).
-pub unsafe fn shut_down_client() {
+pub unsafe fn shut_down_client() -> bool {
     // SAFETY: forwarded.
-    if unsafe { deregister_client() } {
+    let deregistered = unsafe { deregister_client() };
+    if deregistered {
         if let Some(client) = WSKECHO_GLOBALS.client() {
             log_trace!(
                 &KernelPlatform,
@@ -82,6 +86,7 @@ pub unsafe fn shut_down_client() {
         // SAFETY: deregistered and no binding live: nothing can call into the client any more.
         unsafe { WSKECHO_GLOBALS.destroy() };
     }
+    deregistered
 }
 
 /// Ends the NMR registration, if there is one: `NmrDeregisterClient`, on `STATUS_PENDING`
