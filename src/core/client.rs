@@ -203,6 +203,13 @@ impl<P: Provider> Client<P> {
         log_trace!(&self.platform, "configuration: {}", self.config);
     }
 
+    /// Call before each `NmrRegisterClient`: start-up's record forgets the previous
+    /// registration (a Plug and Play device started again), so [`Client::settle_startup`]
+    /// judges this one.
+    pub fn registration_begins(&self) {
+        self.startup.registration_begins();
+    }
+
     /// `DriverEntry`'s last step, once `NmrRegisterClient` returned: what start-up came to
     /// ([`Startup::verdict`]). While listeners are still opening it calls `pause` (which sleeps
     /// a little and returns `false` when the wait should end) and looks again. Logs the

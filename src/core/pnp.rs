@@ -1,15 +1,17 @@
 //! Plug and Play: what wskecho, as the function driver of a root-enumerated `Root\wskecho`
 //! device, does with each `IRP_MJ_PNP` minor function.
 //!
-//! On this route the WSK client is a subcomponent of the device, the seeds' second pattern
-//! (docs/architecture.md, "Lifecycle"): it registers with the NMR when the device starts and
+//! On this route the WSK client is a subcomponent of the device, the second pattern of
+//! Microsoft's "Unregistering and Unloading the WSK Client" page (docs/architecture.md,
+//! "Lifecycle"): it registers with the NMR when the device starts and
 //! deregisters, waiting until the deregistration completed, when the device stops, is
 //! surprise-removed or is removed; `Unload` only verifies that nothing is left. The device
 //! has no hardware, so the rest is agreement
 //! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/passing-pnp-irps-down-the-device-stack>):
 //! a driver that performs no action for an IRP passes it down without touching
-//! `Irp->IoStatus`; one that does act sets the status and passes it down; only the bus driver
-//! completes a Plug and Play IRP it did not start back up. For the IRPs listed in [`action`],
+//! `Irp->IoStatus`; one that does act sets the status and passes it down; a function driver
+//! completes a Plug and Play IRP only when it waited for it to come back up (the start). For
+//! the IRPs listed in [`action`],
 //! each minor function's page says "A driver must set `Irp->IoStatus.Status` to
 //! `STATUS_SUCCESS`" (stop, cancel-stop, remove, cancel-remove, surprise removal) or lets it
 //! succeed or fail (query-stop, query-remove, where wskecho agrees: its client can stop at

@@ -19,7 +19,7 @@ use crate::core::status::NtStatus;
 #[derive(Debug)]
 #[repr(C)]
 pub struct StartupRecord {
-    /// Attach attempts (`ClientAttachProvider` calls).
+    /// Attach attempts (`ClientAttachProvider` calls) since the latest registration.
     attaches: AtomicUsize,
     /// The latest attach's failure (`NTSTATUS` bits), 0 while it has not failed.
     attach_failure: AtomicU32,
@@ -101,6 +101,15 @@ impl StartupRecord {
             cancelled: AtomicUsize::new(0),
             first_failure: AtomicU32::new(0),
         }
+    }
+
+    /// A new NMR registration begins (route (b): a device started again): nothing is known
+    /// until its first attach, whatever the previous registration's bindings did.
+    pub(crate) fn registration_begins(&self) {
+        self.attach_failure.store(0, Ordering::Relaxed);
+        self.detached.store(0, Ordering::Relaxed);
+        self.pending.store(0, Ordering::Relaxed);
+        self.attaches.store(0, Ordering::Release);
     }
 
     /// An attach begins that will open `listeners` listeners if it succeeds.

@@ -1,5 +1,6 @@
-//! `DriverEntry`: read the configuration, build the client, register with the NMR, and (route
-//! (b) only) register the Plug and Play entry points.
+//! `DriverEntry`: read the configuration, build the client; route (a): create the completion
+//! device and register with the NMR; route (b): register the Plug and Play entry points (the
+//! device's start registers with the NMR, `pnp.rs`).
 
 use wdk_sys::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP_MJ_PNP,
@@ -30,9 +31,11 @@ use crate::{
 /// 2. Builds the core client in place in the global state (static storage: it never moves),
 ///    from the configuration's pool block, which is freed then (docs/kernel-adapter.md,
 ///    "Stack frames").
-/// 3. `NmrRegisterClient` with the static characteristics and the client as context. NMR may
-///    call `ClientAttachProvider` before this returns, so everything it uses is ready first.
-///    On failure the client is dropped again and nothing is left behind.
+/// 3. Route (a) only (route (b) does 3 and 4 when its device starts): the completion device
+///    ([`create_completion_device`]), then `NmrRegisterClient` with the static
+///    characteristics and the client as context ([`register_client`]). NMR may call
+///    `ClientAttachProvider` before this returns, so everything it uses is ready first. On
+///    failure the client is dropped again and nothing is left behind.
 /// 4. Start-up's verdict (`Client::settle_startup`, host-tested in the core): while listeners
 ///    of an attach made inside `NmrRegisterClient` are still opening it waits, looking every
 ///    10 ms for up to 10 s (`KeDelayExecutionThread`). If the attach failed, or none of the
@@ -176,6 +179,7 @@ pub unsafe fn delete_completion_device() {
 /// As above.
 pub fn register_client(client: &KernelClient) -> Result<(), NTSTATUS> {
     let platform = &KernelPlatform;
+    client.registration_begins();
     let mut handle: HANDLE = core::ptr::null_mut();
     // SAFETY: static characteristics (valid while registered); the client context is the
     // global client, which outlives the registration; PASSIVE_LEVEL.

@@ -157,6 +157,11 @@ impl DriverGlobals {
         }
     }
 
+    /// Route (b): whether `device` owns the registration.
+    pub fn is_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
+        self.owner.load(Ordering::Acquire) == device
+    }
+
     /// Route (b): gives the registration up if `device` owns it. `true` if it did.
     pub fn release_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
         self.owner

@@ -29,11 +29,11 @@ use wdk_sys::{
     _KWAIT_REASON::Executive,
     DEVICE_OBJECT, DO_DEVICE_INITIALIZING, DO_POWER_PAGABLE, DRIVER_OBJECT,
     FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, IO_REMOVE_LOCK, IRP, KEVENT, NT_SUCCESS,
-    NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID, STATUS_DEVICE_NOT_READY,
+    NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY,
     STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_SUCH_DEVICE, STATUS_PENDING, STATUS_SUCCESS, ULONG,
     ntddk::{
         IoAttachDeviceToDeviceStack, IoCreateDevice, IoDeleteDevice, IoDetachDevice,
-        KeInitializeEvent, KeSetEvent, KeWaitForSingleObject,
+        KeInitializeEvent, KeSetEvent, KeWaitForSingleObject, ObfReferenceObject,
     },
 };
 
@@ -238,7 +238,7 @@ pub unsafe extern "C" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP)
                 }
             }
             PnpStep::StopClient => {
-                // SAFETY: PASSIVE_LEVEL; the Plug and Play manager serialises these IRPs.
+                // SAFETY: PASSIVE_LEVEL; one state-changing IRP at a time for this device.
                 unsafe { stop_client(device) };
             }
             PnpStep::Complete => {
@@ -319,11 +319,12 @@ fn start_client(device: *mut DEVICE_OBJECT) -> NTSTATUS {
         return STATUS_DEVICE_NOT_READY;
     };
     if !WSKECHO_GLOBALS.claim_owner(device) {
-        log_trace!(
+        // One client per driver: a second device would show as started and serve nothing.
+        log_error!(
             platform,
-            "Root\\wskecho device started; another Root\\wskecho device's client serves"
+            "a second Root\\wskecho device cannot start: another one's client serves"
         );
-        return STATUS_SUCCESS;
+        return STATUS_DEVICE_BUSY;
     }
     if WSKECHO_GLOBALS.has_nmr_client() {
         return STATUS_SUCCESS; // started again without a stop in between: still registered
@@ -346,22 +347,36 @@ fn start_client(device: *mut DEVICE_OBJECT) -> NTSTATUS {
 }
 
 /// Stop, surprise removal or removal of `device`: if its start registered the WSK client,
-/// deregisters it and waits until the deregistration completed and no binding is live (the
-/// seeds' "the driver must make sure deregistration has fully completed"). Nothing to do for
-/// another device, or a second time.
+/// deregisters it and waits until the deregistration completed and no binding is live ("the
+/// driver must make sure deregistration has fully completed", Microsoft's "Unregistering and
+/// Unloading the WSK Client"), then gives the registration up. Nothing to do for another
+/// device, or a second time. If a failed `NmrDeregisterClient` leaves bindings live, the
+/// device keeps the registration and an extra reference on its device object: their
+/// completion routines are set on it, so it must outlive them even once the Plug and Play
+/// manager has it deleted.
 ///
 /// # Safety
-/// `PASSIVE_LEVEL`; not concurrently with another registration change.
+/// `PASSIVE_LEVEL`; not concurrently with another registration change for this device (the
+/// Plug and Play manager sends one state-changing IRP to a device at a time).
 unsafe fn stop_client(device: *mut DEVICE_OBJECT) {
-    if !WSKECHO_GLOBALS.release_owner(device) {
+    if !WSKECHO_GLOBALS.is_owner(device) {
         return;
     }
     // SAFETY: forwarded.
     if unsafe { deregister_client() } {
         WSKECHO_GLOBALS.set_completion_device(ptr::null_mut());
+        let _ = WSKECHO_GLOBALS.release_owner(device);
         log_trace!(
             &KernelPlatform,
             "Root\\wskecho device stopping: the WSK client is deregistered"
+        );
+    } else {
+        // SAFETY: our live device object; the reference is never dropped (the live bindings'
+        // completions may use it until the end).
+        let _ = unsafe { ObfReferenceObject(device.cast()) };
+        log_error!(
+            &KernelPlatform,
+            "Root\\wskecho device stopping with bindings live after a failed deregistration"
         );
     }
 }

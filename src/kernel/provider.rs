@@ -122,8 +122,9 @@ pub struct WskProvider {
     completion_device: NonNull<DEVICE_OBJECT>,
 }
 
-// SAFETY: the three values are handles/pointers WSK and NMR allow using from any thread at
-// IRQL <= DISPATCH_LEVEL; the dispatch table is immutable.
+// SAFETY: the four values are handles/pointers WSK, NMR and the I/O manager allow using from
+// any thread at IRQL <= DISPATCH_LEVEL; the dispatch table is immutable; the completion device
+// exists while the binding does.
 unsafe impl Send for WskProvider {}
 // SAFETY: as above.
 unsafe impl Sync for WskProvider {}

@@ -306,6 +306,8 @@ static IRP * WINAPI hook_IoAllocateIrp(CCHAR stack_size, BOOLEAN charge_quota)
     return irp;
 }
 
+static void completion_ex_drop(IRP *irp);
+
 static void WINAPI hook_IoFreeIrp(IRP *irp)
 {
     LONG in_flight = 0;
@@ -318,6 +320,7 @@ static void WINAPI hook_IoFreeIrp(IRP *irp)
         return;
     }
     if (in_flight) violation("irp-free", "IoFreeIrp(%p) while WSK still holds it (pending request)", irp);
+    completion_ex_drop(irp);
     IoFreeIrp(irp);
 }
 
@@ -521,21 +524,51 @@ static void WINAPI hook_IoQueueWorkItemEx(PIO_WORKITEM item, PIO_WORKITEM_ROUTIN
 
 struct completion_ex
 {
+    struct completion_ex *next;
+    IRP *irp;
     PIO_COMPLETION_ROUTINE routine;
     void *context;
     DEVICE_OBJECT *device;
 };
 
+/* Contexts not consumed yet (their IRP not completed), one per IRP at most. */
+static struct completion_ex *completions_ex;
+static CRITICAL_SECTION completions_ex_cs;
 static LONG completions_ex_pending;
+
+/* Unlinks the context of `irp` (or `c` itself if given); NULL if there is none. */
+static struct completion_ex *completion_ex_take(IRP *irp, struct completion_ex *c)
+{
+    struct completion_ex **p, *found = NULL;
+    EnterCriticalSection(&completions_ex_cs);
+    for (p = &completions_ex; *p; p = &(*p)->next)
+        if (c ? *p == c : (*p)->irp == irp) { found = *p; *p = found->next; break; }
+    LeaveCriticalSection(&completions_ex_cs);
+    return found;
+}
+
+static void completion_ex_free(struct completion_ex *c)
+{
+    ObDereferenceObject(c->device);
+    HeapFree(GetProcessHeap(), 0, c);
+    InterlockedDecrement(&completions_ex_pending);
+}
+
+/* An IRP freed or set up again without having completed (its call was refused): its context
+ * goes, as the kernel frees it with the IRP's stack location. */
+static void completion_ex_drop(IRP *irp)
+{
+    struct completion_ex *c = completion_ex_take(irp, NULL);
+    if (c) completion_ex_free(c);
+}
 
 static NTSTATUS WINAPI completion_ex_wrapper(DEVICE_OBJECT *device, IRP *irp, void *context)
 {
-    struct completion_ex c = *(struct completion_ex *)context;
+    struct completion_ex *c = completion_ex_take(NULL, context);
     NTSTATUS ret;
-    HeapFree(GetProcessHeap(), 0, context);
-    ret = c.routine(device, irp, c.context);
-    ObDereferenceObject(c.device);
-    InterlockedDecrement(&completions_ex_pending);
+    if (!c) return STATUS_MORE_PROCESSING_REQUIRED; /* cannot happen: every context is linked */
+    ret = c->routine(device, irp, c->context);
+    completion_ex_free(c);
     return ret;
 }
 
@@ -550,11 +583,17 @@ static NTSTATUS WINAPI hook_IoSetCompletionRoutineEx(DEVICE_OBJECT *device, IRP 
         return STATUS_INVALID_PARAMETER;
     }
     if (!(c = HeapAlloc(GetProcessHeap(), 0, sizeof(*c)))) return STATUS_INSUFFICIENT_RESOURCES;
+    completion_ex_drop(irp);
+    c->irp = irp;
     c->routine = routine;
     c->context = context;
     c->device = device;
     ObfReferenceObject(device);
     InterlockedIncrement(&completions_ex_pending);
+    EnterCriticalSection(&completions_ex_cs);
+    c->next = completions_ex;
+    completions_ex = c;
+    LeaveCriticalSection(&completions_ex_cs);
     IoSetCompletionRoutine(irp, completion_ex_wrapper, c, on_success, on_error, on_cancel);
     return STATUS_SUCCESS;
 }
@@ -569,9 +608,9 @@ static void wait_for_work_items(void)
     {
         if (GetTickCount() - t0 > 10000)
         {
-            violation("work-item", "%ld work item routine(s) and %ld IoSetCompletionRoutineEx completion(s) "
-                      "still pending 10 s after DriverUnload returned", work_items_pending,
-                      completions_ex_pending);
+            violation(work_items_pending ? "work-item" : "completion-unload",
+                      "%ld work item routine(s) and %ld IoSetCompletionRoutineEx completion(s) still pending "
+                      "10 s after DriverUnload returned", work_items_pending, completions_ex_pending);
             return;
         }
         Sleep(1);
@@ -773,6 +812,13 @@ void verifier_finish_run(const char *why)
         plog("LEAK %ld IoSetCompletionRoutineEx context(s): their IRPs never completed", completions_ex_pending);
     }
     plog("work items: %ld routine(s) run", work_items_run);
+    /* a new run starts clean: contexts left by this run's driver are forgotten (not freed:
+     * their device objects may be gone) */
+    EnterCriticalSection(&completions_ex_cs);
+    completions_ex = NULL;
+    LeaveCriticalSection(&completions_ex_cs);
+    completions_ex_pending = 0;
+    work_items_pending = 0;
     plog("counters: pool %ld allocated %ld freed, IRPs %ld allocated %ld freed, MDLs %ld allocated %ld freed, "
          "allocations seen %ld",
          count_alloc[OBJ_POOL], count_free[OBJ_POOL], count_alloc[OBJ_IRP], count_free[OBJ_IRP],
@@ -813,6 +859,7 @@ BOOL WINAPI DllMain(HINSTANCE instance, DWORD reason, void *reserved)
         self_module = instance;
         InitializeCriticalSection(&log_cs);
         InitializeCriticalSection(&table_cs);
+        InitializeCriticalSection(&completions_ex_cs);
         callback_tls = TlsAlloc();
         /* Never unloaded: worker threads may still be leaving provider code when the driver is
          * unloaded, and the verdict is written from the driver's unload notification. */

@@ -370,3 +370,29 @@ fn enable_accept_events_failure_fails_the_start() {
     );
     finish(&world, &client);
 }
+
+#[test]
+fn a_new_registration_forgets_the_previous_ones_start_up() {
+    // Route (b): the device stops (deregistration: the binding detaches), then starts again.
+    let (world, client) = one_listener(4, 512);
+    assert_eq!(world.detach(), NtStatus::PENDING);
+    world.drain();
+    assert!(world.cleanup());
+    assert_eq!(client.startup().snapshot(), Startup::Detached);
+    client.registration_begins();
+    assert_eq!(
+        client.startup().snapshot(),
+        Startup::NotAttached,
+        "the new registration is judged on its own attach"
+    );
+    attach_and_listen(&world, &client);
+    assert_eq!(
+        client.startup().snapshot(),
+        Startup::Settled {
+            open: 1,
+            failed: 0,
+            first_failure: NtStatus::SUCCESS
+        }
+    );
+    finish(&world, &client);
+}
