@@ -183,6 +183,29 @@ unsafe fn prepare(
     unsafe { slot.irp.prepare(device, routine, token.as_context()) }.map_err(NtStatus)
 }
 
+/// [`prepare`], or, when it fails, the operation completed at once with `failed(status)`.
+/// `true` if the call may be made.
+///
+/// # Safety
+/// As [`prepare`]; `token` has the operation outstanding (just handed to the provider).
+unsafe fn prepare_or_fail(
+    device: NonNull<DEVICE_OBJECT>,
+    slot: &OpSlot,
+    routine: PIO_COMPLETION_ROUTINE,
+    token: SocketRef<WskProvider>,
+    failed: fn(NtStatus) -> Completion<WskSocketHandle>,
+) -> bool {
+    // SAFETY: forwarded.
+    match unsafe { prepare(device, slot, routine, token) } {
+        Ok(()) => true,
+        Err(status) => {
+            // SAFETY: the operation was just handed to us and not started.
+            unsafe { fail(token, failed(status)) };
+            false
+        }
+    }
+}
+
 /// What differs between `WskReceive` and `WskSend`, which share one signature
 /// (`PFN_WSK_RECEIVE` = `PFN_WSK_SEND`).
 struct Transfer {
@@ -341,16 +364,15 @@ impl Provider for WskProvider {
         let family = if local.is_ipv4() { AF_INET } else { AF_INET6 };
         // SAFETY: the Setup slot is idle (one outstanding operation per kind).
         let prepared = unsafe {
-            prepare(
+            prepare_or_fail(
                 self.completion_device,
                 slot,
                 Some(completion::socket_created),
                 token,
+                |status| Completion::Created(Err(status)),
             )
         };
-        if let Err(status) = prepared {
-            // SAFETY: the operation was just handed to us and not started.
-            unsafe { fail(token, Completion::Created(Err(status))) };
+        if !prepared {
             return;
         }
         // SAFETY: documented WskSocket parameters for a listening TCP socket; the client
@@ -392,16 +414,15 @@ impl Provider for WskProvider {
         let value = unsafe { slot.set_option(1) };
         // SAFETY: as above.
         let prepared = unsafe {
-            prepare(
+            prepare_or_fail(
                 self.completion_device,
                 slot,
                 Some(completion::option_set),
                 token,
+                |status| Completion::OptionSet(Err(status)),
             )
         };
-        if let Err(status) = prepared {
-            // SAFETY: the operation was just handed to us and not started.
-            unsafe { fail(token, Completion::OptionSet(Err(status))) };
+        if !prepared {
             return;
         }
         // SAFETY: documented WskControlSocket parameters for WskSetOption (no output); the
@@ -447,11 +468,16 @@ impl Provider for WskProvider {
         // SAFETY: the Setup slot is idle (WskSocket completed before the core binds).
         let address = unsafe { slot.set_address(SockaddrStorage::from_socket_addr(local)) };
         // SAFETY: as above.
-        let prepared =
-            unsafe { prepare(self.completion_device, slot, Some(completion::bound), token) };
-        if let Err(status) = prepared {
-            // SAFETY: the operation was just handed to us and not started.
-            unsafe { fail(token, Completion::Bound(Err(status))) };
+        let prepared = unsafe {
+            prepare_or_fail(
+                self.completion_device,
+                slot,
+                Some(completion::bound),
+                token,
+                |status| Completion::Bound(Err(status)),
+            )
+        };
+        if !prepared {
             return;
         }
         // SAFETY: documented WskBind parameters; `address` lives in the slot until the IRP
@@ -525,16 +551,15 @@ impl Provider for WskProvider {
         };
         // SAFETY: the Disconnect slot is idle.
         let prepared = unsafe {
-            prepare(
+            prepare_or_fail(
                 self.completion_device,
                 slot,
                 Some(completion::disconnected),
                 token,
+                |status| Completion::Disconnected(Err(status)),
             )
         };
-        if let Err(status) = prepared {
-            // SAFETY: the operation was just handed to us and not started.
-            unsafe { fail(token, Completion::Disconnected(Err(status))) };
+        if !prepared {
             return;
         }
         // SAFETY: documented WskDisconnect parameters: no final data (NULL buffer), flags 0 =
