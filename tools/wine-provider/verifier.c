@@ -14,6 +14,7 @@ static LONG violations;
 static DWORD run_start;
 static BOOL run_active;
 static void *driver_base;
+static DRIVER_OBJECT *driver_object; /* the run's driver, from its DriverEntry */
 static void *notify_cookie;
 static HMODULE self_module;
 
@@ -582,6 +583,11 @@ static NTSTATUS WINAPI hook_IoSetCompletionRoutineEx(DEVICE_OBJECT *device, IRP 
         violation("completion-unload", "IoSetCompletionRoutineEx without a device object");
         return STATUS_INVALID_PARAMETER;
     }
+    /* "The IoCompletion routine must belong to the driver that owns the device object" (the
+     * page): the reference must keep this driver loaded, not another one. */
+    if (driver_object && device->DriverObject != driver_object)
+        violation("completion-unload", "IoSetCompletionRoutineEx with device %p of another driver (%p, not %p)",
+                  device, device->DriverObject, driver_object);
     if (!(c = HeapAlloc(GetProcessHeap(), 0, sizeof(*c)))) return STATUS_INSUFFICIENT_RESOURCES;
     completion_ex_drop(irp);
     c->irp = irp;
@@ -712,6 +718,7 @@ static NTSTATUS WINAPI hook_DriverEntry(DRIVER_OBJECT *driver, UNICODE_STRING *p
 {
     NTSTATUS status;
     plog("DriverEntry called");
+    driver_object = driver;
     status = original_entry(driver, path);
     plog("DriverEntry returned %#lx", status);
     if (!status && driver->DriverUnload)
