@@ -12,6 +12,9 @@ Start-Wskecho.ps1) to apply them. Values are checked here against the driver's l
   MaxConnections   REG_DWORD     connections accepted at once; more are refused
   BufferSize       REG_DWORD     bytes of echo buffer per connection
   MaxConnectionsPerAddress REG_DWORD  connections one remote address may hold; 0 = no limit
+  IdleTimeout      REG_DWORD     seconds without progress before a connection is closed
+                                 abortively (silent or stalled peers); 0 = never
+  NoDelay          REG_DWORD     1 = TCP_NODELAY on accepted connections, 0 = Nagle on
 A value that is not given is left as it is. -Reset writes the defaults from wskecho.inf.
 
 .PARAMETER ListenAddresses
@@ -26,6 +29,13 @@ Per-connection echo buffer in bytes.
 .PARAMETER MaxConnectionsPerAddress
 Maximum simultaneous connections from one remote address (0 = no limit).
 
+.PARAMETER IdleTimeout
+Seconds a connection may make no progress in either direction before it is closed
+abortively (0 = never).
+
+.PARAMETER NoDelay
+1: TCP_NODELAY on accepted connections (no delayed-ACK stall per echo); 0: Nagle's algorithm on.
+
 .PARAMETER Reset
 Writes the INF defaults for all values (other parameters are then ignored).
 
@@ -36,6 +46,9 @@ Writes the INF defaults for all values (other parameters are then ignored).
 .\Set-WskechoParameters.ps1 -ListenAddresses '0.0.0.0:40007','[::]:40007' -MaxConnectionsPerAddress 8
 
 .EXAMPLE
+.\Set-WskechoParameters.ps1 -IdleTimeout 30 -NoDelay 1
+
+.EXAMPLE
 .\Set-WskechoParameters.ps1 -Reset
 #>
 [CmdletBinding(SupportsShouldProcess)]
@@ -44,6 +57,8 @@ param(
     [Nullable[long]]$MaxConnections,
     [Nullable[long]]$BufferSize,
     [Nullable[long]]$MaxConnectionsPerAddress,
+    [Nullable[long]]$IdleTimeout,
+    [Nullable[long]]$NoDelay,
     [switch]$Reset
 )
 
@@ -56,6 +71,8 @@ $limits = @{
     MaxConnections     = @(1, 65536)
     BufferSize         = @(512, 1048576)
     MaxConnectionsPerAddress = @(0, 65536)
+    IdleTimeout        = @(0, 86400)
+    NoDelay            = @(0, 1)
 }
 
 function Test-ListenAddress([string]$Text) {
@@ -88,7 +105,7 @@ if ($Reset) {
         }
         $values['ListenAddresses'] = [pscustomobject]@{ Type = 'MultiString'; Value = [string[]]$ListenAddresses }
     }
-    foreach ($name in 'MaxConnections', 'BufferSize', 'MaxConnectionsPerAddress') {
+    foreach ($name in 'MaxConnections', 'BufferSize', 'MaxConnectionsPerAddress', 'IdleTimeout', 'NoDelay') {
         $value = Get-Variable -Name $name -ValueOnly
         if ($null -ne $value) {
             Assert-Range $name $value
@@ -96,7 +113,7 @@ if ($Reset) {
         }
     }
 }
-if ($values.Count -eq 0) { throw 'Nothing to set: give -ListenAddresses, -MaxConnections, -BufferSize, -MaxConnectionsPerAddress or -Reset.' }
+if ($values.Count -eq 0) { throw 'Nothing to set: give -ListenAddresses, -MaxConnections, -BufferSize, -MaxConnectionsPerAddress, -IdleTimeout, -NoDelay or -Reset.' }
 
 if ($PSCmdlet.ShouldProcess($WskechoParametersKey, "set $($values.Keys -join ', ')")) {
     Write-WskechoParameters -Values $values

@@ -7,6 +7,8 @@
 //! | `MaxConnections` | `REG_DWORD` | [`DEFAULT_MAX_CONNECTIONS`] | 1..=[`MAX_CONNECTIONS_LIMIT`] |
 //! | `MaxConnectionsPerAddress` | `REG_DWORD` | [`DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`] | 0 (no limit) or 1..=[`MAX_CONNECTIONS_LIMIT`] |
 //! | `BufferSize` | `REG_DWORD` | [`DEFAULT_BUFFER_SIZE`] | [`MIN_BUFFER_SIZE`]..=[`MAX_BUFFER_SIZE`] |
+//! | `IdleTimeout` | `REG_DWORD` (seconds) | [`DEFAULT_IDLE_TIMEOUT`] | 0 (off) or 1..=[`MAX_IDLE_TIMEOUT`] |
+//! | `NoDelay` | `REG_DWORD` | [`DEFAULT_NO_DELAY`] | 0 (Nagle's algorithm on) or 1 (`TCP_NODELAY`) |
 //!
 //! A missing value takes its default; a present but invalid one is an error naming the value
 //! and the reason ([`ConfigError`]), never silently replaced. Addresses are parsed with
@@ -36,6 +38,21 @@ pub const DEFAULT_BUFFER_SIZE: u32 = 16_384;
 pub const MIN_BUFFER_SIZE: u32 = 512;
 /// Largest `BufferSize` (1 MiB of non-paged pool per connection).
 pub const MAX_BUFFER_SIZE: u32 = 1 << 20;
+/// Default of `IdleTimeout`, in seconds.
+///
+/// A connection that makes no progress in either direction for this long is closed
+/// abortively: `MaxConnections` silent peers then hold every slot for two minutes at most,
+/// while an interactive peer that pauses for less keeps its connection.
+pub const DEFAULT_IDLE_TIMEOUT: u32 = 120;
+/// Largest `IdleTimeout`: one day.
+pub const MAX_IDLE_TIMEOUT: u32 = 86_400;
+/// Default of `NoDelay`: on.
+///
+/// An echo server writes back what it read at once, so Nagle's algorithm has nothing to
+/// coalesce; with it on, a request/response peer waits for the peer's delayed ACK on every
+/// message that leaves a partial segment unacknowledged (40 ms on Linux, 200 ms by default on
+/// Windows: docs/performance.md).
+pub const DEFAULT_NO_DELAY: u32 = 1;
 /// The default `ListenAddresses`: loopback only. Serving other machines is an explicit
 /// choice (`0.0.0.0:40007`, `[::]:40007`, or one interface's address; docs/installing.md).
 pub const DEFAULT_LISTEN_ADDRESSES: [&str; 2] = ["127.0.0.1:40007", "[::1]:40007"];
@@ -61,6 +78,10 @@ pub enum ValueName {
     BufferSize,
     /// `MaxConnectionsPerAddress` (`REG_DWORD`).
     MaxConnectionsPerAddress,
+    /// `IdleTimeout` (`REG_DWORD`, seconds).
+    IdleTimeout,
+    /// `NoDelay` (`REG_DWORD`, 0 or 1).
+    NoDelay,
 }
 
 /// Encodes an ASCII name as UTF-16 at compile time.
@@ -78,14 +99,18 @@ const LISTEN_ADDRESSES_UTF16: [u16; 15] = utf16(b"ListenAddresses");
 const MAX_CONNECTIONS_UTF16: [u16; 14] = utf16(b"MaxConnections");
 const BUFFER_SIZE_UTF16: [u16; 10] = utf16(b"BufferSize");
 const MAX_CONNECTIONS_PER_ADDRESS_UTF16: [u16; 24] = utf16(b"MaxConnectionsPerAddress");
+const IDLE_TIMEOUT_UTF16: [u16; 11] = utf16(b"IdleTimeout");
+const NO_DELAY_UTF16: [u16; 7] = utf16(b"NoDelay");
 
 impl ValueName {
     /// Every value, in the order the adapter should read them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::ListenAddresses,
         Self::MaxConnections,
         Self::BufferSize,
         Self::MaxConnectionsPerAddress,
+        Self::IdleTimeout,
+        Self::NoDelay,
     ];
 
     /// The value's name.
@@ -96,6 +121,8 @@ impl ValueName {
             Self::MaxConnections => "MaxConnections",
             Self::BufferSize => "BufferSize",
             Self::MaxConnectionsPerAddress => "MaxConnectionsPerAddress",
+            Self::IdleTimeout => "IdleTimeout",
+            Self::NoDelay => "NoDelay",
         }
     }
 
@@ -107,6 +134,8 @@ impl ValueName {
             Self::MaxConnections => &MAX_CONNECTIONS_UTF16,
             Self::BufferSize => &BUFFER_SIZE_UTF16,
             Self::MaxConnectionsPerAddress => &MAX_CONNECTIONS_PER_ADDRESS_UTF16,
+            Self::IdleTimeout => &IDLE_TIMEOUT_UTF16,
+            Self::NoDelay => &NO_DELAY_UTF16,
         }
     }
 
@@ -115,7 +144,11 @@ impl ValueName {
     pub const fn expected_type(self) -> u32 {
         match self {
             Self::ListenAddresses => REG_MULTI_SZ,
-            Self::MaxConnections | Self::BufferSize | Self::MaxConnectionsPerAddress => REG_DWORD,
+            Self::MaxConnections
+            | Self::BufferSize
+            | Self::MaxConnectionsPerAddress
+            | Self::IdleTimeout
+            | Self::NoDelay => REG_DWORD,
         }
     }
 }
@@ -299,6 +332,8 @@ pub struct Config {
     max_connections: u32,
     buffer_size: u32,
     max_connections_per_address: u32,
+    idle_timeout: u32,
+    no_delay: u32,
 }
 
 impl Default for Config {
@@ -354,6 +389,21 @@ impl Config {
             n => Some(n),
         }
     }
+
+    /// Seconds without progress after which a connection is closed; `None`: never.
+    #[must_use]
+    pub const fn idle_timeout(&self) -> Option<u32> {
+        match self.idle_timeout {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Whether accepted connections get `TCP_NODELAY` (Nagle's algorithm off).
+    #[must_use]
+    pub const fn no_delay(&self) -> bool {
+        self.no_delay != 0
+    }
 }
 
 impl fmt::Display for Config {
@@ -364,8 +414,12 @@ impl fmt::Display for Config {
         }
         write!(
             f,
-            ", MaxConnections {}, BufferSize {}, MaxConnectionsPerAddress {}",
-            self.max_connections, self.buffer_size, self.max_connections_per_address
+            ", MaxConnections {}, BufferSize {}, MaxConnectionsPerAddress {}, IdleTimeout {}, NoDelay {}",
+            self.max_connections,
+            self.buffer_size,
+            self.max_connections_per_address,
+            self.idle_timeout,
+            self.no_delay
         )
     }
 }
@@ -399,6 +453,8 @@ impl ConfigBuilder {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 buffer_size: DEFAULT_BUFFER_SIZE,
                 max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                no_delay: DEFAULT_NO_DELAY,
             },
             listen_set: false,
             allow_ephemeral: false,
@@ -448,7 +504,9 @@ impl ConfigBuilder {
             }
             ValueName::MaxConnections
             | ValueName::BufferSize
-            | ValueName::MaxConnectionsPerAddress => {
+            | ValueName::MaxConnectionsPerAddress
+            | ValueName::IdleTimeout
+            | ValueName::NoDelay => {
                 let bytes: [u8; 4] = data
                     .try_into()
                     .map_err(|_| error(Problem::BadLength(data.len())))?;
@@ -467,6 +525,9 @@ impl ConfigBuilder {
             ValueName::BufferSize => (MIN_BUFFER_SIZE, MAX_BUFFER_SIZE),
             // 0 turns the limit off.
             ValueName::MaxConnectionsPerAddress => (0, MAX_CONNECTIONS_LIMIT),
+            // 0 turns the timeout off.
+            ValueName::IdleTimeout => (0, MAX_IDLE_TIMEOUT),
+            ValueName::NoDelay => (0, 1),
             ValueName::ListenAddresses => {
                 return Err(ConfigError {
                     value: name,
@@ -489,7 +550,10 @@ impl ConfigBuilder {
                 ValueName::MaxConnectionsPerAddress => {
                     self.config.max_connections_per_address = value;
                 }
-                _ => self.config.buffer_size = value,
+                ValueName::IdleTimeout => self.config.idle_timeout = value,
+                ValueName::NoDelay => self.config.no_delay = value,
+                ValueName::BufferSize => self.config.buffer_size = value,
+                ValueName::ListenAddresses => {} // returned above
             }
             return Ok(());
         };
@@ -732,7 +796,7 @@ mod tests {
         assert_eq!(c.max_connections_per_address(), Some(64));
         assert_eq!(
             c.to_string(),
-            "ListenAddresses 127.0.0.1:40007 [::1]:40007, MaxConnections 1024, BufferSize 16384, MaxConnectionsPerAddress 64"
+            "ListenAddresses 127.0.0.1:40007 [::1]:40007, MaxConnections 1024, BufferSize 16384, MaxConnectionsPerAddress 64, IdleTimeout 120, NoDelay 1"
         );
     }
 
@@ -990,6 +1054,43 @@ mod tests {
             Some(65_536),
             "errors change nothing"
         );
+    }
+
+    #[test]
+    fn idle_timeout_is_zero_for_off_up_to_a_day() {
+        let mut b = ConfigBuilder::new();
+        assert_eq!(b.build().idle_timeout(), Some(120), "the default");
+        let name = ValueName::IdleTimeout;
+        assert_eq!(b.set_raw(name, REG_DWORD, &0_u32.to_le_bytes()), Ok(()));
+        assert_eq!(b.build().idle_timeout(), None);
+        assert_eq!(b.set_dword(name, 86_400), Ok(()));
+        let e = b.set_dword(name, 86_401).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "registry value IdleTimeout: 86401 is above the maximum 86400"
+        );
+        assert_eq!(
+            b.build().idle_timeout(),
+            Some(86_400),
+            "errors change nothing"
+        );
+    }
+
+    #[test]
+    fn no_delay_is_zero_or_one() {
+        let mut b = ConfigBuilder::new();
+        assert!(b.build().no_delay(), "the default");
+        let name = ValueName::NoDelay;
+        assert_eq!(b.set_raw(name, REG_DWORD, &0_u32.to_le_bytes()), Ok(()));
+        assert!(!b.build().no_delay());
+        let e = b.set_dword(name, 2).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "registry value NoDelay: 2 is above the maximum 1"
+        );
+        assert!(!b.build().no_delay(), "errors change nothing");
+        assert_eq!(b.set_dword(name, 1), Ok(()));
+        assert!(b.build().no_delay());
     }
 
     #[test]

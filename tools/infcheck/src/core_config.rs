@@ -44,6 +44,12 @@ pub fn parameters() -> Vec<Parameter> {
                 ValueName::MaxConnectionsPerAddress => ParameterKind::Dword {
                     default: driver::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
                 },
+                ValueName::IdleTimeout => ParameterKind::Dword {
+                    default: driver::DEFAULT_IDLE_TIMEOUT,
+                },
+                ValueName::NoDelay => ParameterKind::Dword {
+                    default: driver::DEFAULT_NO_DELAY,
+                },
             },
         })
         .collect()

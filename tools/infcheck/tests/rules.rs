@@ -520,6 +520,8 @@ fn file_rules_fail() {
 fn registry_rules_fail() {
     let dword = "HKR, Parameters, MaxConnections,  0x00010001, 1024";
     let per_address = "HKR, Parameters, MaxConnectionsPerAddress, 0x00010001, 64";
+    let idle = "HKR, Parameters, IdleTimeout,     0x00010001, 120";
+    let no_delay = "HKR, Parameters, NoDelay,         0x00010001, 1";
     let cases = [
         (
             dword,
@@ -602,6 +604,32 @@ fn registry_rules_fail() {
             "registry.type",
         ),
         (per_address, "", "registry.missing"),
+        (
+            idle,
+            "HKR, Parameters, IdleTimeout, 0x00010001, 86401",
+            "registry.range",
+        ),
+        (
+            idle,
+            "HKR, Parameters, IdleTimeout, 0x00010001, 0",
+            "registry.default",
+        ),
+        (idle, "", "registry.missing"),
+        (
+            no_delay,
+            "HKR, Parameters, NoDelay, 0x00010001, 2",
+            "registry.range",
+        ),
+        (
+            no_delay,
+            "HKR, Parameters, NoDelay, 0x00010001, 0",
+            "registry.default",
+        ),
+        (
+            no_delay,
+            "HKR, Parameters, NoDelay, 0x00000000, \"1\"",
+            "registry.type",
+        ),
     ];
     for (from, to, rule) in cases {
         assert_mutation_fails(PRIMITIVE, from, to, rule);

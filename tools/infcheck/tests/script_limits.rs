@@ -58,4 +58,13 @@ fn script_limits_are_the_drivers() {
             u64::from(driver::MAX_BUFFER_SIZE)
         )
     );
+    assert_eq!(
+        range(&setting(&script, "MaxConnectionsPerAddress")),
+        (0, u64::from(driver::MAX_CONNECTIONS_LIMIT))
+    );
+    assert_eq!(
+        range(&setting(&script, "IdleTimeout")),
+        (0, u64::from(driver::MAX_IDLE_TIMEOUT))
+    );
+    assert_eq!(range(&setting(&script, "NoDelay")), (0, 1));
 }
