@@ -4,7 +4,7 @@
 //! what it read back, so it does the same work per byte as the driver minus everything the
 //! driver and the emulated WSK add (completions, serializers, the ring buffer, the emulator's
 //! reactor and worker hand-offs). `nodelay` sets `TCP_NODELAY` on accepted connections, as
-//! the harness's `WskMode::nodelay` does, so both servers use the host's TCP stack alike.
+//! the driver does with `NoDelay` = 1, so both servers use the host's TCP stack alike.
 
 use std::{io, net::SocketAddr};
 

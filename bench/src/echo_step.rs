@@ -34,7 +34,7 @@ use std::{
 use wskecho::core::{
     client::{BindingRef, Client},
     config::{ConfigBuilder, ValueName},
-    provider::{Completion, Level, OpKind, Platform, PoolTag, Provider, SocketKind},
+    provider::{Completion, Level, OpKind, Platform, PoolTag, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     status::NtStatus,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
@@ -141,8 +141,9 @@ pub struct BenchIo {
 pub enum Request {
     /// `WskSocket`.
     Open,
-    /// `WskControlSocket(IPV6_V6ONLY)` (the bench's listener is IPv4: never made).
-    SetIpv6Only,
+    /// `WskControlSocket(WskSetOption)`: `TCP_NODELAY` on the connection (`NoDelay`'s
+    /// default); `IPV6_V6ONLY` is never made (the bench's listener is IPv4).
+    SetOption(SocketOption),
     /// `WskBind`.
     Bind,
     /// `WskReceive` into this range of the echo buffer.
@@ -158,7 +159,7 @@ pub enum Request {
 impl Request {
     const fn kind(&self) -> OpKind {
         match self {
-            Self::Open | Self::SetIpv6Only | Self::Bind => OpKind::Setup,
+            Self::Open | Self::SetOption(_) | Self::Bind => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,
             Self::Send(_) => OpKind::Send,
             Self::Disconnect => OpKind::Disconnect,
@@ -184,6 +185,8 @@ pub struct Wsk {
     accept_events: AtomicBool,
     scheduled: BenchWorkItems,
     schedules: AtomicUsize,
+    /// The binding's timer is armed (it never fires here: no tick is part of an echo cycle).
+    timer_armed: AtomicBool,
 }
 
 /// The work items the core scheduled, not yet run: the double's queue (its `pop` is the
@@ -275,8 +278,22 @@ impl Provider for BenchProvider {
     }
 
     #[inline(never)]
-    fn set_ipv6_only(&self, io: &BenchIo, _socket: BenchSocket, token: SocketRef<Self>) {
-        self.0.record(Request::SetIpv6Only, io, token);
+    fn set_option(
+        &self,
+        io: &BenchIo,
+        _socket: BenchSocket,
+        option: SocketOption,
+        token: SocketRef<Self>,
+    ) {
+        self.0.record(Request::SetOption(option), io, token);
+    }
+
+    fn arm_timer(&self, _delay_ms: u32, _binding: BindingRef<Self>) {
+        self.0.timer_armed.store(true, Ordering::Relaxed);
+    }
+
+    fn cancel_timer(&self) -> bool {
+        self.0.timer_armed.swap(false, Ordering::Relaxed)
     }
 
     #[inline(never)]
@@ -457,6 +474,19 @@ impl Echo {
             }),
             Err(status) => return fail(format!("the connection was refused with {status}")),
         }
+        // `NoDelay` (on by default): `TCP_NODELAY` before the first receive.
+        let option = self.expect(OpKind::Setup)?;
+        if option.request != Request::SetOption(SocketOption::NoDelay) {
+            return fail(format!(
+                "expected TCP_NODELAY, the core made {:?}",
+                option.request
+            ));
+        }
+        core_setup(|| {
+            // SAFETY: one completion for the pending WskControlSocket, with its token.
+            unsafe { option.token.complete(Completion::OptionSet(Ok(()))) };
+            self.wsk.run_work_items();
+        });
         self.check_clean()
     }
 
@@ -578,7 +608,7 @@ impl Echo {
         while let Some(pending) = self.wsk.take_any() {
             let completion = match pending.request {
                 Request::Open => Completion::Created(Err(NtStatus::CANCELLED)),
-                Request::SetIpv6Only => Completion::OptionSet(Err(NtStatus::CANCELLED)),
+                Request::SetOption(_) => Completion::OptionSet(Err(NtStatus::CANCELLED)),
                 Request::Bind => Completion::Bound(Err(NtStatus::CANCELLED)),
                 Request::Receive(_) => Completion::Received(Err(NtStatus::CANCELLED)),
                 Request::Send(_) => Completion::Sent(Err(NtStatus::CANCELLED)),

@@ -128,8 +128,9 @@ pub struct UnloadReport {
 pub struct StartFailure {
     /// `DriverEntry`'s status (`sc start` reports it).
     pub status: NtStatus,
-    /// The shutdown `DriverEntry` performed before returning.
-    pub shutdown: UnloadReport,
+    /// The shutdown `DriverEntry` performed before returning (boxed: the counters make it
+    /// large, and it travels in a `Result`).
+    pub shutdown: Box<UnloadReport>,
 }
 
 /// A loaded driver instance.
@@ -187,7 +188,7 @@ impl Driver {
             Ok(()) => Ok(driver),
             Err(status) => Err(StartFailure {
                 status,
-                shutdown: driver.unload(),
+                shutdown: Box::new(driver.unload()),
             }),
         }
     }

@@ -95,6 +95,22 @@ impl Options {
             value,
         )
     }
+
+    /// Sets `IdleTimeout` in seconds (0: off).
+    ///
+    /// # Errors
+    /// Out of the core's range.
+    pub fn with_idle_timeout(self, value: u32) -> Result<Self, String> {
+        self.with(ValueName::IdleTimeout, "--idle-timeout", value)
+    }
+
+    /// Sets `NoDelay` (0: Nagle's algorithm on, 1: `TCP_NODELAY`).
+    ///
+    /// # Errors
+    /// Out of the core's range.
+    pub fn with_no_delay(self, value: u32) -> Result<Self, String> {
+        self.with(ValueName::NoDelay, "--no-delay", value)
+    }
 }
 
 /// Why the listeners did not all open.
@@ -361,7 +377,7 @@ impl Harness {
     pub fn unload(mut self) -> Report {
         let unload = match (self.driver.take(), self.start_failure.take()) {
             (Some(driver), _) => driver.unload(),
-            (None, Some(failure)) => failure.shutdown,
+            (None, Some(failure)) => *failure.shutdown,
             (None, None) => UnloadReport {
                 duration: Duration::ZERO,
                 deregister_status: NtStatus::SUCCESS,

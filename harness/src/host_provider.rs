@@ -8,7 +8,8 @@
 use std::{net::SocketAddr, ops::Range, ptr::NonNull};
 
 use wskecho::core::{
-    provider::{Completion, Provider, SocketKind},
+    binding::BindingRef,
+    provider::{Completion, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     status::NtStatus,
 };
@@ -62,6 +63,9 @@ impl Upcall for CoreRef {
     }
 }
 
+/// The core's binding token, carried to the thread that runs the tick.
+struct BindingToken(BindingRef<HostProvider>);
+
 /// The provider one binding gives the core: `PWSK_CLIENT` and the dispatch tables, emulated.
 pub struct HostProvider(pub WskClient<CoreRef>);
 
@@ -96,8 +100,14 @@ impl Provider for HostProvider {
         self.0.open_listener(io, local, CoreRef(token));
     }
 
-    fn set_ipv6_only(&self, io: &SocketIo, socket: SocketHandle, token: SocketRef<Self>) {
-        self.0.set_ipv6_only(io, socket, CoreRef(token));
+    fn set_option(
+        &self,
+        io: &SocketIo,
+        socket: SocketHandle,
+        option: SocketOption,
+        token: SocketRef<Self>,
+    ) {
+        self.0.set_option(io, socket, option, CoreRef(token));
     }
 
     fn bind(&self, io: &SocketIo, socket: SocketHandle, local: SocketAddr, token: SocketRef<Self>) {
@@ -130,6 +140,19 @@ impl Provider for HostProvider {
 
     fn close(&self, io: &SocketIo, socket: SocketHandle, token: SocketRef<Self>) {
         self.0.close(io, socket, CoreRef(token));
+    }
+
+    fn arm_timer(&self, delay_ms: u32, binding: BindingRef<Self>) {
+        let binding = BindingToken(binding);
+        self.0.arm_timer(delay_ms, move || {
+            let BindingToken(binding) = binding;
+            // SAFETY: one tick per arm, with its token, on a worker outside every callback.
+            unsafe { binding.tick() };
+        });
+    }
+
+    fn cancel_timer(&self) -> bool {
+        self.0.cancel_timer()
     }
 
     fn detach_handle(&self) -> BindingHandle<Wsk<CoreRef>> {

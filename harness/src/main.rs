@@ -12,7 +12,7 @@ use signal_hook::{
 use wskecho::core::provider::Level;
 use wskecho_harness::harness::{Harness, Options};
 
-const USAGE: &str = "usage: scripts/run [--listen ADDR:PORT]... [--max-connections N] [--max-connections-per-address N] [--buffer-size BYTES] [--log off|error|warning|trace|info]";
+const USAGE: &str = "usage: scripts/run [--listen ADDR:PORT]... [--max-connections N] [--max-connections-per-address N] [--buffer-size BYTES] [--idle-timeout SECONDS] [--no-delay 0|1] [--log off|error|warning|trace|info]";
 const DEFAULT_LISTEN: [&str; 2] = ["127.0.0.1:40007", "[::1]:40007"];
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -21,6 +21,8 @@ struct Args {
     max_connections: Option<u32>,
     max_connections_per_address: Option<u32>,
     buffer_size: Option<u32>,
+    idle_timeout: Option<u32>,
+    no_delay: Option<u32>,
     verbosity: Option<Level>,
 }
 
@@ -45,6 +47,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         max_connections: None,
         max_connections_per_address: None,
         buffer_size: None,
+        idle_timeout: None,
+        no_delay: None,
         verbosity: None,
     };
     while let Some(arg) = args.next() {
@@ -69,6 +73,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
             "--buffer-size" => {
                 parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
+            }
+            "--idle-timeout" => {
+                parsed.idle_timeout = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
+            }
+            "--no-delay" => {
+                parsed.no_delay = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
             }
             "--log" => {
                 parsed.verbosity = match value(&flag, inline, &mut args)?.as_str() {
@@ -104,6 +114,12 @@ fn options(args: &Args) -> Result<Options, String> {
     }
     if let Some(n) = args.buffer_size {
         options = options.with_buffer_size(n)?;
+    }
+    if let Some(n) = args.idle_timeout {
+        options = options.with_idle_timeout(n)?;
+    }
+    if let Some(n) = args.no_delay {
+        options = options.with_no_delay(n)?;
     }
     options.verbosity = args.verbosity;
     Ok(options)

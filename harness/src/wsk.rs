@@ -37,7 +37,7 @@ use std::{
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use wskecho::core::{
-    provider::{Completion, OpKind, Platform, PoolTag, SocketKind},
+    provider::{Completion, OpKind, Platform, PoolTag, SocketKind, SocketOption},
     status::NtStatus,
 };
 
@@ -127,10 +127,6 @@ pub struct WskMode {
     /// Extra time before a close completes (when not inline): WSK's close of a socket with
     /// traffic takes a while, and it makes in-flight work at detach time certain in tests.
     pub close_delay: Duration,
-    /// Disables Nagle's algorithm (`TCP_NODELAY`) on accepted connections. Off by default, as
-    /// on WSK sockets (the driver does not change it); benchmarks turn it on to measure the
-    /// echo path rather than the delayed-ACK interplay of the host's TCP stack.
-    pub nodelay: bool,
 }
 
 impl Default for WskMode {
@@ -139,7 +135,6 @@ impl Default for WskMode {
             inline: InlineMode::Alternate,
             workers: 3,
             close_delay: Duration::ZERO,
-            nodelay: false,
         }
     }
 }
@@ -153,6 +148,8 @@ pub enum FaultOp {
     Open,
     /// `WskControlSocket(IPV6_V6ONLY)`.
     SetIpv6Only,
+    /// `WskControlSocket(TCP_NODELAY)`.
+    SetNoDelay,
     /// `WskBind`.
     Bind,
     /// `WskReceive` (completes with the status instead of receiving).
@@ -357,11 +354,25 @@ pub struct BindingState {
     socket_created: AtomicBool,
     /// WSK calls admitted and not yet returned.
     in_progress: AtomicUsize,
+    /// The binding's timer (`KTIMER` + DPC + work item in the kernel).
+    timer: Mutex<TimerSlot>,
+}
+
+/// The state of a binding's timer: armed or not, and which arm (a cancelled arm's thread finds
+/// another generation and does nothing).
+#[derive(Default)]
+struct TimerSlot {
+    armed: bool,
+    generation: u64,
 }
 
 impl BindingState {
     fn open(&self) -> MutexGuard<'_, BTreeSet<SocketHandle>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn timer(&self) -> MutexGuard<'_, TimerSlot> {
+        self.timer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -652,6 +663,7 @@ impl<T: Upcall> Wsk<T> {
             accept_events: AtomicBool::new(false),
             socket_created: AtomicBool::new(false),
             in_progress: AtomicUsize::new(0),
+            timer: Mutex::new(TimerSlot::default()),
         });
         self.shared
             .bindings
@@ -693,6 +705,12 @@ impl<T: Upcall> ProviderModule for Wsk<T> {
             return true;
         };
         binding.detached.store(true, Ordering::SeqCst);
+        if binding.timer().armed {
+            self.shared.contract.violation(format!(
+                "detach of binding {id} reported complete with its timer armed (a tick would \
+                 run on a freed binding)"
+            ));
+        }
         let in_progress = binding.in_progress.load(Ordering::SeqCst);
         if in_progress > 0 {
             self.shared.contract.violation(format!(
@@ -942,9 +960,6 @@ impl<T: Upcall> Shared<T> {
                 }
                 match socket.accept() {
                     Ok((stream, remote)) => {
-                        if self.mode.nodelay {
-                            let _ = stream.set_nodelay(true);
-                        }
                         state.callbacks_running += 1;
                         (stream, remote, state.context)
                     }
@@ -1348,9 +1363,40 @@ impl<T: Upcall> WskClient<T> {
         );
     }
 
+    /// `WskControlSocket(WskSetOption)` of `option` to 1.
+    pub fn set_option(&self, io: &SocketIo, socket: SocketHandle, option: SocketOption, token: T) {
+        match option {
+            SocketOption::Ipv6Only => self.set_ipv6_only(io, socket, token),
+            SocketOption::NoDelay => self.set_no_delay(io, socket, token),
+        }
+    }
+
+    /// `TCP_NODELAY` (`IPPROTO_TCP`) = 1 on an accepted connection.
+    fn set_no_delay(&self, io: &SocketIo, socket: SocketHandle, token: T) {
+        self.setup_step(io, socket, token, "WskControlSocket", |entry| {
+            let result = self.shared.fault(FaultOp::SetNoDelay).map_or_else(
+                || {
+                    let state = entry.lock();
+                    if let Io::Connected(stream) = &state.io {
+                        stream.set_nodelay(true).map_err(|e| status_of(&e))
+                    } else {
+                        drop(state);
+                        self.shared.contract.violation(format!(
+                            "WskControlSocket(TCP_NODELAY) on {socket:?}, which is not a \
+                             connection"
+                        ));
+                        Err(NtStatus::INVALID_DEVICE_STATE)
+                    }
+                },
+                Err,
+            );
+            Completion::OptionSet(result)
+        });
+    }
+
     /// `WskControlSocket(WskSetOption, IPV6_V6ONLY, IPPROTO_IPV6)` = 1 on a new listening
     /// socket (before `WskBind`).
-    pub fn set_ipv6_only(&self, io: &SocketIo, socket: SocketHandle, token: T) {
+    fn set_ipv6_only(&self, io: &SocketIo, socket: SocketHandle, token: T) {
         self.setup_step(io, socket, token, "WskControlSocket", |entry| {
             let result = self.shared.fault(FaultOp::SetIpv6Only).map_or_else(
                 || {
@@ -1697,6 +1743,59 @@ impl<T: Upcall> WskClient<T> {
                 }));
             });
         }
+    }
+
+    /// Arms the binding's timer: after `delay_ms`, `tick` runs once on a worker at
+    /// `PASSIVE_LEVEL`, as the kernel's `KTIMER` DPC queues the binding's work item. Arming an
+    /// armed timer, arming it after the detach completed, and a tick that would run after the
+    /// detach completed are violations.
+    pub fn arm_timer(&self, delay_ms: u32, tick: impl FnOnce() + Send + 'static) {
+        let generation = {
+            let mut timer = self.binding.timer();
+            if timer.armed {
+                self.shared
+                    .contract
+                    .violation("KeSetTimer of the binding's timer while it is armed");
+            }
+            if self.binding.detached.load(Ordering::SeqCst) {
+                self.shared.contract.violation(format!(
+                    "the timer of binding {} armed after its detach completed",
+                    self.binding.id
+                ));
+            }
+            timer.armed = true;
+            timer.generation += 1;
+            timer.generation
+        };
+        let shared = Arc::clone(&self.shared);
+        let binding = Arc::clone(&self.binding);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(u64::from(delay_ms)));
+            {
+                let mut timer = binding.timer();
+                if !timer.armed || timer.generation != generation {
+                    return; // cancelled
+                }
+                timer.armed = false;
+            }
+            let contract = Arc::clone(&shared.contract);
+            shared.post(Box::new(move || {
+                if binding.detached.load(Ordering::SeqCst) {
+                    contract.violation(format!(
+                        "the tick of binding {} ran after its detach completed",
+                        binding.id
+                    ));
+                    return;
+                }
+                irql::at_passive(tick);
+            }));
+        });
+    }
+
+    /// Cancels the binding's timer: `true` if it was armed (its tick will not run).
+    #[must_use]
+    pub fn cancel_timer(&self) -> bool {
+        std::mem::take(&mut self.binding.timer().armed)
     }
 
     /// The NMR binding handle, for `NmrClientDetachProviderComplete`: copied out before the

@@ -14,7 +14,7 @@ use std::{
 };
 
 use wskecho::core::{
-    provider::{Completion, Level, SocketKind},
+    provider::{Completion, Level, SocketKind, SocketOption},
     status::NtStatus,
 };
 use wskecho_harness::{
@@ -141,7 +141,8 @@ impl Tok {
             Completion::Created(Ok(handle)) => {
                 *s.handle.lock().unwrap() = Some(handle);
                 if s.local.is_ipv6() && !s.client.skip_ipv6_only.load(Ordering::SeqCst) {
-                    s.provider().set_ipv6_only(s.io(), handle, self);
+                    s.provider()
+                        .set_option(s.io(), handle, SocketOption::Ipv6Only, self);
                 } else {
                     s.provider().bind(s.io(), handle, s.local, self);
                 }

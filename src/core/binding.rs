@@ -11,6 +11,14 @@
 //! the close of every socket, and drops the attachment reference; whoever drops the last
 //! reference completes the detach (module `rundown`). Nothing calls into the provider after
 //! that: every call is made under a reference, and none can be taken once closing began.
+//!
+//! The binding's timer ([`Provider::arm_timer`], one per binding, so one for the driver with
+//! its one WSK subsystem) ticks every [`TICK_MS`] from the end of the attach until the detach:
+//! [`BindingRef::tick`] closes connections that made no progress for `IdleTimeout` and reopens
+//! failed listeners after a bounded backoff. An armed timer or a tick in progress holds one
+//! rundown reference, *the timer's*, so the detach completes only after the last tick: the
+//! detach cancels an armed timer and drops that reference itself; a tick that finds the
+//! binding detaching drops it instead of arming the timer again.
 
 use ::core::{
     ffi::c_void,
@@ -19,8 +27,13 @@ use ::core::{
     ptr::NonNull,
 };
 
+// The listener backoff orders nothing: `core`'s atomics on every build (as `sync.rs`'s
+// statistics counters).
+use ::core::sync::atomic::{AtomicU32, Ordering};
+
 use crate::core::{
     client::Client,
+    config::MAX_ENDPOINTS,
     log::{log_error, log_info, log_trace, log_warning},
     pool_box::{BINDING_TAG, PoolBox},
     provider::{Provider, SocketKind},
@@ -29,8 +42,35 @@ use crate::core::{
     socket::{InstallError, Socket, SocketRef},
     stats::{Refusal, Stats},
     status::NtStatus,
-    sync::UnsafeCell,
+    sync::{self, UnsafeCell},
 };
+
+/// Period of the binding's timer, in milliseconds.
+pub const TICK_MS: u32 = 1000;
+/// Ticks a failed listener waits before its first reopen attempt; each failed attempt doubles
+/// the wait, up to [`REOPEN_MAX_TICKS`].
+const REOPEN_FIRST_TICKS: u32 = 1;
+/// Longest wait between two reopen attempts of a listener, in ticks.
+const REOPEN_MAX_TICKS: u32 = 64;
+
+/// The backoff of one listener's reopen attempts.
+#[derive(Debug)]
+struct ListenerRecovery {
+    /// The wait before the current or last attempt, in ticks; 0 once the listener listens.
+    /// Written by the tick and by the listener's runner.
+    delay: AtomicU32,
+    /// Ticks left before the next attempt; 0 when none is planned. The tick's alone.
+    wait: AtomicU32,
+}
+
+impl ListenerRecovery {
+    const fn new() -> Self {
+        Self {
+            delay: AtomicU32::new(0),
+            wait: AtomicU32::new(0),
+        }
+    }
+}
 
 /// One attachment to the WSK subsystem (see the module documentation).
 pub struct Binding<P: Provider> {
@@ -43,6 +83,12 @@ pub struct Binding<P: Provider> {
     slots: ManuallyDrop<Slots<Socket<P>>>,
     /// Number of listener slots at the start of `slots`.
     listeners: usize,
+    /// The reopen backoff of each listener (index = endpoint index = slot).
+    recovery: [ListenerRecovery; MAX_ENDPOINTS],
+    /// The attach armed the timer (or is about to): set after the provider is stored, so a
+    /// detach that sees it may read the provider and cancel the timer. A detach racing the
+    /// attach must not read the provider before that.
+    timer_started: sync::AtomicBool,
 }
 
 impl<P: Provider> Binding<P> {
@@ -58,6 +104,8 @@ impl<P: Provider> Binding<P> {
             provider: UnsafeCell::new(None),
             slots: ManuallyDrop::new(slots),
             listeners,
+            recovery: [const { ListenerRecovery::new() }; MAX_ENDPOINTS],
+            timer_started: sync::AtomicBool::new(false),
         };
         match PoolBox::try_new(platform, BINDING_TAG, binding) {
             Ok(boxed) => Some(boxed.into_raw()),
@@ -159,35 +207,189 @@ impl<P: Provider> Binding<P> {
         }
         log_trace!(client.platform(), "listener {local}: opening");
         // SAFETY: attach holds a binding reference; the slot is reserved.
-        let result =
-            unsafe { Socket::install(this, index, SocketKind::Listener, local, None, None) };
-        match result {
+        unsafe { Self::install_listener(this, index, local, false) };
+    }
+
+    /// Installs the listener of endpoint `index` in its reserved slot. A listener the attach
+    /// opens settles its start-up entry (here if it cannot be installed, else itself); a
+    /// `reopened` one (the tick's) only logs.
+    ///
+    /// # Safety
+    /// The caller holds a binding reference and reserved slot `index`.
+    unsafe fn install_listener(
+        this: NonNull<Self>,
+        index: usize,
+        local: SocketAddr,
+        reopened: bool,
+    ) {
+        // SAFETY: the caller's reference.
+        let client = unsafe { this.as_ref() }.client();
+        // SAFETY: forwarded.
+        let result = unsafe {
+            Socket::install(
+                this,
+                index,
+                SocketKind::Listener,
+                local,
+                None,
+                None,
+                reopened,
+            )
+        };
+        let status = match result {
             // The listener settles its start-up entry itself (listening, or closed unopened).
-            Ok(_) => {}
+            Ok(_) => return,
             Err(InstallError::Detaching) => {
                 log_trace!(client.platform(), "listener {local}: not opened, detaching");
-                client.startup().listener_settled(Err(NtStatus::CANCELLED));
+                if !reopened {
+                    client.startup().listener_settled(Err(NtStatus::CANCELLED));
+                }
+                return;
             }
-            Err(InstallError::NoMemory) => {
-                log_error!(
-                    client.platform(),
-                    "listener {local}: not opened: {}",
-                    NtStatus::INSUFFICIENT_RESOURCES
-                );
-                Stats::bump(&client.stats().failures);
-                client
-                    .startup()
-                    .listener_settled(Err(NtStatus::INSUFFICIENT_RESOURCES));
+            Err(InstallError::NoMemory) => NtStatus::INSUFFICIENT_RESOURCES,
+            Err(InstallError::Io(io_status)) => io_status,
+        };
+        if reopened {
+            log_warning!(
+                client.platform(),
+                "listener {local}: not reopened: socket resources: {status}"
+            );
+        } else {
+            log_error!(
+                client.platform(),
+                "listener {local}: not opened: socket resources: {status}"
+            );
+            Stats::bump(&client.stats().failures);
+            client.startup().listener_settled(Err(status));
+        }
+    }
+
+    /// The listener in slot `index` listens: its next failure starts the backoff afresh.
+    pub(crate) fn listener_listening(&self, index: usize) {
+        if let Some(recovery) = self.recovery.get(index) {
+            recovery.delay.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Arms the timer for the first tick, under the timer's reference (end of the attach; not
+    /// when the binding is detaching already).
+    fn start_timer(this: NonNull<Self>) {
+        // SAFETY: attach holds a reference.
+        let binding = unsafe { this.as_ref() };
+        let Some(provider) = binding.provider() else {
+            return;
+        };
+        match binding.rundown.try_acquire() {
+            Acquisition::Acquired => {
+                binding.timer_started.store(true, sync::Ordering::Release);
+                // SAFETY: the reference just taken is the timer's.
+                unsafe { Self::arm_or_release(this, provider) };
             }
-            Err(InstallError::Io(io_status)) => {
+            Acquisition::Refused => {}
+            Acquisition::RefusedDrained => {
                 log_error!(
-                    client.platform(),
-                    "listener {local}: not opened: socket I/O resources: {io_status}"
+                    binding.client().platform(),
+                    "internal: rundown drained during attach"
                 );
-                Stats::bump(&client.stats().failures);
-                client.startup().listener_settled(Err(io_status));
             }
         }
+    }
+
+    /// Arms the timer under the timer's reference, which the caller holds and hands over. If
+    /// the binding is detaching, or begins to before the arm, drops that reference instead:
+    /// a detach whose cancel came before the arm (or that did not cancel: it did not see
+    /// `timer_started`) found nothing to cancel, so the reference is ours to drop if the cancel
+    /// here succeeds (if it fails, the tick just armed is due and drops it). The check after
+    /// the arm is a read-modify-write of the rundown word, totally ordered with the detach's
+    /// `begin_close`: either it sees the detach, or the detach sees the arm and
+    /// `timer_started` and cancels. May complete the detach.
+    ///
+    /// # Safety
+    /// The caller holds the timer's reference, which this call consumes.
+    unsafe fn arm_or_release(this: NonNull<Self>, provider: &P) {
+        // SAFETY: the timer's reference keeps the binding live until it is dropped below.
+        let binding = unsafe { this.as_ref() };
+        if !binding.rundown.is_closing() {
+            provider.arm_timer(TICK_MS, BindingRef::new(this));
+            if !binding.rundown.check_closing_ordered() || !provider.cancel_timer() {
+                return;
+            }
+        }
+        // SAFETY: the timer's reference; `binding` is not used afterwards unless drained.
+        if unsafe { Rundown::release(&raw const binding.rundown) } {
+            // SAFETY: drained by our release; nothing touches the binding afterwards.
+            unsafe { Self::complete_detach(this) };
+        }
+    }
+
+    /// The tick's first task: each connection that made no progress for `IdleTimeout` is told
+    /// to close. Reads every connection slot; nothing without a timeout.
+    fn sweep_idle(&self) {
+        let Some(seconds) = self.client().config().idle_timeout() else {
+            return;
+        };
+        let limit = seconds.saturating_mul(1000) / TICK_MS;
+        for index in self.listeners..self.slots.len() {
+            if let Some(socket) = self.slots.try_pin(index) {
+                // SAFETY: a connection slot's occupant, pinned.
+                unsafe { Socket::tick_idle(socket, limit) };
+                // SAFETY: drops our pin (never the binding's last reference: the tick holds
+                // the timer's).
+                unsafe { Socket::unref(socket) };
+            }
+        }
+    }
+
+    /// The tick's second task: a listener slot found empty is a listener that failed (its
+    /// setup, its socket, or its reopening). It is reopened after a backoff of
+    /// [`REOPEN_FIRST_TICKS`], doubled after each failed attempt up to [`REOPEN_MAX_TICKS`];
+    /// the number found down goes to `listeners_down`.
+    ///
+    /// # Safety
+    /// The caller holds the timer's reference.
+    unsafe fn recover_listeners(this: NonNull<Self>) {
+        // SAFETY: the caller's reference.
+        let binding = unsafe { this.as_ref() };
+        let client = binding.client();
+        let mut down = 0_u64;
+        for (index, local) in client.config().endpoints().enumerate() {
+            let Some(recovery) = binding.recovery.get(index) else {
+                break;
+            };
+            if !binding.slots.reserve_at(index) {
+                continue; // a listener holds it (listening, opening or closing)
+            }
+            down += 1;
+            let wait = recovery.wait.load(Ordering::Relaxed);
+            match wait {
+                0 => {
+                    let delay = match recovery.delay.load(Ordering::Relaxed) {
+                        0 => REOPEN_FIRST_TICKS,
+                        delay => delay.saturating_mul(2).min(REOPEN_MAX_TICKS),
+                    };
+                    recovery.delay.store(delay, Ordering::Relaxed);
+                    recovery.wait.store(delay, Ordering::Relaxed);
+                    binding.slots.vacate(index);
+                    log_warning!(
+                        client.platform(),
+                        "listener {local}: not listening; reopening in {} ms",
+                        u64::from(delay) * u64::from(TICK_MS)
+                    );
+                }
+                1 => {
+                    recovery.wait.store(0, Ordering::Relaxed);
+                    Stats::bump(&client.stats().listener_reopens);
+                    log_trace!(client.platform(), "listener {local}: reopening");
+                    // SAFETY: the timer's reference; the slot is reserved.
+                    unsafe { Self::install_listener(this, index, local, true) };
+                }
+                _ => {
+                    recovery.wait.store(wait - 1, Ordering::Relaxed);
+                    binding.slots.vacate(index);
+                }
+            }
+        }
+        client.stats().listeners_down.store(down, Ordering::Relaxed);
     }
 
     /// An accept event on listener `local` delivered `handle`: takes it or refuses it.
@@ -265,6 +467,7 @@ impl<P: Provider> Binding<P> {
                 local,
                 remote,
                 Some(handle),
+                false,
             )
         };
         match result {
@@ -396,6 +599,19 @@ impl<P: Provider> BindingRef<P> {
                 unsafe { Socket::unref(socket) };
             }
         }
+        // An armed timer's tick will not run: its reference is ours to drop. (A tick in
+        // progress, or one already due, drops it when it finds the binding detaching; so does
+        // an attach that arms the timer after this.) Before `timer_started` the provider may
+        // still be being stored by the attach: not read.
+        if binding.timer_started.load(sync::Ordering::Acquire)
+            && binding.provider().is_some_and(P::cancel_timer)
+        {
+            // Does not drain: our attachment reference is held.
+            // SAFETY: the timer's reference, handed to us by the cancel.
+            if unsafe { Rundown::release(&raw const binding.rundown) } {
+                log_error!(platform, "internal: rundown drained under the attachment");
+            }
+        }
         let in_progress = binding.rundown.references().saturating_sub(1);
         log_trace!(
             platform,
@@ -408,6 +624,37 @@ impl<P: Provider> BindingRef<P> {
         } else {
             // Another thread may complete the detach and NMR free the binding from now on.
             NtStatus::PENDING
+        }
+    }
+
+    /// The binding's timer expired ([`Provider::arm_timer`]; kernel: the binding's work item,
+    /// `PASSIVE_LEVEL`): closes the connections without progress for `IdleTimeout`, reopens
+    /// failed listeners whose backoff ran out, and arms the timer for the next tick. Once the
+    /// binding is detaching it does none of that and drops the timer's reference instead
+    /// (which may complete the detach).
+    ///
+    /// # Safety
+    /// Called once per [`Provider::arm_timer`], with the token it was given; the token is not
+    /// used afterwards.
+    pub unsafe fn tick(self) {
+        // SAFETY: the timer's reference keeps the binding live until it is dropped.
+        let binding = unsafe { self.ptr.as_ref() };
+        if !binding.rundown.is_closing() {
+            binding.sweep_idle();
+            // SAFETY: the timer's reference is held.
+            unsafe { Binding::recover_listeners(self.ptr) };
+        }
+        match binding.provider() {
+            // SAFETY: the timer's reference, handed over.
+            Some(provider) => unsafe { Binding::arm_or_release(self.ptr, provider) },
+            None => {
+                // Never happens: the timer is armed only once the provider is stored.
+                // SAFETY: the timer's reference; `binding` is not used afterwards unless drained.
+                if unsafe { Rundown::release(&raw const binding.rundown) } {
+                    // SAFETY: drained by our release; nothing touches the binding afterwards.
+                    unsafe { Binding::complete_detach(self.ptr) };
+                }
+            }
         }
     }
 
@@ -465,6 +712,7 @@ pub(crate) unsafe fn finish_attach<P: Provider>(this: NonNull<Binding<P>>, provi
             for (index, local) in client.config().endpoints().enumerate() {
                 Binding::open_listener(this, index, local);
             }
+            Binding::start_timer(this);
         }
         Some(Err(status)) => {
             log_error!(

@@ -162,10 +162,7 @@ impl<P: Provider> Client<P> {
                 NtStatus::SUCCESS
             }
             Err(status) => {
-                log_error!(
-                    &self.platform,
-                    "attach: NmrClientAttachProvider failed with {status}"
-                );
+                log_error!(&self.platform, "attach: not attached: {status}");
                 Stats::bump(&self.stats.failures);
                 // SAFETY: NMR did not take the binding: it is ours alone.
                 unsafe { Binding::destroy(binding) };

@@ -24,7 +24,7 @@
 
 use ::core::{fmt, net::SocketAddr, ops::Range, ptr::NonNull};
 
-use crate::core::{socket::SocketRef, status::NtStatus};
+use crate::core::{binding::BindingRef, socket::SocketRef, status::NtStatus};
 
 /// A pool tag: four ASCII characters, stored so that `WinDbg`'s `!poolused` shows them in order
 /// (the first character in the least significant byte, as the C literal `'ohcE'` is written).
@@ -103,8 +103,9 @@ pub enum SocketKind {
 /// adapter gives each class its own IRP, reused with `IoReuseIrp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
-    /// `WskSocket`, then for an IPv6 listener `WskControlSocket(IPV6_V6ONLY)`, then `WskBind`
-    /// (listeners only; strictly one after the other).
+    /// Listeners: `WskSocket`, then for an IPv6 listener `WskControlSocket(IPV6_V6ONLY)`, then
+    /// `WskBind` (strictly one after the other). Connections: `WskControlSocket(TCP_NODELAY)`,
+    /// before the first receive (so never while a disconnect is outstanding).
     Setup,
     /// `WskReceive`.
     Receive,
@@ -116,12 +117,25 @@ pub enum OpKind {
     Close,
 }
 
+/// A socket option the core sets with `WskControlSocket(WskSetOption)`, always to the `ULONG`
+/// value 1 (<https://learn.microsoft.com/windows-hardware/drivers/network/wsk-socket-options>).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketOption {
+    /// `IPV6_V6ONLY` (level `IPPROTO_IPV6`) on an IPv6 listening socket that is not bound yet:
+    /// it then accepts IPv6 connections only, and an IPv4 listener can serve the same port
+    /// (the option's default on WSK sockets is not documented).
+    Ipv6Only,
+    /// `TCP_NODELAY` (level `IPPROTO_TCP`) on an accepted connection before its first
+    /// receive: Nagle's algorithm off (configuration value `NoDelay`).
+    NoDelay,
+}
+
 /// The result of one asynchronous [`Provider`] operation, handed back to the core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Completion<S> {
     /// [`Provider::open_listener`] finished: the new socket, or why not.
     Created(Result<S, NtStatus>),
-    /// [`Provider::set_ipv6_only`] finished.
+    /// [`Provider::set_option`] finished.
     OptionSet(Result<(), NtStatus>),
     /// [`Provider::bind`] finished.
     Bound(Result<(), NtStatus>),
@@ -195,11 +209,15 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// [`Completion::Created`].
     fn open_listener(&self, io: &Self::SocketIo, local: SocketAddr, token: SocketRef<Self>);
 
-    /// `WskControlSocket(WskSetOption, IPV6_V6ONLY, IPPROTO_IPV6)` with the value 1 on an IPv6
-    /// listening socket that is not bound yet: it then accepts IPv6 connections only, and an
-    /// IPv4 listener can serve the same port (the option's default on WSK sockets is not
-    /// documented). Completes with [`Completion::OptionSet`].
-    fn set_ipv6_only(&self, io: &Self::SocketIo, socket: Self::Socket, token: SocketRef<Self>);
+    /// `WskControlSocket(WskSetOption)` of `option` to 1 ([`SocketOption`] says on which
+    /// sockets, and when). Completes with [`Completion::OptionSet`].
+    fn set_option(
+        &self,
+        io: &Self::SocketIo,
+        socket: Self::Socket,
+        option: SocketOption,
+        token: SocketRef<Self>,
+    );
 
     /// `WskBind` of a listening socket to `local`; the socket listens once bound. Completes
     /// with [`Completion::Bound`].
@@ -238,6 +256,19 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// socket's pending operations (they still complete, with an error). Completes with
     /// [`Completion::Closed`]; after that the handle is never used again.
     fn close(&self, io: &Self::SocketIo, socket: Self::Socket, token: SocketRef<Self>);
+
+    /// Arms the binding's timer: after `delay_ms` milliseconds, [`BindingRef::tick`] is called
+    /// once with `binding`, at IRQL <= `DISPATCH_LEVEL`, outside every `IoCompletion` routine
+    /// and WSK event callback (kernel: a `KTIMER` whose DPC queues the binding's work item,
+    /// which calls the tick at `PASSIVE_LEVEL`). The core arms it only when it is not armed and
+    /// no tick is in progress, so ticks never overlap. Not a call into WSK; called at IRQL <=
+    /// `DISPATCH_LEVEL`; must not block, and cannot fail (the timer is part of the provider).
+    fn arm_timer(&self, delay_ms: u32, binding: BindingRef<Self>);
+
+    /// Cancels the armed timer. `true`: it was armed and its tick will not be called. `false`:
+    /// it was not armed, or its tick has been or will be called. Called at IRQL <=
+    /// `DISPATCH_LEVEL`, from the detach or from a tick.
+    fn cancel_timer(&self) -> bool;
 
     /// The handle [`Provider::detach_complete`] will be given.
     fn detach_handle(&self) -> Self::DetachHandle;

@@ -16,12 +16,14 @@
 //! ```text
 //! listener:   start ─WskSocket─▶ created ─(IPv6: WskControlSocket(IPV6_V6ONLY))─WskBind─▶
 //!             listening ─(close request / dead)─▶
-//! connection: start ─▶ echoing (receive ⇄ send) ─FIN─▶ drain sends ─WskDisconnect─▶
+//! connection: start ─(NoDelay: WskControlSocket(TCP_NODELAY))─▶ echoing (receive ⇄ send)
+//!             ─FIN─▶ drain sends ─WskDisconnect─▶
 //! both:       ─WskCloseSocket─▶ closed, nothing outstanding ─▶ done: drop the open reference
 //! ```
 //!
 //! Errors (a failed call, a reset, a completion reporting more bytes than asked for) and close
-//! requests (detach; a call refused because the binding is detaching) lead to close, which is
+//! requests (detach; a call refused because the binding is detaching; no progress for
+//! `IdleTimeout`, reported by the binding's tick) lead to close, which is
 //! abortive for a connection unless the graceful disconnect already completed. A close
 //! requested while `WskSocket` is pending waits for it, then closes the socket it produced.
 //!
@@ -32,13 +34,16 @@
 //! reference the socket held (which may complete the detach).
 
 use ::core::{ffi::c_void, net::SocketAddr, ptr::NonNull};
+// The idle bookkeeping orders nothing (like the statistics counters, `sync.rs`): `core`'s
+// atomics on every build, so the loom models need not explore it.
+use ::core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::core::{
     binding::Binding,
     echo_buffer::{EchoRing, RingError},
     log::{log_error, log_info, log_trace, log_warning},
     pool_box::{CONNECTION_TAG, LISTENER_TAG, PoolBox},
-    provider::{Completion, OpKind, Provider, SocketKind},
+    provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     rundown::{Acquisition, Rundown},
     serializer::Serializer,
     slots::Slots,
@@ -65,6 +70,8 @@ const EV_CLOSED: u32 = 1 << 5;
 const EV_CLOSE_REQUEST: u32 = 1 << 6;
 /// The listening socket stopped working (accept event with no socket).
 const EV_LISTENER_DEAD: u32 = 1 << 7;
+/// The connection made no progress for `IdleTimeout` (the binding's tick).
+const EV_IDLE: u32 = 1 << 8;
 
 /// Batches one run processes before it queues the next run instead (see [`Socket::run`]).
 const BATCHES_PER_RUN: u32 = 16;
@@ -104,6 +111,9 @@ struct State<S> {
     settled: bool,
     /// Listener: the first failure of its setup, for that entry.
     failure: NtStatus,
+    /// Listener: opened again by the binding's tick after it failed (start-up's record does
+    /// not count it, and its failures are warnings).
+    reopened: bool,
     /// Connection: the echo ring.
     ring: EchoRing,
     /// Connection: the peer sent FIN.
@@ -133,6 +143,12 @@ pub struct Socket<P: Provider> {
     sent: UnsafeCell<Option<Completion<P::Socket>>>,
     disconnected: UnsafeCell<Option<Completion<P::Socket>>>,
     state: UnsafeCell<State<P::Socket>>,
+    /// Connection: data moved in either direction (or the peer's FIN arrived) since the
+    /// binding's tick last looked. Set by the runner, taken by the tick.
+    progress: AtomicBool,
+    /// Connection: consecutive ticks that found no progress. The tick's alone (ticks never
+    /// overlap); atomic only to be shared.
+    idle_ticks: AtomicU32,
     /// Set once, before the socket is published; dropped with the socket.
     io: Option<P::SocketIo>,
 }
@@ -157,8 +173,9 @@ impl<P: Provider> Socket<P> {
     }
 
     /// Creates a socket in reserved slot `slot` of `binding`, publishes it, and starts it.
-    /// For a connection, `handle` is the accepted socket. On error the slot is vacated and
-    /// nothing is left allocated.
+    /// For a connection, `handle` is the accepted socket. `reopened`: a listener the binding's
+    /// tick opens again after it failed. On error the slot is vacated and nothing is left
+    /// allocated.
     ///
     /// # Safety
     /// `binding` is live and stays live during the call: the caller holds a reference on its
@@ -172,6 +189,7 @@ impl<P: Provider> Socket<P> {
         local: SocketAddr,
         remote: Option<SocketAddr>,
         handle: Option<P::Socket>,
+        reopened: bool,
     ) -> Result<SocketRef<P>, InstallError> {
         // SAFETY: the caller guarantees the binding is live.
         let b = unsafe { binding.as_ref() };
@@ -191,7 +209,7 @@ impl<P: Provider> Socket<P> {
                 return Err(InstallError::Detaching);
             }
         }
-        let ptr = match Self::create(b, binding, slot, kind, local, remote, handle) {
+        let ptr = match Self::create(b, binding, slot, kind, local, remote, handle, reopened) {
             Ok(ptr) => ptr,
             Err(error) => {
                 b.slots().vacate(slot);
@@ -229,6 +247,7 @@ impl<P: Provider> Socket<P> {
     /// built by value here, and its temporaries belong in this frame, not in `install`'s (the
     /// accept path's).
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)] // `install`'s, passed through
     fn create(
         b: &Binding<P>,
         binding: NonNull<Binding<P>>,
@@ -237,6 +256,7 @@ impl<P: Provider> Socket<P> {
         local: SocketAddr,
         remote: Option<SocketAddr>,
         handle: Option<P::Socket>,
+        reopened: bool,
     ) -> Result<NonNull<Self>, InstallError> {
         let Some(provider) = b.provider() else {
             return Err(InstallError::Detaching);
@@ -268,13 +288,17 @@ impl<P: Provider> Socket<P> {
                 closed: false,
                 done: false,
                 listening: false,
-                settled: false,
+                settled: reopened,
                 failure: NtStatus::SUCCESS,
+                reopened,
                 ring: EchoRing::new(capacity),
                 fin: false,
                 disconnect_issued: false,
                 disconnected: false,
             }),
+            // The accept counts as progress: the first tick only starts the count.
+            progress: AtomicBool::new(true),
+            idle_ticks: AtomicU32::new(0),
             io: None,
         };
         let platform = b.client().platform();
@@ -473,6 +497,29 @@ impl<P: Provider> Socket<P> {
         unsafe { Self::post(this, EV_CLOSE_REQUEST) };
     }
 
+    /// The binding's tick (ticks never overlap): counts a tick without progress on this
+    /// connection and, once there were `limit` in a row, posts [`EV_IDLE`] (again at each
+    /// later tick until the socket is gone: the runner acts on the first). The tick that
+    /// finds the progress comes less than one period after it, so the connection is closed
+    /// between `limit` and `limit + 1` periods after its last progress (or its accept).
+    ///
+    /// # Safety
+    /// `this` is a live connection, pinned by the caller.
+    pub(crate) unsafe fn tick_idle(this: NonNull<Self>, limit: u32) {
+        // SAFETY: pinned by the caller.
+        let socket = unsafe { this.as_ref() };
+        if socket.progress.swap(false, Ordering::Relaxed) {
+            socket.idle_ticks.store(0, Ordering::Relaxed);
+            return;
+        }
+        let idle = socket.idle_ticks.load(Ordering::Relaxed).saturating_add(1);
+        socket.idle_ticks.store(idle, Ordering::Relaxed);
+        if idle >= limit {
+            // SAFETY: forwarded.
+            unsafe { Self::post(this, EV_IDLE) };
+        }
+    }
+
     // ---- the state machine (runner only) ----
 
     /// Processes one batch; `true` if the socket became done.
@@ -482,8 +529,16 @@ impl<P: Provider> Socket<P> {
         }
         if batch & EV_START != 0 {
             state.started = true;
-            if self.kind == SocketKind::Listener && state.handle.is_none() {
-                self.open(state);
+            match (self.kind, state.handle) {
+                (SocketKind::Listener, None) => self.open(state),
+                (SocketKind::Connection, Some(handle))
+                    if self.binding().client().config().no_delay() && !state.close_wanted =>
+                {
+                    self.setup_step(state, |p, io, token| {
+                        p.set_option(io, handle, SocketOption::NoDelay, token);
+                    });
+                }
+                _ => {}
             }
         }
         if batch & EV_SETUP != 0 {
@@ -519,6 +574,16 @@ impl<P: Provider> Socket<P> {
         if batch & EV_CLOSE_REQUEST != 0 {
             state.close_wanted = true;
         }
+        if batch & EV_IDLE != 0 && !state.close_wanted {
+            let seconds = self.binding().client().config().idle_timeout().unwrap_or(0);
+            log_info!(
+                self.platform(),
+                "connection {}: no progress for {seconds} s (IdleTimeout), closing abortively",
+                self.peer()
+            );
+            Stats::bump(&self.stats().idle_closed);
+            state.close_wanted = true;
+        }
         if batch & EV_CLOSED != 0 {
             self.on_closed(state);
         }
@@ -527,7 +592,10 @@ impl<P: Provider> Socket<P> {
             // close request waits in `close_wanted`.
             return false;
         }
-        if !state.close_wanted && self.kind == SocketKind::Connection {
+        if !state.close_wanted
+            && self.kind == SocketKind::Connection
+            && state.outstanding & op_bit(OpKind::Setup) == 0
+        {
             self.pump(state);
         }
         if state.close_wanted && !state.close_issued {
@@ -623,6 +691,12 @@ impl<P: Provider> Socket<P> {
                 self.describe(),
                 self.local
             );
+        } else if self.kind == SocketKind::Listener && state.reopened {
+            log_warning!(
+                self.platform(),
+                "listener {}: reopening: {what} failed with {status}",
+                self.local
+            );
         } else if self.kind == SocketKind::Listener {
             log_error!(
                 self.platform(),
@@ -685,6 +759,9 @@ impl<P: Provider> Socket<P> {
             return self.unexpected(state, "setup completion");
         }
         state.outstanding &= !op_bit(OpKind::Setup);
+        if self.kind == SocketKind::Connection {
+            return self.on_no_delay_set(state, completion);
+        }
         match completion {
             Some(Completion::Created(Ok(handle))) if state.handle.is_none() => {
                 state.handle = Some(handle);
@@ -692,7 +769,9 @@ impl<P: Provider> Socket<P> {
                     return; // close it (below in `process`) instead of binding it
                 }
                 if self.local.is_ipv6() {
-                    self.setup_step(state, |p, io, token| p.set_ipv6_only(io, handle, token));
+                    self.setup_step(state, |p, io, token| {
+                        p.set_option(io, handle, SocketOption::Ipv6Only, token);
+                    });
                 } else {
                     self.bind(state, handle);
                 }
@@ -712,11 +791,35 @@ impl<P: Provider> Socket<P> {
                 }
                 state.listening = true;
                 Stats::bump(&self.stats().listeners_open);
-                state.settled = true;
-                self.binding().client().startup().listener_settled(Ok(()));
-                log_trace!(self.platform(), "listener {}: listening", self.local);
+                self.binding().listener_listening(self.slot);
+                if state.reopened {
+                    log_warning!(self.platform(), "listener {}: listening again", self.local);
+                } else {
+                    state.settled = true;
+                    self.binding().client().startup().listener_settled(Ok(()));
+                    log_trace!(self.platform(), "listener {}: listening", self.local);
+                }
             }
             Some(Completion::Bound(Err(status))) => self.fail(state, "WskBind", status),
+            _ => self.unexpected(state, "setup completion"),
+        }
+    }
+
+    /// Connection: `TCP_NODELAY` was set, or not. A failure costs latency only (Nagle's
+    /// algorithm stays on), so the connection is served either way.
+    fn on_no_delay_set(
+        &self,
+        state: &mut State<P::Socket>,
+        completion: Option<Completion<P::Socket>>,
+    ) {
+        match completion {
+            Some(Completion::OptionSet(Err(status))) if !state.close_wanted => log_warning!(
+                self.platform(),
+                "connection {}: WskControlSocket(TCP_NODELAY) failed with {status}; serving with Nagle's algorithm on",
+                self.peer()
+            ),
+            // Set, or cancelled by a close already wanted.
+            Some(Completion::OptionSet(_)) => {}
             _ => self.unexpected(state, "setup completion"),
         }
     }
@@ -747,6 +850,7 @@ impl<P: Provider> Socket<P> {
         state.outstanding &= !op_bit(OpKind::Receive);
         match completion {
             Some(Completion::Received(Ok(0))) => {
+                self.progress.store(true, Ordering::Relaxed);
                 state.ring.abandon_receive();
                 state.fin = true;
                 log_info!(
@@ -756,6 +860,7 @@ impl<P: Provider> Socket<P> {
                 );
             }
             Some(Completion::Received(Ok(n))) => {
+                self.progress.store(true, Ordering::Relaxed);
                 if let Err(error) = state.ring.finish_receive(n) {
                     state.ring.abandon_receive();
                     self.ring_rejected(state, "receive", error);
@@ -779,6 +884,7 @@ impl<P: Provider> Socket<P> {
         state.outstanding &= !op_bit(OpKind::Send);
         match completion {
             Some(Completion::Sent(Ok(n))) if n > 0 => {
+                self.progress.store(true, Ordering::Relaxed);
                 if let Err(error) = state.ring.finish_send(n) {
                     state.ring.abandon_send();
                     self.ring_rejected(state, "send", error);

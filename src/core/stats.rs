@@ -29,6 +29,14 @@ pub struct Stats {
     pub refused_per_address: StatCounter,
     /// Of `refused`: no memory or I/O resources for the connection.
     pub refused_no_resources: StatCounter,
+    /// Connections closed because they made no progress for `IdleTimeout` (silent or stalled
+    /// peers, graceful disconnects that did not complete).
+    pub idle_closed: StatCounter,
+    /// Attempts to reopen a listener that failed (each one after its backoff).
+    pub listener_reopens: StatCounter,
+    /// Configured listeners without a listening socket, waiting for their next reopen attempt
+    /// (as the binding's last tick found them).
+    pub listeners_down: StatCounter,
 }
 
 /// Why a connection was refused in the accept callback (which `refused_*` counter it bumps).
@@ -67,6 +75,12 @@ pub struct StatsSnapshot {
     pub refused_per_address: u64,
     /// See [`Stats::refused_no_resources`].
     pub refused_no_resources: u64,
+    /// See [`Stats::idle_closed`].
+    pub idle_closed: u64,
+    /// See [`Stats::listener_reopens`].
+    pub listener_reopens: u64,
+    /// See [`Stats::listeners_down`].
+    pub listeners_down: u64,
 }
 
 impl Stats {
@@ -84,6 +98,9 @@ impl Stats {
             refused_max_connections: StatCounter::new(0),
             refused_per_address: StatCounter::new(0),
             refused_no_resources: StatCounter::new(0),
+            idle_closed: StatCounter::new(0),
+            listener_reopens: StatCounter::new(0),
+            listeners_down: StatCounter::new(0),
         }
     }
 
@@ -128,6 +145,9 @@ impl Stats {
             refused_max_connections: get(&self.refused_max_connections),
             refused_per_address: get(&self.refused_per_address),
             refused_no_resources: get(&self.refused_no_resources),
+            idle_closed: get(&self.idle_closed),
+            listener_reopens: get(&self.listener_reopens),
+            listeners_down: get(&self.listeners_down),
         }
     }
 }

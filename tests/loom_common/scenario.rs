@@ -31,7 +31,8 @@ pub const WSK_VERSIONS: WskVersionRange = WskVersionRange {
     lowest: WSK_VERSION_1_0,
 };
 
-/// One listener on 127.0.0.1, room for `max_connections`, the smallest echo buffer.
+/// One listener on 127.0.0.1, room for `max_connections`, the smallest echo buffer, `NoDelay`
+/// off.
 #[must_use]
 pub fn config(max_connections: usize) -> Config {
     let mut builder = ConfigBuilder::new();
@@ -39,7 +40,9 @@ pub fn config(max_connections: usize) -> Config {
     let result = builder
         .set_listen_addresses(["127.0.0.1:40007"])
         .and_then(|()| builder.set_dword(ValueName::MaxConnections, max))
-        .and_then(|()| builder.set_dword(ValueName::BufferSize, MIN_BUFFER_SIZE));
+        .and_then(|()| builder.set_dword(ValueName::BufferSize, MIN_BUFFER_SIZE))
+        // A connection's first call is then its receive, as the models expect.
+        .and_then(|()| builder.set_dword(ValueName::NoDelay, 0));
     if let Err(error) = result {
         violated(format_args!("model configuration rejected: {error:?}"));
     }

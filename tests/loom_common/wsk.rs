@@ -15,6 +15,12 @@
 //!   on entry and on return, and so do `close` and dropping the socket's I/O resources: calls on
 //!   one socket must be ordered, and the free must come after all of them.
 //!
+//! * *The binding's timer*: armed, cancelled and expired under a loom mutex, as the kernel's
+//!   timer lock orders `KeSetTimer`, `KeCancelTimer` and the expiry; a model thread fires it
+//!   ([`World::fire_timer`]) and runs the tick as the timer's work item would. Arming an armed
+//!   timer or arming it after the detach completed, a tick after the detach completed, and a
+//!   detach completing with the timer armed fail the model.
+//!
 //! * *Execution context*: [`Provider::schedule`] queues the token for the thread that
 //!   scheduled it, which runs it once its outermost callback (completion, accept event,
 //!   detach, attach) has returned — as a work item runs after the callback that queued it.
@@ -51,7 +57,7 @@ use loom::{
 };
 use wskecho::core::{
     client::BindingRef,
-    provider::{Completion, OpKind, Provider, SocketKind},
+    provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     status::NtStatus,
 };
@@ -82,8 +88,9 @@ pub struct TestSocket(pub usize);
 pub enum Call {
     /// `open_listener` → [`Completion::Created`].
     Open,
-    /// `set_ipv6_only` → [`Completion::OptionSet`] (the model's listener is IPv4: never made).
-    SetIpv6Only,
+    /// `set_option` → [`Completion::OptionSet`] (the model's listener is IPv4 and `NoDelay` is
+    /// off: never made).
+    SetOption,
     /// `bind` → [`Completion::Bound`].
     Bind,
     /// `receive` of this many bytes at most → [`Completion::Received`].
@@ -99,7 +106,7 @@ pub enum Call {
 impl Call {
     const fn kind(self) -> OpKind {
         match self {
-            Self::Open | Self::SetIpv6Only | Self::Bind => OpKind::Setup,
+            Self::Open | Self::SetOption | Self::Bind => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,
             Self::Send(_) => OpKind::Send,
             Self::Disconnect => OpKind::Disconnect,
@@ -112,7 +119,7 @@ impl Call {
         let status = NtStatus::CANCELLED;
         match self {
             Self::Open => Completion::Created(Err(status)),
-            Self::SetIpv6Only => Completion::OptionSet(Err(status)),
+            Self::SetOption => Completion::OptionSet(Err(status)),
             Self::Bind => Completion::Bound(Err(status)),
             Self::Receive(_) => Completion::Received(Err(status)),
             Self::Send(_) => Completion::Sent(Err(status)),
@@ -189,6 +196,8 @@ struct State {
     in_callback: Vec<(thread::ThreadId, usize)>,
     /// Threads running work items.
     running_work: Vec<thread::ThreadId>,
+    /// The binding's timer is armed (mirror of [`World::timer`], kept under its lock).
+    timer_armed: bool,
 }
 
 impl State {
@@ -238,6 +247,9 @@ pub struct World {
     /// Run cleanup on the thread waiting in `NmrWaitForClientDeregisterComplete` instead of
     /// on the thread that completed the detach.
     deferred_cleanup: std::sync::atomic::AtomicBool,
+    /// The binding's timer: `Some(binding context)` while armed. A loom mutex, so that arming,
+    /// cancelling and expiry are ordered as the kernel's timer lock orders them.
+    timer: loom::sync::Mutex<Option<usize>>,
     /// The pool the core allocates from.
     pub platform: LoomPlatform,
 }
@@ -262,6 +274,7 @@ impl World {
             completes_setup: std::sync::atomic::AtomicBool::new(false),
             detach_started: AtomicBool::new(false),
             deferred_cleanup: std::sync::atomic::AtomicBool::new(false),
+            timer: loom::sync::Mutex::new(None),
             platform: LoomPlatform::new(),
         })
     }
@@ -311,6 +324,44 @@ impl World {
     /// successfully (for a model in which the attach runs concurrently).
     pub fn complete_setup(&self) {
         self.completes_setup.store(true, Relaxed);
+    }
+
+    // ---- the binding's timer ----
+
+    fn timer(&self) -> loom::sync::MutexGuard<'_, Option<usize>> {
+        self.timer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The timer expires, if armed: its tick runs on this thread, as the timer's work item
+    /// would (outside every callback), then the work items it scheduled. `false` if it was not
+    /// armed.
+    #[allow(clippy::significant_drop_tightening)] // the mirror in `State` is kept under the timer's lock
+    pub fn fire_timer(&self) -> bool {
+        let context = {
+            let mut timer = self.timer();
+            let context = timer.take();
+            self.state().timer_armed = false;
+            context
+        };
+        let Some(context) = context else {
+            return false;
+        };
+        {
+            let mut state = self.state();
+            if state.detach_completions > 0 {
+                drop(state);
+                violated(format_args!("the tick ran after the detach completed"));
+            }
+            if state.detach_calls > 0 {
+                state.facts.insert("a tick ran after the detach began");
+            }
+        }
+        // SAFETY: the context the timer was armed with; one tick per arm.
+        let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
+        // SAFETY: as above, outside every callback.
+        unsafe { binding.tick() };
+        self.run_work_items();
+        true
     }
 
     // ---- execution contexts ----
@@ -536,7 +587,7 @@ impl World {
                 state.sockets += 1;
                 Completion::Created(Ok(TestSocket(state.sockets)))
             }
-            Call::SetIpv6Only => Completion::OptionSet(Ok(())),
+            Call::SetOption => Completion::OptionSet(Ok(())),
             Call::Bind => Completion::Bound(Ok(())),
             Call::Receive(n) => Completion::Received(Ok(n.min(4))),
             Call::Send(n) => Completion::Sent(Ok(n)),
@@ -660,7 +711,7 @@ impl World {
             let status = NtStatus::CONNECTION_ABORTED;
             let completion = match op.call {
                 Call::Open => Completion::Created(Err(status)),
-                Call::SetIpv6Only => Completion::OptionSet(Err(status)),
+                Call::SetOption => Completion::OptionSet(Err(status)),
                 Call::Bind => Completion::Bound(Err(status)),
                 Call::Receive(_) => Completion::Received(Err(status)),
                 Call::Send(_) => Completion::Sent(Err(status)),
@@ -766,6 +817,10 @@ impl World {
                 violated(format_args!(
                     "{how} inside a completion routine or an accept event"
                 ));
+            }
+            if state.timer_armed {
+                drop(state);
+                violated(format_args!("{how} with the binding's timer armed"));
             }
             if !state.attach_returned {
                 state
@@ -1026,8 +1081,53 @@ impl Provider for TestProvider {
         self.world.call(io, None, Call::Open, token);
     }
 
-    fn set_ipv6_only(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
-        self.world.call(io, Some(socket), Call::SetIpv6Only, token);
+    fn set_option(
+        &self,
+        io: &TestIo,
+        socket: TestSocket,
+        _option: SocketOption,
+        token: SocketRef<Self>,
+    ) {
+        self.world.call(io, Some(socket), Call::SetOption, token);
+    }
+
+    #[allow(clippy::significant_drop_tightening)] // the mirror in `State` is kept under the timer's lock
+    fn arm_timer(&self, _delay_ms: u32, binding: BindingRef<Self>) {
+        let mut timer = self.world.timer();
+        let mut state = self.world.state();
+        if timer.is_some() {
+            drop(state);
+            drop(timer);
+            violated(format_args!("the binding's timer armed while armed"));
+        }
+        if state.detach_completions > 0 {
+            drop(state);
+            drop(timer);
+            violated(format_args!(
+                "the binding's timer armed after the detach completed"
+            ));
+        }
+        if state.detach_calls > 0 {
+            state
+                .facts
+                .insert("the timer was armed after the detach began");
+        }
+        state.timer_armed = true;
+        *timer = Some(binding.as_context() as usize);
+    }
+
+    #[allow(clippy::significant_drop_tightening)] // the mirror in `State` is kept under the timer's lock
+    fn cancel_timer(&self) -> bool {
+        let mut timer = self.world.timer();
+        let cancelled = timer.take().is_some();
+        let mut state = self.world.state();
+        state.timer_armed = false;
+        state.facts.insert(if cancelled {
+            "a cancel found the timer armed"
+        } else {
+            "a cancel found the timer not armed"
+        });
+        cancelled
     }
 
     fn bind(&self, io: &TestIo, socket: TestSocket, _local: SocketAddr, token: SocketRef<Self>) {

@@ -73,7 +73,7 @@ pub fn run() -> Result<Part, String> {
         .flat_map(|&payload| CONNECTIONS.map(|connections| (connections, payload)))
         .collect();
     let mut rows = measure_servers(&runtime, true, &grid)?;
-    // The same cell with Nagle's algorithm left on, as on the driver's WSK sockets.
+    // The same cell with Nagle's algorithm left on (NoDelay = 0).
     rows.extend(measure_servers(&runtime, false, &[(1, 64 << 10)])?);
     Ok(Part {
         name: "5-throughput".into(),
@@ -82,16 +82,15 @@ pub fn run() -> Result<Part, String> {
     })
 }
 
-/// Starts a harness and a baseline server (both with `TCP_NODELAY` on accepted connections
-/// or both without), measures `cells` (connections, payload) on each, and unloads the
+/// Starts a harness (`NoDelay` = `nodelay`) and a baseline server (both with `TCP_NODELAY` on
+/// accepted connections or both without), measures `cells` (connections, payload) on each, and unloads the
 /// harness, which must be clean.
 fn measure_servers(
     runtime: &Runtime,
     nodelay: bool,
     cells: &[(usize, usize)],
 ) -> Result<Vec<Row>, String> {
-    let mut options = loopback_options()?;
-    options.wsk.nodelay = nodelay;
+    let options = loopback_options()?.with_no_delay(u32::from(nodelay))?;
     let buffer_size = options.config.buffer_size() as usize;
     let (harness, addr) = start(options)?;
     let result = BaselineServer::start(
@@ -177,9 +176,9 @@ impl Servers<'_> {
         );
         if explain {
             let nodelay = if self.nodelay {
-                "TCP_NODELAY on both servers' accepted sockets (harness: WskMode::nodelay)"
+                "TCP_NODELAY on both servers' accepted sockets (the driver's NoDelay = 1, its default)"
             } else {
-                "Nagle's algorithm on in both servers, as on the driver's WSK sockets"
+                "Nagle's algorithm on in both servers (the driver's NoDelay = 0)"
             };
             note = format!(
                 "{note}. Closed loop per connection (send, read the whole echo, repeat); each \

@@ -8,6 +8,11 @@
 //! Kernel Functions" (a client "should not call new WSK functions in the context of the
 //! `IoCompletion` routine") and `WskCloseSocket` waiting for the socket's event callbacks.
 //!
+//! The binding's timer: [`Provider::arm_timer`] records the arm; the test fires it with
+//! [`World::fire_timer`], which runs the tick as a work item runs (outside every callback).
+//! Arming an armed timer, arming after the detach completed, and a detach completing with the
+//! timer armed are violations.
+//!
 //! Checked: no call into WSK after the detach completed; no call on a socket whose close was
 //! issued (other than none at all) or completed; at most one outstanding operation of each
 //! kind per socket; `close` at most once; `detach_complete` exactly once and only after a
@@ -34,7 +39,7 @@ use std::{
 use crate::core::{
     client::{BindingRef, Client},
     config::Config,
-    provider::{Completion, OpKind, Provider, SocketKind},
+    provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     status::NtStatus,
     testing::TestPlatform,
@@ -43,6 +48,8 @@ use crate::core::{
 
 /// The entry [`World::timeline`] has where a work item started running.
 pub const WORK_ITEM: &str = "work_item";
+/// The entry [`World::timeline`] has where the binding's tick started running.
+pub const TICK: &str = "tick";
 
 std::thread_local! {
     /// Completions and accept events executing on this thread (nested: an inline completion).
@@ -60,8 +67,10 @@ pub struct TestSocket(pub u32);
 pub enum Call {
     /// `open_listener(local)`.
     Open(SocketAddr),
-    /// `set_ipv6_only`.
+    /// `set_option(Ipv6Only)`.
     SetIpv6Only,
+    /// `set_option(NoDelay)`.
+    SetNoDelay,
     /// `bind(local)`.
     Bind(SocketAddr),
     /// `receive(range)`.
@@ -77,7 +86,7 @@ pub enum Call {
 impl Call {
     const fn kind(&self) -> OpKind {
         match self {
-            Self::Open(_) | Self::SetIpv6Only | Self::Bind(_) => OpKind::Setup,
+            Self::Open(_) | Self::SetIpv6Only | Self::SetNoDelay | Self::Bind(_) => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,
             Self::Send(_) => OpKind::Send,
             Self::Disconnect => OpKind::Disconnect,
@@ -91,7 +100,7 @@ impl Call {
         let s = NtStatus::CANCELLED;
         match self {
             Self::Open(_) => Completion::Created(Err(s)),
-            Self::SetIpv6Only => Completion::OptionSet(Err(s)),
+            Self::SetIpv6Only | Self::SetNoDelay => Completion::OptionSet(Err(s)),
             Self::Bind(_) => Completion::Bound(Err(s)),
             Self::Receive(_) => Completion::Received(Err(s)),
             Self::Send(_) => Completion::Sent(Err(s)),
@@ -124,8 +133,12 @@ struct IoRecord {
     closed: bool,
     dropped: bool,
     bound: bool,
-    /// `IPV6_V6ONLY` was set (its `set_ipv6_only` completed successfully).
+    /// `IPV6_V6ONLY` was set (its `SetIpv6Only` completed successfully).
     ipv6_only: bool,
+    /// `TCP_NODELAY` was set (its `SetNoDelay` completed successfully).
+    no_delay: bool,
+    /// A receive was made on the socket.
+    received: bool,
     token: Option<SocketRef<TestProvider>>,
 }
 
@@ -166,6 +179,12 @@ struct State {
     scheduled: VecDeque<(usize, SocketRef<TestProvider>)>,
     /// Work items run so far.
     work_items_run: usize,
+    /// The armed timer: its delay and binding context.
+    timer: Option<(u32, usize)>,
+    /// The timer expired and its tick is due (a DPC queued): cancelling fails.
+    timer_due: Option<usize>,
+    /// Times the timer was armed.
+    timer_arms: usize,
 }
 
 /// The test WSK subsystem + NMR (shared by the providers of successive bindings).
@@ -199,6 +218,9 @@ impl World {
                 accepting: None,
                 scheduled: VecDeque::new(),
                 work_items_run: 0,
+                timer: None,
+                timer_due: None,
+                timer_arms: 0,
             }),
         })
     }
@@ -256,6 +278,56 @@ impl World {
     #[must_use]
     pub fn work_items_run(&self) -> usize {
         self.state().work_items_run
+    }
+
+    /// The armed timer's delay in milliseconds, if it is armed.
+    #[must_use]
+    pub fn timer(&self) -> Option<u32> {
+        self.state().timer.map(|(delay, _)| delay)
+    }
+
+    /// Times the timer was armed so far.
+    #[must_use]
+    pub fn timer_arms(&self) -> usize {
+        self.state().timer_arms
+    }
+
+    /// The armed timer expires, but its tick does not run yet (its DPC or work item is
+    /// queued): from now on it cannot be cancelled. `false` if it was not armed.
+    pub fn expire_timer(&self) -> bool {
+        let mut s = self.state();
+        let Some((_, context)) = s.timer.take() else {
+            return false;
+        };
+        s.timer_due = Some(context);
+        true
+    }
+
+    /// The armed (or expired) timer's tick runs, as the timer's work item would (outside every
+    /// callback), then the work items it scheduled. `false` if the timer was not armed.
+    pub fn fire_timer(&self) -> bool {
+        let context = {
+            let mut s = self.state();
+            let due = s.timer_due.take();
+            match due.or_else(|| s.timer.take().map(|(_, context)| context)) {
+                Some(context) => context,
+                None => return false,
+            }
+        };
+        self.state().calls.push(TICK.into());
+        // SAFETY: the context the timer was armed with; one tick per arm.
+        let binding = unsafe {
+            BindingRef::<TestProvider>::from_context(context as *mut ::core::ffi::c_void)
+        };
+        // SAFETY: as above.
+        self.nmr_callback(|| unsafe { binding.tick() });
+        true
+    }
+
+    /// Fires the timer `n` times (each tick arms the next); `false` if it was not armed at
+    /// some point.
+    pub fn fire_timer_times(&self, n: usize) -> bool {
+        (0..n).all(|_| self.fire_timer())
     }
 
     /// Sets the completion mode.
@@ -437,8 +509,10 @@ impl World {
             if matches!(completion, Completion::Bound(Ok(()))) {
                 record.bound = true;
             }
-            if matches!(completion, Completion::OptionSet(Ok(()))) {
-                record.ipv6_only = true;
+            match (&op.call, completion) {
+                (Call::SetIpv6Only, Completion::OptionSet(Ok(()))) => record.ipv6_only = true,
+                (Call::SetNoDelay, Completion::OptionSet(Ok(()))) => record.no_delay = true,
+                _ => {}
             }
         }
         // SAFETY: the operation's token, completed once.
@@ -450,7 +524,7 @@ impl World {
     pub fn succeed(&self, op: Op) {
         let completion = match &op.call {
             Call::Open(_) => Completion::Created(Ok(self.new_socket())),
-            Call::SetIpv6Only => Completion::OptionSet(Ok(())),
+            Call::SetIpv6Only | Call::SetNoDelay => Completion::OptionSet(Ok(())),
             Call::Bind(_) => Completion::Bound(Ok(())),
             Call::Receive(_) => Completion::Received(Ok(0)),
             Call::Send(range) => Completion::Sent(Ok(range.len())),
@@ -590,6 +664,10 @@ impl World {
             s.pending
         );
         assert!(s.scheduled.is_empty(), "work items never run");
+        assert!(
+            s.timer.is_none() && s.timer_due.is_none(),
+            "the timer is still armed"
+        );
         for (i, r) in s.ios.iter().enumerate() {
             assert!(r.dropped, "socket I/O {i} ({:?}) never freed", r.kind);
             assert!(
@@ -720,6 +798,19 @@ impl World {
             problems.push(format!(
                 "{call:?}: an IPv6 listener bound without IPV6_V6ONLY (WSK's default is not documented)"
             ));
+        }
+        match call {
+            Call::SetIpv6Only if record.kind != SocketKind::Listener => {
+                problems.push("IPV6_V6ONLY set on a connection".into());
+            }
+            Call::SetNoDelay if record.kind != SocketKind::Connection => {
+                problems.push("TCP_NODELAY set on a listener".into());
+            }
+            Call::SetNoDelay if record.received => {
+                problems.push("TCP_NODELAY set after the connection's first receive".into());
+            }
+            Call::Receive(_) => record.received = true,
+            _ => {}
         }
         let kind = call.kind();
         if record.outstanding.contains(&kind) {
@@ -863,6 +954,8 @@ impl Provider for TestProvider {
             dropped: false,
             bound: false,
             ipv6_only: false,
+            no_delay: false,
+            received: false,
             token: None,
         });
         let id = s.ios.len() - 1;
@@ -923,8 +1016,18 @@ impl Provider for TestProvider {
         self.world.call(io, None, &Call::Open(local), token);
     }
 
-    fn set_ipv6_only(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
-        self.world.call(io, Some(socket), &Call::SetIpv6Only, token);
+    fn set_option(
+        &self,
+        io: &TestIo,
+        socket: TestSocket,
+        option: SocketOption,
+        token: SocketRef<Self>,
+    ) {
+        let call = match option {
+            SocketOption::Ipv6Only => Call::SetIpv6Only,
+            SocketOption::NoDelay => Call::SetNoDelay,
+        };
+        self.world.call(io, Some(socket), &call, token);
     }
 
     fn bind(&self, io: &TestIo, socket: TestSocket, local: SocketAddr, token: SocketRef<Self>) {
@@ -965,6 +1068,22 @@ impl Provider for TestProvider {
         self.world.call(io, Some(socket), &Call::Close, token);
     }
 
+    fn arm_timer(&self, delay_ms: u32, binding: BindingRef<Self>) {
+        let mut s = self.world.state();
+        if s.timer.is_some() || s.timer_due.is_some() {
+            World::violation(&mut s, "the timer armed while armed or due".into());
+        }
+        if s.detach_completions > 0 {
+            World::violation(&mut s, "the timer armed after the detach completed".into());
+        }
+        s.timer = Some((delay_ms, binding.as_context() as usize));
+        s.timer_arms += 1;
+    }
+
+    fn cancel_timer(&self) -> bool {
+        self.world.state().timer.take().is_some()
+    }
+
     fn detach_handle(&self) -> Arc<World> {
         Arc::clone(&self.world)
     }
@@ -985,6 +1104,9 @@ impl Provider for TestProvider {
             }
             if s.ios.iter().any(|r| r.executing) {
                 World::violation(&mut s, "detach_complete while a call is executing".into());
+            }
+            if s.timer.is_some() || s.timer_due.is_some() {
+                World::violation(&mut s, "detach_complete with the timer armed or due".into());
             }
             if CALLBACKS.with(::core::cell::Cell::get) > 0 {
                 // The kernel's completion routines and accept event hold no reference on the

@@ -363,6 +363,7 @@ fn one_address_holds_at_most_its_quota_while_others_are_served() {
         .expect("MaxConnections");
     b.set_dword(ValueName::MaxConnectionsPerAddress, 2)
         .expect("MaxConnectionsPerAddress");
+    b.set_dword(ValueName::NoDelay, 0).expect("NoDelay");
     let client = client(b.build());
     attach_and_listen(&world, &client);
     let listener = world.listeners()[0];

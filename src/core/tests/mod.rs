@@ -5,7 +5,9 @@
 mod attach;
 mod detach;
 mod echo;
+mod no_delay;
 mod pool_sites;
+mod timer;
 
 extern crate std;
 
@@ -18,7 +20,8 @@ use crate::core::{
     testing::provider::{Call, Mode, TestProvider, World, client},
 };
 
-/// A configuration with `endpoints`, `max_connections` and `buffer_size`.
+/// A configuration with `endpoints`, `max_connections` and `buffer_size`, and `NoDelay` off
+/// (so a connection's first call is its receive; `no_delay.rs` covers the option).
 fn config(endpoints: &[&str], max_connections: u32, buffer_size: u32) -> Config {
     let mut b = ConfigBuilder::new();
     b.set_listen_addresses(endpoints.iter().copied())
@@ -27,6 +30,7 @@ fn config(endpoints: &[&str], max_connections: u32, buffer_size: u32) -> Config 
         .expect("MaxConnections");
     b.set_dword(ValueName::BufferSize, buffer_size)
         .expect("BufferSize");
+    b.set_dword(ValueName::NoDelay, 0).expect("NoDelay");
     b.build()
 }
 
