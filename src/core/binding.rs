@@ -343,7 +343,7 @@ impl<P: Provider> Binding<P> {
     /// The tick's second task: a listener slot found empty is a listener that failed (its
     /// setup, its socket, or its reopening). It is reopened after a backoff of
     /// [`REOPEN_FIRST_TICKS`], doubled after each failed attempt up to [`REOPEN_MAX_TICKS`];
-    /// the number found down goes to `listeners_down`.
+    /// the number left down (not counting those this tick reopens) goes to `listeners_down`.
     ///
     /// # Safety
     /// The caller holds the timer's reference.
@@ -359,8 +359,10 @@ impl<P: Provider> Binding<P> {
             if !binding.slots.reserve_at(index) {
                 continue; // a listener holds it (listening, opening or closing)
             }
-            down += 1;
             let wait = recovery.wait.load(Ordering::Relaxed);
+            if wait != 1 {
+                down += 1; // stays down at least until the next tick
+            }
             match wait {
                 0 => {
                     let delay = match recovery.delay.load(Ordering::Relaxed) {

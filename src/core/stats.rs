@@ -34,8 +34,8 @@ pub struct Stats {
     pub idle_closed: StatCounter,
     /// Attempts to reopen a listener that failed (each one after its backoff).
     pub listener_reopens: StatCounter,
-    /// Configured listeners without a listening socket, waiting for their next reopen attempt
-    /// (as the binding's last tick found them).
+    /// Configured listeners without a socket, waiting for their next reopen attempt (as the
+    /// binding's last tick left them: one it reopened is not counted).
     pub listeners_down: StatCounter,
 }
 
@@ -81,6 +81,31 @@ pub struct StatsSnapshot {
     pub listener_reopens: u64,
     /// See [`Stats::listeners_down`].
     pub listeners_down: u64,
+}
+
+/// One log line (at most ~220 characters, within the kernel's 256-byte lines).
+impl ::core::fmt::Display for StatsSnapshot {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        write!(
+            f,
+            "accepted {}, refused {} (detaching {}, max {}, per address {}, no resources {}), \
+             active {}, bytes echoed {}, idle closed {}, listeners open {} (down {}, reopens {}), \
+             failures {}",
+            self.accepted,
+            self.refused,
+            self.refused_detaching,
+            self.refused_max_connections,
+            self.refused_per_address,
+            self.refused_no_resources,
+            self.active,
+            self.bytes_echoed,
+            self.idle_closed,
+            self.listeners_open,
+            self.listeners_down,
+            self.listener_reopens,
+            self.failures
+        )
+    }
 }
 
 impl Stats {
@@ -185,5 +210,22 @@ mod tests {
             (3, 2, 1, 0, 0),
             "the total and each reason"
         );
+    }
+
+    #[test]
+    fn the_log_line_names_every_counter_and_fits_a_kernel_line() {
+        extern crate std;
+        use std::string::ToString;
+        let line = super::StatsSnapshot {
+            accepted: 1_000_000_000,
+            bytes_echoed: 1 << 50,
+            listener_reopens: 3,
+            ..super::StatsSnapshot::default()
+        }
+        .to_string();
+        assert!(line.contains("accepted 1000000000,"), "{line}");
+        assert!(line.contains("reopens 3), failures 0"), "{line}");
+        // With "wskecho: unloading; counters: " in front, in the kernel's 256-byte line.
+        assert!(line.len() + 31 < 256, "{} bytes: {line}", line.len());
     }
 }
