@@ -48,6 +48,12 @@ pub const IPPROTO_IPV6: ULONG = 41;
 /// <https://learn.microsoft.com/windows/win32/winsock/ipproto-ipv6-socket-options>
 pub const IPV6_V6ONLY: ULONG = 27;
 
+/// `TCP_NODELAY` (`ws2def.h`, level `IPPROTO_TCP`): a nonzero `DWORD` turns Nagle's algorithm
+/// off.
+///
+/// <https://learn.microsoft.com/windows/win32/winsock/ipproto-tcp-socket-options>
+pub const TCP_NODELAY: ULONG = 1;
+
 /// `SOCKADDR`: the generic header every address starts with; WSK passes `PSOCKADDR`.
 ///
 /// <https://learn.microsoft.com/windows/win32/api/ws2def/ns-ws2def-sockaddr>

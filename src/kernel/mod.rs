@@ -12,6 +12,7 @@
 //! * `provider` — the core's `Provider` over the WSK dispatch tables, one per binding.
 //! * `socket_io`, `irp`, `mdl`, `completion` — per-socket IRPs and MDL, completion routines.
 //! * `work_item` — the per-socket `IO_WORKITEM` every WSK call on the socket is made from.
+//! * `timer` — the binding's `KTIMER`, whose DPC queues the work item that runs the core's tick.
 //! * `events` — `WskAcceptEvent` and the static listen dispatch.
 //! * `platform`, `log_line` — tagged pool and `DbgPrintEx`.
 //! * `registry` — reading `<service key>\Parameters`.
@@ -46,6 +47,7 @@ mod provider;
 mod registry;
 mod remove_lock;
 mod socket_io;
+mod timer;
 mod unload;
 mod work_item;
 

@@ -14,6 +14,7 @@ use super::{
     globals::{KernelClient, WSKECHO_GLOBALS},
     platform::KernelPlatform,
     provider::WskProvider,
+    timer::BindingTimer,
 };
 use crate::{
     core::{binding::BindingRef, log::log_error, status::NtStatus, wsk_version::WskVersionRange},
@@ -115,6 +116,15 @@ unsafe extern "system" fn client_attach_provider(
         return NtStatus::DEVICE_NOT_READY.0;
     };
     let attach = |binding: BindingRef<WskProvider>| {
+        // Allocated before the attach, so that a failure leaves nothing for NMR to detach.
+        let Some(timer) = BindingTimer::allocate() else {
+            log_error!(
+                &KernelPlatform,
+                "attach: the binding's timer: {}",
+                NtStatus::INSUFFICIENT_RESOURCES
+            );
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        };
         let mut provider_context: PVOID = ptr::null_mut();
         let mut provider_dispatch: *const core::ffi::c_void = ptr::null();
         // SAFETY: PASSIVE_LEVEL inside ClientAttachProvider with NMR's binding handle; the
@@ -131,6 +141,11 @@ unsafe extern "system" fn client_attach_provider(
         // Its page names STATUS_SUCCESS as the one success
         // (https://learn.microsoft.com/windows-hardware/drivers/ddi/netioddk/nf-netioddk-nmrclientattachprovider).
         if status != STATUS_SUCCESS {
+            log_error!(
+                &KernelPlatform,
+                "attach: NmrClientAttachProvider failed with {}",
+                NtStatus(status)
+            );
             return Err(NtStatus(status));
         }
         Ok(WskProvider::new(
@@ -138,6 +153,7 @@ unsafe extern "system" fn client_attach_provider(
             provider_dispatch,
             nmr_binding,
             completion_device,
+            timer,
         ))
     };
     // SAFETY: `client` is the static global client, which never moves and outlives every

@@ -34,18 +34,22 @@ use super::{
     events::LISTEN_DISPATCH,
     platform::KernelPlatform,
     socket_io::{OpSlot, WskSocketIo},
+    timer::BindingTimer,
     work_item,
 };
 use crate::{
     core::{
+        binding::BindingRef,
         log::log_warning,
-        provider::{Completion, OpKind, Provider, SocketKind},
+        provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
         socket::SocketRef,
         status::NtStatus,
     },
     ffi::{
         netioddk::NmrClientDetachProviderComplete,
-        ws2def::{AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM},
+        ws2def::{
+            AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM, TCP_NODELAY,
+        },
         wsk::{
             NPI_WSK_INTERFACE_ID, PFN_WSK_RECEIVE, PWSK_CLIENT, WSK_BUF, WSK_EVENT_ACCEPT,
             WSK_EVENT_CALLBACK_CONTROL, WSK_FLAG_LISTEN_SOCKET, WSK_PROVIDER_BASIC_DISPATCH,
@@ -120,28 +124,33 @@ pub struct WskProvider {
     /// The device every IRP's completion routine is set on (`IoSetCompletionRoutineEx`); it
     /// exists until the client's deregistration completed.
     completion_device: NonNull<DEVICE_OBJECT>,
+    /// The binding's timer (`timer.rs`).
+    timer: BindingTimer,
 }
 
 // SAFETY: the four values are handles/pointers WSK, NMR and the I/O manager allow using from
 // any thread at IRQL <= DISPATCH_LEVEL; the dispatch table is immutable; the completion device
-// exists while the binding does.
+// exists while the binding does; the timer is Send and Sync itself.
 unsafe impl Send for WskProvider {}
 // SAFETY: as above.
 unsafe impl Sync for WskProvider {}
 
 impl WskProvider {
-    /// Wraps the out-parameters of a successful `NmrClientAttachProvider`.
+    /// Wraps the out-parameters of a successful `NmrClientAttachProvider`, with the
+    /// binding's timer allocated before it.
     pub const fn new(
         client: PWSK_CLIENT,
         dispatch: *const c_void,
         nmr_binding: HANDLE,
         completion_device: NonNull<DEVICE_OBJECT>,
+        timer: BindingTimer,
     ) -> Self {
         Self {
             client,
             dispatch: dispatch.cast(),
             nmr_binding,
             completion_device,
+            timer,
         }
     }
 
@@ -395,9 +404,20 @@ impl Provider for WskProvider {
         }
     }
 
-    fn set_ipv6_only(&self, io: &WskSocketIo, socket: WskSocketHandle, token: SocketRef<Self>) {
-        // SAFETY: `socket` is an open listening socket (the core sets the option only after
-        // Created); the listen table starts with the basic functions.
+    fn set_option(
+        &self,
+        io: &WskSocketIo,
+        socket: WskSocketHandle,
+        option: SocketOption,
+        token: SocketRef<Self>,
+    ) {
+        let (level, code) = match option {
+            SocketOption::Ipv6Only => (IPPROTO_IPV6, IPV6_V6ONLY),
+            SocketOption::NoDelay => (IPPROTO_TCP, TCP_NODELAY),
+        };
+        // SAFETY: `socket` is open: a listening socket after Created, or an accepted
+        // connection before its first receive; both the listen and the connection tables
+        // start with the basic functions.
         let table = unsafe { socket.dispatch::<WSK_PROVIDER_BASIC_DISPATCH>() };
         let call = dispatch_entry!(table, WskControlSocket);
         let (Some(slot), Some(wsk_control_socket)) = (io.slot(OpKind::Setup), call) else {
@@ -410,7 +430,7 @@ impl Provider for WskProvider {
             }
             return;
         };
-        // SAFETY: the Setup slot is idle (WskSocket completed before the core sets the option).
+        // SAFETY: the Setup slot is idle (one outstanding Setup operation per socket).
         let value = unsafe { slot.set_option(1) };
         // SAFETY: as above.
         let prepared = unsafe {
@@ -433,8 +453,8 @@ impl Provider for WskProvider {
             wsk_control_socket(
                 socket.0.as_ptr(),
                 WskSetOption,
-                IPV6_V6ONLY,
-                IPPROTO_IPV6,
+                code,
+                level,
                 OPTION_SIZE,
                 value.cast(),
                 0,
@@ -601,6 +621,14 @@ impl Provider for WskProvider {
         // SAFETY: no call on this socket is executing (core guarantee); pending ones are
         // cancelled by WSK; nothing is touched after the call.
         unsafe { wsk_close(socket.0.as_ptr(), slot.irp.as_ptr()) };
+    }
+
+    fn arm_timer(&self, delay_ms: u32, binding: BindingRef<Self>) {
+        self.timer.arm(delay_ms, binding);
+    }
+
+    fn cancel_timer(&self) -> bool {
+        self.timer.cancel()
     }
 
     fn detach_handle(&self) -> HANDLE {

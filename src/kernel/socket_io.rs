@@ -23,7 +23,8 @@ pub struct OpSlot {
     buf: UnsafeCell<WSK_BUF>,
     /// The local address of a bind.
     address: UnsafeCell<SockaddrStorage>,
-    /// The value of a `WskControlSocket(WskSetOption)` (a `ULONG`, as `IPV6_V6ONLY` takes).
+    /// The value of a `WskControlSocket(WskSetOption)` (a `ULONG`, as `IPV6_V6ONLY` and
+    /// `TCP_NODELAY` take).
     option: UnsafeCell<u32>,
 }
 
@@ -137,9 +138,13 @@ impl WskSocketIo {
         &self.work_item
     }
 
-    /// The slot of `kind`, if this socket has one.
+    /// The slot of `kind`, if this socket has one. A connection's Setup operation
+    /// (`TCP_NODELAY`, before its first receive) uses the Disconnect slot: the core makes the
+    /// disconnect only once nothing else is outstanding, after the option completed, so the
+    /// two never share it at once, and the connection needs no fifth IRP.
     pub const fn slot(&self, kind: OpKind) -> Option<&OpSlot> {
         match kind {
+            OpKind::Setup if self.setup.is_none() => self.disconnect.as_ref(),
             OpKind::Setup => self.setup.as_ref(),
             OpKind::Receive => self.receive.as_ref(),
             OpKind::Send => self.send.as_ref(),

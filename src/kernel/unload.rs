@@ -1,7 +1,7 @@
 //! `Unload`: deregister from the NMR (route (a); route (b)'s device did it already, `Unload`
 //! verifies), wait until every binding is freed, drop the client.
 
-use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING};
+use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING, ntddk::KeFlushQueuedDpcs};
 
 use super::{entry::delete_completion_device, globals::WSKECHO_GLOBALS, platform::KernelPlatform};
 use crate::{
@@ -79,7 +79,7 @@ pub unsafe fn shut_down_client() -> bool {
         if let Some(client) = WSKECHO_GLOBALS.client() {
             log_trace!(
                 &KernelPlatform,
-                "unloading; counters: {:?}",
+                "unloading; counters: {}",
                 client.stats().snapshot()
             );
         }
@@ -138,5 +138,10 @@ pub unsafe fn deregister_client() -> bool {
         }
         WSKECHO_GLOBALS.wait_until_no_binding(client);
     }
+    // The last tick has run (every binding is freed, and a binding outlives its timer's
+    // ticks), but the DPC routine that queued it may still be returning on another CPU:
+    // wait for it before the image can go (timer.rs).
+    // SAFETY: PASSIVE_LEVEL (caller).
+    unsafe { KeFlushQueuedDpcs() };
     true
 }
