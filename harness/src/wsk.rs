@@ -183,6 +183,8 @@ pub struct WskCounters {
     pub aborted: u64,
     /// Connections closed gracefully.
     pub graceful: u64,
+    /// Connections the driver set `TCP_NODELAY` on.
+    pub no_delay: u64,
 }
 
 /// A raw pointer into the driver's echo buffer, moved to the thread doing the I/O.
@@ -1378,7 +1380,11 @@ impl<T: Upcall> WskClient<T> {
                 || {
                     let state = entry.lock();
                     if let Io::Connected(stream) = &state.io {
-                        stream.set_nodelay(true).map_err(|e| status_of(&e))
+                        let set = stream.set_nodelay(true).map_err(|e| status_of(&e));
+                        if set.is_ok() {
+                            self.shared.counters().no_delay += 1;
+                        }
+                        set
                     } else {
                         drop(state);
                         self.shared.contract.violation(format!(
