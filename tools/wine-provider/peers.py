@@ -14,6 +14,19 @@ Every mode prints one result line and exits 0 on success, 1 on failure:
            K peers from H's own address served, the next one from it refused, a peer from
            source address SRC (another loopback address) served meanwhile, then one of the K
            closed and a new peer from H served again
+  idle     --host H --port P --max K --timeout T
+           K peers served once, then silent (the driver's MaxConnections): peer K+1 refused;
+           not cut off before 0.8 T; within T + 2.5 s every silent peer is closed by the
+           driver and a new peer is served
+  stall    --host H --port P --timeout T
+           a peer that sends without ever reading, so the driver's send stays pending: it is
+           reset by the driver after at least 0.8 T and within T + 2.5 s; another peer is
+           served meanwhile
+  recover  --host H --port P --timeout S
+           a new peer is served within S seconds (a listener being reopened)
+  nagle    --host H --port P --rounds N --size BYTES
+           N request/response round trips of BYTES each on one connection; prints the median
+           round trip in ms as "median_ms=X"
 """
 import argparse
 import os
@@ -306,9 +319,141 @@ def run_noread(a):
     return 0
 
 
+def run_idle(a):
+    conns = fill(a, "idle", "MaxConnections")
+    if conns is None:
+        return 1
+    last = time.monotonic()
+    # Not cut off too early: still open at 80 % of the timeout.
+    time.sleep(max(0.0, a.timeout * 0.8 - (time.monotonic() - last)))
+    for i, s in enumerate(conns):
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                print(f"idle: silent peer {i} closed after {time.monotonic() - last:.1f} s, before 0.8 x IdleTimeout")
+                return 1
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            print(f"idle: silent peer {i} reset after {time.monotonic() - last:.1f} s, before 0.8 x IdleTimeout: {e!r}")
+            return 1
+        s.setblocking(True)
+    deadline = last + a.timeout + 2.5
+    served_at = None
+    while time.monotonic() < deadline:
+        try:
+            s = connect(a.host, a.port, timeout=1)
+            s.settimeout(1)
+            try:
+                if served(s, 100):
+                    served_at = time.monotonic() - last
+                    break
+            except OSError:
+                pass
+            finally:
+                s.close()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    if served_at is None:
+        print(f"idle: no new peer served within IdleTimeout + 2.5 s ({a.timeout + 2.5:.1f} s)")
+        return 1
+    cut = 0
+    for s in conns:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            if s.recv(1) == b"":
+                cut += 1
+        except OSError:
+            cut += 1
+        s.close()
+    if cut != len(conns):
+        print(f"idle: {len(conns) - cut} of {len(conns)} silent peers still connected")
+        return 1
+    print(f"idle: {len(conns)} silent peers cut off, a new peer served {served_at:.1f} s after their last byte")
+    return 0
+
+
+def run_stall(a):
+    s = connect(a.host, a.port)
+    s.setblocking(False)
+    chunk, t0 = b"s" * 65536, time.monotonic()
+    reset_at = None
+    while time.monotonic() - t0 < a.timeout + 2.5:
+        try:
+            s.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.05)
+        except OSError:
+            reset_at = time.monotonic() - t0
+            break
+    other = connect(a.host, a.port)
+    ok = served(other, 10000)
+    other.close()
+    s.close()
+    if reset_at is None:
+        print(f"stall: the stalled peer was not cut off within IdleTimeout + 2.5 s")
+        return 1
+    if reset_at < a.timeout * 0.8:
+        print(f"stall: the stalled peer was cut off after {reset_at:.1f} s, before 0.8 x IdleTimeout")
+        return 1
+    if not ok:
+        print("stall: another peer was not served")
+        return 1
+    print(f"stall: the peer that never reads was reset after {reset_at:.1f} s; another peer was served")
+    return 0
+
+
+def run_recover(a):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < a.timeout:
+        try:
+            s = connect(a.host, a.port, timeout=1)
+            s.settimeout(2)
+            try:
+                if served(s, 1000):
+                    print(f"recover: served {time.monotonic() - t0:.1f} s after the first attempt")
+                    return 0
+            except OSError:
+                pass
+            finally:
+                s.close()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    print(f"recover: no peer served within {a.timeout} s")
+    return 1
+
+
+def run_nagle(a):
+    payload = os.urandom(a.size)
+    times = []
+    try:
+        s = connect(a.host, a.port)
+        for _ in range(a.rounds):
+            t = time.monotonic()
+            s.sendall(payload)
+            got = 0
+            while got < a.size:
+                c = s.recv(1 << 20)
+                if not c:
+                    print("nagle: the driver closed the connection")
+                    return 1
+                got += len(c)
+            times.append((time.monotonic() - t) * 1000)
+        s.close()
+    except OSError as e:
+        print(f"nagle: {e!r} after {len(times)} round trips")
+        return 1
+    times.sort()
+    print(f"nagle: median_ms={times[len(times) // 2]:.1f} over {a.rounds} round trips of {a.size} bytes")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["echo", "reset", "hold", "maxconn", "noread", "peraddr"])
+    p.add_argument("mode", choices=["echo", "reset", "hold", "maxconn", "noread", "peraddr", "idle", "stall",
+                                    "recover", "nagle"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=40007)
     p.add_argument("--peers", type=int, default=1)
@@ -319,6 +464,7 @@ def main():
     p.add_argument("--timeout", type=float, default=15)
     p.add_argument("--max", type=int, default=4)
     p.add_argument("--other", default=None)
+    p.add_argument("--rounds", type=int, default=20)
     a = p.parse_args()
     if a.other is not None and not a.other.startswith("127."):
         print("peers.py: --other must be a 127.0.0.0/8 address")
@@ -327,7 +473,8 @@ def main():
         print("peers.py: loopback addresses only")
         return 2
     return {"echo": run_echo, "reset": run_reset, "hold": run_hold, "maxconn": run_maxconn,
-            "noread": run_noread, "peraddr": run_peraddr}[a.mode](a)
+            "noread": run_noread, "peraddr": run_peraddr, "idle": run_idle, "stall": run_stall,
+            "recover": run_recover, "nagle": run_nagle}[a.mode](a)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ struct settings
     DWORD inline_completion;
     DWORD short_receive;     /* at most this many bytes per receive, 0 = unlimited */
     DWORD bind_failure;      /* the Nth WskBind fails (0 = none, 0xffffffff = all) */
+    DWORD kill_listener;     /* the Nth connection makes its listener stop working (0 = none) */
     DWORD grace_ms;          /* how long to wait for open sockets / detach completion */
 };
 

@@ -95,6 +95,7 @@ static void read_settings(void)
     settings.inline_completion = reg_dword(key, L"InlineCompletion", 0);
     settings.short_receive = reg_dword(key, L"ShortReceive", 0);
     settings.bind_failure = reg_dword(key, L"BindFailure", 0);
+    settings.kill_listener = reg_dword(key, L"KillListener", 0);
     settings.grace_ms = reg_dword(key, L"GraceMs", 10000);
 
     EnterCriticalSection(&log_cs);
@@ -107,10 +108,10 @@ static void read_settings(void)
     LeaveCriticalSection(&log_cs);
     if (key) RegCloseKey(key);
     plog("settings: FailAllocation=%lu Attach=%lu AttachDelayMs=%lu DetachAfterMs=%lu ReattachAfterMs=%lu "
-         "InlineCompletion=%lu ShortReceive=%lu BindFailure=%lu GraceMs=%lu",
+         "InlineCompletion=%lu ShortReceive=%lu BindFailure=%lu KillListener=%lu GraceMs=%lu",
          settings.fail_allocation, settings.attach_mode, settings.attach_delay_ms, settings.detach_after_ms,
          settings.reattach_after_ms, settings.inline_completion, settings.short_receive,
-         settings.bind_failure, settings.grace_ms);
+         settings.bind_failure, settings.kill_listener, settings.grace_ms);
 }
 
 /* ------------------------------------------------------------------ object tracking */
@@ -177,6 +178,18 @@ static BOOL untrack(void *p, enum obj_kind kind, ULONG *tag_out, LONG *in_flight
     }
     LeaveCriticalSection(&table_cs);
     return found;
+}
+
+/* The size of pool block `p` the driver allocated and has not freed (0 if none). */
+static SIZE_T tracked_size(void *p)
+{
+    struct tracked *t;
+    SIZE_T size = 0;
+    EnterCriticalSection(&table_cs);
+    for (t = table[bucket(p)]; t; t = t->next)
+        if (t->ptr == p && t->kind == OBJ_POOL) { size = t->size; break; }
+    LeaveCriticalSection(&table_cs);
+    return size;
 }
 
 /* Whether the driver allocated `p` (of that kind) and has not freed it. */
@@ -275,11 +288,15 @@ static void * WINAPI hook_ExAllocatePoolWithTag(POOL_TYPE type, SIZE_T size, ULO
     return p;
 }
 
+static SIZE_T tracked_size(void *p);
+static void timers_in_freed_block(void *p, SIZE_T size);
+
 static void WINAPI hook_ExFreePoolWithTag(void *p, ULONG tag)
 {
     ULONG had;
     char t1[5], t2[5];
     if (!p) { violation("pool-free", "ExFreePoolWithTag(NULL)"); return; }
+    timers_in_freed_block(p, tracked_size(p));
     if (!untrack(p, OBJ_POOL, &had, NULL))
     {
         violation("pool-free", "ExFreePoolWithTag(%p) of memory the driver did not allocate (or freed twice)", p);
@@ -604,6 +621,220 @@ static NTSTATUS WINAPI hook_IoSetCompletionRoutineEx(DEVICE_OBJECT *device, IRP 
     return STATUS_SUCCESS;
 }
 
+
+/* ------------------------------------------------------------------ timers and DPCs
+ *
+ * Wine 8.0's KeSetTimer and KeCancelTimer are built on thread-pool timers with other rules than
+ * the kernel's: a timer that fired stays "inserted", so KeCancelTimer returns TRUE after its
+ * DPC ran (and waits for a running one); KeSetTimer from another thread while the DPC is
+ * returning can deadlock; KeFlushQueuedDpcs is a stub. Supplied here with the kernel's rules
+ * (https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kesettimer,
+ * .../nf-wdm-kecanceltimer, .../nf-wdm-keinitializedpc, .../nf-wdm-keflushqueueddpcs): one
+ * provider thread runs the expired timers' DPC routines; KeSetTimer returns whether the timer
+ * was armed; KeCancelTimer returns TRUE only if the timer was armed (its DPC then never runs),
+ * and does not wait; KeFlushQueuedDpcs returns once no DPC routine is running. Checked: a timer
+ * armed in a pool block the driver frees, a timer still armed when DriverUnload returns, and
+ * DriverUnload returning after a DPC routine ran without a KeFlushQueuedDpcs after it (the
+ * routine's code may still be running when the image goes). DPC routines run marked as a
+ * callback: wskecho makes no WSK call from one. */
+
+struct ktimer_rec
+{
+    struct ktimer_rec *next;
+    KTIMER *timer;
+    KDPC *dpc;
+    ULONGLONG due;   /* GetTickCount64() time */
+    BOOL armed;
+};
+
+static struct ktimer_rec *ktimers;
+static CRITICAL_SECTION ktimers_cs;
+static CONDITION_VARIABLE ktimers_cv;
+static HANDLE ktimer_thread;
+static LONG dpcs_running, dpcs_since_flush, dpcs_run;
+
+static struct ktimer_rec *ktimer_find(KTIMER *timer)
+{
+    struct ktimer_rec *r;
+    for (r = ktimers; r; r = r->next) if (r->timer == timer) return r;
+    return NULL;
+}
+
+static DWORD WINAPI ktimer_thread_proc(void *arg)
+{
+    (void)arg;
+    EnterCriticalSection(&ktimers_cs);
+    for (;;)
+    {
+        struct ktimer_rec *r, *next = NULL;
+        ULONGLONG now = GetTickCount64();
+        for (r = ktimers; r; r = r->next)
+            if (r->armed && (!next || r->due < next->due)) next = r;
+        if (!next)
+        {
+            SleepConditionVariableCS(&ktimers_cv, &ktimers_cs, INFINITE);
+            continue;
+        }
+        if (next->due > now)
+        {
+            SleepConditionVariableCS(&ktimers_cv, &ktimers_cs, (DWORD)(next->due - now));
+            continue;
+        }
+        {
+            KDPC *dpc = next->dpc;
+            const char *previous;
+            next->armed = FALSE; /* expired: no longer in the timer queue */
+            InterlockedIncrement(&dpcs_running);
+            LeaveCriticalSection(&ktimers_cs);
+            previous = callback_enter("a DPC routine");
+            dpc->DeferredRoutine(dpc, dpc->DeferredContext, dpc->SystemArgument1, dpc->SystemArgument2);
+            callback_leave(previous);
+            InterlockedIncrement(&dpcs_run);
+            InterlockedIncrement(&dpcs_since_flush);
+            InterlockedDecrement(&dpcs_running);
+            EnterCriticalSection(&ktimers_cs);
+        }
+    }
+    return 0;
+}
+
+static void WINAPI hook_KeInitializeTimer(KTIMER *timer)
+{
+    struct ktimer_rec *r;
+    EnterCriticalSection(&ktimers_cs);
+    if (!ktimer_thread) ktimer_thread = CreateThread(NULL, 0, ktimer_thread_proc, NULL, 0, NULL);
+    if ((r = ktimer_find(timer)) && r->armed)
+        violation("timer", "KeInitializeTimer on timer %p, which is armed", timer);
+    if (!r && (r = HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, sizeof(*r))))
+    {
+        r->timer = timer;
+        r->next = ktimers;
+        ktimers = r;
+    }
+    if (r) r->armed = FALSE;
+    LeaveCriticalSection(&ktimers_cs);
+    memset(timer, 0, sizeof(*timer));
+}
+
+static void WINAPI hook_KeInitializeDpc(KDPC *dpc, PKDEFERRED_ROUTINE routine, void *context)
+{
+    memset(dpc, 0, sizeof(*dpc));
+    if (!in_driver_image((const void *)routine))
+        violation("timer", "KeInitializeDpc with a routine %p outside the driver image", (const void *)routine);
+    dpc->DeferredRoutine = routine;
+    dpc->DeferredContext = context;
+}
+
+static BOOLEAN WINAPI hook_KeSetTimer(KTIMER *timer, LARGE_INTEGER due, KDPC *dpc)
+{
+    struct ktimer_rec *r;
+    BOOLEAN was = FALSE;
+    LONGLONG ms = due.QuadPart < 0 ? -due.QuadPart / 10000 : 0;
+    if (due.QuadPart >= 0) plog("note: KeSetTimer with an absolute due time: expires at once");
+    if (!dpc || !dpc->DeferredRoutine)
+        violation("timer", "KeSetTimer on timer %p without an initialised DPC", timer);
+    EnterCriticalSection(&ktimers_cs);
+    if (!(r = ktimer_find(timer)))
+        violation("timer", "KeSetTimer on timer %p, which KeInitializeTimer never initialised", timer);
+    else if (dpc && dpc->DeferredRoutine)
+    {
+        was = r->armed;
+        r->armed = TRUE;
+        r->dpc = dpc;
+        r->due = GetTickCount64() + (ULONGLONG)ms;
+        WakeConditionVariable(&ktimers_cv);
+    }
+    LeaveCriticalSection(&ktimers_cs);
+    return was;
+}
+
+static BOOLEAN WINAPI hook_KeCancelTimer(KTIMER *timer)
+{
+    struct ktimer_rec *r;
+    BOOLEAN was = FALSE;
+    EnterCriticalSection(&ktimers_cs);
+    if ((r = ktimer_find(timer)))
+    {
+        was = r->armed;
+        r->armed = FALSE;
+    }
+    else violation("timer", "KeCancelTimer on timer %p, which KeInitializeTimer never initialised", timer);
+    LeaveCriticalSection(&ktimers_cs);
+    return was;
+}
+
+static void WINAPI hook_KeFlushQueuedDpcs(void)
+{
+    DWORD t0 = GetTickCount();
+    InterlockedExchange(&dpcs_since_flush, 0);
+    while (InterlockedCompareExchange(&dpcs_running, 0, 0))
+    {
+        if (GetTickCount() - t0 > 10000)
+        {
+            violation("timer", "KeFlushQueuedDpcs: a DPC routine still runs after 10 s");
+            return;
+        }
+        Sleep(1);
+    }
+    /* a routine that returned since the reset above is flushed too */
+    InterlockedExchange(&dpcs_since_flush, 0);
+}
+
+/* A pool block of the driver is freed: its timers go with it, and must not be armed. */
+static void timers_in_freed_block(void *p, SIZE_T size)
+{
+    struct ktimer_rec **pr, *r;
+    if (!size) return;
+    EnterCriticalSection(&ktimers_cs);
+    for (pr = &ktimers; (r = *pr); )
+    {
+        if ((char *)r->timer >= (char *)p && (char *)r->timer < (char *)p + size)
+        {
+            if (r->armed)
+            {
+                violation("timer", "pool block %p freed with timer %p in it armed (its DPC would run on freed "
+                          "memory)", p, r->timer);
+                r->armed = FALSE;
+            }
+            *pr = r->next;
+            HeapFree(GetProcessHeap(), 0, r);
+            continue;
+        }
+        pr = &r->next;
+    }
+    LeaveCriticalSection(&ktimers_cs);
+}
+
+/* DriverUnload returned: no timer may be armed, and every DPC routine must have been flushed. */
+static void check_timers_at_unload(void)
+{
+    struct ktimer_rec *r;
+    EnterCriticalSection(&ktimers_cs);
+    for (r = ktimers; r; r = r->next)
+        if (r->armed) violation("timer", "timer %p still armed when DriverUnload returned", r->timer);
+    LeaveCriticalSection(&ktimers_cs);
+    if (InterlockedCompareExchange(&dpcs_running, 0, 0))
+        violation("timer", "a DPC routine is running when DriverUnload returned");
+    else if (InterlockedCompareExchange(&dpcs_since_flush, 0, 0))
+        violation("timer", "DriverUnload returned without a KeFlushQueuedDpcs after the last of %ld DPC "
+                  "routine(s) ran (its code may still be running when the image goes)", dpcs_since_flush);
+    plog("timers: %ld DPC routine(s) run", dpcs_run);
+}
+
+/* A new run: forget the previous run's timers (the thread stays). */
+static void timers_reset(void)
+{
+    struct ktimer_rec *r;
+    EnterCriticalSection(&ktimers_cs);
+    while ((r = ktimers))
+    {
+        ktimers = r->next;
+        HeapFree(GetProcessHeap(), 0, r);
+    }
+    LeaveCriticalSection(&ktimers_cs);
+    dpcs_since_flush = dpcs_run = 0;
+}
+
 /* The I/O manager's reference on the driver object from IoQueueWorkItemEx until the routine
  * has returned: Unload may return meanwhile, but the image stays. */
 static void wait_for_work_items(void)
@@ -642,6 +873,11 @@ static const struct { const char *name; void *hook; } hooks[] =
     { "IoUninitializeWorkItem", hook_IoUninitializeWorkItem },
     { "IoQueueWorkItemEx", hook_IoQueueWorkItemEx },
     { "IoSetCompletionRoutineEx", hook_IoSetCompletionRoutineEx },
+    { "KeInitializeTimer", hook_KeInitializeTimer },
+    { "KeInitializeDpc", hook_KeInitializeDpc },
+    { "KeSetTimer", hook_KeSetTimer },
+    { "KeCancelTimer", hook_KeCancelTimer },
+    { "KeFlushQueuedDpcs", hook_KeFlushQueuedDpcs },
 };
 
 static IMAGE_IMPORT_DESCRIPTOR *imports(void *base, ULONG *size)
@@ -710,6 +946,7 @@ static void WINAPI hook_Unload(DRIVER_OBJECT *driver)
     plog("DriverUnload called");
     original_unload(driver);
     plog("DriverUnload returned after %lu ms", GetTickCount() - t0);
+    check_timers_at_unload();
     wait_for_work_items();
     provider_unload_returned();
 }
@@ -766,6 +1003,7 @@ void verifier_start_run(void)
     alloc_seq = 0;
     for (i = 0; i < 3; i++) count_alloc[i] = count_free[i] = 0;
     read_settings();
+    timers_reset();
     provider_reset();
 }
 
@@ -867,6 +1105,8 @@ BOOL WINAPI DllMain(HINSTANCE instance, DWORD reason, void *reserved)
         InitializeCriticalSection(&log_cs);
         InitializeCriticalSection(&table_cs);
         InitializeCriticalSection(&completions_ex_cs);
+        InitializeCriticalSection(&ktimers_cs);
+        InitializeConditionVariable(&ktimers_cv);
         callback_tls = TlsAlloc();
         /* Never unloaded: worker threads may still be leaving provider code when the driver is
          * unloaded, and the verdict is written from the driver's unload notification. */

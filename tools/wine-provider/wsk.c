@@ -108,6 +108,8 @@ struct sock
     LONG close_calls;
     LONG bound;
     BOOL ipv6_only;      /* IPV6_V6ONLY set by the driver */
+    BOOL no_delay;       /* TCP_NODELAY set by the driver */
+    LONG receives;       /* WskReceive calls made on it */
     BOOL sent_fin, got_fin, abortive;
     struct { DWORD tid; int depth; const char *op; } exec[MAX_EXEC];
     struct lane rx, tx;
@@ -127,7 +129,8 @@ static NTSTATUS entry_status = STATUS_PENDING;
 static BOOL unload_returned;
 static CRITICAL_SECTION sock_list_cs;
 static struct sock *all_socks;
-static LONG next_sock_id, next_binding_id, bind_calls;
+static LONG next_sock_id, next_binding_id, bind_calls, accepted_connections;
+static LONG stat_no_delay;
 static LONG stat_inline, stat_pending, stat_short;
 static BOOL wsa_started;
 static struct binding *all_bindings[64];
@@ -796,17 +799,19 @@ static NTSTATUS WINAPI wsk_control_socket(WSK_SOCKET *ws, WSK_CONTROL_SOCKET_TYP
 
     if (!s) return STATUS_INVALID_PARAMETER;
     if (!check_open(s, "WskControlSocket")) return STATUS_INVALID_DEVICE_STATE;
-    if (type != WskSetOption || level != IPPROTO_IPV6 || code != IPV6_V6ONLY)
-    {
-        violation("unexpected-call", "WskControlSocket type %d code %#lx level %lu on socket #%d (wskecho sets "
-                  "only IPV6_V6ONLY)", type, code, level, s->id);
-        return STATUS_NOT_SUPPORTED;
-    }
     enter_call(s, "WskControlSocket");
-    /* An IRP for an option at the IPPROTO_IPV6 level, as the page's example passes one:
+    /* An IRP for a socket option, as the page's example passes one:
      * https://learn.microsoft.com/windows-hardware/drivers/network/performing-control-operations-on-a-socket */
     if ((status = submit_irp(irp, "WskControlSocket", s->id))) goto done;
-    if (!s->listener || s->family != AF_INET6 || s->bound)
+    if (type != WskSetOption || !((level == IPPROTO_IPV6 && code == IPV6_V6ONLY) ||
+                                  (level == IPPROTO_TCP && code == TCP_NODELAY)))
+    {
+        violation("unexpected-call", "WskControlSocket type %d code %#lx level %lu on socket #%d (wskecho sets "
+                  "only IPV6_V6ONLY and TCP_NODELAY)", type, code, level, s->id);
+        status = finish_call(irp, STATUS_NOT_SUPPORTED, 0);
+        goto done;
+    }
+    if (level == IPPROTO_IPV6 && (!s->listener || s->family != AF_INET6 || s->bound))
     {
         violation("wsk-option", "IPV6_V6ONLY on socket #%d: %s", s->id,
                   !s->listener ? "not a listening socket" : s->family != AF_INET6 ? "not an IPv6 socket"
@@ -814,21 +819,40 @@ static NTSTATUS WINAPI wsk_control_socket(WSK_SOCKET *ws, WSK_CONTROL_SOCKET_TYP
         status = finish_call(irp, STATUS_INVALID_DEVICE_STATE, 0);
         goto done;
     }
+    /* wskecho sets TCP_NODELAY on an accepted connection before its first receive
+     * (https://learn.microsoft.com/windows-hardware/drivers/network/wsk-socket-options) */
+    if (level == IPPROTO_TCP && (s->listener || s->receives))
+    {
+        violation("wsk-option", "TCP_NODELAY on socket #%d: %s", s->id,
+                  s->listener ? "a listening socket" : "after its first WskReceive");
+        status = finish_call(irp, STATUS_INVALID_DEVICE_STATE, 0);
+        goto done;
+    }
     if (in_size != sizeof(ULONG) || !in || out_size || out)
     {
-        violation("wsk-option", "IPV6_V6ONLY on socket #%d: input %Iu bytes at %p, output %Iu bytes at %p "
-                  "(a ULONG in, nothing out)", s->id, in_size, in, out_size, out);
+        violation("wsk-option", "%s on socket #%d: input %Iu bytes at %p, output %Iu bytes at %p "
+                  "(a ULONG in, nothing out)", level == IPPROTO_TCP ? "TCP_NODELAY" : "IPV6_V6ONLY", s->id,
+                  in_size, in, out_size, out);
         status = finish_call(irp, STATUS_INVALID_PARAMETER, 0);
         goto done;
     }
     value = *(const ULONG *)in;
-    if (setsockopt(s->s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&value, sizeof(value)))
+    if (setsockopt(s->s, level, code, (char *)&value, sizeof(value)))
     {
         status = finish_call(irp, wsa_status(WSAGetLastError()), 0);
         goto done;
     }
-    s->ipv6_only = value != 0;
-    plog("socket #%d: IPV6_V6ONLY = %lu", s->id, value);
+    if (level == IPPROTO_TCP)
+    {
+        s->no_delay = value != 0;
+        if (value) InterlockedIncrement(&stat_no_delay);
+        plog("socket #%d: TCP_NODELAY = %lu", s->id, value);
+    }
+    else
+    {
+        s->ipv6_only = value != 0;
+        plog("socket #%d: IPV6_V6ONLY = %lu", s->id, value);
+    }
     status = finish_call(irp, STATUS_SUCCESS, 0);
 done:
     leave_call(s);
@@ -939,6 +963,23 @@ static DWORD WINAPI accept_thread(void *arg)
                  addr_text((SOCKADDR *)&remote, rtext, sizeof(rtext)));
             closesocket(c);
             continue;
+        }
+        if (settings.kill_listener && (DWORD)InterlockedIncrement(&accepted_connections) == settings.kill_listener)
+        {
+            /* The listening socket stops working: WskAcceptEvent with AcceptSocket NULL, after
+             * which the client must close it (ddi/wsk/nc-wsk-pfn_wsk_accept_event). */
+            struct linger lg = { 1, 0 };
+            setsockopt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof(lg));
+            closesocket(c);
+            plog("socket #%d: stops working by setting (KillListener): WskAcceptEvent without a socket",
+                 ls->id);
+            previous = callback_enter("WskAcceptEvent");
+            ret = ld->WskAcceptEvent(ls->context, 0, NULL, NULL, NULL, NULL, NULL);
+            callback_leave(previous);
+            if (ret == STATUS_SUCCESS)
+                violation("accept-event", "WskAcceptEvent without a socket returned STATUS_SUCCESS on socket #%d",
+                          ls->id);
+            break;
         }
         cs = new_sock(ls->binding, FALSE, c, remote.ss_family);
         cs->accept_ctx = ACCEPT_OUT_UNWRITTEN;
@@ -1099,6 +1140,7 @@ static NTSTATUS transfer(WSK_SOCKET *ws, WSK_BUF *buf, ULONG flags, IRP *irp, in
         goto done;
     }
     if (flags) plog("note: %s on socket #%d with flags %#lx", name, s->id, flags);
+    if (op == OP_RECEIVE) InterlockedIncrement(&s->receives);
     if (op == OP_SEND && s->sent_fin)
         violation("socket", "WskSend on socket #%d after its graceful WskDisconnect", s->id);
     r = HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, sizeof(*r));
@@ -1534,8 +1576,8 @@ void provider_reset(void)
     unload_returned = FALSE;
     all_socks = NULL;   /* the previous run's objects are abandoned, never reused */
     nbindings = 0;
-    next_sock_id = next_binding_id = bind_calls = 0;
-    stat_inline = stat_pending = stat_short = 0;
+    next_sock_id = next_binding_id = bind_calls = accepted_connections = 0;
+    stat_inline = stat_pending = stat_short = stat_no_delay = 0;
 }
 
 void provider_entry_returned(NTSTATUS status)
@@ -1584,4 +1626,5 @@ void provider_finish(void)
     plog("sockets: %ld created, %d open at unload; bindings: %d", next_sock_id, open, nbindings);
     plog("completions: %ld inside the WSK call, %ld after it returned STATUS_PENDING (closes not counted); "
          "%ld receives shortened", stat_inline, stat_pending, stat_short);
+    plog("options: TCP_NODELAY set on %ld connection(s)", stat_no_delay);
 }
