@@ -73,7 +73,7 @@ fn silent_peers_holding_every_slot_are_cut_off_and_a_new_peer_is_served() {
         "a fifth peer was served beyond MaxConnections"
     );
     // Not before IdleTimeout (less a little for the clocks): still held at 80 % of it.
-    std::thread::sleep(Duration::from_millis(IDLE * 800) - last_progress.elapsed());
+    std::thread::sleep(Duration::from_millis(IDLE * 800).saturating_sub(last_progress.elapsed()));
     assert_eq!(stats(&harness).idle_closed, 0, "closed before IdleTimeout");
     // Within IdleTimeout + one tick + a margin, the slots are free and a new peer is served.
     let deadline = last_progress + Duration::from_secs(IDLE + 2);
