@@ -520,8 +520,6 @@ fn file_rules_fail() {
 fn registry_rules_fail() {
     let dword = "HKR, Parameters, MaxConnections,  0x00010001, 1024";
     let per_address = "HKR, Parameters, MaxConnectionsPerAddress, 0x00010001, 64";
-    let idle = "HKR, Parameters, IdleTimeout,     0x00010001, 120";
-    let no_delay = "HKR, Parameters, NoDelay,         0x00010001, 1";
     let cases = [
         (
             dword,
@@ -604,6 +602,18 @@ fn registry_rules_fail() {
             "registry.type",
         ),
         (per_address, "", "registry.missing"),
+    ];
+    for (from, to, rule) in cases {
+        assert_mutation_fails(PRIMITIVE, from, to, rule);
+    }
+}
+
+/// `IdleTimeout` and `NoDelay`: the driver's ranges and defaults.
+#[test]
+fn idle_timeout_and_no_delay_rules_fail() {
+    let idle = "HKR, Parameters, IdleTimeout,     0x00010001, 120";
+    let no_delay = "HKR, Parameters, NoDelay,         0x00010001, 1";
+    let cases = [
         (
             idle,
             "HKR, Parameters, IdleTimeout, 0x00010001, 86401",
