@@ -563,26 +563,8 @@ impl<P: Provider> Socket<P> {
             let completion = self.disconnected.with_mut(|c| unsafe { (*c).take() });
             self.on_disconnected(state, completion);
         }
-        if batch & EV_LISTENER_DEAD != 0 && !state.close_wanted {
-            log_warning!(
-                self.platform(),
-                "listener {}: stopped working (accept event without a socket), closing",
-                self.local
-            );
-            state.close_wanted = true;
-        }
-        if batch & EV_CLOSE_REQUEST != 0 {
-            state.close_wanted = true;
-        }
-        if batch & EV_IDLE != 0 && !state.close_wanted {
-            let seconds = self.binding().client().config().idle_timeout().unwrap_or(0);
-            log_info!(
-                self.platform(),
-                "connection {}: no progress for {seconds} s (IdleTimeout), closing abortively",
-                self.peer()
-            );
-            Stats::bump(&self.stats().idle_closed);
-            state.close_wanted = true;
+        if batch & (EV_LISTENER_DEAD | EV_CLOSE_REQUEST | EV_IDLE) != 0 {
+            self.on_close_reasons(state, batch);
         }
         if batch & EV_CLOSED != 0 {
             self.on_closed(state);
@@ -625,6 +607,32 @@ impl<P: Provider> Socket<P> {
             }
         }
         finished
+    }
+
+    /// The events that make the socket close (one test on the echo path for the three).
+    #[cold]
+    fn on_close_reasons(&self, state: &mut State<P::Socket>, batch: u32) {
+        if batch & EV_LISTENER_DEAD != 0 && !state.close_wanted {
+            log_warning!(
+                self.platform(),
+                "listener {}: stopped working (accept event without a socket), closing",
+                self.local
+            );
+            state.close_wanted = true;
+        }
+        if batch & EV_CLOSE_REQUEST != 0 {
+            state.close_wanted = true;
+        }
+        if batch & EV_IDLE != 0 && !state.close_wanted {
+            let seconds = self.binding().client().config().idle_timeout().unwrap_or(0);
+            log_info!(
+                self.platform(),
+                "connection {}: no progress for {seconds} s (IdleTimeout), closing abortively",
+                self.peer()
+            );
+            Stats::bump(&self.stats().idle_closed);
+            state.close_wanted = true;
+        }
     }
 
     const fn platform(&self) -> &P::Platform {
