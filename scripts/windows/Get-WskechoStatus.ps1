@@ -34,7 +34,7 @@ if ($device) {
 Write-Host "Parameters ($WskechoParametersKey):"
 if (Test-Path -LiteralPath $WskechoParametersKey) {
     $values = Get-ItemProperty -LiteralPath $WskechoParametersKey
-    foreach ($name in 'ListenAddresses', 'MaxConnections', 'BufferSize', 'PnpDevice') {
+    foreach ($name in 'ListenAddresses', 'MaxConnections', 'BufferSize', 'MaxConnectionsPerAddress', 'IdleTimeout', 'NoDelay', 'PnpDevice') {
         $value = $values.PSObject.Properties[$name]
         $shown = if ($null -eq $value) { '(not set: the driver uses its default)' } else { $value.Value -join ', ' }
         Write-Host "  $name = $shown"

@@ -1,15 +1,20 @@
 //! `scripts/windows/Set-WskechoParameters.ps1` checks values before writing them; its limits
 //! must be the driver's (`src/core/config.rs`), or it would refuse valid values or accept
-//! values that make `DriverEntry` fail.
+//! values that make `DriverEntry` fail. `Get-WskechoStatus.ps1` shows every value the driver
+//! reads.
 
 use wskecho_infcheck::core_config::driver;
 
-fn script() -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/windows/Set-WskechoParameters.ps1"
+fn read(name: &str) -> String {
+    let path = format!(
+        "{}/../../scripts/windows/{name}",
+        env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}"))
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+fn script() -> String {
+    read("Set-WskechoParameters.ps1")
 }
 
 /// The text after `key =` on the script's line that starts with `key`.
@@ -67,4 +72,24 @@ fn script_limits_are_the_drivers() {
         (0, u64::from(driver::MAX_IDLE_TIMEOUT))
     );
     assert_eq!(range(&setting(&script, "NoDelay")), (0, 1));
+}
+
+#[test]
+fn the_status_script_shows_every_driver_value() {
+    let status = read("Get-WskechoStatus.ps1");
+    let list = status
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("foreach ($name in 'ListenAddresses'"))
+        .expect("the Parameters loop of Get-WskechoStatus.ps1");
+    for name in driver::ValueName::ALL {
+        assert!(
+            list.contains(&format!("'{}'", name.as_str())),
+            "Get-WskechoStatus.ps1 does not show {name}: {list}"
+        );
+    }
+    assert!(
+        list.contains("'PnpDevice'"),
+        "Get-WskechoStatus.ps1 does not show PnpDevice: {list}"
+    );
 }
