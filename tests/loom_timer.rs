@@ -11,29 +11,40 @@ use loom::thread;
 use loom_common::{Outcomes, check, scenario::Scenario, violated, wsk::spawn_wsk};
 
 /// Model 6: the timer expires (its tick sweeps the connections, then arms the timer again)
-/// while NMR detaches the binding. Whichever order: the timer's reference is dropped exactly
+/// while NMR detaches the binding on another thread. Whichever order: the timer's reference is dropped exactly
 /// once — by the detach cancelling an armed timer, or by a tick that finds the binding
 /// detaching (also one that armed the timer just after the detach found it not armed) — the
 /// detach completes once, never with the timer armed, and no tick runs after it.
 #[test]
 fn tick_races_detach() {
+    tick_races_detach_with(1);
+}
+
+/// Model 6 with the listener only: the detach's last close can complete (and the binding be
+/// freed) while a tick is still returning from its arm.
+#[test]
+fn tick_races_detach_without_connections() {
+    tick_races_detach_with(0);
+}
+
+fn tick_races_detach_with(connections: usize) {
     let outcomes = Outcomes::default();
     let seen = outcomes.clone();
     check(move || {
-        let scenario = Scenario::new(1);
-        let timer = {
+        let scenario = Scenario::new(connections);
+        // NMR detaches on its own thread while this thread plays the timer's work item.
+        let nmr = {
             let world = Arc::clone(&scenario.world);
-            // Two expiries: the second runs the tick the first one armed, if still armed.
             thread::spawn(move || {
-                world.fire_timer();
-                world.fire_timer();
+                world.detach();
             })
         };
         let wsk = spawn_wsk(&scenario.world);
-        scenario.world.detach();
-        timer
-            .join()
-            .unwrap_or_else(|_| violated(format_args!("timer panicked")));
+        // Two expiries: the second runs the tick the first one armed, if still armed.
+        scenario.world.fire_timer();
+        scenario.world.fire_timer();
+        nmr.join()
+            .unwrap_or_else(|_| violated(format_args!("NMR thread panicked")));
         // A tick armed after the detach began may still hold the timer's reference: its
         // expiry drops it.
         scenario.world.fire_timer();

@@ -1801,6 +1801,12 @@ impl<T: Upcall> WskClient<T> {
     /// Cancels the binding's timer: `true` if it was armed (its tick will not run).
     #[must_use]
     pub fn cancel_timer(&self) -> bool {
+        if self.binding.detached.load(Ordering::SeqCst) {
+            self.shared.contract.violation(format!(
+                "the timer of binding {} cancelled after its detach completed",
+                self.binding.id
+            ));
+        }
         std::mem::take(&mut self.binding.timer().armed)
     }
 

@@ -15,10 +15,11 @@
 //! The binding's timer ([`Provider::arm_timer`], one per binding, so one for the driver with
 //! its one WSK subsystem) ticks every [`TICK_MS`] from the end of the attach until the detach:
 //! [`BindingRef::tick`] closes connections that made no progress for `IdleTimeout` and reopens
-//! failed listeners after a bounded backoff. An armed timer or a tick in progress holds one
-//! rundown reference, *the timer's*, so the detach completes only after the last tick: the
-//! detach cancels an armed timer and drops that reference itself; a tick that finds the
-//! binding detaching drops it instead of arming the timer again.
+//! failed listeners after a bounded backoff. An armed timer holds one rundown reference, *the
+//! timer's*, which passes to its tick when it expires; a tick arms the next timer with a new
+//! reference and drops its own when it returns. So the detach completes only after the last
+//! tick has returned: the detach cancels an armed timer and drops the timer's reference
+//! itself; a tick that finds the binding detaching arms nothing.
 
 use ::core::{
     ffi::c_void,
@@ -207,12 +208,14 @@ impl<P: Provider> Binding<P> {
         }
         log_trace!(client.platform(), "listener {local}: opening");
         // SAFETY: attach holds a binding reference; the slot is reserved.
-        unsafe { Self::install_listener(this, index, local, false) };
+        let _ = unsafe { Self::install_listener(this, index, local, false) };
     }
 
     /// Installs the listener of endpoint `index` in its reserved slot. A listener the attach
     /// opens settles its start-up entry (here if it cannot be installed, else itself); a
     /// `reopened` one (the tick's) only logs.
+    ///
+    /// `true` if the listener was installed (its socket holds the slot).
     ///
     /// # Safety
     /// The caller holds a binding reference and reserved slot `index`.
@@ -221,7 +224,7 @@ impl<P: Provider> Binding<P> {
         index: usize,
         local: SocketAddr,
         reopened: bool,
-    ) {
+    ) -> bool {
         // SAFETY: the caller's reference.
         let client = unsafe { this.as_ref() }.client();
         // SAFETY: forwarded.
@@ -238,13 +241,13 @@ impl<P: Provider> Binding<P> {
         };
         let status = match result {
             // The listener settles its start-up entry itself (listening, or closed unopened).
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(InstallError::Detaching) => {
                 log_trace!(client.platform(), "listener {local}: not opened, detaching");
                 if !reopened {
                     client.startup().listener_settled(Err(NtStatus::CANCELLED));
                 }
-                return;
+                return false;
             }
             Err(InstallError::NoMemory) => NtStatus::INSUFFICIENT_RESOURCES,
             Err(InstallError::Io(io_status)) => io_status,
@@ -262,6 +265,7 @@ impl<P: Provider> Binding<P> {
             Stats::bump(&client.stats().failures);
             client.startup().listener_settled(Err(status));
         }
+        false
     }
 
     /// The listener in slot `index` listens: its next failure starts the backoff afresh.
@@ -271,8 +275,8 @@ impl<P: Provider> Binding<P> {
         }
     }
 
-    /// Arms the timer for the first tick, under the timer's reference (end of the attach; not
-    /// when the binding is detaching already).
+    /// Arms the timer for the first tick (end of the attach; not when the binding is
+    /// detaching already).
     fn start_timer(this: NonNull<Self>) {
         // SAFETY: attach holds a reference.
         let binding = unsafe { this.as_ref() };
@@ -282,7 +286,7 @@ impl<P: Provider> Binding<P> {
         match binding.rundown.try_acquire() {
             Acquisition::Acquired => {
                 binding.timer_started.store(true, sync::Ordering::Release);
-                // SAFETY: the reference just taken is the timer's.
+                // SAFETY: the reference just taken, which the call consumes.
                 unsafe { Self::arm_or_release(this, provider) };
             }
             Acquisition::Refused => {}
@@ -295,27 +299,40 @@ impl<P: Provider> Binding<P> {
         }
     }
 
-    /// Arms the timer under the timer's reference, which the caller holds and hands over. If
-    /// the binding is detaching, or begins to before the arm, drops that reference instead:
-    /// a detach whose cancel came before the arm (or that did not cancel: it did not see
-    /// `timer_started`) found nothing to cancel, so the reference is ours to drop if the cancel
-    /// here succeeds (if it fails, the tick just armed is due and drops it). The check after
-    /// the arm is a read-modify-write of the rundown word, totally ordered with the detach's
-    /// `begin_close`: either it sees the detach, or the detach sees the arm and
-    /// `timer_started` and cancels. May complete the detach.
+    /// Arms the timer, unless the binding is detaching, then drops the caller's reference
+    /// (the tick's, or the one the attach took to start the timer). The armed timer gets a
+    /// reference of its own, taken before the arm: the caller's is kept until the end, because
+    /// from the arm on a detach may cancel the timer and drop the timer's reference at any
+    /// moment, and this call still reads the binding. If the detach began before the arm
+    /// became visible to it, it found nothing to cancel (or did not try: it had not seen
+    /// `timer_started`), so this call cancels its own arm and drops that reference too; if
+    /// that cancel fails, the tick just armed is due and drops it. The check after the arm is
+    /// a read-modify-write of the rundown word, totally ordered with the detach's
+    /// `begin_close`: either it sees the detach, or the detach sees the arm (and
+    /// `timer_started`) and cancels. May complete the detach.
     ///
     /// # Safety
-    /// The caller holds the timer's reference, which this call consumes.
+    /// The caller holds a reference on the binding's rundown, which this call consumes.
     unsafe fn arm_or_release(this: NonNull<Self>, provider: &P) {
-        // SAFETY: the timer's reference keeps the binding live until it is dropped below.
+        // SAFETY: the caller's reference keeps the binding live until it is dropped last.
         let binding = unsafe { this.as_ref() };
         if !binding.rundown.is_closing() {
+            // The armed timer's reference (allowed while closing: ours is held).
+            binding.rundown.acquire_held();
             provider.arm_timer(TICK_MS, BindingRef::new(this));
-            if !binding.rundown.check_closing_ordered() || !provider.cancel_timer() {
-                return;
+            if binding.rundown.check_closing_ordered() && provider.cancel_timer() {
+                // Our own arm, cancelled: its reference is ours to drop. Never drains: the
+                // caller's is still held.
+                // SAFETY: the reference taken for the arm just cancelled.
+                if unsafe { Rundown::release(&raw const binding.rundown) } {
+                    log_error!(
+                        binding.client().platform(),
+                        "internal: rundown drained under the timer's caller"
+                    );
+                }
             }
         }
-        // SAFETY: the timer's reference; `binding` is not used afterwards unless drained.
+        // SAFETY: the caller's reference; `binding` is not used afterwards unless drained.
         if unsafe { Rundown::release(&raw const binding.rundown) } {
             // SAFETY: drained by our release; nothing touches the binding afterwards.
             unsafe { Self::complete_detach(this) };
@@ -334,7 +351,7 @@ impl<P: Provider> Binding<P> {
                 // SAFETY: a connection slot's occupant, pinned.
                 unsafe { Socket::tick_idle(socket, limit) };
                 // SAFETY: drops our pin (never the binding's last reference: the tick holds
-                // the timer's).
+                // one).
                 unsafe { Socket::unref(socket) };
             }
         }
@@ -343,10 +360,10 @@ impl<P: Provider> Binding<P> {
     /// The tick's second task: a listener slot found empty is a listener that failed (its
     /// setup, its socket, or its reopening). It is reopened after a backoff of
     /// [`REOPEN_FIRST_TICKS`], doubled after each failed attempt up to [`REOPEN_MAX_TICKS`];
-    /// the number left down (not counting those this tick reopens) goes to `listeners_down`.
+    /// the number left down (not counting those this tick reopened) goes to `listeners_down`.
     ///
     /// # Safety
-    /// The caller holds the timer's reference.
+    /// The caller (the tick) holds a binding reference.
     unsafe fn recover_listeners(this: NonNull<Self>) {
         // SAFETY: the caller's reference.
         let binding = unsafe { this.as_ref() };
@@ -360,11 +377,9 @@ impl<P: Provider> Binding<P> {
                 continue; // a listener holds it (listening, opening or closing)
             }
             let wait = recovery.wait.load(Ordering::Relaxed);
-            if wait != 1 {
-                down += 1; // stays down at least until the next tick
-            }
             match wait {
                 0 => {
+                    down += 1;
                     let delay = match recovery.delay.load(Ordering::Relaxed) {
                         0 => REOPEN_FIRST_TICKS,
                         delay => delay.saturating_mul(2).min(REOPEN_MAX_TICKS),
@@ -382,10 +397,13 @@ impl<P: Provider> Binding<P> {
                     recovery.wait.store(0, Ordering::Relaxed);
                     Stats::bump(&client.stats().listener_reopens);
                     log_trace!(client.platform(), "listener {local}: reopening");
-                    // SAFETY: the timer's reference; the slot is reserved.
-                    unsafe { Self::install_listener(this, index, local, true) };
+                    // SAFETY: the tick's reference; the slot is reserved.
+                    if !unsafe { Self::install_listener(this, index, local, true) } {
+                        down += 1;
+                    }
                 }
                 _ => {
+                    down += 1;
                     recovery.wait.store(wait - 1, Ordering::Relaxed);
                     binding.slots.vacate(index);
                 }
@@ -631,27 +649,28 @@ impl<P: Provider> BindingRef<P> {
 
     /// The binding's timer expired ([`Provider::arm_timer`]; kernel: the binding's work item,
     /// `PASSIVE_LEVEL`): closes the connections without progress for `IdleTimeout`, reopens
-    /// failed listeners whose backoff ran out, and arms the timer for the next tick. Once the
-    /// binding is detaching it does none of that and drops the timer's reference instead
-    /// (which may complete the detach).
+    /// failed listeners whose backoff ran out, arms the timer for the next tick, and drops the
+    /// reference the expired timer held. Once the binding is detaching it only drops that
+    /// reference (which may complete the detach).
     ///
     /// # Safety
     /// Called once per [`Provider::arm_timer`], with the token it was given; the token is not
     /// used afterwards.
     pub unsafe fn tick(self) {
-        // SAFETY: the timer's reference keeps the binding live until it is dropped.
+        // SAFETY: the expired timer's reference keeps the binding live until it is dropped.
         let binding = unsafe { self.ptr.as_ref() };
         if !binding.rundown.is_closing() {
             binding.sweep_idle();
-            // SAFETY: the timer's reference is held.
+            // SAFETY: the expired timer's reference is held.
             unsafe { Binding::recover_listeners(self.ptr) };
         }
         match binding.provider() {
-            // SAFETY: the timer's reference, handed over.
+            // SAFETY: the expired timer's reference, which the call consumes.
             Some(provider) => unsafe { Binding::arm_or_release(self.ptr, provider) },
             None => {
                 // Never happens: the timer is armed only once the provider is stored.
-                // SAFETY: the timer's reference; `binding` is not used afterwards unless drained.
+                // SAFETY: the expired timer's reference; `binding` is not used afterwards
+                // unless drained.
                 if unsafe { Rundown::release(&raw const binding.rundown) } {
                     // SAFETY: drained by our release; nothing touches the binding afterwards.
                     unsafe { Binding::complete_detach(self.ptr) };

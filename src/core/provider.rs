@@ -99,8 +99,10 @@ pub enum SocketKind {
     Connection,
 }
 
-/// The operation classes the core keeps at most one of outstanding per socket. The kernel
-/// adapter gives each class its own IRP, reused with `IoReuseIrp`.
+/// The operation classes the core keeps at most one of outstanding per socket.
+///
+/// The kernel adapter gives each class its own IRP, reused with `IoReuseIrp` (a connection's
+/// Setup and Disconnect share one: the core never has both outstanding on a connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
     /// Listeners: `WskSocket`, then for an IPv6 listener `WskControlSocket(IPV6_V6ONLY)`, then
@@ -260,14 +262,17 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// Arms the binding's timer: after `delay_ms` milliseconds, [`BindingRef::tick`] is called
     /// once with `binding`, at IRQL <= `DISPATCH_LEVEL`, outside every `IoCompletion` routine
     /// and WSK event callback (kernel: a `KTIMER` whose DPC queues the binding's work item,
-    /// which calls the tick at `PASSIVE_LEVEL`). The core arms it only when it is not armed and
-    /// no tick is in progress, so ticks never overlap. Not a call into WSK; called at IRQL <=
-    /// `DISPATCH_LEVEL`; must not block, and cannot fail (the timer is part of the provider).
+    /// which calls the tick at `PASSIVE_LEVEL`). The core arms it only when it is not armed:
+    /// once at the end of the attach, then at the end of each tick's work (the next tick may
+    /// start while the arming one returns; the work of one tick is done before the next is
+    /// armed). Not a call into WSK; called at IRQL <= `DISPATCH_LEVEL` under a binding
+    /// reference; must not block, and cannot fail (the timer is part of the provider).
     fn arm_timer(&self, delay_ms: u32, binding: BindingRef<Self>);
 
     /// Cancels the armed timer. `true`: it was armed and its tick will not be called. `false`:
     /// it was not armed, or its tick has been or will be called. Called at IRQL <=
-    /// `DISPATCH_LEVEL`, from the detach or from a tick.
+    /// `DISPATCH_LEVEL` under a binding reference, by the detach, and right after an arm (by
+    /// the attach or a tick) that finds the binding detaching.
     fn cancel_timer(&self) -> bool;
 
     /// The handle [`Provider::detach_complete`] will be given.

@@ -146,8 +146,8 @@ pub struct Socket<P: Provider> {
     /// Connection: data moved in either direction (or the peer's FIN arrived) since the
     /// binding's tick last looked. Set by the runner, taken by the tick.
     progress: AtomicBool,
-    /// Connection: consecutive ticks that found no progress. The tick's alone (ticks never
-    /// overlap); atomic only to be shared.
+    /// Connection: consecutive ticks that found no progress. The tick's alone (one tick's
+    /// sweep is done before it arms the next); atomic only to be shared.
     idle_ticks: AtomicU32,
     /// Set once, before the socket is published; dropped with the socket.
     io: Option<P::SocketIo>,
@@ -497,7 +497,7 @@ impl<P: Provider> Socket<P> {
         unsafe { Self::post(this, EV_CLOSE_REQUEST) };
     }
 
-    /// The binding's tick (ticks never overlap): counts a tick without progress on this
+    /// The binding's tick (one sweep at a time): counts a tick without progress on this
     /// connection and, once there were `limit` in a row, posts [`EV_IDLE`] (again at each
     /// later tick until the socket is gone: the runner acts on the first). The tick that
     /// finds the progress comes less than one period after it, so the connection is closed

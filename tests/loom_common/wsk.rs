@@ -1121,6 +1121,13 @@ impl Provider for TestProvider {
         let mut timer = self.world.timer();
         let cancelled = timer.take().is_some();
         let mut state = self.world.state();
+        if state.detach_completions > 0 {
+            drop(state);
+            drop(timer);
+            violated(format_args!(
+                "the binding's timer cancelled after the detach completed"
+            ));
+        }
         state.timer_armed = false;
         state.facts.insert(if cancelled {
             "a cancel found the timer armed"

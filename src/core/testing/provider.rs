@@ -1081,7 +1081,14 @@ impl Provider for TestProvider {
     }
 
     fn cancel_timer(&self) -> bool {
-        self.world.state().timer.take().is_some()
+        let mut s = self.world.state();
+        if s.detach_completions > 0 {
+            World::violation(
+                &mut s,
+                "the timer cancelled after the detach completed".into(),
+            );
+        }
+        s.timer.take().is_some()
     }
 
     fn detach_handle(&self) -> Arc<World> {
