@@ -582,7 +582,8 @@ impl<P: Provider> BindingRef<P> {
         self.ptr.as_ptr().cast()
     }
 
-    /// The token back from the client binding context.
+    /// The token back from the client binding context. A null pointer gives a dangling
+    /// token, which must not be used (the safety contract excludes it).
     ///
     /// # Safety
     /// `context` came from [`BindingRef::as_context`] of a binding not yet cleaned up.

@@ -1079,7 +1079,8 @@ impl<P: Provider> SocketRef<P> {
         self.ptr.as_ptr().cast()
     }
 
-    /// The token back from a context pointer. `None` for a null pointer.
+    /// The token back from a context pointer. A null pointer gives a dangling token, which
+    /// must not be used (the safety contract excludes it).
     ///
     /// # Safety
     /// `context` came from [`SocketRef::as_context`] of a socket whose use is still allowed
