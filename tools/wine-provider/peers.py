@@ -223,6 +223,27 @@ def refused(host, port):
         return True
 
 
+def served_within(host, port, seconds, size):
+    """Tries a new peer every 0.2 s until one is served (echo of `size` bytes) or `seconds`
+    pass: the seconds it took, or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            s = connect(host, port, timeout=1)
+            s.settimeout(2)
+            try:
+                if served(s, size):
+                    return time.monotonic() - t0
+            except OSError:
+                pass
+            finally:
+                s.close()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return None
+
+
 def fill(a, mode, limit):
     """Opens a.max served peers, then checks that one more is refused: the open peers, or
     None after printing what went wrong."""
@@ -339,22 +360,8 @@ def run_idle(a):
             return 1
         s.setblocking(True)
     deadline = last + a.timeout + 2.5
-    served_at = None
-    while time.monotonic() < deadline:
-        try:
-            s = connect(a.host, a.port, timeout=1)
-            s.settimeout(1)
-            try:
-                if served(s, 100):
-                    served_at = time.monotonic() - last
-                    break
-            except OSError:
-                pass
-            finally:
-                s.close()
-        except OSError:
-            pass
-        time.sleep(0.2)
+    took = served_within(a.host, a.port, deadline - time.monotonic(), 100)
+    served_at = None if took is None else time.monotonic() - last
     if served_at is None:
         print(f"idle: no new peer served within IdleTimeout + 2.5 s ({a.timeout + 2.5:.1f} s)")
         return 1
@@ -405,24 +412,12 @@ def run_stall(a):
 
 
 def run_recover(a):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < a.timeout:
-        try:
-            s = connect(a.host, a.port, timeout=1)
-            s.settimeout(2)
-            try:
-                if served(s, 1000):
-                    print(f"recover: served {time.monotonic() - t0:.1f} s after the first attempt")
-                    return 0
-            except OSError:
-                pass
-            finally:
-                s.close()
-        except OSError:
-            pass
-        time.sleep(0.2)
-    print(f"recover: no peer served within {a.timeout} s")
-    return 1
+    took = served_within(a.host, a.port, a.timeout, 1000)
+    if took is None:
+        print(f"recover: no peer served within {a.timeout} s")
+        return 1
+    print(f"recover: served {took:.1f} s after the first attempt")
+    return 0
 
 
 def run_nagle(a):

@@ -16,8 +16,9 @@ use std::{string::String, sync::Arc, vec::Vec};
 use crate::core::{
     client::Client,
     config::{Config, ConfigBuilder, ValueName},
-    provider::Level,
-    testing::provider::{Call, Mode, TestProvider, World, client},
+    provider::{Completion, Level},
+    status::NtStatus,
+    testing::provider::{Call, Mode, Op, TestProvider, World, client},
 };
 
 /// A configuration with `endpoints`, `max_connections` and `buffer_size`, and `NoDelay` off
@@ -39,10 +40,22 @@ fn one_listener(
     max_connections: u32,
     buffer_size: u32,
 ) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
+    attached(config(&["127.0.0.1:7"], max_connections, buffer_size))
+}
+
+/// A world and a client with `config`, attached, listeners open.
+fn attached(config: Config) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], max_connections, buffer_size));
+    let client = client(config);
     attach_and_listen(&world, &client);
     (world, client)
+}
+
+/// Completes a connection's pending `receive` as cancelled, then [`finish`]es.
+fn cancel_receive_and_finish(world: &World, client: &Client<TestProvider>, receive: Op) {
+    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
+    world.drain();
+    finish(world, client);
 }
 
 /// Attaches and completes every listener's open and bind.

@@ -2,30 +2,24 @@
 
 extern crate std;
 
-use super::{complete_setup, finish, lines};
+use super::{attached, cancel_receive_and_finish, lines};
+use std::{boxed::Box, sync::Arc};
+
 use crate::core::{
+    client::Client,
     config::{ConfigBuilder, ValueName},
     provider::{Completion, Level},
     status::NtStatus,
-    testing::provider::{Call, Mode, World, client},
+    testing::provider::{Call, TestProvider, World},
 };
 
-fn served(
-    no_delay: u32,
-) -> (
-    std::sync::Arc<World>,
-    std::boxed::Box<crate::core::client::Client<crate::core::testing::provider::TestProvider>>,
-) {
+/// One listener on 127.0.0.1:7 with `NoDelay` = `no_delay`, attached.
+fn served(no_delay: u32) -> (Arc<World>, Box<Client<TestProvider>>) {
     let mut b = ConfigBuilder::new();
     b.set_listen_addresses(["127.0.0.1:7"]).expect("endpoints");
     b.set_dword(ValueName::BufferSize, 512).expect("BufferSize");
     b.set_dword(ValueName::NoDelay, no_delay).expect("NoDelay");
-    let world = World::new(Mode::Pending);
-    let client = client(b.build());
-    // SAFETY: the client outlives the binding.
-    assert!(unsafe { world.attach_1_0(&client) }.is_success());
-    complete_setup(&world);
-    (world, client)
+    attached(b.build())
 }
 
 fn accept(world: &World) -> usize {
@@ -53,9 +47,7 @@ fn tcp_nodelay_is_set_before_the_first_receive() {
     let receive = world
         .take_on(io, |c| matches!(c, Call::Receive(_)))
         .expect("first receive after the option");
-    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
-    world.drain();
-    finish(&world, &client);
+    cancel_receive_and_finish(&world, &client, receive);
 }
 
 #[test]
@@ -78,9 +70,7 @@ fn a_failed_tcp_nodelay_still_serves_the_connection() {
         .take_on(io, |c| matches!(c, Call::Receive(_)))
         .expect("served anyway");
     assert_eq!(client.stats().snapshot().failures, 0);
-    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
-    world.drain();
-    finish(&world, &client);
+    cancel_receive_and_finish(&world, &client, receive);
 }
 
 #[test]
@@ -91,9 +81,7 @@ fn no_delay_off_makes_no_option_call() {
     let receive = world
         .take_on(io, |c| matches!(c, Call::Receive(_)))
         .expect("first receive");
-    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
-    world.drain();
-    finish(&world, &client);
+    cancel_receive_and_finish(&world, &client, receive);
 }
 
 #[test]

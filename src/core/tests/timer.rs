@@ -5,7 +5,7 @@ extern crate std;
 
 use std::boxed::Box;
 
-use super::{complete_setup, finish, lines};
+use super::{attached, cancel_receive_and_finish, complete_setup, finish, lines};
 use crate::core::{
     binding::TICK_MS,
     client::Client,
@@ -24,12 +24,7 @@ fn served(idle: u32) -> (std::sync::Arc<World>, Box<Client<TestProvider>>) {
     b.set_dword(ValueName::IdleTimeout, idle)
         .expect("IdleTimeout");
     b.set_dword(ValueName::NoDelay, 0).expect("NoDelay");
-    let world = World::new(Mode::Pending);
-    let client = client(b.build());
-    // SAFETY: the client outlives the binding.
-    assert!(unsafe { world.attach_1_0(&client) }.is_success());
-    complete_setup(&world);
-    (world, client)
+    attached(b.build())
 }
 
 /// Accepts a connection; returns its I/O index and its first receive.
@@ -181,9 +176,7 @@ fn idle_timeout_zero_keeps_silent_connections() {
     assert!(world.fire_timer_times(50));
     assert!(!close_issued(&world, io));
     assert_eq!(client.stats().snapshot().idle_closed, 0);
-    world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
-    world.drain();
-    finish(&world, &client);
+    cancel_receive_and_finish(&world, &client, receive);
 }
 
 /// Kills the only listener (accept event without a socket) and completes its close.
