@@ -40,13 +40,13 @@ fn one_listener(
     max_connections: u32,
     buffer_size: u32,
 ) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
-    attached(config(&["127.0.0.1:7"], max_connections, buffer_size))
+    attached(&config(&["127.0.0.1:7"], max_connections, buffer_size))
 }
 
 /// A world and a client with `config`, attached, listeners open.
-fn attached(config: Config) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
+fn attached(config: &Config) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
     let world = World::new(Mode::Pending);
-    let client = client(config);
+    let client = client(*config);
     attach_and_listen(&world, &client);
     (world, client)
 }

@@ -19,7 +19,7 @@ fn served(no_delay: u32) -> (Arc<World>, Box<Client<TestProvider>>) {
     b.set_listen_addresses(["127.0.0.1:7"]).expect("endpoints");
     b.set_dword(ValueName::BufferSize, 512).expect("BufferSize");
     b.set_dword(ValueName::NoDelay, no_delay).expect("NoDelay");
-    attached(b.build())
+    attached(b.build_in_place())
 }
 
 fn accept(world: &World) -> usize {

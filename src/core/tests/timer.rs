@@ -24,7 +24,7 @@ fn served(idle: u32) -> (std::sync::Arc<World>, Box<Client<TestProvider>>) {
     b.set_dword(ValueName::IdleTimeout, idle)
         .expect("IdleTimeout");
     b.set_dword(ValueName::NoDelay, 0).expect("NoDelay");
-    attached(b.build())
+    attached(b.build_in_place())
 }
 
 /// Accepts a connection; returns its I/O index and its first receive.
