@@ -128,7 +128,7 @@ fn call_racing_detach_start() {
     ]);
 }
 
-/// Beyond the five models of the issue: NMR calls `ClientDetachProvider` as soon as
+/// Beyond models 1 to 5 (docs/testing.md): NMR calls `ClientDetachProvider` as soon as
 /// `NmrClientAttachProvider` succeeded, while `ClientAttachProvider` is still enabling accept
 /// events and opening the listener (which WSK creates and binds on its own thread). The attach
 /// reference keeps the binding alive; the listener is closed whether the detach's scan finds it

@@ -21,7 +21,7 @@ pub use wskecho_pecheck::{image::Section, pdb::Procedure, unwind::Frame};
 
 use crate::report::{Goal, Row};
 
-/// The limit on any one stack frame (kernel stacks are small).
+/// The limit on any one stack frame (kernel stacks are small).
 pub const FRAME_GOAL: Goal = Goal::AtMost(1024.0);
 
 /// A frame with its name and the PDB's view of it.

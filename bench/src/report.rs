@@ -8,7 +8,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-/// A goal from the issue, checked by the part that measured the value.
+/// A performance goal, checked by the part that measured the value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "limit", rename_all = "snake_case")]
 pub enum Goal {
@@ -45,7 +45,7 @@ pub struct Row {
     pub value: f64,
     /// Unit of `value`: `ns`, `x` (a ratio), `instructions`, `bytes`, `ms`, `MiB/s`, ...
     pub unit: String,
-    /// The goal, if the issue sets one for this figure.
+    /// The goal, if this figure has one.
     pub goal: Option<Goal>,
     /// Whether the goal is met (`None` without a goal).
     pub met: Option<bool>,

@@ -21,7 +21,7 @@ pub const RUNDOWN_UNCONTENDED: &str = "rundown_uncontended";
 pub const BARE_CONTENDED: &str = "bare_contended";
 /// See [`BARE_UNCONTENDED`].
 pub const RUNDOWN_CONTENDED: &str = "rundown_contended";
-/// The goal for both ratios.
+/// The goal for both ratios.
 pub const GOAL: Goal = Goal::AtMost(1.5);
 
 /// One benchmark's time per iteration, in nanoseconds.
