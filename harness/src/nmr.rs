@@ -1,6 +1,8 @@
 //! The Network Module Registrar, emulated: registrations, attachments, and the per-binding
-//! detach state machine with the documented semantics (`docs/architecture.md`; Microsoft's
-//! `netioddk.h` reference pages and "Unregistering and Unloading the WSK Client"):
+//! detach state machine.
+//!
+//! The semantics are the documented ones (`docs/architecture.md`; Microsoft's `netioddk.h`
+//! reference pages and "Unregistering and Unloading the WSK Client"):
 //!
 //! * `ClientAttachProvider` runs at `PASSIVE_LEVEL` when both sides are registered, possibly
 //!   before `NmrRegisterClient` returns ([`NmrMode::attach_inline`]).
