@@ -280,14 +280,14 @@ impl<P: Provider> Binding<P> {
     fn start_timer(this: NonNull<Self>) {
         // SAFETY: attach holds a reference.
         let binding = unsafe { this.as_ref() };
-        let Some(provider) = binding.provider() else {
+        if binding.provider().is_none() {
             return;
-        };
+        }
         match binding.rundown.try_acquire() {
             Acquisition::Acquired => {
                 binding.timer_started.store(true, sync::Ordering::Release);
                 // SAFETY: the reference just taken, which the call consumes.
-                unsafe { Self::arm_or_release(this, provider) };
+                unsafe { Self::arm_or_release(this) };
             }
             Acquisition::Refused => {}
             Acquisition::RefusedDrained => {
@@ -311,12 +311,16 @@ impl<P: Provider> Binding<P> {
     /// `begin_close`: either it sees the detach, or the detach sees the arm (and
     /// `timer_started`) and cancels. May complete the detach.
     ///
+    /// No reference argument: the drop at the end may free the binding, the provider in it
+    /// included, before this call returns.
+    ///
     /// # Safety
     /// The caller holds a reference on the binding's rundown, which this call consumes.
-    unsafe fn arm_or_release(this: NonNull<Self>, provider: &P) {
+    unsafe fn arm_or_release(this: NonNull<Self>) {
         // SAFETY: the caller's reference keeps the binding live until it is dropped last.
         let binding = unsafe { this.as_ref() };
-        if !binding.rundown.is_closing() {
+        // The provider is stored before the timer is started; without one, nothing to arm.
+        if let Some(provider) = binding.provider().filter(|_| !binding.rundown.is_closing()) {
             // The armed timer's reference (allowed while closing: ours is held).
             binding.rundown.acquire_held();
             provider.arm_timer(TICK_MS, BindingRef::new(this));
@@ -665,19 +669,8 @@ impl<P: Provider> BindingRef<P> {
             // SAFETY: the expired timer's reference is held.
             unsafe { Binding::recover_listeners(self.ptr) };
         }
-        match binding.provider() {
-            // SAFETY: the expired timer's reference, which the call consumes.
-            Some(provider) => unsafe { Binding::arm_or_release(self.ptr, provider) },
-            None => {
-                // Never happens: the timer is armed only once the provider is stored.
-                // SAFETY: the expired timer's reference; `binding` is not used afterwards
-                // unless drained.
-                if unsafe { Rundown::release(&raw const binding.rundown) } {
-                    // SAFETY: drained by our release; nothing touches the binding afterwards.
-                    unsafe { Binding::complete_detach(self.ptr) };
-                }
-            }
-        }
+        // SAFETY: the expired timer's reference, which the call consumes.
+        unsafe { Binding::arm_or_release(self.ptr) };
     }
 
     /// `ClientCleanupBindingContext` (IRQL <= `DISPATCH_LEVEL`): frees the binding. `true` if
