@@ -16,8 +16,8 @@ use std::sync::{
 
 use loom::{cell::UnsafeCell, thread};
 use loom_common::{Outcomes, check_exhaustive, platform::LoomPlatform, violated};
-use wskecho::core::{
-    provider::PoolTag,
+use wsk_primitives::{
+    platform::PoolTag,
     rundown::{Acquisition, Rundown},
     serializer::Serializer,
     slots::Slots,

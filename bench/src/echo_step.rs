@@ -31,12 +31,15 @@ use std::{
     },
 };
 
+use wsk_primitives::{
+    platform::{Level, Platform, PoolTag},
+    status::NtStatus,
+};
 use wskecho::core::{
     client::{BindingRef, Client},
     config::{ConfigBuilder, ValueName},
-    provider::{Completion, Level, OpKind, Platform, PoolTag, Provider, SocketKind, SocketOption},
+    provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
-    status::NtStatus,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 

@@ -10,8 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use wsk_primitives::status::NtStatus;
 use wskecho::core::{
-    binding::BindingRef, client::Client, config::Config, stats::StatsSnapshot, status::NtStatus,
+    binding::BindingRef, client::Client, config::Config, stats::StatsSnapshot,
     wsk_version::WskVersionRange,
 };
 

@@ -9,11 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use wsk_primitives::{platform::Level, status::NtStatus};
 use wskecho::core::{
     config::{Config, ConfigBuilder, ValueName},
-    provider::Level,
     stats::StatsSnapshot,
-    status::NtStatus,
 };
 
 use crate::{

@@ -7,11 +7,11 @@
 
 use std::{net::SocketAddr, ops::Range, ptr::NonNull};
 
+use wsk_primitives::status::NtStatus;
 use wskecho::core::{
     binding::BindingRef,
     provider::{Completion, Provider, SocketKind, SocketOption},
     socket::SocketRef,
-    status::NtStatus,
 };
 
 use crate::{

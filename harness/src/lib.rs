@@ -4,7 +4,7 @@
 //! Layers, one per file:
 //! * [`irql`] — the thread-local IRQL marker (`PASSIVE_LEVEL` / `DISPATCH_LEVEL`).
 //! * [`contract`] — the violation recorder.
-//! * [`pool`] — the accounting [`Platform`](wskecho::core::provider::Platform) with fault injection.
+//! * [`pool`] — the accounting [`Platform`](wsk_primitives::platform::Platform) with fault injection.
 //! * [`nmr`] — registrations and the per-binding attach/detach state machine.
 //! * [`wsk`] — the WSK subsystem over host sockets (reactor + workers).
 //! * [`host_provider`] — the core's `Provider` trait over [`wsk`].

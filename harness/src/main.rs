@@ -9,7 +9,7 @@ use signal_hook::{
     consts::{SIGINT, SIGTERM},
     iterator::Signals,
 };
-use wskecho::core::provider::Level;
+use wsk_primitives::platform::Level;
 use wskecho_harness::harness::{Harness, Options};
 
 const USAGE: &str = "usage: scripts/run [--listen ADDR:PORT]... [--max-connections N] [--max-connections-per-address N] [--buffer-size BYTES] [--idle-timeout SECONDS] [--no-delay 0|1] [--log off|error|warning|trace|info]";

@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wskecho::core::status::NtStatus;
+use wsk_primitives::status::NtStatus;
 
 use crate::{contract::Contract, irql};
 
@@ -786,7 +786,7 @@ mod tests {
         time::{Duration, Instant},
     };
 
-    use wskecho::core::status::NtStatus;
+    use wsk_primitives::status::NtStatus;
 
     use super::{
         BindingHandle, BindingId, ClientModule, ContextPtr, Nmr, NmrMode, ProviderCharacteristics,

@@ -18,7 +18,7 @@ use std::{
     },
 };
 
-use wskecho::core::provider::{Level, Platform, PoolTag};
+use wsk_primitives::platform::{Level, Platform, PoolTag};
 
 use crate::contract::Contract;
 
@@ -292,7 +292,7 @@ impl Platform for Pool {
 mod tests {
     use std::sync::Arc;
 
-    use wskecho::core::provider::{Level, Platform, PoolTag};
+    use wsk_primitives::platform::{Level, Platform, PoolTag};
 
     use super::Pool;
     use crate::contract::Contract;

@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::{Rng, assert_clean, start_on_fixed_port};
-use wskecho::core::status::NtStatus;
+use wsk_primitives::status::NtStatus;
 use wskecho_harness::{
     nmr::NmrMode,
     wsk::{FaultOp, InlineMode, WskMode},

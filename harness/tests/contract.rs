@@ -6,10 +6,8 @@ use std::{
     time::Duration,
 };
 
-use wskecho::core::{
-    provider::{Level, Provider, SocketKind},
-    status::NtStatus,
-};
+use wsk_primitives::{platform::Level, status::NtStatus};
+use wskecho::core::provider::{Provider, SocketKind};
 use wskecho_harness::{
     contract::Contract,
     driver::{Subsystem, check_unloaded},

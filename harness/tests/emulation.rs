@@ -13,10 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wskecho::core::{
-    provider::{Completion, Level, SocketKind, SocketOption},
-    status::NtStatus,
-};
+use wsk_primitives::{platform::Level, status::NtStatus};
+use wskecho::core::provider::{Completion, SocketKind, SocketOption};
 use wskecho_harness::{
     contract::Contract,
     nmr::{BindingHandle, ClientModule, ContextPtr, Nmr, NmrMode, ProviderCharacteristics},

@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{LOOPBACK, assert_clean, connect, options, start, wait_for};
-use wskecho::core::status::NtStatus;
+use wsk_primitives::status::NtStatus;
 use wskecho_harness::{
     harness::Harness,
     nmr::ProviderCharacteristics,

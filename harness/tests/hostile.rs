@@ -11,7 +11,8 @@ use std::{
 };
 
 use common::{assert_clean, connect, options, start, start_on_fixed_port, wait_for};
-use wskecho::core::{stats::StatsSnapshot, status::NtStatus};
+use wsk_primitives::status::NtStatus;
+use wskecho::core::stats::StatsSnapshot;
 use wskecho_harness::{harness::Harness, wsk::FaultOp};
 
 fn stats(harness: &Harness) -> StatsSnapshot {

@@ -36,15 +36,21 @@ use crate::core::{
     client::Client,
     config::MAX_ENDPOINTS,
     log::{log_error, log_info, log_trace, log_warning},
-    pool_box::{BINDING_TAG, PoolBox},
     provider::{Provider, SocketKind},
-    rundown::{Acquisition, Rundown},
-    slots::Slots,
     socket::{InstallError, Socket, SocketRef},
     stats::{Refusal, Stats},
+};
+use wsk_primitives::{
+    platform::PoolTag,
+    pool::PoolBox,
+    rundown::{Acquisition, Rundown},
+    slots::Slots,
     status::NtStatus,
     sync::{self, UnsafeCell},
 };
+
+/// Pool tag of a binding and its socket slot array (`!poolused` shows `WEbd`).
+pub const BINDING_TAG: PoolTag = PoolTag::from_chars(*b"WEbd");
 
 /// Period of the binding's timer, in milliseconds.
 pub const TICK_MS: u32 = 1000;

@@ -15,9 +15,11 @@ use crate::core::{
     provider::Provider,
     startup::{Startup, StartupRecord, Verdict},
     stats::Stats,
+    wsk_version::{WSK_VERSION_1_0, WskVersionRange},
+};
+use wsk_primitives::{
     status::NtStatus,
     sync::{AtomicUsize, Ordering},
-    wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 
 /// The WSK client (see the module documentation).
@@ -332,11 +334,11 @@ mod tests {
             crate::core::startup::Startup::Settled {
                 open: 1,
                 failed: 0,
-                first_failure: crate::core::status::NtStatus::SUCCESS
+                first_failure: wsk_primitives::status::NtStatus::SUCCESS
             }
         );
         assert_eq!(client.live_bindings(), 1);
-        if world.detach() == crate::core::status::NtStatus::PENDING {
+        if world.detach() == wsk_primitives::status::NtStatus::PENDING {
             world.drain();
         }
         assert!(world.detached() && world.cleanup());

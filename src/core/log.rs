@@ -1,38 +1,38 @@
-//! Logging macros over [`Platform::log`](crate::core::provider::Platform::log).
+//! Logging macros over [`Platform::log`](wsk_primitives::platform::Platform::log).
 //!
 //! `log_error!(platform, "...", args)` and friends format lazily (no allocation) and pass the
 //! line to the platform, which adds the `wskecho: ` prefix. NTSTATUS values print as hex
 //! (`NtStatus`'s `Display`); endpoints print as `ADDR:PORT`.
 
-/// Logs at [`Level::Error`](crate::core::provider::Level::Error).
+/// Logs at [`Level::Error`](wsk_primitives::platform::Level::Error).
 macro_rules! log_error {
     ($platform:expr, $($arg:tt)*) => {
-        $crate::core::provider::Platform::log(
-            $platform, $crate::core::provider::Level::Error, format_args!($($arg)*))
+        ::wsk_primitives::platform::Platform::log(
+            $platform, ::wsk_primitives::platform::Level::Error, format_args!($($arg)*))
     };
 }
 
-/// Logs at [`Level::Warning`](crate::core::provider::Level::Warning).
+/// Logs at [`Level::Warning`](wsk_primitives::platform::Level::Warning).
 macro_rules! log_warning {
     ($platform:expr, $($arg:tt)*) => {
-        $crate::core::provider::Platform::log(
-            $platform, $crate::core::provider::Level::Warning, format_args!($($arg)*))
+        ::wsk_primitives::platform::Platform::log(
+            $platform, ::wsk_primitives::platform::Level::Warning, format_args!($($arg)*))
     };
 }
 
-/// Logs at [`Level::Trace`](crate::core::provider::Level::Trace): lifecycle steps.
+/// Logs at [`Level::Trace`](wsk_primitives::platform::Level::Trace): lifecycle steps.
 macro_rules! log_trace {
     ($platform:expr, $($arg:tt)*) => {
-        $crate::core::provider::Platform::log(
-            $platform, $crate::core::provider::Level::Trace, format_args!($($arg)*))
+        ::wsk_primitives::platform::Platform::log(
+            $platform, ::wsk_primitives::platform::Level::Trace, format_args!($($arg)*))
     };
 }
 
-/// Logs at [`Level::Info`](crate::core::provider::Level::Info): per-connection detail.
+/// Logs at [`Level::Info`](wsk_primitives::platform::Level::Info): per-connection detail.
 macro_rules! log_info {
     ($platform:expr, $($arg:tt)*) => {
-        $crate::core::provider::Platform::log(
-            $platform, $crate::core::provider::Level::Info, format_args!($($arg)*))
+        ::wsk_primitives::platform::Platform::log(
+            $platform, ::wsk_primitives::platform::Level::Info, format_args!($($arg)*))
     };
 }
 

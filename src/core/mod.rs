@@ -10,16 +10,10 @@ pub mod config;
 pub mod echo_buffer;
 pub(crate) mod log;
 pub mod pnp;
-pub mod pool_box;
 pub mod provider;
-pub mod rundown;
-pub mod serializer;
-pub mod slots;
 pub mod socket;
 pub mod startup;
 pub mod stats;
-pub mod status;
-pub mod sync;
 pub mod wsk_version;
 
 #[cfg(test)]

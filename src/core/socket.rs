@@ -42,15 +42,23 @@ use crate::core::{
     binding::Binding,
     echo_buffer::{EchoRing, RingError},
     log::{log_error, log_info, log_trace, log_warning},
-    pool_box::{CONNECTION_TAG, LISTENER_TAG, PoolBox},
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
+    stats::Stats,
+};
+use wsk_primitives::{
+    platform::PoolTag,
+    pool::PoolBox,
     rundown::{Acquisition, Rundown},
     serializer::Serializer,
     slots::Slots,
-    stats::Stats,
     status::NtStatus,
     sync::UnsafeCell,
 };
+
+/// Pool tag of a listener.
+pub const LISTENER_TAG: PoolTag = PoolTag::from_chars(*b"WEls");
+/// Pool tag of a connection: its state followed by its echo buffer, one allocation.
+pub const CONNECTION_TAG: PoolTag = PoolTag::from_chars(*b"WEcn");
 
 /// Start the state machine (open the listener / post the first receive). A connection gets
 /// it from [`Accepted::start`], once `WskAcceptEvent` wrote its out-parameters; until then it
@@ -165,7 +173,7 @@ pub(crate) enum InstallError {
 }
 
 impl<P: Provider> Socket<P> {
-    const fn tag(kind: SocketKind) -> crate::core::provider::PoolTag {
+    const fn tag(kind: SocketKind) -> PoolTag {
         match kind {
             SocketKind::Listener => LISTENER_TAG,
             SocketKind::Connection => CONNECTION_TAG,

@@ -12,7 +12,7 @@
 
 use ::core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::core::status::NtStatus;
+use wsk_primitives::status::NtStatus;
 
 /// The start-up record of a client (see the module documentation). `#[repr(C)]`: the
 /// debugger sees the fields in this order (docs/windbg.md).

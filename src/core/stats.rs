@@ -1,7 +1,7 @@
 //! Counters, kept by the kernel in the global client (read them in `WinDbg` with
 //! `dx wskecho!CLIENT...stats`, docs/windbg.md). Relaxed atomics: they order nothing.
 
-use crate::core::sync::{Ordering, StatCounter};
+use wsk_primitives::sync::{Ordering, StatCounter};
 
 /// The driver's counters (`#[repr(C)]` so a debugger sees plain 64-bit fields in order).
 #[repr(C)]

@@ -17,11 +17,11 @@ use crate::{
     core::{
         config,
         pnp::{self, PnpMinor},
-        status::NtStatus,
         wsk_version::WSK_VERSION_1_0,
     },
     ffi::wsk::MAKE_WSK_VERSION,
 };
+use wsk_primitives::status::NtStatus;
 
 /// The core's status and the binding's are the same code.
 const fn same(core: NtStatus, windows: NTSTATUS) -> bool {

@@ -148,7 +148,7 @@ unsafe fn create_completion_device(driver: *mut DRIVER_OBJECT) -> Result<(), NTS
         log_error!(
             &KernelPlatform,
             "IoCreateDevice (completion device) failed: {}",
-            crate::core::status::NtStatus(status)
+            wsk_primitives::status::NtStatus(status)
         );
         return Err(status);
     }
@@ -194,7 +194,7 @@ pub fn register_client(client: &KernelClient) -> Result<(), NTSTATUS> {
         log_error!(
             platform,
             "NmrRegisterClient failed: {}",
-            crate::core::status::NtStatus(status)
+            wsk_primitives::status::NtStatus(status)
         );
         return Err(status);
     }

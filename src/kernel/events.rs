@@ -10,12 +10,13 @@ use super::{
     provider::{WskProvider, WskSocketHandle},
 };
 use crate::{
-    core::{socket::SocketRef, status::NtStatus},
+    core::socket::SocketRef,
     ffi::{
         ws2def::SOCKADDR,
         wsk::{PWSK_SOCKET, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_LISTEN_DISPATCH},
     },
 };
+use wsk_primitives::status::NtStatus;
 
 /// The client dispatch of every listening socket: accept events only, no conditional accept.
 /// Static: WSK reads it for as long as the socket exists.

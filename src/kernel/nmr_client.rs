@@ -17,7 +17,7 @@ use super::{
     timer::BindingTimer,
 };
 use crate::{
-    core::{binding::BindingRef, log::log_error, status::NtStatus, wsk_version::WskVersionRange},
+    core::{binding::BindingRef, log::log_error, wsk_version::WskVersionRange},
     ffi::{
         netioddk::{
             MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_CLIENT_CHARACTERISTICS_SIZE, NPI_MODULEID,
@@ -30,6 +30,7 @@ use crate::{
         },
     },
 };
+use wsk_primitives::status::NtStatus;
 
 /// The NPI wskecho is a client of.
 static NPI_ID: NPIID = NPI_WSK_INTERFACE_ID;

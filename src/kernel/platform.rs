@@ -17,7 +17,7 @@ use wdk_sys::{
 };
 
 use super::log_line::LogLine;
-use crate::core::provider::{Level, Platform, PoolTag};
+use wsk_primitives::platform::{Level, Platform, PoolTag};
 
 /// `DPFLTR_IHVNETWORK_ID` (`dpfilter.h`): the component id for network drivers; enable its
 /// output with `ed nt!Kd_IHVNETWORK_Mask 0xf` or the "Debug Print Filter" registry key.

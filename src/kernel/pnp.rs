@@ -51,8 +51,8 @@ use super::{
 use crate::core::{
     log::{log_error, log_trace},
     pnp::{self, PnpStep},
-    status::NtStatus,
 };
+use wsk_primitives::status::NtStatus;
 
 /// The FDO's device extension: allocated by `IoCreateDevice` together with the device object
 /// (non-paged, freed by `IoDeleteDevice`). The driver's only per-device memory.

@@ -43,7 +43,6 @@ use crate::{
         log::log_warning,
         provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
         socket::SocketRef,
-        status::NtStatus,
     },
     ffi::{
         netioddk::NmrClientDetachProviderComplete,
@@ -58,6 +57,7 @@ use crate::{
         },
     },
 };
+use wsk_primitives::status::NtStatus;
 
 /// The size of a `ULONG` socket option value, as `WskControlSocket`'s `InputSize`.
 const OPTION_SIZE: SIZE_T = 4;

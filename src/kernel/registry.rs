@@ -36,8 +36,10 @@ use super::platform::KernelPlatform;
 use crate::core::{
     config::{Config, ConfigBuilder, ConfigError, ValueName},
     pnp::{PNP_DEVICE_VALUE, PNP_DEVICE_VALUE_UTF16, PnpSwitchError, pnp_device_switch},
-    pool_box::POOL_ALIGNMENT,
-    provider::{Platform, PoolTag},
+};
+use wsk_primitives::{
+    platform::{Platform, PoolTag},
+    pool::POOL_ALIGNMENT,
     status::NtStatus,
 };
 

@@ -26,7 +26,7 @@ use wdk_sys::{
     },
 };
 
-use crate::core::provider::PoolTag;
+use wsk_primitives::platform::PoolTag;
 
 /// Tag of the remove lock (`IoInitializeRemoveLock`'s `AllocateTag`, used by checked builds of
 /// Windows to tag its tracking blocks), in the driver's pool tag style.

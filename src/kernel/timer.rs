@@ -45,10 +45,8 @@ use wdk_sys::{
 };
 
 use super::{platform::KernelPlatform, provider::WskProvider, work_item::OwnedWorkItem};
-use crate::core::{
-    binding::BindingRef,
-    provider::{Platform, PoolTag},
-};
+use crate::core::binding::BindingRef;
+use wsk_primitives::platform::{Platform, PoolTag};
 
 /// Pool tag of a binding's timer block.
 pub const TIMER_TAG: PoolTag = PoolTag::from_chars(*b"WEtm");

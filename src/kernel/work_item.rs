@@ -38,10 +38,8 @@ use wdk_sys::{
 };
 
 use super::{globals::WSKECHO_GLOBALS, platform::KernelPlatform, provider::WskProvider};
-use crate::core::{
-    provider::{Platform, PoolTag},
-    socket::SocketRef,
-};
+use crate::core::socket::SocketRef;
+use wsk_primitives::platform::{Platform, PoolTag};
 
 /// Pool tag of a socket's `IO_WORKITEM` block.
 pub const WORK_ITEM_TAG: PoolTag = PoolTag::from_chars(*b"WEwi");

@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use wskecho::core::provider::{Level, Platform, PoolTag};
+use wsk_primitives::platform::{Level, Platform, PoolTag};
 
 use crate::loom_common::violated;
 

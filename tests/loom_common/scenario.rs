@@ -9,10 +9,10 @@ use std::{
     sync::Arc,
 };
 
+use wsk_primitives::status::NtStatus;
 use wskecho::core::{
     client::Client,
     config::{Config, ConfigBuilder, MIN_BUFFER_SIZE, ValueName},
-    status::NtStatus,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 

@@ -55,11 +55,11 @@ use loom::{
     },
     thread,
 };
+use wsk_primitives::status::NtStatus;
 use wskecho::core::{
     client::BindingRef,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
-    status::NtStatus,
 };
 
 use crate::loom_common::{Causality, platform::LoomPlatform, violated};

@@ -25,7 +25,7 @@ use std::{
 };
 
 use criterion::Criterion;
-use wskecho::core::rundown::{Acquisition, Rundown};
+use wsk_primitives::rundown::{Acquisition, Rundown};
 use wskecho_bench::{
     report::{Part, bench_dir, write_part},
     rundown_ratio::{

@@ -9,7 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wskecho::core::{pool_box::CONNECTION_TAG, provider::PoolTag};
+use wsk_primitives::platform::PoolTag;
+use wskecho::core::socket::CONNECTION_TAG;
 use wskecho_harness::{harness::Harness, wsk::IRP_TAG};
 
 use super::{

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wskecho::core::provider::Level;
+use wsk_primitives::platform::Level;
 use wskecho_harness::harness::{Harness, Options, Report};
 
 /// How long a harness may take to open its listener.

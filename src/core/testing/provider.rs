@@ -41,10 +41,10 @@ use crate::core::{
     config::Config,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
-    status::NtStatus,
     testing::TestPlatform,
     wsk_version::WskVersionRange,
 };
+use wsk_primitives::status::NtStatus;
 
 /// The entry [`World::timeline`] has where a work item started running.
 pub const WORK_ITEM: &str = "work_item";

@@ -2,13 +2,14 @@
 
 use super::{attach_and_listen, complete_setup, config, finish, lines, one_listener};
 use crate::core::{
-    pool_box::{BINDING_TAG, LISTENER_TAG},
-    provider::{Completion, Level},
+    binding::BINDING_TAG,
+    provider::Completion,
+    socket::LISTENER_TAG,
     startup::Startup,
-    status::NtStatus,
     testing::provider::{Call, Mode, World, client},
     wsk_version::WskVersionRange,
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 #[test]
 fn attach_enables_accept_events_then_opens_and_binds_every_listener() {

@@ -7,10 +7,10 @@ use std::vec::Vec;
 use super::{attach_and_listen, config, finish, lines, one_listener};
 use crate::core::{
     config::{ConfigBuilder, ValueName},
-    provider::{Completion, Level},
-    status::NtStatus,
+    provider::Completion,
     testing::provider::{Call, Mode, Op, World, client},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 #[test]
 fn detach_closes_listeners_from_work_items_then_completes() {

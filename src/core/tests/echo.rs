@@ -6,11 +6,11 @@ use std::vec::Vec;
 
 use super::{finish, lines, one_listener};
 use crate::core::{
-    pool_box::CONNECTION_TAG,
-    provider::{Completion, Level},
-    status::NtStatus,
+    provider::Completion,
+    socket::CONNECTION_TAG,
     testing::provider::{Call, Mode, World},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 /// Accepts one connection on the only listener; returns its I/O index.
 fn connect(world: &World) -> usize {

@@ -16,10 +16,10 @@ use std::{string::String, sync::Arc, vec::Vec};
 use crate::core::{
     client::Client,
     config::{Config, ConfigBuilder, ValueName},
-    provider::{Completion, Level},
-    status::NtStatus,
+    provider::Completion,
     testing::provider::{Call, Mode, Op, TestProvider, World, client},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 /// A configuration with `endpoints`, `max_connections` and `buffer_size`, and `NoDelay` off
 /// (so a connection's first call is its receive; `no_delay.rs` covers the option).
@@ -89,7 +89,7 @@ fn lines(client: &Client<TestProvider>, level: Level) -> Vec<String> {
 /// Detaches, drains every pending operation, cleans up; checks the whole contract.
 fn finish(world: &World, client: &Client<TestProvider>) {
     let status = world.detach();
-    if status == crate::core::status::NtStatus::PENDING {
+    if status == wsk_primitives::status::NtStatus::PENDING {
         world.drain();
     }
     assert!(world.detached(), "detach never completed");

@@ -8,10 +8,10 @@ use std::{boxed::Box, sync::Arc};
 use crate::core::{
     client::Client,
     config::{ConfigBuilder, ValueName},
-    provider::{Completion, Level},
-    status::NtStatus,
+    provider::Completion,
     testing::provider::{Call, TestProvider, World},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 /// One listener on 127.0.0.1:7 with `NoDelay` = `no_delay`, attached.
 fn served(no_delay: u32) -> (Arc<World>, Box<Client<TestProvider>>) {

@@ -1,13 +1,13 @@
 //! Allocation sites: the pool functions are `#[track_caller]` on host builds, so an accounting
 //! platform (the harness's) attributes memory to the core line that asked for it. This test
-//! lives outside `pool_box.rs` on purpose: a site inside the wrapper must fail it.
+//! lives outside `wsk-primitives`'s `pool.rs` on purpose: a site inside the wrapper must fail it.
 
 extern crate std;
 use ::core::{fmt, panic::Location, ptr::NonNull};
 use std::{sync::Mutex, vec::Vec};
 
-use crate::core::pool_box::{PoolBox, PoolSlice};
-use crate::core::provider::{Level, Platform, PoolTag};
+use wsk_primitives::platform::{Level, Platform, PoolTag};
+use wsk_primitives::pool::{PoolBox, PoolSlice};
 
 const TAG: PoolTag = PoolTag::from_chars(*b"WEts");
 

@@ -10,11 +10,11 @@ use crate::core::{
     binding::TICK_MS,
     client::Client,
     config::{ConfigBuilder, ValueName},
-    provider::{Completion, Level},
+    provider::Completion,
     startup::Startup,
-    status::NtStatus,
     testing::provider::{Call, Mode, Op, TestProvider, World, client},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 /// One listener on 127.0.0.1:7, `IdleTimeout` = `idle` seconds, `NoDelay` off; attached.
 fn served(idle: u32) -> (std::sync::Arc<World>, Box<Client<TestProvider>>) {

@@ -12,7 +12,7 @@
 //! of the same word, so the writes before a post happen-before the runner's reads, and the
 //! state the previous runner left happens-before the next runner's work.
 
-use crate::core::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 
 /// Set while a runner is processing events.
 const RUNNING: u32 = 1 << 31;

@@ -1,4 +1,4 @@
-//! Socket registry: a fixed array of slots with per-slot reference counts.
+//! A fixed registry of objects: an array of slots with per-slot reference counts.
 //!
 //! Each slot has a word and an occupant pointer. The word is `0` (free), [`RESERVED`] (being
 //! filled, or being emptied), or the occupant's reference count. Lifecycle of a slot:
@@ -22,8 +22,8 @@
 //!
 //! Each slot also carries a *label*, a 64-bit key its holder may set while it holds the slot
 //! (0 = none; `vacate` clears it), and [`Slots::label_and_count`] counts the slots holding a
-//! label. The socket registry labels each connection with its peer address, which is how
-//! `MaxConnectionsPerAddress` is enforced without a table of its own. Setting and counting
+//! label. wskecho's socket registry labels each connection with its peer address, which is how
+//! its `MaxConnectionsPerAddress` is enforced without a table of its own. Setting and counting
 //! are `SeqCst`: all `SeqCst` operations fall in one total order, so of two holders that
 //! label and count at once, at least one counts the other (the store-then-load pattern of
 //! Dekker's algorithm): a count never misses a concurrent equal label, though it may include
@@ -33,9 +33,9 @@
 
 use ::core::{ptr::NonNull, sync::atomic::Ordering::SeqCst};
 
-use crate::core::{
-    pool_box::PoolSlice,
-    provider::{Platform, PoolTag},
+use crate::{
+    platform::{Platform, PoolTag},
+    pool::PoolSlice,
     sync::{AtomicPtr, AtomicUsize, Ordering},
 };
 
@@ -188,7 +188,7 @@ impl<T> Slots<T> {
     ///
     /// A raw pointer, not `&self`: when this is not the last reference, another holder may
     /// free the occupant and, through it, the block the registry lives in while this call is
-    /// still returning (see [`Rundown::release`](crate::core::rundown::Rundown::release)).
+    /// still returning (see [`Rundown::release`](crate::rundown::Rundown::release)).
     ///
     /// # Safety
     /// `this` points to a live registry in which the caller holds a reference on slot
@@ -264,7 +264,7 @@ mod tests {
     use ::core::ptr::NonNull;
 
     use super::{RESERVED, Slots};
-    use crate::core::{provider::PoolTag, testing::TestPlatform};
+    use crate::{platform::PoolTag, testing::TestPlatform};
 
     const TAG: PoolTag = PoolTag::from_chars(*b"Test");
 

@@ -1,8 +1,8 @@
 //! Owning pointers to tagged platform memory ([`Platform::allocate`]).
 //!
-//! The core never uses a global allocator: the binding, its slot array and every socket live
-//! in memory from [`Platform::allocate`] with a pool tag, owned by a [`PoolBox`] (one value,
-//! optionally followed by a byte tail) or a [`PoolSlice`]. Freeing needs the platform, so it is
+//! A WSK client built on these never uses a global allocator: its binding, slot array and
+//! sockets live in memory from [`Platform::allocate`] with a pool tag, owned by a [`PoolBox`]
+//! (one value, optionally followed by a byte tail) or a [`PoolSlice`]. Freeing needs the platform, so it is
 //! explicit ([`PoolBox::free`]); dropping an owner without freeing leaks (the test platforms
 //! report it).
 
@@ -11,22 +11,15 @@ use ::core::{
     ptr::NonNull,
 };
 
-use crate::core::provider::{Platform, PoolTag};
+use crate::platform::{Platform, PoolTag};
 
 /// Alignment [`Platform::allocate`] guarantees.
 pub const POOL_ALIGNMENT: usize = 16;
 
-/// Pool tag of a binding and its socket slot array (`!poolused` shows `WEbd`).
-pub const BINDING_TAG: PoolTag = PoolTag::from_chars(*b"WEbd");
-/// Pool tag of a listener.
-pub const LISTENER_TAG: PoolTag = PoolTag::from_chars(*b"WEls");
-/// Pool tag of a connection: its state followed by its echo buffer, one allocation.
-pub const CONNECTION_TAG: PoolTag = PoolTag::from_chars(*b"WEcn");
-
 /// Allocates room for `size` bytes aligned for `T`, or `None`.
 ///
 /// The allocating functions of this module are `#[track_caller]` on host builds, so that an
-/// accounting platform (the harness) attributes each allocation to the core line that asked
+/// accounting platform (the host emulation) attributes each allocation to the line that asked
 /// for it; the kernel build leaves them plain, keeping source paths out of the image.
 #[cfg_attr(not(target_os = "windows"), track_caller)]
 fn allocate_for<T, Pl: Platform + ?Sized>(

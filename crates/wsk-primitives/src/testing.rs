@@ -1,0 +1,154 @@
+//! An accounting [`Platform`] for tests (feature `testing`).
+//!
+//! [`TestPlatform`] accounts for every allocation, injects failures, catches double frees and
+//! tag mismatches, and records log lines.
+#![allow(clippy::missing_panics_doc, clippy::significant_drop_tightening)] // test code
+
+extern crate std;
+
+use ::core::{fmt, ptr::NonNull};
+use std::{
+    alloc::{self, Layout},
+    collections::HashMap,
+    format,
+    string::String,
+    sync::{Mutex, MutexGuard, PoisonError},
+    vec::Vec,
+};
+
+use crate::platform::{Level, Platform, PoolTag};
+
+#[derive(Debug, Default)]
+struct PoolState {
+    live: HashMap<usize, (Layout, PoolTag)>,
+    allocations: usize,
+    /// Fail the allocation when `allocations` reaches this value (0-based count of attempts).
+    fail_at: Option<usize>,
+    /// Fail every allocation with this tag.
+    fail_tag: Option<PoolTag>,
+    attempts: usize,
+    errors: Vec<String>,
+    logs: Vec<(Level, String)>,
+}
+
+/// An accounting [`Platform`]: counts allocations, injects failures, catches double frees and
+/// tag mismatches, records log lines.
+#[derive(Debug, Default)]
+pub struct TestPlatform {
+    state: Mutex<PoolState>,
+}
+
+impl TestPlatform {
+    fn state(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the allocation attempt number `n` (0-based, counting from now) fail.
+    pub fn fail_allocation_after(&self, n: usize) {
+        let mut s = self.state();
+        s.fail_at = Some(s.attempts + n);
+    }
+
+    /// Makes every allocation with `tag` fail (`None`: stop).
+    pub fn fail_tag(&self, tag: Option<PoolTag>) {
+        self.state().fail_tag = tag;
+    }
+
+    /// Successful allocations so far.
+    pub fn allocations(&self) -> usize {
+        self.state().allocations
+    }
+
+    /// Blocks currently allocated.
+    pub fn live_blocks(&self) -> usize {
+        self.state().live.len()
+    }
+
+    /// Blocks currently allocated with `tag`.
+    pub fn live_with_tag(&self, tag: PoolTag) -> usize {
+        self.state()
+            .live
+            .values()
+            .filter(|(_, t)| *t == tag)
+            .count()
+    }
+
+    /// Log lines so far.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.state().logs.clone()
+    }
+
+    /// Whether a line at `level` contains `text`.
+    pub fn logged(&self, level: Level, text: &str) -> bool {
+        self.state()
+            .logs
+            .iter()
+            .any(|(l, line)| *l == level && line.contains(text))
+    }
+
+    /// Panics (tests only) on double frees, tag mismatches or leaks.
+    pub fn assert_clean(&self) {
+        let s = self.state();
+        assert!(s.errors.is_empty(), "pool errors: {:?}", s.errors);
+        assert!(
+            s.live.is_empty(),
+            "leaked blocks: {:?}",
+            s.live.values().collect::<Vec<_>>()
+        );
+    }
+}
+
+impl Drop for TestPlatform {
+    fn drop(&mut self) {
+        let s = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (addr, (layout, _)) in s.live.drain() {
+            // SAFETY: allocated below with this layout and not freed.
+            unsafe { alloc::dealloc(addr as *mut u8, layout) };
+        }
+    }
+}
+
+impl Platform for TestPlatform {
+    fn allocate(&self, size: usize, tag: PoolTag) -> Option<NonNull<u8>> {
+        let mut s = self.state();
+        let attempt = s.attempts;
+        s.attempts += 1;
+        if s.fail_at == Some(attempt) || s.fail_tag == Some(tag) {
+            return None;
+        }
+        let layout = Layout::from_size_align(size, 16).ok()?;
+        // SAFETY: `size` is non-zero (the core never asks for 0 bytes; checked by Layout use).
+        let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
+        // Poison so that reads of uninitialized memory are visible in failures.
+        // SAFETY: fresh allocation of `size` bytes.
+        unsafe { ptr.as_ptr().write_bytes(0xCD, size) };
+        s.live.insert(ptr.as_ptr() as usize, (layout, tag));
+        s.allocations += 1;
+        Some(ptr)
+    }
+
+    unsafe fn free(&self, ptr: NonNull<u8>, tag: PoolTag) {
+        let mut s = self.state();
+        match s.live.remove(&(ptr.as_ptr() as usize)) {
+            None => s
+                .errors
+                .push(format!("free of unknown or freed block {ptr:p} ({tag:?})")),
+            Some((layout, allocated_tag)) => {
+                if allocated_tag != tag {
+                    s.errors.push(format!(
+                        "freed with tag {tag:?}, allocated with {allocated_tag:?}"
+                    ));
+                }
+                // SAFETY: poison, then free with the allocation's layout.
+                unsafe { ptr.as_ptr().write_bytes(0xDD, layout.size()) };
+                // SAFETY: allocated with `layout` in `allocate`.
+                unsafe { alloc::dealloc(ptr.as_ptr(), layout) };
+            }
+        }
+    }
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let line = format!("{args}");
+        self.state().logs.push((level, line));
+    }
+}
