@@ -3,10 +3,10 @@
 Shows the state of the wskecho driver: service, configuration, Parameters, listeners, signature.
 
 .DESCRIPTION
-Read-only: `sc.exe query` and `sc.exe qc`, the Root\wskecho device if there is one (route b:
-its status and Device Manager problem code), the Parameters values, the TCP listeners owned
-by the System process on the configured ports, the image's signature status, and whether
-test signing is on. Does not need elevation except for the bcdedit line.
+Read-only: `sc.exe query` and `sc.exe qc`, the Root\wskecho device if there is one (installed
+as a PnP device: its status and Device Manager problem code), the Parameters values, the TCP
+listeners owned by the System process on the configured ports, the image's signature status,
+and whether test signing is on. Does not need elevation except for the bcdedit line.
 
 .EXAMPLE
 .\Get-WskechoStatus.ps1
@@ -26,9 +26,9 @@ $null = Invoke-WskechoTool -FilePath 'sc.exe' -ArgumentList @('qc', $WskechoServ
 
 $device = Get-WskechoDevice
 if ($device) {
-    Write-Host "Device $WskechoHardwareId ($($device.InstanceId)): status $($device.Status), problem code $(Get-WskechoDeviceProblem $device) (route b: the device holds the driver)"
+    Write-Host "Device $WskechoHardwareId ($($device.InstanceId)): status $($device.Status), problem code $(Get-WskechoDeviceProblem $device) (installed as a PnP device: the device holds the driver)"
 } else {
-    Write-Host "No $WskechoHardwareId device (route a, or not installed as a device)."
+    Write-Host "No $WskechoHardwareId device (installed as a service, or not installed)."
 }
 
 Write-Host "Parameters ($WskechoParametersKey):"

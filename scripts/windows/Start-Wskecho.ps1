@@ -6,7 +6,8 @@ Loads the wskecho driver (`sc.exe start wskecho`) and waits until it runs.
 DriverEntry reads Parameters, registers with the NMR and opens the listening sockets. A
 failure stops the script with the Win32 error and a hint (577 unsigned, 1275 blocked,
 87 invalid parameter, 1060 not installed, ...; docs/troubleshooting.md).
-Route (b) (Install-Wskecho.ps1 -Method Root) needs no start: the device loads the driver.
+Installed as a PnP device (Install-Wskecho.ps1 -Method Root), the driver needs no start: the
+device loads it.
 
 .PARAMETER TimeoutSeconds
 How long to wait for RUNNING.

@@ -5,8 +5,9 @@ Stops and removes the wskecho driver, whichever way it was installed.
 .DESCRIPTION
 1. Removes the root-enumerated device if there is one (devcon remove Root\wskecho, or
    pnputil /remove-device <instance ID> when devcon is not available): the Plug and Play
-   manager removes the device object and then unloads the driver (route b; sc stop cannot).
-2. Otherwise stops the service if it runs (sc.exe stop, route a).
+   manager removes the device object and then unloads the driver (installed as a PnP device;
+   sc stop cannot).
+2. Otherwise stops the service if it runs (sc.exe stop, installed as a service).
 3. Deletes every driver-store package of wskecho.inf / wskecho-root.inf
    (pnputil /delete-driver oemNN.inf /uninstall), which also removes the service it created.
 4. If the service is still there (installed with -Method Service), deletes it (sc.exe delete)

@@ -88,8 +88,8 @@ function Get-WskechoService {
     return Get-Service -Name $script:WskechoService -ErrorAction SilentlyContinue
 }
 
-# The present Root\wskecho device (route b), or $null. Get-PnpDevice is in the PnpDevice
-# module of Windows 10/11.
+# The present Root\wskecho device (installed as a PnP device), or $null. Get-PnpDevice is in
+# the PnpDevice module of Windows 10/11.
 function Get-WskechoDevice {
     return Get-PnpDevice -PresentOnly -ErrorAction SilentlyContinue |
         Where-Object { $_.HardwareID -contains $script:WskechoHardwareId } |

@@ -1,7 +1,7 @@
 //! Plug and Play: what wskecho, as the function driver of a root-enumerated `Root\wskecho`
 //! device, does with each `IRP_MJ_PNP` minor function.
 //!
-//! On this route the WSK client is a subcomponent of the device, the second pattern of
+//! Here the WSK client is a subcomponent of the device, the second pattern of
 //! Microsoft's "Unregistering and Unloading the WSK Client" page (docs/architecture.md,
 //! "Lifecycle"): it registers with the NMR when the device starts and
 //! deregisters, waiting until the deregistration completed, when the device stops, is
@@ -28,10 +28,11 @@
 //!
 //! **The switch.** `DriverEntry` registers `AddDevice` and the Plug and Play, power and WMI
 //! dispatch routines only when `Parameters\PnpDevice` is the `REG_DWORD` 1, which only
-//! `wskecho-root.inf` writes. A driver whose `AddDevice` is set counts as a Plug and Play
-//! driver, and the I/O manager unloads such a driver only when the Plug and Play manager asks
-//! for it, never for `sc stop` (`NtUnloadDriver`); route (a) would lose its unload. docs/kernel-adapter.md
-//! ("Route (b)") gives the evidence and what is not verified about it.
+//! `wskecho-root.inf` writes. A driver whose `AddDevice` is set counts as a Plug and Play driver,
+//! and the I/O manager unloads such a driver only when the Plug and Play manager asks for it, never
+//! for `sc stop` (`NtUnloadDriver`); a service install would lose its unload.
+//! docs/kernel-adapter.md ("The `Root\wskecho` function driver") gives the evidence and what is not
+//! verified about it.
 //!
 //! This file uses nothing but `core`, so `tools/infcheck` compiles it too (the name and value
 //! the device INF must write come from here).
@@ -205,7 +206,8 @@ pub const fn action(code: u8) -> PnpAction {
     }
 }
 
-/// Name of the `REG_DWORD` under `<service key>\Parameters` that turns route (b) on.
+/// Name of the `REG_DWORD` under `<service key>\Parameters` that selects the Plug and Play
+/// device install.
 pub const PNP_DEVICE_VALUE: &str = "PnpDevice";
 /// [`PNP_DEVICE_VALUE`] as UTF-16 (for `ZwQueryValueKey`).
 pub const PNP_DEVICE_VALUE_UTF16: [u16; 9] = {
@@ -218,7 +220,7 @@ pub const PNP_DEVICE_VALUE_UTF16: [u16; 9] = {
     }
     out
 };
-/// The value that turns route (b) on (the device INF writes it).
+/// The value that selects the Plug and Play device install (the device INF writes it).
 pub const PNP_DEVICE_ON: u32 = 1;
 /// `REG_DWORD` (`winnt.h`; the adapter checks it against wdk-sys).
 pub const REG_DWORD: u32 = 4;
@@ -266,7 +268,7 @@ impl ::core::fmt::Display for PnpSwitchError {
 ///
 /// # Errors
 /// Any other type, length or value: bad input fails `DriverEntry` with a clear line rather
-/// than guessing which route was meant.
+/// than guessing which way of installing was meant.
 pub fn pnp_device_switch(reg_type: u32, data: &[u8]) -> Result<bool, PnpSwitchError> {
     if reg_type != REG_DWORD {
         return Err(PnpSwitchError::WrongType(reg_type));

@@ -103,8 +103,8 @@ impl StartupRecord {
         }
     }
 
-    /// A new NMR registration begins (route (b): a device started again): nothing is known
-    /// until its first attach, whatever the previous registration's bindings did.
+    /// A new NMR registration begins (as a Plug and Play device: the device started again): nothing
+    /// is known until its first attach, whatever the previous registration's bindings did.
     pub(crate) fn registration_begins(&self) {
         self.attach_failure.store(0, Ordering::Relaxed);
         self.detached.store(0, Ordering::Relaxed);

@@ -1,10 +1,9 @@
-//! Compile-time cross-checks between values the platform-neutral core writes by hand (it may
-//! not depend on wdk-sys) and the same values from the Windows bindings: wdk-sys's
-//! `constants.rs` (NTSTATUS codes, maintained by Microsoft), the generated `winnt.h`
-//! registry types and `wdm.h` Plug and Play minor function codes (`IRP_MN_*`, for the
-//! route (b) decision in `core::pnp`), plus the project's own `wsk.h` declarations. A mismatch
-//! fails the Windows build, so the core can never hand the kernel a status or type that means
-//! something else.
+//! Compile-time cross-checks between values the platform-neutral core writes by hand (it may not
+//! depend on wdk-sys) and the same values from the Windows bindings: wdk-sys's `constants.rs`
+//! (NTSTATUS codes, maintained by Microsoft), the generated `winnt.h` registry types and `wdm.h`
+//! Plug and Play minor function codes (`IRP_MN_*`, for the Plug and Play device's decisions in
+//! `core::pnp`), plus the project's own `wsk.h` declarations. A mismatch fails the Windows build,
+//! so the core can never hand the kernel a status or type that means something else.
 
 use wdk_sys::{
     NTSTATUS, STATUS_ADDRESS_ALREADY_EXISTS, STATUS_CANCELLED, STATUS_CONNECTION_ABORTED,
@@ -66,7 +65,7 @@ const _: () = assert!(config::REG_MULTI_SZ == wdk_sys::REG_MULTI_SZ);
 const _: () = assert!(WSK_VERSION_1_0 == MAKE_WSK_VERSION(1, 0));
 
 // The PnP minor function codes the core decides on are wdm.h's IRP_MN_* values, and the
-// route (b) switch is a REG_DWORD.
+// PnP device switch is a REG_DWORD.
 const fn minor_is(minor: PnpMinor, windows: u32) -> bool {
     minor.code() as u32 == windows
 }

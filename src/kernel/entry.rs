@@ -1,6 +1,6 @@
-//! `DriverEntry`: read the configuration, build the client; route (a): create the completion
-//! device and register with the NMR; route (b): register the Plug and Play entry points (the
-//! device's start registers with the NMR, `pnp.rs`).
+//! `DriverEntry`: read the configuration, build the client; as a service: create the completion
+//! device and register with the NMR; as a Plug and Play device: register the Plug and Play entry
+//! points (the device's start registers with the NMR, `pnp.rs`).
 
 use wdk_sys::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IRP_MJ_PNP,
@@ -31,11 +31,11 @@ use crate::{
 /// 2. Builds the core client in place in the global state (static storage: it never moves),
 ///    from the configuration's pool block, which is freed then (docs/kernel-adapter.md,
 ///    "Stack frames").
-/// 3. Route (a) only (route (b) does 3 and 4 when its device starts): the completion device
-///    ([`create_completion_device`]), then `NmrRegisterClient` with the static
+/// 3. As a service only (as a Plug and Play device, 3 and 4 happen when the device starts): the
+///    completion device ([`create_completion_device`]), then `NmrRegisterClient` with the static
 ///    characteristics and the client as context ([`register_client`]). NMR may call
-///    `ClientAttachProvider` before this returns, so everything it uses is ready first. On
-///    failure the client is dropped again and nothing is left behind.
+///    `ClientAttachProvider` before this returns, so everything it uses is ready first. On failure
+///    the client is dropped again and nothing is left behind.
 /// 4. Start-up's verdict (`Client::settle_startup`, host-tested in the core): while listeners
 ///    of an attach made inside `NmrRegisterClient` are still opening it waits, looking every
 ///    10 ms for up to 10 s (`KeDelayExecutionThread`). If the attach failed, or none of the
@@ -46,13 +46,14 @@ use crate::{
 ///    succeeds, logging how many serve.
 /// 5. Sets `DriverUnload` (only on success: the I/O manager never unloads a driver whose
 ///    `DriverEntry` failed).
-/// 6. Route (b) only (`Parameters\PnpDevice` = 1, read in step 1 with the configuration, so a
-///    bad value fails before anything is registered): sets `DriverExtension->AddDevice` and
-///    `MajorFunction[IRP_MJ_PNP / IRP_MJ_POWER / IRP_MJ_SYSTEM_CONTROL]`. The Plug and Play
-///    manager calls `AddDevice` only after `DriverEntry` returned success, so setting them
-///    last opens no window; on any failure they are never set and no device can exist.
-///    Route (a) leaves them unset: a driver with `AddDevice` counts as a Plug and Play
-///    driver, which `sc stop` cannot unload (docs/kernel-adapter.md, "Route (b)").
+/// 6. As a Plug and Play device only (`Parameters\PnpDevice` = 1, read in step 1 with the
+///    configuration, so a bad value fails before anything is registered): sets
+///    `DriverExtension->AddDevice` and
+///    `MajorFunction[IRP_MJ_PNP / IRP_MJ_POWER / IRP_MJ_SYSTEM_CONTROL]`. The Plug and Play manager
+///    calls `AddDevice` only after `DriverEntry` returned success, so setting them last opens no
+///    window; on any failure they are never set and no device can exist. As a service they stay
+///    unset: a driver with `AddDevice` counts as a Plug and Play driver, which `sc stop` cannot
+///    unload (docs/kernel-adapter.md, "The `Root\wskecho` function driver").
 ///
 /// # Safety
 /// Called only by the I/O manager, once, with a valid driver object and registry path.
@@ -82,13 +83,13 @@ pub unsafe extern "system" fn driver_entry(
     WSKECHO_GLOBALS.set_driver_object(driver);
     drop(config);
     client.log_config();
-    WSKECHO_GLOBALS.set_pnp_route(pnp_device);
+    WSKECHO_GLOBALS.set_pnp_device(pnp_device);
     if pnp_device {
-        // Route (b): the client is a subcomponent of the Root\wskecho device; it registers
-        // when the device starts (pnp.rs).
+        // As a PnP device: the client is a subcomponent of the Root\wskecho device; it
+        // registers when the device starts (pnp.rs).
         log_trace!(
             platform,
-            "route (b): the WSK client registers when the Root\\wskecho device starts"
+            "PnP device install: the WSK client registers when the Root\\wskecho device starts"
         );
     } else {
         // SAFETY: the driver object of this DriverEntry; PASSIVE_LEVEL.
@@ -117,9 +118,9 @@ pub unsafe extern "system" fn driver_entry(
     STATUS_SUCCESS
 }
 
-/// Route (a): an unnamed device object that exists only so that every IRP's completion routine
-/// can be set with `IoSetCompletionRoutineEx`, whose wrapper holds a reference on it (and so
-/// on the driver) until the routine has returned
+/// As a service: an unnamed device object that exists only so that every IRP's completion routine
+/// can be set with `IoSetCompletionRoutineEx`, whose wrapper holds a reference on it (and so on the
+/// driver) until the routine has returned
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutineex>).
 /// No name, no symbolic link, no dispatch routine of its own: nothing can open it. Deleted by
 /// `Unload` after the deregistration completed ([`delete_completion_device`]).
@@ -156,7 +157,7 @@ unsafe fn create_completion_device(driver: *mut DRIVER_OBJECT) -> Result<(), NTS
     Ok(())
 }
 
-/// Deletes route (a)'s completion device, if there is one.
+/// Deletes the completion device of a service install, if there is one.
 ///
 /// # Safety
 /// `PASSIVE_LEVEL`; the client is deregistered and no binding is live, so no IRP of the
@@ -173,7 +174,7 @@ pub unsafe fn delete_completion_device() {
 /// `NmrRegisterClient`, then start-up's verdict (the core's `settle_startup`, polling while
 /// listeners open). `Err(status)`: registration failed (nothing to undo), or nothing can be
 /// served (the caller deregisters: `unload::deregister_client`). `PASSIVE_LEVEL`: from
-/// `DriverEntry` (route (a)) or from `IRP_MN_START_DEVICE` (route (b)).
+/// `DriverEntry` (as a service) or from `IRP_MN_START_DEVICE` (as a Plug and Play device).
 ///
 /// # Errors
 /// As above.
@@ -250,8 +251,8 @@ fn rejected(error: &ReadError) -> NTSTATUS {
     }
 }
 
-/// Route (b): `AddDevice` and the dispatch routines of the `Root\wskecho` FDO. The other
-/// `MajorFunction` entries keep the I/O manager's default, which fails the request (the FDO
+/// As a Plug and Play device: `AddDevice` and the dispatch routines of the `Root\wskecho` FDO. The
+/// other `MajorFunction` entries keep the I/O manager's default, which fails the request (the FDO
 /// serves no create, read, write or device control).
 fn register_pnp(driver: &mut DRIVER_OBJECT) {
     // SAFETY: the I/O manager allocates the driver extension with the driver object; it is

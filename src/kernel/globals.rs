@@ -44,13 +44,14 @@ pub struct DriverGlobals {
     nmr_client: AtomicPtr<c_void>,
     /// The driver object (`DriverEntry`'s), which the sockets' work items are initialised on.
     driver: AtomicPtr<DRIVER_OBJECT>,
-    /// Route (b): the client registers when a `Root\wskecho` device starts (`Parameters\PnpDevice`).
-    pnp_route: AtomicBool,
-    /// Route (b): the device whose start registered the client (NULL: none).
+    /// Installed as a Plug and Play device: the client registers when a `Root\wskecho` device
+    /// starts (`Parameters\PnpDevice`).
+    pnp_device: AtomicBool,
+    /// As a Plug and Play device: the device whose start registered the client (NULL: none).
     owner: AtomicPtr<DEVICE_OBJECT>,
     /// The device object every IRP's completion routine is set on with
-    /// `IoSetCompletionRoutineEx` while the client is registered: route (a)'s control device,
-    /// route (b)'s owner FDO (NULL: none).
+    /// `IoSetCompletionRoutineEx` while the client is registered: as a service the control
+    /// device, as a Plug and Play device the owner FDO (NULL: none).
     completion_device: AtomicPtr<DEVICE_OBJECT>,
     /// Synchronization event set by the cleanup callback that frees the last binding.
     bindings_gone: UnsafeCell<KEVENT>,
@@ -68,7 +69,7 @@ pub static WSKECHO_GLOBALS: DriverGlobals = DriverGlobals {
     ready: AtomicBool::new(false),
     nmr_client: AtomicPtr::new(ptr::null_mut()),
     driver: AtomicPtr::new(ptr::null_mut()),
-    pnp_route: AtomicBool::new(false),
+    pnp_device: AtomicBool::new(false),
     owner: AtomicPtr::new(ptr::null_mut()),
     completion_device: AtomicPtr::new(ptr::null_mut()),
     // SAFETY: KEVENT is plain data for which all-zero is a valid (not yet initialised) value;
@@ -133,18 +134,18 @@ impl DriverGlobals {
         NonNull::new(self.driver.load(Ordering::Acquire))
     }
 
-    /// Records which route `DriverEntry` took (`true`: route (b)).
-    pub fn set_pnp_route(&self, on: bool) {
-        self.pnp_route.store(on, Ordering::Release);
+    /// Records how `DriverEntry` found the driver installed (`true`: as a Plug and Play device).
+    pub fn set_pnp_device(&self, on: bool) {
+        self.pnp_device.store(on, Ordering::Release);
     }
 
-    /// Whether the client follows a `Root\wskecho` device (route (b)).
-    pub fn pnp_route(&self) -> bool {
-        self.pnp_route.load(Ordering::Acquire)
+    /// Whether the client follows a `Root\wskecho` device (installed as a Plug and Play device).
+    pub fn is_pnp_device(&self) -> bool {
+        self.pnp_device.load(Ordering::Acquire)
     }
 
-    /// Route (b): makes `device` the owner of the registration if there is none. `true` if it
-    /// is the owner now.
+    /// As a Plug and Play device: makes `device` the owner of the registration if there is none.
+    /// `true` if it is the owner now.
     pub fn claim_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
         match self.owner.compare_exchange(
             ptr::null_mut(),
@@ -157,12 +158,12 @@ impl DriverGlobals {
         }
     }
 
-    /// Route (b): whether `device` owns the registration.
+    /// As a Plug and Play device: whether `device` owns the registration.
     pub fn is_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
         self.owner.load(Ordering::Acquire) == device
     }
 
-    /// Route (b): gives the registration up if `device` owns it. `true` if it did.
+    /// As a Plug and Play device: gives the registration up if `device` owns it. `true` if it did.
     pub fn release_owner(&self, device: *mut DEVICE_OBJECT) -> bool {
         self.owner
             .compare_exchange(device, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)

@@ -3,11 +3,12 @@
 //! everything. One concern per file; docs/kernel-adapter.md describes each, with the IRQL of
 //! every function and the IRP/MDL lifecycle.
 //!
-//! * `entry` — `DriverEntry`: configuration, global client, `NmrRegisterClient`, and (route
-//!   (b), `Parameters\PnpDevice` = 1) the Plug and Play entry points.
+//! * `entry` — `DriverEntry`: configuration, global client, `NmrRegisterClient`, and (as a
+//!   Plug and Play device, `Parameters\PnpDevice` = 1) the Plug and Play entry points.
 //! * `unload` — `Unload`: deregistration and the wait for every binding to be freed.
-//! * `pnp`, `forward`, `remove_lock` — route (b): `AddDevice` and the `Root\wskecho` FDO's
-//!   Plug and Play, power and WMI dispatch routines, under the device's remove lock.
+//! * `pnp`, `forward`, `remove_lock` — as a Plug and Play device: `AddDevice` and the
+//!   `Root\wskecho` FDO's Plug and Play, power and WMI dispatch routines, under the device's remove
+//!   lock.
 //! * `nmr_client` — static NMR registration data and the three NMR client callbacks.
 //! * `provider` — the core's `Provider` over the WSK dispatch tables, one per binding.
 //! * `socket_io`, `irp`, `mdl`, `completion` — per-socket IRPs and MDL, completion routines.

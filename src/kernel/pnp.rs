@@ -1,15 +1,15 @@
-//! Route (b): wskecho as the function driver of a root-enumerated `Root\wskecho` device
-//! (`devcon install wskecho-root.inf Root\wskecho`). `AddDevice` creates and attaches the
-//! functional device object (FDO); the `IRP_MJ_PNP` dispatch routine passes every Plug and
-//! Play IRP to the PDO below, as the core's [`pnp::action`] decides, and deletes the FDO on
+//! wskecho installed as a Plug and Play device: the function driver of a root-enumerated
+//! `Root\wskecho` device (`devcon install wskecho-root.inf Root\wskecho`). `AddDevice` creates and
+//! attaches the functional device object (FDO); the `IRP_MJ_PNP` dispatch routine passes every Plug
+//! and Play IRP to the PDO below, as the core's [`pnp::action`] decides, and deletes the FDO on
 //! `IRP_MN_REMOVE_DEVICE`.
 //!
-//! The WSK client is a subcomponent of the device: it registers with the NMR when the device
-//! starts and deregisters (completely) when it stops or is removed, before the FDO is deleted
-//! (docs/kernel-adapter.md, "Route (b)"). The Plug and Play manager calls `Unload` after the
-//! last device object of the driver has been deleted
-//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/pnp-driver-s-unload-routine>);
-//! it then only verifies that no registration is left.
+//! The WSK client is a subcomponent of the device: it registers with the NMR when the device starts
+//! and deregisters (completely) when it stops or is removed, before the FDO is deleted
+//! (docs/kernel-adapter.md, "The `Root\wskecho` function driver"). The Plug and Play manager calls
+//! `Unload` after the last device object of the driver has been deleted
+//! (<https://learn.microsoft.com/windows-hardware/drivers/kernel/pnp-driver-s-unload-routine>); it
+//! then only verifies that no registration is left.
 //!
 //! IRQL: `AddDevice` `PASSIVE_LEVEL` (`DRIVER_ADD_DEVICE`,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_add_device>);

@@ -11,7 +11,7 @@
 //! `DriverEntry` until the client is built from it and freed then (or on any failure): a
 //! `ConfigBuilder` and the `Config` it builds are ~540 bytes each, too much to keep in (or
 //! copy through) `DriverEntry`'s and `read_config`'s stack frames.
-//! The route (b) switch `PnpDevice` is read the same way, into the core's
+//! The Plug and Play device switch `PnpDevice` is read the same way, into the core's
 //! [`pnp_device_switch`] (`src/core/pnp.rs`).
 //!
 //! IRQL: `ZwOpenKey`, `ZwQueryValueKey` and `ZwClose` require `PASSIVE_LEVEL`
@@ -249,7 +249,7 @@ unsafe fn read_value(
     .map(|_| ())
 }
 
-/// Reads the route (b) switch `Parameters\PnpDevice` (see [`pnp_device_switch`]): `true`
+/// Reads the Plug and Play device switch `Parameters\PnpDevice` (see [`pnp_device_switch`]): `true`
 /// when the driver is to register `AddDevice`. A missing key or value is `false`.
 /// `PASSIVE_LEVEL`.
 ///

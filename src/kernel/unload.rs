@@ -1,5 +1,5 @@
-//! `Unload`: deregister from the NMR (route (a); route (b)'s device did it already, `Unload`
-//! verifies), wait until every binding is freed, drop the client.
+//! `Unload`: deregister from the NMR (as a service; a Plug and Play device deregistered already,
+//! `Unload` verifies), wait until every binding is freed, drop the client.
 
 use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING, ntddk::KeFlushQueuedDpcs};
 
@@ -26,10 +26,11 @@ use wsk_primitives::status::NtStatus;
 /// skipped and, if a binding is still live, the client is left allocated rather than freed
 /// under it (both logged). `Unload` cannot refuse to return.
 ///
-/// Route (b): the Plug and Play manager calls `Unload` only after the last `Root\wskecho`
-/// device object has been deleted. A device object still listed in the driver object here
-/// would mean an unload that route (b)'s procedure never asks for (see docs/kernel-adapter.md,
-/// "Not verified"); `Unload` cannot refuse, so it logs an error naming it and goes on.
+/// As a Plug and Play device: the Plug and Play manager calls `Unload` only after the last
+/// `Root\wskecho` device object has been deleted. A device object still listed in the driver object
+/// here would mean an unload that the procedure for a Plug and Play device never asks for (see
+/// docs/kernel-adapter.md, "Not verified"); `Unload` cannot refuse, so it logs an error naming it
+/// and goes on.
 ///
 /// # Safety
 /// Called only by the I/O manager, once, after a successful `DriverEntry`.
@@ -39,14 +40,14 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     // taken.
     let devices = unsafe { core::ptr::addr_of!((*driver).DeviceObject) };
     // SAFETY: reading a pointer field the I/O manager maintains; nothing adds devices now.
-    // (Route (a)'s only device object is its completion device, deleted below.)
-    if WSKECHO_GLOBALS.pnp_route() && !unsafe { devices.read() }.is_null() {
+    // (As a service the only device object is the completion device, deleted below.)
+    if WSKECHO_GLOBALS.is_pnp_device() && !unsafe { devices.read() }.is_null() {
         log_error!(
             platform,
             "Unload with a device object still present (the Root\\wskecho device was not removed)"
         );
     }
-    if WSKECHO_GLOBALS.pnp_route() && WSKECHO_GLOBALS.has_nmr_client() {
+    if WSKECHO_GLOBALS.is_pnp_device() && WSKECHO_GLOBALS.has_nmr_client() {
         // The device's stop or removal deregisters (pnp.rs); a registration left here breaks
         // that invariant. Deregister anyway: it must be complete before Unload returns.
         log_error!(
@@ -56,7 +57,7 @@ pub unsafe extern "C" fn driver_unload(driver: *mut DRIVER_OBJECT) {
     }
     // SAFETY: called once, by the I/O manager, at PASSIVE_LEVEL (caller).
     let gone = unsafe { shut_down_client() };
-    if gone && !WSKECHO_GLOBALS.pnp_route() {
+    if gone && !WSKECHO_GLOBALS.is_pnp_device() {
         // SAFETY: deregistered, no binding live; PASSIVE_LEVEL.
         unsafe { delete_completion_device() };
     }

@@ -374,7 +374,7 @@ fn enable_accept_events_failure_fails_the_start() {
 
 #[test]
 fn a_new_registration_forgets_the_previous_ones_start_up() {
-    // Route (b): the device stops (deregistration: the binding detaches), then starts again.
+    // As a PnP device: the device stops (deregistration: the binding detaches), then starts again.
     let (world, client) = one_listener(4, 512);
     assert_eq!(world.detach(), NtStatus::PENDING);
     world.drain();

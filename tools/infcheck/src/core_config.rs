@@ -12,7 +12,7 @@
 #[path = "../../../src/core/config.rs"]
 pub mod driver;
 
-// The driver's `src/core/pnp.rs` (also `core`-only): the route (b) switch
+// The driver's `src/core/pnp.rs` (also `core`-only): the PnP device switch
 // `Parameters\PnpDevice` that only the device INF may write.
 #[path = "../../../src/core/pnp.rs"]
 pub mod driver_pnp;

@@ -340,8 +340,9 @@ fn device_style_rules_fail() {
     }
 }
 
-/// The route (b) switch `Parameters\PnpDevice`: required as the `REG_DWORD` 1 in the device INF
-/// (or the device cannot start), forbidden in the primitive INF (or `sc stop` cannot unload).
+/// The Plug and Play device switch `Parameters\PnpDevice`: required as the `REG_DWORD` 1 in the
+/// device INF (or the device cannot start), forbidden in the primitive INF (or `sc stop` cannot
+/// unload).
 #[test]
 fn pnp_device_switch_rules_fail() {
     let switch = "HKR, Parameters, PnpDevice,       0x00010001, 1\n";

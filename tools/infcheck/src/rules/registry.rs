@@ -3,8 +3,8 @@
 //! expects: every parameter once, with its type and default, valid for the driver's own
 //! configuration parser (`src/core/config.rs`).
 //!
-//! The route (b) switch `Parameters\PnpDevice` (`src/core/pnp.rs`): a device INF must write
-//! it as the `REG_DWORD` 1, or `DriverEntry` registers no `AddDevice` and the device cannot
+//! The Plug and Play device switch `Parameters\PnpDevice` (`src/core/pnp.rs`): a device INF must
+//! write it as the `REG_DWORD` 1, or `DriverEntry` registers no `AddDevice` and the device cannot
 //! start; a primitive INF must not write it, or `sc stop` could no longer unload the driver.
 
 use super::context::Context;
@@ -196,7 +196,7 @@ fn check_pnp_device(cx: &mut Context<'_>, line: usize, style: Style, value_type:
         Some(Ok(false)) => cx.findings.error(
             "registry.pnp-device",
             line,
-            format!("{PNP_DEVICE_VALUE} = 0 turns route (b) off: the device could not start"),
+            format!("{PNP_DEVICE_VALUE} = 0 switches the PnP device install off: the device could not start"),
         ),
         Some(Err(error)) => cx.findings.error(
             "registry.pnp-device",
