@@ -8,6 +8,7 @@
 
 use std::{fs, process::ExitCode};
 
+use clap::{Arg, ArgAction, Command};
 use serde::Serialize;
 use wskecho_bench::report::{Part, bench_dir, read_parts, table};
 
@@ -33,15 +34,23 @@ fn cpu_model() -> String {
 }
 
 fn main() -> ExitCode {
-    let mut expected = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let ("--expect", Some(part)) = (arg.as_str(), args.next()) else {
-            eprintln!("usage: bench-report [--expect PART]...");
-            return ExitCode::from(2);
-        };
-        expected.push(part);
-    }
+    // Bad usage exits with status 2 (clap).
+    let matches = Command::new("bench-report")
+        .about("Merges the parts written by the measuring programs into one table")
+        .arg(
+            Arg::new("expect")
+                .long("expect")
+                .value_name("PART")
+                .action(ArgAction::Append)
+                .help("A part that must be there (repeatable)"),
+        )
+        .get_matches();
+    let expected: Vec<String> = matches
+        .get_many::<String>("expect")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     let dir = bench_dir();
     let parts = match read_parts(&dir) {
         Ok(parts) => parts,

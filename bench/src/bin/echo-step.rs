@@ -184,23 +184,28 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
     ])
 }
 
-fn parse_child_args(args: &[String]) -> Option<(u64, usize)> {
-    match args {
-        [flag, cycles, chunk] if flag == "--child" => {
-            Some((cycles.parse().ok()?, chunk.parse().ok()?))
-        }
-        _ => None,
-    }
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.is_empty() {
-        let Some((cycles, chunk)) = parse_child_args(&args) else {
-            eprintln!("usage: echo-step [--child CYCLES CHUNK]");
-            std::process::exit(2);
-        };
-        if let Err(error) = child(cycles, chunk) {
+    // `--child CYCLES CHUNK`: the measured process that `measure` runs under valgrind. Bad usage
+    // exits with status 2 (clap).
+    let matches = clap::Command::new("echo-step")
+        .about("Part 2: instructions the core executes per echo cycle, counted with callgrind")
+        .arg(
+            clap::Arg::new("child")
+                .long("child")
+                .num_args(2)
+                .value_names(["CYCLES", "CHUNK"])
+                .value_parser(clap::value_parser!(usize))
+                .help("Run the measured echo loop (started by echo-step itself)"),
+        )
+        .get_matches();
+    let child_args: Vec<usize> = matches
+        .get_many::<usize>("child")
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    if let [cycles, chunk] = child_args[..] {
+        if let Err(error) = child(u64::try_from(cycles).unwrap_or(u64::MAX), chunk) {
             eprintln!("echo-step child: {error}");
             std::process::exit(1);
         }

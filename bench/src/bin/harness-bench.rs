@@ -8,6 +8,8 @@
 
 use std::{fs, process::ExitCode, time::Instant};
 
+use clap::{Arg, ArgAction, Command, builder::PossibleValuesParser};
+
 use wskecho_bench::{
     harness_parts::{allocations, memory, throughput, unload},
     report::{Part, bench_dir, write_part},
@@ -42,16 +44,23 @@ fn open_files_limit() -> Option<u64> {
 }
 
 fn main() -> ExitCode {
-    let chosen: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(unknown) = chosen
-        .iter()
-        .find(|c| !PARTS.iter().any(|(name, _)| name == c))
-    {
-        eprintln!(
-            "harness-bench: unknown part {unknown:?} (parts: 3-allocations 4-memory 5-throughput 6-unload)"
-        );
-        return ExitCode::from(2);
-    }
+    // Bad usage (an unknown part among them) exits with status 2 (clap).
+    let matches = Command::new("harness-bench")
+        .about("Parts 3-6 of scripts/bench, measured on the harness")
+        .arg(
+            Arg::new("part")
+                .value_name("PART")
+                .action(ArgAction::Append)
+                .value_parser(PossibleValuesParser::new(PARTS.map(|(name, _)| name)))
+                .help("The parts to measure (default: all)"),
+        )
+        .get_matches();
+    let chosen: Vec<String> = matches
+        .get_many::<String>("part")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     if let Some(limit) = open_files_limit().filter(|&limit| limit < FDS_NEEDED) {
         eprintln!(
             "harness-bench: the open-files limit is {limit}, the unload part needs about {FDS_NEEDED}: raise it (ulimit -n {FDS_NEEDED})"

@@ -7,7 +7,12 @@
 //! procedures (`wskecho_pecheck::pdb`), whose `S_FRAMEPROC` records cross-check the sizes
 //! (module `wskecho_bench::image`). Writes part `7-image`.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use clap::{Arg, Command, value_parser};
 
 use wskecho_bench::{
     image::{name_frames, rows},
@@ -54,12 +59,22 @@ fn run(sys: &Path, pdb: &Path) -> Result<Part, String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [sys, pdb] = args.as_slice() else {
-        eprintln!("usage: sys-image <wskecho.sys> <wskecho.pdb>");
-        std::process::exit(2);
-    };
-    let part = match run(Path::new(sys), Path::new(pdb)) {
+    // Bad usage exits with status 2 (clap).
+    let matches = Command::new("sys-image")
+        .about("Part 7: size of the cross-built driver image and its largest stack frames")
+        .args(["wskecho.sys", "wskecho.pdb"].map(|name| {
+            Arg::new(name)
+                .required(true)
+                .value_parser(value_parser!(PathBuf))
+        }))
+        .get_matches();
+    let [sys, pdb] = ["wskecho.sys", "wskecho.pdb"].map(|name| {
+        matches
+            .get_one::<PathBuf>(name)
+            .cloned()
+            .unwrap_or_default()
+    });
+    let part = match run(&sys, &pdb) {
         Ok(part) => part,
         Err(error) => {
             eprintln!("sys-image: {error}");

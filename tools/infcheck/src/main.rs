@@ -5,44 +5,48 @@
 //! no catalog can be made without Windows' Inf2Cat; `--require-catalog` makes it an error.
 //! Exit status: 0 all INF files pass, 1 a check failed, 2 usage or I/O error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Arg, ArgAction, Command, value_parser};
 use wskecho_infcheck::finding::{Finding, Severity};
 use wskecho_infcheck::policy::Policy;
 use wskecho_infcheck::rules::Style;
 
-const USAGE: &str = "usage: wskecho-infcheck [--require-catalog] FILE.inf...";
+/// The command line (clap's builder: its derive's `#[allow(clippy::restriction)]` clashes with
+/// the workspace's forbidden lints). Bad usage exits with status 2, `--help` with 0.
+fn command() -> Command {
+    Command::new("wskecho-infcheck")
+        .about("Checks wskecho's INF files the way InfVerif would, on what can be checked without Windows")
+        .after_help("Exit status: 0 all INF files pass, 1 a check failed, 2 usage or I/O error.")
+        .arg(
+            Arg::new("require-catalog")
+                .long("require-catalog")
+                .action(ArgAction::SetTrue)
+                .help("Make a missing catalog (CatalogFile) an error rather than a warning"),
+        )
+        .arg(
+            Arg::new("inf")
+                .value_name("FILE.inf")
+                .required(true)
+                .num_args(1..)
+                .value_parser(value_parser!(PathBuf))
+                .help("The INF files to check"),
+        )
+}
 
 fn main() -> ExitCode {
-    let mut require_catalog = false;
-    let mut paths = Vec::new();
-    for argument in std::env::args().skip(1) {
-        match argument.as_str() {
-            "--require-catalog" => require_catalog = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            flag if flag.starts_with('-') => {
-                eprintln!("unknown option {flag}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            path => paths.push(path.to_owned()),
-        }
-    }
-    if paths.is_empty() {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
+    let matches = command().get_matches();
+    let require_catalog = matches.get_flag("require-catalog");
+    let paths: Vec<&PathBuf> = matches.get_many("inf").into_iter().flatten().collect();
     let policy = Policy::wskecho();
     let (mut passed, mut failed) = (0_usize, 0_usize);
-    for path in &paths {
-        match check_file(Path::new(path), &policy, require_catalog) {
+    for path in paths {
+        match check_file(path, &policy, require_catalog) {
             Ok(true) => passed += 1,
             Ok(false) => failed += 1,
             Err(error) => {
-                eprintln!("{path}: cannot read: {error}");
+                eprintln!("{}: cannot read: {error}", path.display());
                 return ExitCode::from(2);
             }
         }

@@ -1,91 +1,228 @@
-//! Command line of `wskecho-pecheck`.
+//! Command line of `wskecho-pecheck`, parsed with `clap`.
 
 use std::path::{Path, PathBuf};
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, ArgAction, Command, value_parser};
 
 use crate::checks::{self, Policy};
 use crate::export_list::ExportList;
 use crate::image::{self, ImageFacts};
 use crate::pdb;
 
-/// Usage text.
-pub const USAGE: &str = "\
-usage: wskecho-pecheck <image.sys> [options]
-  --pdb <file.pdb>              also compare the PDB's GUID and age with the image
-  --mingw-lib-dir <dir>         where lib{ntoskrnl,hal,netio}.a are
-                                (default /usr/x86_64-w64-mingw32/lib)
-  --import-lib <archive.a>      export list to use instead of the defaults (repeatable)
-  --expect-import <module>!<name>         e.g. netio.sys!NmrRegisterClient (repeatable)
-  --expect-guid <label>=<xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx>  GUID bytes in memory order
-  --expect-bytes <label>=<hex>  byte string that must occur in the image (repeatable)
-  --max-stack-frame <bytes>     no function's stack frame (prologue pushes + allocation, from
-                                the x64 unwind information) may exceed this; offenders are
-                                named by RVA, and by name from the --pdb file
-Exit status: 0 all checks passed, 1 a check failed, 2 bad usage or unreadable input.";
-
 /// Parsed command line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Options {
     image: PathBuf,
     pdb: Option<PathBuf>,
-    mingw_lib_dir: Option<PathBuf>,
+    mingw_lib_dir: PathBuf,
     import_libs: Vec<PathBuf>,
     expected_imports: Vec<(String, String)>,
+    /// `--expect-guid` and `--expect-bytes` values, in command-line order.
     expected_bytes: Vec<(String, Vec<u8>)>,
     max_stack_frame: Option<u32>,
+}
+
+/// The command line's grammar and help. Built with clap's builder rather than its derive,
+/// whose `#[allow(clippy::restriction)]` clashes with the workspace's forbidden lints.
+fn command() -> Command {
+    let option = |name: &'static str, value: &'static str, help: &'static str| {
+        Arg::new(name).long(name).value_name(value).help(help)
+    };
+    Command::new("wskecho-pecheck")
+        .about("Checks a cross-built driver image (see docs/building.md)")
+        .args_override_self(true)
+        .after_help(
+            "Exit status: 0 all checks passed, 1 a check failed, 2 bad usage or unreadable input.",
+        )
+        .arg(
+            Arg::new("image")
+                .value_name("image.sys")
+                .required(true)
+                .value_parser(value_parser!(PathBuf))
+                .help("The driver image to check"),
+        )
+        .arg(
+            option(
+                "pdb",
+                "file.pdb",
+                "Also compare the PDB's GUID and age with the image",
+            )
+            .value_parser(value_parser!(PathBuf)),
+        )
+        .arg(
+            option(
+                "mingw-lib-dir",
+                "dir",
+                "Where lib{ntoskrnl,hal,netio}.a are",
+            )
+            .value_parser(value_parser!(PathBuf))
+            .default_value("/usr/x86_64-w64-mingw32/lib"),
+        )
+        .arg(
+            option(
+                "import-lib",
+                "archive.a",
+                "Export list to use instead of the defaults (repeatable)",
+            )
+            .value_parser(value_parser!(PathBuf))
+            .action(ArgAction::Append),
+        )
+        .arg(
+            option(
+                "expect-import",
+                "module>!<name",
+                "An import the image must have, e.g. netio.sys!NmrRegisterClient (repeatable)",
+            )
+            .value_parser(expected_import)
+            .action(ArgAction::Append),
+        )
+        .arg(
+            option(
+                "expect-guid",
+                "label>=<xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+                "A GUID whose bytes (in memory order) must occur in the image (repeatable)",
+            )
+            .value_parser(expected_guid)
+            .action(ArgAction::Append),
+        )
+        .arg(
+            option(
+                "expect-bytes",
+                "label>=<hex",
+                "A byte string that must occur in the image (repeatable)",
+            )
+            .value_parser(expected_hex)
+            .action(ArgAction::Append),
+        )
+        .arg(
+            option(
+                "max-stack-frame",
+                "bytes",
+                "No function's stack frame (prologue pushes + allocation, from the x64 unwind \
+                 information) may exceed this; offenders are named by RVA, and by name from the \
+                 --pdb file",
+            )
+            .value_parser(frame_limit),
+        )
+}
+
+/// Why the command line yields nothing to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// `--help` was given: the text to print (exit status 0).
+    Help(String),
+    /// Bad usage (exit status 2): what is wrong.
+    Usage(String),
+}
+
+/// The short usage line and where to find more, printed after a usage error.
+#[must_use]
+pub fn usage() -> String {
+    format!(
+        "{}\nFor more information, try '--help'.",
+        command().render_usage()
+    )
 }
 
 /// Parses the arguments (without the program name).
 ///
 /// # Errors
-/// A message describing the bad argument.
-pub fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options::default();
-    let mut image = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("{arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--pdb" => options.pdb = Some(value()?.into()),
-            "--mingw-lib-dir" => options.mingw_lib_dir = Some(value()?.into()),
-            "--import-lib" => options.import_libs.push(value()?.into()),
-            "--expect-import" => {
-                let v = value()?;
-                let (module, name) = v
-                    .split_once('!')
-                    .filter(|(m, n)| !m.is_empty() && !n.is_empty())
-                    .ok_or_else(|| format!("--expect-import {v}: expected <module>!<name>"))?;
-                options
-                    .expected_imports
-                    .push((module.to_owned(), name.to_owned()));
+/// [`Stop::Help`] for `--help`, else [`Stop::Usage`] with a message describing the bad
+/// argument.
+pub fn parse(args: &[String]) -> Result<Options, Stop> {
+    let program = std::iter::once("wskecho-pecheck");
+    let mut matches = command()
+        .try_get_matches_from(program.chain(args.iter().map(String::as_str)))
+        .map_err(|e| stop(&e))?;
+    let all = |id: &str| -> Vec<(usize, (String, Vec<u8>))> {
+        let indices = matches.indices_of(id).into_iter().flatten();
+        indices
+            .zip(matches.get_many(id).into_iter().flatten().cloned())
+            .collect()
+    };
+    // The two byte-string options form one list, in the order they were given.
+    let mut expected = all("expect-guid");
+    expected.extend(all("expect-bytes"));
+    expected.sort_by_key(|(index, _)| *index);
+    Ok(Options {
+        image: matches.remove_one("image").unwrap_or_default(),
+        pdb: matches.remove_one("pdb"),
+        mingw_lib_dir: matches.remove_one("mingw-lib-dir").unwrap_or_default(),
+        import_libs: matches
+            .remove_many("import-lib")
+            .into_iter()
+            .flatten()
+            .collect(),
+        expected_imports: matches
+            .remove_many("expect-import")
+            .into_iter()
+            .flatten()
+            .collect(),
+        expected_bytes: expected.into_iter().map(|(_, value)| value).collect(),
+        max_stack_frame: matches.remove_one("max-stack-frame"),
+    })
+}
+
+/// A `clap` error in the words the tests and scripts know.
+fn stop(error: &clap::Error) -> Stop {
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(value)) => value.clone(),
+        _ => String::new(),
+    };
+    let message = match error.kind() {
+        ErrorKind::DisplayHelp => return Stop::Help(error.render().to_string()),
+        ErrorKind::UnknownArgument => {
+            let argument = context(ContextKind::InvalidArg);
+            if argument.starts_with('-') {
+                format!("unknown option {argument}")
+            } else {
+                format!("unexpected argument {argument}")
             }
-            "--expect-guid" => {
-                let v = value()?;
-                let (label, guid) = labelled(&v, "--expect-guid")?;
-                options.expected_bytes.push((label, guid_bytes(guid)?));
-            }
-            "--expect-bytes" => {
-                let v = value()?;
-                let (label, text) = labelled(&v, "--expect-bytes")?;
-                options.expected_bytes.push((label, hex_bytes(text)?));
-            }
-            "--max-stack-frame" => {
-                let v = value()?;
-                let bytes = v
-                    .parse()
-                    .map_err(|_| format!("--max-stack-frame {v}: expected a number of bytes"))?;
-                options.max_stack_frame = Some(bytes);
-            }
-            other if other.starts_with("--") => return Err(format!("unknown option {other}")),
-            path if image.is_none() => image = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument {extra}")),
         }
-    }
-    options.image = image.ok_or("no image given")?;
-    Ok(options)
+        ErrorKind::MissingRequiredArgument => "no image given".to_owned(),
+        // The value parsers below wrote the message.
+        ErrorKind::ValueValidation => std::error::Error::source(error)
+            .map_or_else(|| error.kind().to_string(), ToString::to_string),
+        ErrorKind::InvalidValue if context(ContextKind::InvalidValue).is_empty() => {
+            let argument = context(ContextKind::InvalidArg);
+            let option = argument.split(' ').next().unwrap_or_default();
+            format!("{option} needs a value")
+        }
+        _ => error
+            .render()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_owned(),
+    };
+    Stop::Usage(message)
+}
+
+fn expected_import(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('!')
+        .filter(|(module, name)| !module.is_empty() && !name.is_empty())
+        .map(|(module, name)| (module.to_owned(), name.to_owned()))
+        .ok_or_else(|| format!("--expect-import {value}: expected <module>!<name>"))
+}
+
+fn expected_guid(value: &str) -> Result<(String, Vec<u8>), String> {
+    let (label, guid) = labelled(value, "--expect-guid")?;
+    Ok((label, guid_bytes(guid)?))
+}
+
+fn expected_hex(value: &str) -> Result<(String, Vec<u8>), String> {
+    let (label, text) = labelled(value, "--expect-bytes")?;
+    Ok((label, hex_bytes(text)?))
+}
+
+fn frame_limit(value: &str) -> Result<u32, String> {
+    value
+        .parse()
+        .map_err(|_| format!("--max-stack-frame {value}: expected a number of bytes"))
 }
 
 fn labelled<'a>(value: &'a str, option: &str) -> Result<(String, &'a str), String> {
@@ -170,13 +307,9 @@ fn run_checks(options: &Options) -> Result<Vec<checks::Outcome>, String> {
     let facts =
         ImageFacts::parse(&data).map_err(|e| format!("{}: {e}", options.image.display()))?;
     let archives = if options.import_libs.is_empty() {
-        let dir = options
-            .mingw_lib_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/usr/x86_64-w64-mingw32/lib"));
         ["ntoskrnl", "hal", "netio"]
             .iter()
-            .map(|n| dir.join(format!("lib{n}.a")))
+            .map(|n| options.mingw_lib_dir.join(format!("lib{n}.a")))
             .collect()
     } else {
         options.import_libs.clone()

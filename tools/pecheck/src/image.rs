@@ -7,6 +7,10 @@ use object::read::pe::{ExportTarget, ImageNtHeaders, ImageOptionalHeader, Import
 
 use crate::unwind::{self, Frame};
 
+/// The GUID and age of a PDB's info stream, to compare with the image's `CodeView` record
+/// (read by [`crate::pdb::signature`]).
+pub use crate::pdb::signature as pdb_signature;
+
 /// One section header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
@@ -198,71 +202,4 @@ fn read_exports(file: &PeFile64<'_>) -> Result<Vec<(String, u32)>, String> {
             _ => None,
         })
         .collect())
-}
-
-/// Reads the GUID and age of a PDB (MSF 7.0 file, PDB info stream), to compare them with the
-/// image's `CodeView` record.
-///
-/// # Errors
-/// A message if the file is not an MSF 7.0 PDB or its stream directory is out of bounds.
-pub fn pdb_signature(pdb: &[u8]) -> Result<([u8; 16], u32), String> {
-    const MAGIC: &[u8] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
-    let u32_at = |offset: usize| -> Result<u32, String> {
-        pdb.get(offset..offset.checked_add(4).ok_or("offset overflow")?)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-            .ok_or_else(|| format!("PDB truncated at byte {offset}"))
-    };
-    let index = |value: u32| usize::try_from(value).map_err(|e| e.to_string());
-    if !pdb.starts_with(MAGIC) {
-        return Err("not an MSF 7.0 PDB".into());
-    }
-    let block_size = index(u32_at(32)?)?;
-    if !block_size.is_power_of_two() || block_size < 512 {
-        return Err(format!("implausible PDB block size {block_size}"));
-    }
-    let block = |n: u32| -> Result<usize, String> {
-        index(n)?
-            .checked_mul(block_size)
-            .ok_or_else(|| "block index overflow".to_string())
-    };
-    let directory_bytes = index(u32_at(44)?)?;
-    // The block map lists the blocks of the stream directory.
-    let map = block(u32_at(52)?)?;
-    let directory_blocks = directory_bytes.div_ceil(block_size);
-    let mut directory = Vec::with_capacity(directory_bytes);
-    for i in 0..directory_blocks {
-        let start = block(u32_at(map + 4 * i)?)?;
-        let chunk = pdb
-            .get(start..start + block_size.min(directory_bytes - directory.len()))
-            .ok_or("PDB stream directory out of bounds")?;
-        directory.extend_from_slice(chunk);
-    }
-    let dir_u32 = |i: usize| -> Result<u32, String> {
-        directory
-            .get(4 * i..4 * i + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-            .ok_or_else(|| "PDB stream directory truncated".to_string())
-    };
-    let streams = index(dir_u32(0)?)?;
-    if streams < 2 {
-        return Err("PDB has no info stream".into());
-    }
-    // Stream 1 (PDB info) starts in the first block listed after the sizes of streams 0 and 1.
-    let stream0_size = dir_u32(1)?;
-    let stream0_blocks = if stream0_size == u32::MAX {
-        0
-    } else {
-        index(stream0_size)?.div_ceil(block_size)
-    };
-    let info_block = dir_u32(1 + streams + stream0_blocks)?;
-    let info = block(info_block)?;
-    // Info stream: version u32, signature u32, age u32, GUID[16].
-    let age = u32_at(info + 8)?;
-    let guid = pdb
-        .get(info + 12..info + 28)
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .ok_or("PDB info stream out of bounds")?;
-    Ok((guid, age))
 }

@@ -1,15 +1,20 @@
 //! x64 unwind information: every function's stack frame, exactly, from the image.
 //!
 //! The exception directory (`.pdata`) lists a `RUNTIME_FUNCTION` (begin RVA, end RVA, unwind
-//! info RVA) for every function that touches the stack; its `UNWIND_INFO` codes describe the
-//! prologue: `UWOP_PUSH_NONVOL` (8 bytes each), `UWOP_ALLOC_SMALL`/`UWOP_ALLOC_LARGE` (the
-//! `sub rsp, N`), `UWOP_PUSH_MACHFRAME`. A function's frame is what its prologue puts below
-//! the return address (which is not counted). Saves into the allocated area
+//! info RVA) for every function that touches the stack (read as `object`'s
+//! `ImageRuntimeFunctionEntry`); its `UNWIND_INFO` codes describe the prologue and are decoded
+//! by `goblin`'s `pe::exception`: `UWOP_PUSH_NONVOL` (8 bytes each), `UWOP_ALLOC_SMALL`/
+//! `UWOP_ALLOC_LARGE` (the `sub rsp, N`), `UWOP_PUSH_MACHFRAME`. A function's frame is what its
+//! prologue puts below the return address (which is not counted). Saves into the allocated area
 //! (`UWOP_SAVE_NONVOL`, `UWOP_SAVE_XMM128`) are not counted twice. Chained unwind info (a
 //! function split in parts, `UNW_FLAG_CHAININFO`) adds the primary part's prologue.
 //! Reference: "x64 exception handling" (learn.microsoft.com/cpp/build/exception-handling-x64).
 //!
 //! Used by the `--max-stack-frame` check and by bench's part 7 (`bench/src/image.rs`).
+
+use goblin::pe::exception::{UnwindInfo, UnwindOperation};
+use object::LittleEndian as LE;
+use object::pe::ImageRuntimeFunctionEntry;
 
 /// What one unwind info's codes do to the stack.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,78 +27,44 @@ pub struct Prologue {
     pub chained: Option<u32>,
 }
 
-/// `UNW_FLAG_CHAININFO`: the unwind info ends with the `RUNTIME_FUNCTION` of the primary part.
-pub const UNW_FLAG_CHAININFO: u8 = 4;
-
 /// Longest chain of unwind infos followed before the image is called malformed.
 const MAX_CHAIN: u32 = 32;
 
-/// Decodes one `UNWIND_INFO` (its header, codes, and chained entry).
+/// A `goblin` error without its "Malformed entity: " prefix.
+fn message(error: goblin::error::Error) -> String {
+    match error {
+        goblin::error::Error::Malformed(message) => message,
+        other => other.to_string(),
+    }
+}
+
+/// Decodes one `UNWIND_INFO` (its header, codes, and chained entry) that starts `info`.
 ///
 /// # Errors
 /// Unknown version or operation, or codes running past the data.
 pub fn decode_unwind_info(info: &[u8]) -> Result<Prologue, String> {
-    let header = info.get(..4).ok_or("truncated header")?;
-    let version = header[0] & 7;
-    let flags = header[0] >> 3;
-    if !(1..=2).contains(&version) {
+    // goblin rejects it too; read here only to keep the message the frame check reports.
+    if let Some(version) = info.first().map(|b| b & 7).filter(|v| !(1..=2).contains(v)) {
         return Err(format!("unknown version {version}"));
     }
-    let count = usize::from(header[2]);
-    let codes = info.get(4..4 + 2 * count).ok_or("truncated codes")?;
-    let slot = |index: usize| -> Result<u16, String> {
-        codes
-            .get(2 * index..2 * index + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .ok_or_else(|| "an operation's operand runs past the codes".to_owned())
+    let unwind = UnwindInfo::parse(info, 0).map_err(message)?;
+    let mut prologue = Prologue {
+        chained: unwind
+            .chained_info
+            .map(|primary| primary.unwind_info_address),
+        ..Prologue::default()
     };
-    let mut prologue = Prologue::default();
-    let mut index = 0;
-    while index < count {
-        let op_byte = codes[2 * index + 1];
-        let (op, info) = (op_byte & 0xf, u32::from(op_byte >> 4));
-        index += match op {
-            0 => {
-                prologue.pushes += 8; // UWOP_PUSH_NONVOL
-                1
+    for code in &unwind {
+        match code.map_err(message)?.operation {
+            UnwindOperation::PushNonVolatile(_) => prologue.pushes += 8,
+            UnwindOperation::Alloc(bytes) => prologue.allocation += bytes,
+            // SS, RSP, EFLAGS, CS, RIP (+ an error code).
+            UnwindOperation::PushMachineFrame(error_code) => {
+                prologue.pushes += if error_code { 48 } else { 40 };
             }
-            1 if info == 0 => {
-                // UWOP_ALLOC_LARGE: size / 8 in the next slot.
-                prologue.allocation += u32::from(slot(index + 1)?) * 8;
-                2
-            }
-            1 if info == 1 => {
-                // UWOP_ALLOC_LARGE: unscaled size in the next two slots.
-                let low = u32::from(slot(index + 1)?);
-                let high = u32::from(slot(index + 2)?);
-                prologue.allocation += high << 16 | low;
-                3
-            }
-            2 => {
-                prologue.allocation += info * 8 + 8; // UWOP_ALLOC_SMALL
-                1
-            }
-            3 => 1, // UWOP_SET_FPREG
-            // UWOP_SAVE_NONVOL, UWOP_SAVE_XMM128 (into the allocated area), and version 2's
-            // UWOP_EPILOG / version 1's UWOP_SAVE_XMM: two slots.
-            4 | 6 | 8 => 2,
-            5 | 7 | 9 => 3, // their _FAR forms
-            10 => {
-                // UWOP_PUSH_MACHFRAME: SS, RSP, EFLAGS, CS, RIP (+ an error code).
-                prologue.pushes += if info == 0 { 40 } else { 48 };
-                1
-            }
-            _ => return Err(format!("unknown unwind operation {op} (info {info})")),
-        };
-    }
-    if flags & UNW_FLAG_CHAININFO != 0 {
-        // Codes are padded to an even count; then a RUNTIME_FUNCTION of the primary part.
-        let entry = 4 + 2 * (count + count % 2);
-        let rva = info
-            .get(entry + 8..entry + 12)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or("truncated chained entry")?;
-        prologue.chained = Some(rva);
+            // The frame pointer, saves into the allocated area, epilog locations, no-ops.
+            _ => {}
+        }
     }
     Ok(prologue)
 }
@@ -132,20 +103,16 @@ pub fn frames<'a>(
     exception_directory: &[u8],
     at_rva: impl Fn(u32) -> Result<&'a [u8], String>,
 ) -> Result<Vec<Frame>, String> {
-    let u32_at = |entry: &[u8], offset: usize| {
-        u32::from_le_bytes([
-            entry[offset],
-            entry[offset + 1],
-            entry[offset + 2],
-            entry[offset + 3],
-        ])
-    };
-    let mut frames = Vec::with_capacity(exception_directory.len() / 12);
-    for entry in exception_directory.chunks_exact(12) {
-        let prologue = prologue_at(u32_at(entry, 8), 0, &at_rva)?;
+    let count = exception_directory.len() / size_of::<ImageRuntimeFunctionEntry>();
+    let (entries, _partial) =
+        object::pod::slice_from_bytes::<ImageRuntimeFunctionEntry>(exception_directory, count)
+            .map_err(|()| "exception directory misaligned".to_owned())?;
+    let mut frames = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let prologue = prologue_at(entry.unwind_info_address_or_data.get(LE), 0, &at_rva)?;
         frames.push(Frame {
-            begin: u32_at(entry, 0),
-            end: u32_at(entry, 4),
+            begin: entry.begin_address.get(LE),
+            end: entry.end_address.get(LE),
             pushes: prologue.pushes,
             allocation: prologue.allocation,
         });
@@ -176,7 +143,10 @@ fn prologue_at<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::{Frame, UNW_FLAG_CHAININFO, decode_unwind_info, frames};
+    use super::{Frame, decode_unwind_info, frames};
+
+    /// `UNW_FLAG_CHAININFO`: the unwind info ends with the `RUNTIME_FUNCTION` of the primary part.
+    const UNW_FLAG_CHAININFO: u8 = 4;
 
     /// An unwind info: version 1, `flags`, the codes as (offset, op, info, operands).
     fn unwind_info(flags: u8, codes: &[(u8, u8, u8, &[u16])]) -> Vec<u8> {

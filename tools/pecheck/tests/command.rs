@@ -105,6 +105,30 @@ fn bad_arguments_and_missing_files_exit_two() {
 }
 
 #[test]
+fn help_exits_zero_and_byte_expectations_keep_their_order() {
+    let fixture = Fixture::new("help", &ImageSpec::default());
+    let (code, text) = fixture.run(&["--help"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("--max-stack-frame <bytes>"), "{text}");
+
+    let (code, text) = fixture.run(&[
+        "--expect-bytes",
+        "first=c3c3",
+        "--expect-guid",
+        "second=2227e803-8d8b-11d4-abad-009027719e09",
+        "--expect-bytes",
+        "third=c3",
+    ]);
+    assert_eq!(code, 1, "{text}");
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once("expected-bytes: "))
+        .filter_map(|(_, rest)| rest.split(' ').next())
+        .collect();
+    assert_eq!(labels, ["first", "second", "third"], "{text}");
+}
+
+#[test]
 fn stack_frame_limit_fails_naming_the_function() {
     // The default image's DriverEntry: push rbx; sub rsp, 0x20 = 40 bytes.
     let fixture = Fixture::new("frames", &ImageSpec::default());

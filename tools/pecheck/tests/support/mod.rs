@@ -464,6 +464,10 @@ pub fn build_pdb(streams: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     assert!(directory.0.len() <= PDB_BLOCK, "directory fits one block");
+    // Readers look for the superblock in the file's first 4 KiB: no PDB is shorter.
+    if blocks.len() * PDB_BLOCK < 4096 {
+        blocks.resize(4096 / PDB_BLOCK, vec![0_u8; PDB_BLOCK]);
+    }
     blocks[2][..directory.0.len()].copy_from_slice(&directory.0);
     blocks[1][..4].copy_from_slice(&2_u32.to_le_bytes());
     let mut superblock = Blob::default();
@@ -478,13 +482,18 @@ pub fn build_pdb(streams: &[Vec<u8>]) -> Vec<u8> {
     blocks.concat()
 }
 
-/// The PDB info stream (stream 1): version, signature, `age`, `guid`.
+/// The PDB info stream (stream 1): version, signature, `age`, `guid`, and an empty table of
+/// named streams.
 pub fn pdb_info_stream(guid: [u8; 16], age: u32) -> Vec<u8> {
     let mut b = Blob::default();
     b.u32(20_000_404);
     b.u32(0);
     b.u32(age);
     b.bytes(&guid);
+    // Names buffer size, then the hash table: size, capacity, present and deleted bit vectors.
+    for _ in 0..5 {
+        b.u32(0);
+    }
     b.0
 }
 
@@ -499,8 +508,16 @@ pub fn pdb_dbi_stream(modules: &[(u16, usize)]) -> Vec<u8> {
         list.bytes(format!("module{index}.o\0object{index}.o\0").as_bytes());
         list.align(4);
     }
+    // The header: signature (-1: the "new" header), version (V70), age, then the global,
+    // public and symbol record streams (none) with build numbers between them.
     let mut b = Blob::default();
-    b.bytes(&[0; 24]);
+    b.u32(u32::MAX);
+    b.u32(19_990_903);
+    b.u32(1);
+    for _ in 0..3 {
+        b.u16(u16::MAX);
+        b.u16(0);
+    }
     b.u32(list.len());
     b.bytes(&[0; 36]);
     b.bytes(&list.0);
