@@ -6,7 +6,8 @@
 //! The crate has three layers (see `docs/architecture.md`):
 //!
 //! * [`core`] — platform-neutral `no_std` logic: binding lifecycle, rundown of provider calls,
-//!   socket registry, listener/connection state machines, echo buffering, configuration. It
+//!   socket registry, listener/connection state machines driving a connection handler
+//!   ([`core::handler`]; the echo service is [`core::echo_buffer::ECHO`]), configuration. It
 //!   talks to WSK only through the [`core::provider::Provider`] trait.
 //! * `kernel` — the thin adapter compiled only for Windows: `DriverEntry`, `Unload`, NMR
 //!   callbacks, IRPs/MDLs and completion routines, implementing the provider trait.

@@ -38,6 +38,7 @@ use wsk_primitives::{
 use wskecho::core::{
     client::{BindingRef, Client},
     config::{ConfigBuilder, ValueName},
+    echo_buffer::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
@@ -406,7 +407,7 @@ impl Echo {
             .and_then(|()| builder.set_dword(ValueName::MaxConnections, 4))
             .and_then(|()| builder.set_dword(ValueName::BufferSize, buffer_size))
             .map_err(|error| EchoError(error.to_string()))?;
-        let client = Box::new(Client::new(builder.build(), BenchPlatform::default()));
+        let client = Box::new(Client::new(builder.build(), ECHO, BenchPlatform::default()));
         let wsk = Arc::new(Wsk::default());
         let provider = BenchProvider(Arc::clone(&wsk));
         let mut binding = None;
@@ -655,6 +656,7 @@ impl Drop for Echo {
                 &mut self.client,
                 Box::new(Client::new(
                     ConfigBuilder::new().build(),
+                    ECHO,
                     BenchPlatform::default(),
                 )),
             );

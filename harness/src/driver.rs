@@ -12,7 +12,7 @@ use std::{
 
 use wsk_primitives::status::NtStatus;
 use wskecho::core::{
-    binding::BindingRef, client::Client, config::Config, stats::StatsSnapshot,
+    binding::BindingRef, client::Client, config::Config, handler::Service, stats::StatsSnapshot,
     wsk_version::WskVersionRange,
 };
 
@@ -154,6 +154,7 @@ impl Driver {
     /// with what that shutdown reported.
     pub fn load(
         config: Config,
+        service: Service,
         pool: Pool,
         nmr: Nmr<Subsystem>,
         contract: Arc<Contract>,
@@ -161,7 +162,7 @@ impl Driver {
     ) -> Result<Self, StartFailure> {
         let globals = irql::at_passive(|| {
             Arc::new(Globals {
-                client: Client::new(config, pool),
+                client: Client::new(config, service, pool),
                 bindings_gone: Event::default(),
             })
         });

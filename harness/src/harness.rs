@@ -12,6 +12,8 @@ use std::{
 use wsk_primitives::{platform::Level, status::NtStatus};
 use wskecho::core::{
     config::{Config, ConfigBuilder, ValueName},
+    echo_buffer::ECHO,
+    handler::Service,
     stats::StatsSnapshot,
 };
 
@@ -30,6 +32,9 @@ pub struct Options {
     /// core's own rules.
     pub config: Config,
     builder: ConfigBuilder,
+    /// How the driver serves each accepted connection (the echo service unless
+    /// [`Options::with_service`] chose another handler).
+    pub service: Service,
     /// NMR timing choices and wait bound.
     pub nmr: NmrMode,
     /// WSK completion timing and worker count.
@@ -53,6 +58,7 @@ impl Options {
         Ok(Self {
             config: builder.build(),
             builder,
+            service: ECHO,
             nmr: NmrMode::default(),
             wsk: WskMode::default(),
             verbosity: Some(Level::Warning),
@@ -65,6 +71,13 @@ impl Options {
             .map_err(|e| format!("invalid {flag}: {e}"))?;
         self.config = self.builder.build();
         Ok(self)
+    }
+
+    /// Serves connections with `service`'s handler instead of the echo service.
+    #[must_use]
+    pub const fn with_service(mut self, service: Service) -> Self {
+        self.service = service;
+        self
     }
 
     /// Sets `MaxConnections`.
@@ -260,6 +273,7 @@ impl Harness {
         before_load(&harness);
         match Driver::load(
             options.config,
+            options.service,
             harness.pool.clone(),
             harness.nmr.clone(),
             Arc::clone(&harness.contract),

@@ -11,6 +11,7 @@ pub use crate::core::binding::BindingRef;
 use crate::core::{
     binding::{Binding, finish_attach},
     config::Config,
+    handler::Service,
     log::{log_error, log_info, log_trace, log_warning},
     provider::Provider,
     startup::{Startup, StartupRecord, Verdict},
@@ -25,6 +26,7 @@ use wsk_primitives::{
 /// The WSK client (see the module documentation).
 pub struct Client<P: Provider> {
     config: Config,
+    service: Service,
     platform: P::Platform,
     stats: Stats,
     startup: StartupRecord,
@@ -43,11 +45,13 @@ impl<P: Provider> ::core::fmt::Debug for Client<P> {
 }
 
 impl<P: Provider> Client<P> {
-    /// A client with a validated configuration, before any binding.
+    /// A client with a validated configuration, before any binding, serving each accepted
+    /// connection with `service`'s handler.
     #[must_use]
-    pub fn new(config: Config, platform: P::Platform) -> Self {
+    pub fn new(config: Config, service: Service, platform: P::Platform) -> Self {
         Self {
             config,
+            service,
             platform,
             stats: Stats::new(),
             startup: StartupRecord::new(),
@@ -64,6 +68,7 @@ impl<P: Provider> Client<P> {
     pub fn init_in_place<'s>(
         slot: &'s mut MaybeUninit<Self>,
         config: &Config,
+        service: Service,
         platform: P::Platform,
     ) -> &'s mut Self {
         let this = slot.as_mut_ptr();
@@ -74,6 +79,10 @@ impl<P: Provider> Client<P> {
         // SAFETY: `config_field` is valid for writes; `config` is a valid `Config` that
         // cannot overlap `slot`, which is borrowed mutably.
         unsafe { ptr::copy_nonoverlapping(config, config_field, 1) };
+        // SAFETY: as for `config_field`.
+        let service_field = unsafe { &raw mut (*this).service };
+        // SAFETY: valid for writes and aligned (a field of `slot`).
+        unsafe { service_field.write(service) };
         // SAFETY: as for `config_field`.
         let platform_field = unsafe { &raw mut (*this).platform };
         // SAFETY: valid for writes and aligned (a field of `slot`).
@@ -98,6 +107,11 @@ impl<P: Provider> Client<P> {
     /// The configuration.
     pub const fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How accepted connections are served.
+    pub const fn service(&self) -> &Service {
+        &self.service
     }
 
     /// The counters.
@@ -295,6 +309,7 @@ mod tests {
     use super::Client;
     use crate::core::{
         config::{ConfigBuilder, ValueName},
+        echo_buffer::ECHO,
         testing::{
             TestPlatform,
             provider::{Call, Mode, TestProvider, World},
@@ -312,8 +327,8 @@ mod tests {
         let bytes = slot.as_mut_ptr().cast::<u8>();
         // SAFETY: any byte pattern may be written to a MaybeUninit; the box holds that many.
         unsafe { bytes.write_bytes(0xa5, size_of::<Client<TestProvider>>()) };
-        let client = Client::init_in_place(&mut slot, &config, TestPlatform::default());
-        let by_value = Client::<TestProvider>::new(config, TestPlatform::default());
+        let client = Client::init_in_place(&mut slot, &config, ECHO, TestPlatform::default());
+        let by_value = Client::<TestProvider>::new(config, ECHO, TestPlatform::default());
         assert_eq!(format!("{client:?}"), format!("{by_value:?}"));
         assert_eq!(*client.config(), config);
         assert_eq!(client.stats().snapshot(), by_value.stats().snapshot());

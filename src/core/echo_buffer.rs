@@ -1,4 +1,5 @@
-//! Ring-buffer arithmetic of one connection's echo buffer.
+//! The echo service: [`EchoRing`], the ring-buffer arithmetic of one connection's buffer, as
+//! its [`ConnectionHandler`].
 //!
 //! The buffer holds bytes received and not yet sent back: `len` bytes starting at `head`,
 //! wrapping at `capacity`. At most one receive (into free space right after the data) and one
@@ -11,6 +12,11 @@
 //! a completion reporting more bytes than asked for is an error, never a panic.
 
 use ::core::ops::Range;
+
+use crate::core::{
+    config::Config,
+    handler::{Buffer, ConnectionHandler, Service},
+};
 
 /// A completion that does not fit the outstanding operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +181,56 @@ impl EchoRing {
     /// Forgets the outstanding send (it failed).
     pub const fn abandon_send(&mut self) {
         self.sending = None;
+    }
+}
+
+/// The echo service, for [`Client::new`](crate::core::client::Client::new).
+pub const ECHO: Service = Service::of::<EchoRing>();
+
+/// The echo service: every byte received is sent back, in order, through the ring. The
+/// buffer is the configuration's `BufferSize`; the bytes stay where the receive put them.
+impl ConnectionHandler for EchoRing {
+    fn buffer_size(config: &Config) -> usize {
+        usize::try_from(config.buffer_size()).unwrap_or(usize::MAX)
+    }
+
+    fn new(_config: &Config, buffer_size: usize) -> Self {
+        Self::new(buffer_size)
+    }
+
+    fn next_receive(&mut self) -> Option<Range<usize>> {
+        self.start_receive()
+    }
+
+    fn received(&mut self, _buffer: &mut Buffer<'_>, n: usize) {
+        // The runner checked `n` against the range; should the ring disagree, the bytes are
+        // dropped rather than echoed wrongly.
+        if self.finish_receive(n).is_err() {
+            self.abandon_receive();
+        }
+    }
+
+    fn receive_abandoned(&mut self) {
+        self.abandon_receive();
+    }
+
+    fn peer_finished(&mut self, _buffer: &mut Buffer<'_>) {
+        self.abandon_receive();
+    }
+
+    fn next_send(&mut self) -> Option<Range<usize>> {
+        self.start_send()
+    }
+
+    fn sent(&mut self, _buffer: &mut Buffer<'_>, n: usize) {
+        // As in `received`.
+        if self.finish_send(n).is_err() {
+            self.abandon_send();
+        }
+    }
+
+    fn send_abandoned(&mut self) {
+        self.abandon_send();
     }
 }
 

@@ -8,6 +8,7 @@ pub mod binding;
 pub mod client;
 pub mod config;
 pub mod echo_buffer;
+pub mod handler;
 pub(crate) mod log;
 pub mod pnp;
 pub mod provider;

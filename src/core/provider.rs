@@ -96,7 +96,7 @@ pub enum Completion<S> {
 pub trait Provider: Sized + Send + Sync + 'static {
     /// The provider's socket handle (`PWSK_SOCKET`).
     type Socket: Copy + Send + Sync + fmt::Debug;
-    /// Per-socket I/O resources (IRPs, and for connections the MDL over the echo buffer).
+    /// Per-socket I/O resources (IRPs, and for connections the MDL over the connection's buffer).
     /// Dropping it frees them; the core drops it only when no operation is outstanding.
     type SocketIo: Send + Sync;
     /// Memory and logging.
@@ -106,7 +106,7 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// thread that copied it.
     type DetachHandle;
 
-    /// Allocates the I/O resources of one socket. `buffer` is the connection's echo buffer
+    /// Allocates the I/O resources of one socket. `buffer` is the connection's buffer (its handler's, see `handler.rs`)
     /// (non-paged, owned by the core, valid until the `SocketIo` is dropped); `None` for
     /// listeners. Called at IRQL <= `DISPATCH_LEVEL`; must not block.
     ///
@@ -168,7 +168,7 @@ pub trait Provider: Sized + Send + Sync + 'static {
         token: SocketRef<Self>,
     );
 
-    /// `WskReceive` into `range` of the socket's echo buffer. Completes with
+    /// `WskReceive` into `range` of the socket's buffer. Completes with
     /// [`Completion::Received`].
     fn receive(
         &self,
@@ -178,7 +178,7 @@ pub trait Provider: Sized + Send + Sync + 'static {
         token: SocketRef<Self>,
     );
 
-    /// `WskSend` of `range` of the socket's echo buffer. Completes with [`Completion::Sent`].
+    /// `WskSend` of `range` of the socket's buffer. Completes with [`Completion::Sent`].
     fn send(
         &self,
         io: &Self::SocketIo,

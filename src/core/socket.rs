@@ -1,7 +1,7 @@
 //! Sockets: listener and connection state machines, and the [`SocketRef`] token.
 //!
-//! A [`Socket`] lives in its own pool allocation (a connection's echo buffer follows it in the
-//! same block) and in one slot of its binding's registry. Its state machine runs under its
+//! A [`Socket`] lives in its own pool allocation (a connection's handler state and buffer
+//! follow it in the same block, see `handler.rs`) and in one slot of its binding's registry. Its state machine runs under its
 //! [`Serializer`]: completions and close requests post event bits, the runner processes them
 //! and makes the next provider calls. So calls on one socket never overlap, an inline
 //! completion never recurses, and nothing ever waits.
@@ -16,12 +16,13 @@
 //! ```text
 //! listener:   start ─WskSocket─▶ created ─(IPv6: WskControlSocket(IPV6_V6ONLY))─WskBind─▶
 //!             listening ─(close request / dead)─▶
-//! connection: start ─(NoDelay: WskControlSocket(TCP_NODELAY))─▶ echoing (receive ⇄ send)
-//!             ─FIN─▶ drain sends ─WskDisconnect─▶
+//! connection: start ─(NoDelay: WskControlSocket(TCP_NODELAY))─▶ serving (the handler's
+//!             receives and sends) ─FIN─▶ the handler's last sends ─WskDisconnect─▶
 //! both:       ─WskCloseSocket─▶ closed, nothing outstanding ─▶ done: drop the open reference
 //! ```
 //!
-//! Errors (a failed call, a reset, a completion reporting more bytes than asked for) and close
+//! Errors (a failed call, a reset, a completion reporting more bytes than asked for, a
+//! handler asking for a range outside its buffer or overlapping the other operation's) and close
 //! requests (detach; a call refused because the binding is detaching; no progress for
 //! `IdleTimeout`, reported by the binding's tick) lead to close, which is
 //! abortive for a connection unless the graceful disconnect already completed. A close
@@ -33,14 +34,14 @@
 //! detach scan, the code that just created the socket). The last one frees the socket, vacates the slot, then releases the binding
 //! reference the socket held (which may complete the detach).
 
-use ::core::{ffi::c_void, net::SocketAddr, ptr::NonNull};
+use ::core::{ffi::c_void, net::SocketAddr, ops::Range, ptr::NonNull};
 // The idle bookkeeping orders nothing (like the statistics counters, `sync.rs`): `core`'s
 // atomics on every build, so the loom models need not explore it.
 use ::core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::core::{
     binding::Binding,
-    echo_buffer::{EchoRing, RingError},
+    handler::{Buffer, ConnectionHandler, overlaps},
     log::{log_error, log_info, log_trace, log_warning},
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     stats::Stats,
@@ -57,7 +58,8 @@ use wsk_primitives::{
 
 /// Pool tag of a listener.
 pub const LISTENER_TAG: PoolTag = PoolTag::from_chars(*b"WEls");
-/// Pool tag of a connection: its state followed by its echo buffer, one allocation.
+/// Pool tag of a connection: its state followed by its handler's state and buffer, one
+/// allocation.
 pub const CONNECTION_TAG: PoolTag = PoolTag::from_chars(*b"WEcn");
 
 /// Start the state machine (open the listener / post the first receive). A connection gets
@@ -122,14 +124,47 @@ struct State<S> {
     /// Listener: opened again by the binding's tick after it failed (start-up's record does
     /// not count it, and its failures are warnings).
     reopened: bool,
-    /// Connection: the echo ring.
-    ring: EchoRing,
+    /// Connection: its handler and buffer (`None` for a listener).
+    served: Option<Served>,
+    /// Connection: the range the outstanding receive fills.
+    receiving: Option<Range<usize>>,
+    /// Connection: the range the outstanding send transmits.
+    sending: Option<Range<usize>>,
     /// Connection: the peer sent FIN.
     fin: bool,
     /// Connection: `WskDisconnect` was called.
     disconnect_issued: bool,
     /// Connection: the graceful disconnect completed.
     disconnected: bool,
+}
+
+/// A connection's handler and buffer, both in the socket's allocation, after the socket.
+#[derive(Clone, Copy, Debug)]
+struct Served {
+    handler: NonNull<dyn ConnectionHandler>,
+    buffer: NonNull<[u8]>,
+}
+
+impl Served {
+    /// The handler.
+    ///
+    /// # Safety
+    /// Called by the runner only, which holds no other reference to the handler meanwhile.
+    #[allow(clippy::mut_from_ref)] // the runner role makes the reference unique
+    const unsafe fn handler<'a>(self) -> &'a mut dyn ConnectionHandler {
+        // SAFETY: made by `Service::make` in the socket's allocation and dropped only with the
+        // socket (`Socket::drop`); unique per the caller.
+        unsafe { &mut *self.handler.as_ptr() }
+    }
+
+    /// The buffer, without `in_flight`: the range of the operation still outstanding (the
+    /// one that completed gave its range back to the handler).
+    const fn buffer_view<'a>(self, in_flight: Option<Range<usize>>) -> Buffer<'a> {
+        // SAFETY: the socket's buffer, valid while the socket is (the runner's caller holds a
+        // reference); the provider touches only `in_flight` meanwhile, and only the runner
+        // makes views, one at a time.
+        unsafe { Buffer::new(self.buffer.cast(), self.buffer.len(), in_flight) }
+    }
 }
 
 /// One socket (see the module documentation). Lives in pool memory, reached through raw
@@ -269,11 +304,14 @@ impl<P: Provider> Socket<P> {
         let Some(provider) = b.provider() else {
             return Err(InstallError::Detaching);
         };
-        let capacity = match kind {
-            SocketKind::Listener => 0,
-            SocketKind::Connection => {
-                usize::try_from(b.client().config().buffer_size()).unwrap_or(0)
-            }
+        let client = b.client();
+        let (tail, buffer_len) = match kind {
+            SocketKind::Listener => (0, 0),
+            // A buffer size the service cannot have is an allocation that cannot be made.
+            SocketKind::Connection => client
+                .service()
+                .tail_size(client.config())
+                .ok_or(InstallError::NoMemory)?,
         };
         let socket = Self {
             binding,
@@ -299,7 +337,9 @@ impl<P: Provider> Socket<P> {
                 settled: reopened,
                 failure: NtStatus::SUCCESS,
                 reopened,
-                ring: EchoRing::new(capacity),
+                served: None,
+                receiving: None,
+                sending: None,
                 fin: false,
                 disconnect_issued: false,
                 disconnected: false,
@@ -309,14 +349,27 @@ impl<P: Provider> Socket<P> {
             idle_ticks: AtomicU32::new(0),
             io: None,
         };
-        let platform = b.client().platform();
-        let Ok((boxed, buffer)) =
-            PoolBox::try_new_with_tail(platform, Self::tag(kind), socket, capacity)
+        let platform = client.platform();
+        let Ok((boxed, tail)) = PoolBox::try_new_with_tail(platform, Self::tag(kind), socket, tail)
         else {
             return Err(InstallError::NoMemory);
         };
-        let buffer = (kind == SocketKind::Connection).then_some(buffer);
         let ptr = boxed.into_raw();
+        let buffer = match kind {
+            SocketKind::Listener => None,
+            SocketKind::Connection => {
+                // SAFETY: the tail is fresh and unused, of the size `tail_size` gave for this
+                // configuration; `Socket::drop` drops the handler before the memory is freed.
+                let (handler, buffer) =
+                    unsafe { client.service().make(tail, client.config(), buffer_len) };
+                let served = Served { handler, buffer };
+                // SAFETY: fresh and unpublished: ours alone.
+                let state = unsafe { &(*ptr.as_ptr()).state };
+                // SAFETY: as above: no runner exists yet.
+                state.with_mut(|s| unsafe { (*s).served = Some(served) });
+                Some(buffer)
+            }
+        };
         // SAFETY: fresh and unpublished: ours alone.
         match unsafe { Self::attach_io(ptr, provider, kind, buffer) } {
             Ok(()) => Ok(ptr),
@@ -758,16 +811,48 @@ impl<P: Provider> Socket<P> {
         state.close_wanted = true;
     }
 
-    /// A receive/send completion the echo ring rejected (e.g. more bytes than asked): a
-    /// provider fault, so count it and close.
-    fn ring_rejected(&self, state: &mut State<P::Socket>, what: &str, error: RingError) {
+    /// A receive/send completion reporting more bytes than were asked for: a provider fault,
+    /// so count it and close.
+    fn overrun(&self, state: &mut State<P::Socket>, what: &str, reported: usize, asked: usize) {
         log_error!(
             self.platform(),
-            "connection {}: {what} completion {error:?}, closing",
+            "connection {}: {what} completion of {reported} bytes, {asked} asked for, closing",
             self.peer()
         );
         Stats::bump(&self.stats().failures);
         state.close_wanted = true;
+    }
+
+    /// Whether the handler's `range` for the next `what` is one the provider may be given:
+    /// not empty, inside the buffer, and sharing no byte with `other`, the other operation's
+    /// range in flight. If not, the fault is counted and logged and the connection closes.
+    fn range_allowed(
+        &self,
+        state: &mut State<P::Socket>,
+        what: &str,
+        range: &Range<usize>,
+        buffer_len: usize,
+        other: Option<Range<usize>>,
+    ) -> bool {
+        let why = if range.start >= range.end {
+            "is empty"
+        } else if range.end > buffer_len {
+            "leaves the buffer"
+        } else if other.is_some_and(|o| overlaps(&o, range)) {
+            "overlaps the operation in flight"
+        } else {
+            return true;
+        };
+        log_error!(
+            self.platform(),
+            "connection {}: the handler's {what} range {}..{} {why} ({buffer_len}-byte buffer), closing",
+            self.peer(),
+            range.start,
+            range.end
+        );
+        Stats::bump(&self.stats().failures);
+        state.close_wanted = true;
+        false
     }
 
     fn on_setup(&self, state: &mut State<P::Socket>, completion: Option<Completion<P::Socket>>) {
@@ -864,10 +949,16 @@ impl<P: Provider> Socket<P> {
             return self.unexpected(state, "receive completion");
         }
         state.outstanding &= !op_bit(OpKind::Receive);
+        let range = state.receiving.take();
+        let (Some(served), Some(range)) = (state.served, range) else {
+            return self.unexpected(state, "receive completion");
+        };
+        // SAFETY: we are the runner.
+        let handler = unsafe { served.handler() };
         match completion {
             Some(Completion::Received(Ok(0))) => {
                 self.progress.store(true, Ordering::Relaxed);
-                state.ring.abandon_receive();
+                handler.peer_finished(&mut served.buffer_view(state.sending.clone()));
                 state.fin = true;
                 log_info!(
                     self.platform(),
@@ -875,19 +966,20 @@ impl<P: Provider> Socket<P> {
                     self.peer()
                 );
             }
-            Some(Completion::Received(Ok(n))) => {
+            Some(Completion::Received(Ok(n))) if n <= range.len() => {
                 self.progress.store(true, Ordering::Relaxed);
-                if let Err(error) = state.ring.finish_receive(n) {
-                    state.ring.abandon_receive();
-                    self.ring_rejected(state, "receive", error);
-                }
+                handler.received(&mut served.buffer_view(state.sending.clone()), n);
+            }
+            Some(Completion::Received(Ok(n))) => {
+                handler.receive_abandoned();
+                self.overrun(state, "receive", n, range.len());
             }
             Some(Completion::Received(Err(status))) => {
-                state.ring.abandon_receive();
+                handler.receive_abandoned();
                 self.fail(state, "receive", status);
             }
             _ => {
-                state.ring.abandon_receive();
+                handler.receive_abandoned();
                 self.unexpected(state, "receive completion");
             }
         }
@@ -898,29 +990,35 @@ impl<P: Provider> Socket<P> {
             return self.unexpected(state, "send completion");
         }
         state.outstanding &= !op_bit(OpKind::Send);
+        let range = state.sending.take();
+        let (Some(served), Some(range)) = (state.served, range) else {
+            return self.unexpected(state, "send completion");
+        };
+        // SAFETY: we are the runner.
+        let handler = unsafe { served.handler() };
         match completion {
-            Some(Completion::Sent(Ok(n))) if n > 0 => {
+            Some(Completion::Sent(Ok(n))) if n > 0 && n <= range.len() => {
                 self.progress.store(true, Ordering::Relaxed);
-                if let Err(error) = state.ring.finish_send(n) {
-                    state.ring.abandon_send();
-                    self.ring_rejected(state, "send", error);
-                } else {
-                    Stats::add(
-                        &self.stats().bytes_echoed,
-                        u64::try_from(n).unwrap_or(u64::MAX),
-                    );
-                }
+                handler.sent(&mut served.buffer_view(state.receiving.clone()), n);
+                Stats::add(
+                    &self.stats().bytes_echoed,
+                    u64::try_from(n).unwrap_or(u64::MAX),
+                );
             }
-            Some(Completion::Sent(Ok(_))) => {
-                state.ring.abandon_send();
+            Some(Completion::Sent(Ok(0))) => {
+                handler.send_abandoned();
                 self.unexpected(state, "send of 0 bytes");
             }
+            Some(Completion::Sent(Ok(n))) => {
+                handler.send_abandoned();
+                self.overrun(state, "send", n, range.len());
+            }
             Some(Completion::Sent(Err(status))) => {
-                state.ring.abandon_send();
+                handler.send_abandoned();
                 self.fail(state, "send", status);
             }
             _ => {
-                state.ring.abandon_send();
+                handler.send_abandoned();
                 self.unexpected(state, "send completion");
             }
         }
@@ -971,34 +1069,57 @@ impl<P: Provider> Socket<P> {
         }
     }
 
-    /// Connection: issues the receive, send and disconnect the ring allows.
+    /// Connection: issues the receive and send the handler asks for, and the disconnect once
+    /// the peer finished, nothing is outstanding and the handler has nothing more to send.
     fn pump(&self, state: &mut State<P::Socket>) {
-        let Some(handle) = state.handle else { return };
+        let (Some(handle), Some(served)) = (state.handle, state.served) else {
+            return;
+        };
+        // SAFETY: we are the runner.
+        let handler = unsafe { served.handler() };
+        let buffer_len = served.buffer.len();
         if !state.fin
             && state.outstanding & op_bit(OpKind::Receive) == 0
-            && let Some(range) = state.ring.start_receive()
+            && let Some(range) = handler.next_receive()
         {
-            if self.call(|p, io, token| p.receive(io, handle, range, token)) {
+            let sending = state.sending.clone();
+            if !self.range_allowed(state, "receive", &range, buffer_len, sending) {
+                handler.receive_abandoned();
+                return;
+            }
+            if self.call(|p, io, token| p.receive(io, handle, range.clone(), token)) {
                 state.outstanding |= op_bit(OpKind::Receive);
+                state.receiving = Some(range);
             } else {
-                state.ring.abandon_receive();
+                handler.receive_abandoned();
                 state.close_wanted = true;
                 return;
             }
         }
-        if state.outstanding & op_bit(OpKind::Send) == 0
-            && let Some(range) = state.ring.start_send()
-        {
-            if self.call(|p, io, token| p.send(io, handle, range, token)) {
-                state.outstanding |= op_bit(OpKind::Send);
-            } else {
-                state.ring.abandon_send();
-                state.close_wanted = true;
-                return;
+        let mut nothing_to_send = false;
+        if state.outstanding & op_bit(OpKind::Send) == 0 {
+            let receiving = state.receiving.clone();
+            match handler.next_send() {
+                Some(range)
+                    if !self.range_allowed(state, "send", &range, buffer_len, receiving) =>
+                {
+                    handler.send_abandoned();
+                    return;
+                }
+                Some(range) => {
+                    if self.call(|p, io, token| p.send(io, handle, range.clone(), token)) {
+                        state.outstanding |= op_bit(OpKind::Send);
+                        state.sending = Some(range);
+                    } else {
+                        handler.send_abandoned();
+                        state.close_wanted = true;
+                        return;
+                    }
+                }
+                None => nothing_to_send = true,
             }
         }
-        if state.fin && state.ring.is_empty() && state.outstanding == 0 && !state.disconnect_issued
-        {
+        if state.fin && nothing_to_send && state.outstanding == 0 && !state.disconnect_issued {
             if self.call(|p, io, token| p.disconnect(io, handle, token)) {
                 state.disconnect_issued = true;
                 state.outstanding |= op_bit(OpKind::Disconnect);
@@ -1029,6 +1150,19 @@ impl<P: Provider> Socket<P> {
                 "internal: rundown drained under a live socket"
             );
         }
+    }
+}
+
+impl<P: Provider> Drop for Socket<P> {
+    /// Drops a connection's handler in place (its memory is the socket's, freed after this).
+    fn drop(&mut self) {
+        self.state.with_mut(|state| {
+            // SAFETY: the socket is being dropped: no runner and no other reference exist.
+            if let Some(served) = unsafe { (*state).served.take() } {
+                // SAFETY: made by `Service::make` in this allocation, dropped once (taken).
+                unsafe { served.handler.as_ptr().drop_in_place() };
+            }
+        });
     }
 }
 

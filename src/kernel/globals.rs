@@ -24,7 +24,7 @@ use wdk_sys::{
 };
 
 use super::{platform::KernelPlatform, provider::WskProvider};
-use crate::core::{client::Client, config::Config};
+use crate::core::{client::Client, config::Config, echo_buffer::ECHO};
 
 /// `KernelMode` as the `KPROCESSOR_MODE` (`CCHAR`) that `KeWaitForSingleObject` takes.
 const KERNEL_MODE: i8 = 0;
@@ -93,7 +93,7 @@ impl DriverGlobals {
         // SAFETY: nobody else touches the client storage yet (caller), so this is the only
         // reference to it.
         let slot = unsafe { &mut *self.client.get() };
-        let client = KernelClient::init_in_place(slot, config, KernelPlatform);
+        let client = KernelClient::init_in_place(slot, config, ECHO, KernelPlatform);
         self.ready.store(true, Ordering::Release);
         client
     }

@@ -1,4 +1,4 @@
-//! The MDL describing one connection's echo buffer.
+//! The MDL describing one connection's buffer.
 //!
 //! Built once per connection with `IoAllocateMdl` + `MmBuildMdlForNonPagedPool` over the
 //! core-owned non-paged buffer (no probing or locking needed: non-paged pool is resident), and

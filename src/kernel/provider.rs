@@ -238,7 +238,7 @@ const SEND: Transfer = Transfer {
     completion: Completion::Sent,
 };
 
-/// `WskReceive` or `WskSend` (`call`) of `range` of the echo buffer on the IRP of `op.kind`.
+/// `WskReceive` or `WskSend` (`call`) of `range` of the connection's buffer on the IRP of `op.kind`.
 /// What fails before the call (no MDL, a range outside it, no dispatch entry) completes the
 /// operation at once with an error.
 ///

@@ -153,7 +153,7 @@ impl WskSocketIo {
         }
     }
 
-    /// The MDL over the echo buffer (connections only).
+    /// The MDL over the connection's buffer (connections only).
     pub const fn mdl(&self) -> Option<&OwnedMdl> {
         self.mdl.as_ref()
     }

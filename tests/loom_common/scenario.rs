@@ -13,6 +13,7 @@ use wsk_primitives::status::NtStatus;
 use wskecho::core::{
     client::Client,
     config::{Config, ConfigBuilder, MIN_BUFFER_SIZE, ValueName},
+    echo_buffer::ECHO,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 
@@ -129,7 +130,7 @@ impl Scenario {
     #[must_use]
     pub fn unattached() -> Self {
         let world = World::new();
-        let client = DriverGlobals::new(Client::new(config(1), world.platform.clone()));
+        let client = DriverGlobals::new(Client::new(config(1), ECHO, world.platform.clone()));
         Self {
             world,
             client,
@@ -166,8 +167,11 @@ impl Scenario {
     #[must_use]
     pub fn new(connections: usize) -> Self {
         let world = World::new();
-        let client =
-            DriverGlobals::new(Client::new(config(connections + 1), world.platform.clone()));
+        let client = DriverGlobals::new(Client::new(
+            config(connections + 1),
+            ECHO,
+            world.platform.clone(),
+        ));
         let attaching = Arc::clone(&world);
         // SAFETY: the client never moves, and is dropped only by `unload`, after every binding
         // is gone.

@@ -39,6 +39,7 @@ use std::{
 use crate::core::{
     client::{BindingRef, Client},
     config::Config,
+    echo_buffer::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     testing::TestPlatform,
@@ -1137,5 +1138,5 @@ impl Provider for TestProvider {
 /// which must not move while one is live.
 #[must_use]
 pub fn client(config: Config) -> std::boxed::Box<Client<TestProvider>> {
-    std::boxed::Box::new(Client::new(config, TestPlatform::default()))
+    std::boxed::Box::new(Client::new(config, ECHO, TestPlatform::default()))
 }

@@ -275,7 +275,7 @@ fn completions_reporting_more_than_asked_are_errors_not_panics() {
     assert!(
         lines(&client, Level::Error)
             .iter()
-            .any(|l| l.contains("Overrun"))
+            .any(|l| l.contains("513 bytes, 512 asked for"))
     );
     finish(&world, &client);
 }

@@ -5,6 +5,7 @@
 mod attach;
 mod detach;
 mod echo;
+mod handler;
 mod no_delay;
 mod pool_sites;
 mod timer;
