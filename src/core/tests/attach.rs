@@ -1,12 +1,17 @@
 //! Attach: version check, allocation and NMR failures, listeners opening or failing.
 
+extern crate std;
+
+use std::{boxed::Box, string::String, sync::Arc};
+
 use super::{attach_and_listen, complete_setup, config, finish, lines, one_listener};
 use crate::core::{
     binding::BINDING_TAG,
+    client::Client,
     provider::Completion,
     socket::LISTENER_TAG,
     startup::Startup,
-    testing::provider::{Call, Mode, World, client},
+    testing::provider::{Call, Mode, TestProvider, TestSocket, World, client},
     wsk_version::WskVersionRange,
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
@@ -133,34 +138,52 @@ fn nmr_attach_failure_frees_the_binding_and_returns_its_status() {
     finish(&world, &client);
 }
 
-#[test]
-fn ipv6_only_failure_closes_that_listener_and_the_others_keep_serving() {
+/// Attaches listeners on `127.0.0.1:7` and `[::1]:7`, completes the setup steps `before`
+/// matches, fails the step `failing` with `completion`, and checks what any such failure does:
+/// that listener is closed, an error line names the listener, `what` and `status`, one failure
+/// is counted and the other listener is open. Returns the world and client for more checks.
+fn fail_one_listener_step(
+    before: impl Fn(&Call) -> bool,
+    failing: &Call,
+    completion: Completion<TestSocket>,
+    (listener, what, status): (&str, &str, &str),
+) -> (Arc<World>, Box<Client<TestProvider>>) {
     let world = World::new(Mode::Pending);
     let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
-    while let Some(op) = world.take(|op| matches!(op.call, Call::Open(_))) {
+    while let Some(op) = world.take(|op| before(&op.call)) {
         world.succeed(op);
     }
-    let option = world.take(|op| op.call == Call::SetIpv6Only).unwrap();
-    world.complete(
-        option,
-        Completion::OptionSet(Err(NtStatus::INVALID_PARAMETER)),
-    );
+    let op = world
+        .take(|op| op.call == *failing)
+        .expect("the step to fail");
+    world.complete(op, completion);
     let close = world
         .take(|op| op.call == Call::Close)
-        .expect("the IPv6 listener closed");
+        .expect("the failed listener closed");
     world.succeed(close);
     complete_setup(&world);
     let errors = lines(&client, Level::Error);
     assert!(
-        errors.iter().any(|l| l.contains("[::1]:7")
-            && l.contains("WskControlSocket(IPV6_V6ONLY)")
-            && l.contains("0xC000000D")),
+        errors
+            .iter()
+            .any(|l| l.contains(listener) && l.contains(what) && l.contains(status)),
         "{errors:?}"
     );
     let stats = client.stats().snapshot();
     assert_eq!((stats.failures, stats.listeners_open), (1, 1));
+    (world, client)
+}
+
+#[test]
+fn ipv6_only_failure_closes_that_listener_and_the_others_keep_serving() {
+    let (world, client) = fail_one_listener_step(
+        |c| matches!(c, Call::Open(_)),
+        &Call::SetIpv6Only,
+        Completion::OptionSet(Err(NtStatus::INVALID_PARAMETER)),
+        ("[::1]:7", "WskControlSocket(IPV6_V6ONLY)", "0xC000000D"),
+    );
     assert!(
         !world.calls().iter().any(|c| c.contains("Bind([::1]:7)")),
         "never bound without the option"
@@ -170,31 +193,12 @@ fn ipv6_only_failure_closes_that_listener_and_the_others_keep_serving() {
 
 #[test]
 fn bind_failure_closes_that_listener_and_the_others_keep_serving() {
-    let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
-    // SAFETY: the client outlives the binding.
-    assert!(unsafe { world.attach_1_0(&client) }.is_success());
-    while let Some(op) = world.take(|op| matches!(op.call, Call::Open(_) | Call::SetIpv6Only)) {
-        world.succeed(op);
-    }
-    let v4 = world
-        .take(|op| op.call == Call::Bind("127.0.0.1:7".parse().unwrap()))
-        .unwrap();
-    world.complete(v4, Completion::Bound(Err(NtStatus::ADDRESS_ALREADY_EXISTS)));
-    let close = world
-        .take(|op| op.call == Call::Close)
-        .expect("failed listener closed");
-    world.succeed(close);
-    complete_setup(&world);
-    let errors = lines(&client, Level::Error);
-    assert!(
-        errors.iter().any(|l| l.contains("127.0.0.1:7")
-            && l.contains("WskBind")
-            && l.contains("0xC000020A")),
-        "{errors:?}"
+    let (world, client) = fail_one_listener_step(
+        |c| matches!(c, Call::Open(_) | Call::SetIpv6Only),
+        &Call::Bind("127.0.0.1:7".parse().unwrap()),
+        Completion::Bound(Err(NtStatus::ADDRESS_ALREADY_EXISTS)),
+        ("127.0.0.1:7", "WskBind", "0xC000020A"),
     );
-    let stats = client.stats().snapshot();
-    assert_eq!((stats.failures, stats.listeners_open), (1, 1));
     assert_eq!(
         client.startup().snapshot(),
         Startup::Settled {
@@ -330,9 +334,6 @@ fn dead_listener_is_closed() {
     );
     finish(&world, &client);
 }
-
-use std::string::String;
-extern crate std;
 
 #[test]
 fn start_up_waits_while_listeners_open_and_reports_no_attach() {
