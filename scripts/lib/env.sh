@@ -12,13 +12,19 @@ use_debian_toolchain() {
     unset RUSTUP_TOOLCHAIN RUSTC_WRAPPER
 }
 
-# The target directory, absolute: $CARGO_TARGET_DIR or $root/target. wdk-build finds the
-# workspace by walking up from OUT_DIR to the first Cargo.lock, so the cross-build's target
-# directory must lie inside the project: one outside falls back to $root/target.
-project_target_dir() {
+# The target directory of host builds, absolute and created: $CARGO_TARGET_DIR or $root/target.
+host_target_dir() {
     local dir=${CARGO_TARGET_DIR:-$root/target}
     mkdir -p "$dir"
-    dir=$(cd "$dir" && pwd)
+    (cd "$dir" && pwd)
+}
+
+# The target directory of the cross-build and the package: host_target_dir, inside the
+# project. wdk-build finds the workspace by walking up from OUT_DIR to the first Cargo.lock,
+# so a target directory outside the project falls back to $root/target.
+project_target_dir() {
+    local dir
+    dir=$(host_target_dir)
     if [[ $dir != "$root"/* ]]; then
         echo "note: CARGO_TARGET_DIR is outside the project; the cross-build uses $root/target" >&2
         dir=$root/target
