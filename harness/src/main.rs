@@ -1,10 +1,12 @@
 //! `wskecho-harness`: runs the driver's core in user mode on loopback sockets (scripts/run).
 //!
 //! Prints `listening ADDR:PORT` per socket; SIGINT/SIGTERM plays `sc stop` (Unload); the last
-//! stdout line is the JSON report. Exit code: 0 clean, 1 violations or leaks, 2 start error.
+//! stdout line is the JSON report. Exit code: 0 clean, 1 violations or leaks, 2 bad usage or
+//! start error.
 
 use std::{io::Write, process::ExitCode, time::Duration};
 
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use signal_hook::{
     consts::{SIGINT, SIGTERM},
     iterator::Signals,
@@ -12,116 +14,99 @@ use signal_hook::{
 use wsk_primitives::platform::Level;
 use wskecho_harness::harness::{Harness, Options};
 
-const USAGE: &str = "usage: scripts/run [--listen ADDR:PORT]... [--max-connections N] [--max-connections-per-address N] [--buffer-size BYTES] [--idle-timeout SECONDS] [--no-delay 0|1] [--log off|error|warning|trace|info]";
-const DEFAULT_LISTEN: [&str; 2] = ["127.0.0.1:40007", "[::1]:40007"];
+const LOG_LEVELS: [(&str, Option<Level>); 5] = [
+    ("off", None),
+    ("error", Some(Level::Error)),
+    ("warning", Some(Level::Warning)),
+    ("trace", Some(Level::Trace)),
+    ("info", Some(Level::Info)),
+];
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Args {
-    listen: Vec<String>,
-    max_connections: Option<u32>,
-    max_connections_per_address: Option<u32>,
-    buffer_size: Option<u32>,
-    idle_timeout: Option<u32>,
-    no_delay: Option<u32>,
-    verbosity: Option<Level>,
-}
+/// Sets one numeric flag's registry value, checked by the core's configuration rules.
+type Setter = fn(Options, u32) -> Result<Options, String>;
 
-fn value(
-    flag: &str,
-    inline: Option<String>,
-    rest: &mut impl Iterator<Item = String>,
-) -> Result<String, String> {
-    inline
-        .or_else(|| rest.next())
-        .ok_or_else(|| format!("{flag} needs a value"))
-}
-
-fn number(flag: &str, text: &str) -> Result<u32, String> {
-    text.parse()
-        .map_err(|_| format!("invalid {flag} value '{text}': expected a whole number"))
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args {
-        listen: Vec::new(),
-        max_connections: None,
-        max_connections_per_address: None,
-        buffer_size: None,
-        idle_timeout: None,
-        no_delay: None,
-        verbosity: None,
+/// The command line (clap's builder: its derive's `#[allow(clippy::restriction)]` clashes with
+/// the workspace's forbidden lints). A repeated flag other than `--listen` takes the last value.
+fn command() -> Command {
+    // A `u32`, whose range the core's configuration rules check (`options`).
+    let number = |(flag, value, setting): (&'static str, &'static str, &str)| {
+        Arg::new(flag)
+            .long(flag)
+            .value_name(value)
+            .help(format!("Sets {setting} [default: the driver's]"))
+            .allow_negative_numbers(true)
+            .value_parser(|text: &str| {
+                (text.parse::<u32>()).map_err(|_| "expected a whole number from 0 to 4294967295")
+            })
     };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--listen" => {
-                // Validated by the core's configuration rules, in `options`.
-                parsed.listen.push(value(&flag, inline, &mut args)?);
-            }
-            "--max-connections" => {
-                parsed.max_connections = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
-            }
-            "--max-connections-per-address" => {
-                parsed.max_connections_per_address =
-                    Some(number(&flag, &value(&flag, inline, &mut args)?)?);
-            }
-            "--buffer-size" => {
-                parsed.buffer_size = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
-            }
-            "--idle-timeout" => {
-                parsed.idle_timeout = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
-            }
-            "--no-delay" => {
-                parsed.no_delay = Some(number(&flag, &value(&flag, inline, &mut args)?)?);
-            }
-            "--log" => {
-                parsed.verbosity = match value(&flag, inline, &mut args)?.as_str() {
-                    "off" => None,
-                    "error" => Some(Level::Error),
-                    "warning" => Some(Level::Warning),
-                    "trace" => Some(Level::Trace),
-                    "info" => Some(Level::Info),
-                    other => {
-                        return Err(format!(
-                            "invalid --log value '{other}': expected off, error, warning, trace or info"
-                        ));
-                    }
-                };
-            }
-            other => return Err(format!("unknown argument '{other}'")),
+    Command::new("wskecho-harness")
+        .about(
+            "Runs the wskecho core inside an emulated NMR and WSK subsystem on host sockets. The \
+             numbers are the driver's registry values (docs/installing.md).",
+        )
+        .after_help(
+            "Prints `listening ADDR:PORT` per socket; SIGINT or SIGTERM plays `sc stop` and the \
+             last stdout line is the JSON report.\nExit status: 0 clean, 1 contract violations \
+             or leaks, 2 bad usage or start-up error.",
+        )
+        .args_override_self(true)
+        .arg(
+            Arg::new("listen")
+                .long("listen")
+                .value_name("ADDR:PORT")
+                .action(ArgAction::Append)
+                .default_values(["127.0.0.1:40007", "[::1]:40007"])
+                .help("An endpoint to listen on, port 0 = ephemeral (repeatable)"),
+        )
+        .args(
+            [
+                ("max-connections", "N", "MaxConnections"),
+                (
+                    "max-connections-per-address",
+                    "N",
+                    "MaxConnectionsPerAddress, 0 = no limit",
+                ),
+                ("buffer-size", "BYTES", "BufferSize"),
+                ("idle-timeout", "SECONDS", "IdleTimeout, 0 = never"),
+                ("no-delay", "0|1", "NoDelay (TCP_NODELAY)"),
+            ]
+            .map(number),
+        )
+        .arg(
+            Arg::new("log")
+                .long("log")
+                .value_name("off|error|warning|trace|info")
+                .value_parser(LOG_LEVELS.map(|(name, _)| name))
+                .hide_possible_values(true)
+                .default_value("off")
+                .help("Driver log lines (DbgPrintEx) to stderr"),
+        )
+}
+
+fn options(matches: &ArgMatches) -> Result<Options, String> {
+    let listen = matches.get_many::<String>("listen").into_iter().flatten();
+    let mut options = Options::new(&listen.map(String::as_str).collect::<Vec<_>>())?;
+    let setters: [(&str, Setter); 5] = [
+        ("max-connections", Options::with_max_connections),
+        (
+            "max-connections-per-address",
+            Options::with_max_connections_per_address,
+        ),
+        ("buffer-size", Options::with_buffer_size),
+        ("idle-timeout", Options::with_idle_timeout),
+        ("no-delay", Options::with_no_delay),
+    ];
+    for (flag, set) in setters {
+        if let Some(&value) = matches.get_one::<u32>(flag) {
+            options = set(options, value)?;
         }
     }
-    if parsed.listen.is_empty() {
-        parsed.listen = DEFAULT_LISTEN.iter().map(|a| (*a).to_owned()).collect();
-    }
-    Ok(Some(parsed))
-}
-
-fn options(args: &Args) -> Result<Options, String> {
-    let listen: Vec<&str> = args.listen.iter().map(String::as_str).collect();
-    let mut options = Options::new(&listen)?;
-    if let Some(n) = args.max_connections {
-        options = options.with_max_connections(n)?;
-    }
-    if let Some(n) = args.max_connections_per_address {
-        options = options.with_max_connections_per_address(n)?;
-    }
-    if let Some(n) = args.buffer_size {
-        options = options.with_buffer_size(n)?;
-    }
-    if let Some(n) = args.idle_timeout {
-        options = options.with_idle_timeout(n)?;
-    }
-    if let Some(n) = args.no_delay {
-        options = options.with_no_delay(n)?;
-    }
-    options.verbosity = args.verbosity;
+    let log = matches.get_one::<String>("log");
+    let level = LOG_LEVELS
+        .into_iter()
+        .find(|(name, _)| log.is_some_and(|log| log == name));
+    options.verbosity = level.and_then(|(_, level)| level);
     Ok(options)
 }
 
@@ -131,15 +116,21 @@ fn fail(message: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
+    let matches = match command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(help) if !help.use_stderr() => {
+            let _ = help.print();
             return ExitCode::SUCCESS;
         }
-        Err(message) => return fail(&format!("{message} (see --help)")),
+        Err(error) => {
+            // One line: clap's first, which names the flag and the value (the rest is usage).
+            let text = error.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.trim_start_matches("error: ");
+            return fail(&format!("{message} (see --help)"));
+        }
     };
-    let options = match options(&args) {
+    let options = match options(&matches) {
         Ok(options) => options,
         Err(message) => return fail(&message),
     };
