@@ -1,30 +1,28 @@
 //! # wskecho
 //!
 //! A Windows kernel driver (WDM) that registers as a Winsock Kernel (WSK) client directly with
-//! the Network Module Registrar (NMR) and serves TCP echo on IPv4 and IPv6.
+//! the Network Module Registrar (NMR) and serves TCP echo on IPv4 and IPv6: the sample on top
+//! of the `wsk-client` library (see `docs/architecture.md`).
 //!
-//! The crate has three layers (see `docs/architecture.md`):
-//!
-//! * [`core`] — platform-neutral `no_std` logic: binding lifecycle, rundown of provider calls,
-//!   socket registry, listener/connection state machines driving a connection handler
-//!   ([`core::handler`]; the echo service is [`core::echo_buffer::ECHO`]), configuration. It
-//!   talks to WSK only through the [`core::provider::Provider`] trait.
-//! * `kernel` — the thin adapter compiled only for Windows: `DriverEntry`, `Unload`, NMR
-//!   callbacks, IRPs/MDLs and completion routines, implementing the provider trait.
+//! * `kernel` — the adapter compiled only for Windows: `DriverEntry`, `Unload`, NMR callbacks,
+//!   IRPs/MDLs and completion routines, implementing `wsk_client`'s provider trait, and the
+//!   Plug and Play device's dispatch.
+//! * [`pnp`] — the Plug and Play device's decisions (platform-neutral, tested on the host).
 //! * `ffi` — hand-written `#[repr(C)]` declarations for `netioddk.h` and `wsk.h`, which wdk-sys
 //!   does not generate, with compile-time layout assertions.
 //!
-//! The user-mode harness (`harness/`) implements the same provider trait on the host over real
-//! TCP sockets and checks the driver against the documented contract.
+//! The platform-neutral client (bindings, listeners, the socket runner, the echo service) is
+//! the `wsk-client` crate; the user-mode harness (`harness/`) runs it on the host over real
+//! TCP sockets and checks it against the documented contract.
 
 #![no_std]
 
-// Host builds (tests, the harness) link std for its allocator and panic runtime; the core
-// itself only uses `core` (and `alloc` where noted).
+// Host builds (the unit tests) link std for its allocator and panic runtime; the driver itself
+// only uses `core`.
 #[cfg(not(target_os = "windows"))]
 extern crate std;
 
-pub mod core;
+pub mod pnp;
 
 #[cfg(target_os = "windows")]
 mod ffi;

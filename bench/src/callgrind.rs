@@ -225,12 +225,12 @@ fl=(1) src/echo_step.rs
 fn=(1) wskecho_bench::echo_step::core_step
 5 10
 cfl=(2) src/core/socket.rs
-cfn=(2) wskecho::core::socket::Socket<P>::run
+cfn=(2) wsk_client::socket::Socket<P>::run
 calls=2 40
 +3 1100
 fn=(2)
 40 900
-cfn=(3) <wskecho_bench::echo_step::BenchProvider as wskecho::core::provider::Provider>::send
+cfn=(3) <wskecho_bench::echo_step::BenchProvider as wsk_client::provider::Provider>::send
 calls=2 0
 * 150
 cfn=(4) memcpy
@@ -259,12 +259,9 @@ totals: 1110
         assert_eq!(profile.summary, Some(1110));
         assert_eq!(profile.total(), 1110);
         assert_eq!(profile.self_cost["wskecho_bench::echo_step::core_step"], 10);
-        assert_eq!(
-            profile.self_cost["wskecho::core::socket::Socket<P>::run"],
-            900
-        );
+        assert_eq!(profile.self_cost["wsk_client::socket::Socket<P>::run"], 900);
         let edge = &profile.edges[&(
-            "wskecho::core::socket::Socket<P>::run".to_owned(),
+            "wsk_client::socket::Socket<P>::run".to_owned(),
             "memcpy".to_owned(),
         )];
         assert_eq!((edge.calls, edge.inclusive), (1, 50));

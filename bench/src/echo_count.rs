@@ -107,7 +107,7 @@ mod tests {
         parse(&format!(
             "events: Ir\n\
              fn=(1) wskecho_bench::echo_step::core_step\n0 {core}\n\
-             cfn=(2) <wskecho_bench::echo_step::BenchProvider as wskecho::core::provider::Provider>::send\n\
+             cfn=(2) <wskecho_bench::echo_step::BenchProvider as wsk_client::provider::Provider>::send\n\
              calls={cycles} 0\n0 {}\n\
              cfn=(3) __memset_avx2_unaligned_erms\ncalls=1 0\n0 64\n\
              fn=(2)\n0 {send_self}\ncfn=(4) std::sync::Mutex<T>::lock\ncalls={cycles} 0\n0 {lock}\n\
@@ -122,7 +122,7 @@ mod tests {
         assert!(is_copy("__memset_avx2_unaligned_erms"));
         assert!(is_copy("memcpy"));
         assert!(is_copy("__memmove_avx_unaligned_erms"));
-        assert!(!is_copy("wskecho::core::socket::Socket<P>::post"));
+        assert!(!is_copy("wsk_client::socket::Socket<P>::post"));
         assert!(!is_copy("mem::replace"));
     }
 

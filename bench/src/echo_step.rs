@@ -31,17 +31,17 @@ use std::{
     },
 };
 
-use wsk_primitives::{
-    platform::{Level, Platform, PoolTag},
-    status::NtStatus,
-};
-use wskecho::core::{
+use wsk_client::{
     client::{BindingRef, Client},
     config::{ConfigBuilder, ValueName},
-    echo_buffer::ECHO,
+    echo::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
+};
+use wsk_primitives::{
+    platform::{Level, Platform, PoolTag},
+    status::NtStatus,
 };
 
 /// Runs `f`, an entry into the core that sets up the binding, the listener or the connection.
@@ -721,12 +721,12 @@ mod tests {
     #[test]
     fn double_functions_are_told_from_core_functions() {
         assert!(is_bench_double(
-            "<wskecho_bench::echo_step::BenchProvider as wskecho::core::provider::Provider>::send"
+            "<wskecho_bench::echo_step::BenchProvider as wsk_client::provider::Provider>::send"
         ));
         assert!(is_bench_double(
             "core::ptr::drop_in_place<wskecho_bench::echo_step::BenchProvider>"
         ));
         assert!(!is_bench_double("wskecho_bench::echo_step::core_step_sent"));
-        assert!(!is_bench_double("wskecho::core::socket::Socket<P>::run"));
+        assert!(!is_bench_double("wsk_client::socket::Socket<P>::run"));
     }
 }

@@ -192,9 +192,9 @@ mod tests {
     fn short_names_drop_repeated_generic_paths() {
         assert_eq!(
             short_name(
-                "wskecho::core::socket::Socket<wskecho::kernel::provider::WskProvider>::post<wskecho::kernel::provider::WskProvider>"
+                "wsk_client::socket::Socket<wskecho::kernel::provider::WskProvider>::post<wskecho::kernel::provider::WskProvider>"
             ),
-            "wskecho::core::socket::Socket<WskProvider>::post"
+            "wsk_client::socket::Socket<WskProvider>::post"
         );
         assert_eq!(
             short_name("core::fmt::impl$82::fmt<dyn$<core::fmt::Display> >"),
@@ -237,7 +237,7 @@ mod tests {
             frame: frame.map(|(size, callee_saved)| FrameRecord { size, callee_saved }),
         };
         let procedures = [
-            procedure(0, "wskecho::core::config::EntryText::new", Some((104, 16))),
+            procedure(0, "wsk_client::config::EntryText::new", Some((104, 16))),
             procedure(256, "Socket<P>::post<P>", Some((4600, 8))),
             procedure(512, "leaf", None),
         ];
@@ -250,7 +250,7 @@ mod tests {
             summary,
             vec![
                 ("Socket<P>::post<P>", 4608, Some(true)),
-                ("wskecho::core::config::EntryText::new", 120, Some(true)),
+                ("wsk_client::config::EntryText::new", 120, Some(true)),
                 ("fn@0x1300", 8, None),
             ]
         );

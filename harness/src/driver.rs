@@ -10,11 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wsk_primitives::status::NtStatus;
-use wskecho::core::{
+use wsk_client::{
     binding::BindingRef, client::Client, config::Config, handler::Service, stats::StatsSnapshot,
     wsk_version::WskVersionRange,
 };
+use wsk_primitives::status::NtStatus;
 
 use crate::{
     contract::Contract,

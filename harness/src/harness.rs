@@ -9,13 +9,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wsk_primitives::{platform::Level, status::NtStatus};
-use wskecho::core::{
+use wsk_client::{
     config::{Config, ConfigBuilder, ValueName},
-    echo_buffer::ECHO,
+    echo::ECHO,
     handler::Service,
     stats::StatsSnapshot,
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 use crate::{
     contract::Contract,
@@ -477,7 +477,7 @@ mod tests {
             pool_peak_bytes: 1024,
             leaks: vec![Outstanding {
                 tag: "WEcn".into(),
-                site: "src/core/socket.rs:1:1".into(),
+                site: "crates/wsk-client/src/socket.rs:1:1".into(),
                 blocks: 1,
                 bytes: 64,
             }],

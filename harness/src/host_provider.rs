@@ -7,12 +7,12 @@
 
 use std::{net::SocketAddr, ops::Range, ptr::NonNull};
 
-use wsk_primitives::status::NtStatus;
-use wskecho::core::{
+use wsk_client::{
     binding::BindingRef,
     provider::{Completion, Provider, SocketKind, SocketOption},
     socket::SocketRef,
 };
+use wsk_primitives::status::NtStatus;
 
 use crate::{
     nmr::BindingHandle,

@@ -36,11 +36,11 @@ use std::{
 
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use wsk_client::provider::{Completion, OpKind, SocketKind, SocketOption};
 use wsk_primitives::{
     platform::{Platform, PoolTag},
     status::NtStatus,
 };
-use wskecho::core::provider::{Completion, OpKind, SocketKind, SocketOption};
 
 use crate::{
     callback::{self, Callback},

@@ -6,8 +6,8 @@ use std::{
     time::Duration,
 };
 
+use wsk_client::provider::{Provider, SocketKind};
 use wsk_primitives::{platform::Level, status::NtStatus};
-use wskecho::core::provider::{Provider, SocketKind};
 use wskecho_harness::{
     contract::Contract,
     driver::{Subsystem, check_unloaded},

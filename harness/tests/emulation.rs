@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use wsk_client::provider::{Completion, SocketKind, SocketOption};
 use wsk_primitives::{platform::Level, status::NtStatus};
-use wskecho::core::provider::{Completion, SocketKind, SocketOption};
 use wskecho_harness::{
     contract::Contract,
     nmr::{BindingHandle, ClientModule, ContextPtr, Nmr, NmrMode, ProviderCharacteristics},

@@ -13,7 +13,7 @@ use std::{
 };
 
 use common::{LOOPBACK, assert_clean, connect, options, start, wait_for};
-use wskecho::core::{
+use wsk_client::{
     config::Config,
     handler::{Buffer, ConnectionHandler, Service},
 };

@@ -5,7 +5,7 @@ Sets wskecho's configuration under HKLM\SYSTEM\CurrentControlSet\Services\wskech
 .DESCRIPTION
 The driver reads these values once, in DriverEntry: restart it (Stop-Wskecho.ps1,
 Start-Wskecho.ps1) to apply them. Values are checked here against the driver's limits
-(src/core/config.rs); the driver checks them again and refuses to start on an invalid one
+(crates/wsk-client/src/config.rs); the driver checks them again and refuses to start on an invalid one
 (sc start fails, error 87, and the log names the value).
   ListenAddresses  REG_MULTI_SZ  "ADDR:PORT" strings, IPv6 in brackets; default loopback only,
                                  127.0.0.1:40007, [::1]:40007 (0.0.0.0 / [::] = every network)
@@ -65,7 +65,7 @@ param(
 . (Join-Path $PSScriptRoot 'Wskecho.Common.ps1')
 Assert-WskechoAdministrator
 
-# The driver's limits (src/core/config.rs).
+# The driver's limits (crates/wsk-client/src/config.rs).
 $limits = @{
     ListenAddressesMax = 16
     MaxConnections     = @(1, 65536)

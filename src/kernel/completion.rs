@@ -22,7 +22,7 @@ use super::{
     irp::io_status,
     provider::{WskProvider, WskSocketHandle},
 };
-use crate::core::{provider::Completion, socket::SocketRef};
+use wsk_client::{provider::Completion, socket::SocketRef};
 use wsk_primitives::status::NtStatus;
 
 /// The completion of an operation whose result carries no value.

@@ -2,7 +2,7 @@
 //! depend on wdk-sys) and the same values from the Windows bindings: wdk-sys's `constants.rs`
 //! (NTSTATUS codes, maintained by Microsoft), the generated `winnt.h` registry types and `wdm.h`
 //! Plug and Play minor function codes (`IRP_MN_*`, for the Plug and Play device's decisions in
-//! `core::pnp`), plus the project's own `wsk.h` declarations. A mismatch fails the Windows build,
+//! `crate::pnp`), plus the project's own `wsk.h` declarations. A mismatch fails the Windows build,
 //! so the core can never hand the kernel a status or type that means something else.
 
 use wdk_sys::{
@@ -13,13 +13,10 @@ use wdk_sys::{
 };
 
 use crate::{
-    core::{
-        config,
-        pnp::{self, PnpMinor},
-        wsk_version::WSK_VERSION_1_0,
-    },
     ffi::wsk::MAKE_WSK_VERSION,
+    pnp::{self, PnpMinor},
 };
+use wsk_client::{config, wsk_version::WSK_VERSION_1_0};
 use wsk_primitives::status::NtStatus;
 
 /// The core's status and the binding's are the same code.

@@ -18,10 +18,8 @@ use super::{
     registry::{ReadError, read_config, read_pnp_device_switch},
     unload::{driver_unload, shut_down_client},
 };
-use crate::{
-    core::log::{log_error, log_trace},
-    ffi::netioddk::NmrRegisterClient,
-};
+use crate::ffi::netioddk::NmrRegisterClient;
+use wsk_primitives::{log_error, log_trace};
 
 /// `DriverEntry` (`DRIVER_INITIALIZE`), called by the I/O manager at `PASSIVE_LEVEL`
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_initialize>).

@@ -9,13 +9,11 @@ use super::{
     address::socket_addr_from_raw,
     provider::{WskProvider, WskSocketHandle},
 };
-use crate::{
-    core::socket::SocketRef,
-    ffi::{
-        ws2def::SOCKADDR,
-        wsk::{PWSK_SOCKET, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_LISTEN_DISPATCH},
-    },
+use crate::ffi::{
+    ws2def::SOCKADDR,
+    wsk::{PWSK_SOCKET, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_LISTEN_DISPATCH},
 };
+use wsk_client::socket::SocketRef;
 use wsk_primitives::status::NtStatus;
 
 /// The client dispatch of every listening socket: accept events only, no conditional accept.

@@ -24,7 +24,7 @@ use wdk_sys::{
 };
 
 use super::{platform::KernelPlatform, provider::WskProvider};
-use crate::core::{client::Client, config::Config, echo_buffer::ECHO};
+use wsk_client::{client::Client, config::Config, echo::ECHO};
 
 /// `KernelMode` as the `KPROCESSOR_MODE` (`CCHAR`) that `KeWaitForSingleObject` takes.
 const KERNEL_MODE: i8 = 0;

@@ -17,7 +17,6 @@ use super::{
     timer::BindingTimer,
 };
 use crate::{
-    core::{binding::BindingRef, log::log_error, wsk_version::WskVersionRange},
     ffi::{
         netioddk::{
             MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_CLIENT_CHARACTERISTICS_SIZE, NPI_MODULEID,
@@ -30,7 +29,8 @@ use crate::{
         },
     },
 };
-use wsk_primitives::status::NtStatus;
+use wsk_client::{binding::BindingRef, wsk_version::WskVersionRange};
+use wsk_primitives::{log_error, status::NtStatus};
 
 /// The NPI wskecho is a client of.
 static NPI_ID: NPIID = NPI_WSK_INTERFACE_ID;

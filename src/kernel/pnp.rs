@@ -48,11 +48,8 @@ use super::{
     remove_lock,
     unload::deregister_client,
 };
-use crate::core::{
-    log::{log_error, log_trace},
-    pnp::{self, PnpStep},
-};
-use wsk_primitives::status::NtStatus;
+use crate::pnp::{self, PnpStep};
+use wsk_primitives::{log_error, log_trace, status::NtStatus};
 
 /// The FDO's device extension: allocated by `IoCreateDevice` together with the device object
 /// (non-paged, freed by `IoDeleteDevice`). The driver's only per-device memory.

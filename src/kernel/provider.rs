@@ -38,12 +38,6 @@ use super::{
     work_item,
 };
 use crate::{
-    core::{
-        binding::BindingRef,
-        log::log_warning,
-        provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
-        socket::SocketRef,
-    },
     ffi::{
         netioddk::NmrClientDetachProviderComplete,
         ws2def::{
@@ -57,7 +51,12 @@ use crate::{
         },
     },
 };
-use wsk_primitives::status::NtStatus;
+use wsk_client::{
+    binding::BindingRef,
+    provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
+    socket::SocketRef,
+};
+use wsk_primitives::{log_warning, status::NtStatus};
 
 /// The size of a `ULONG` socket option value, as `WskControlSocket`'s `InputSize`.
 const OPTION_SIZE: SIZE_T = 4;

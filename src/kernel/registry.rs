@@ -12,7 +12,7 @@
 //! `ConfigBuilder` and the `Config` it builds are ~540 bytes each, too much to keep in (or
 //! copy through) `DriverEntry`'s and `read_config`'s stack frames.
 //! The Plug and Play device switch `PnpDevice` is read the same way, into the core's
-//! [`pnp_device_switch`] (`src/core/pnp.rs`).
+//! [`pnp_device_switch`] (`src/pnp.rs`).
 //!
 //! IRQL: `ZwOpenKey`, `ZwQueryValueKey` and `ZwClose` require `PASSIVE_LEVEL`
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwopenkey>,
@@ -33,10 +33,8 @@ use wdk_sys::{
 };
 
 use super::platform::KernelPlatform;
-use crate::core::{
-    config::{Config, ConfigBuilder, ConfigError, ValueName},
-    pnp::{PNP_DEVICE_VALUE, PNP_DEVICE_VALUE_UTF16, PnpSwitchError, pnp_device_switch},
-};
+use crate::pnp::{PNP_DEVICE_VALUE, PNP_DEVICE_VALUE_UTF16, PnpSwitchError, pnp_device_switch};
+use wsk_client::config::{Config, ConfigBuilder, ConfigError, ValueName};
 use wsk_primitives::{
     platform::{Platform, PoolTag},
     pool::POOL_ALIGNMENT,
@@ -151,6 +149,9 @@ impl PoolConfig {
 ///
 /// # Safety
 /// `registry_path` is the valid `UNICODE_STRING` passed to `DriverEntry`.
+// Out of line: its frame (value buffer, configuration builder) must not add to
+// `DriverEntry`'s (docs/performance.md, part 7).
+#[inline(never)]
 pub unsafe fn read_config(registry_path: PCUNICODE_STRING) -> Result<PoolConfig, ReadError> {
     let mut config = PoolConfig::new().ok_or(ReadError::Registry {
         what: "the configuration (pool memory for its builder)",

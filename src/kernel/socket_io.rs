@@ -10,10 +10,8 @@
 use core::{cell::UnsafeCell, ptr::NonNull};
 
 use super::{address::SockaddrStorage, irp::OwnedIrp, mdl::OwnedMdl, work_item::OwnedWorkItem};
-use crate::{
-    core::provider::{OpKind, SocketKind},
-    ffi::wsk::WSK_BUF,
-};
+use crate::ffi::wsk::WSK_BUF;
+use wsk_client::provider::{OpKind, SocketKind};
 
 /// The IRP of one operation kind and the memory its call points WSK to.
 pub struct OpSlot {
@@ -90,7 +88,7 @@ impl OpSlot {
     }
 }
 
-/// The I/O resources of one socket ([`crate::core::provider::Provider::SocketIo`]).
+/// The I/O resources of one socket ([`wsk_client::provider::Provider::SocketIo`]).
 pub struct WskSocketIo {
     setup: Option<OpSlot>,
     receive: Option<OpSlot>,

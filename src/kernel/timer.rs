@@ -1,4 +1,4 @@
-//! The binding's timer ([`crate::core::provider::Provider::arm_timer`]): a one-shot `KTIMER`
+//! The binding's timer ([`wsk_client::provider::Provider::arm_timer`]): a one-shot `KTIMER`
 //! whose DPC queues the binding's work item, which runs the core's tick
 //! ([`BindingRef::tick`]) at `PASSIVE_LEVEL`.
 //!
@@ -45,7 +45,7 @@ use wdk_sys::{
 };
 
 use super::{platform::KernelPlatform, provider::WskProvider, work_item::OwnedWorkItem};
-use crate::core::binding::BindingRef;
+use wsk_client::binding::BindingRef;
 use wsk_primitives::platform::{Platform, PoolTag};
 
 /// Pool tag of a binding's timer block.

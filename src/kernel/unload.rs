@@ -4,11 +4,9 @@
 use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING, ntddk::KeFlushQueuedDpcs};
 
 use super::{entry::delete_completion_device, globals::WSKECHO_GLOBALS, platform::KernelPlatform};
-use crate::{
-    core::log::{log_error, log_trace},
-    ffi::netioddk::{NmrDeregisterClient, NmrWaitForClientDeregisterComplete},
-};
+use crate::ffi::netioddk::{NmrDeregisterClient, NmrWaitForClientDeregisterComplete};
 use wsk_primitives::status::NtStatus;
+use wsk_primitives::{log_error, log_trace};
 
 /// `Unload` (`DRIVER_UNLOAD`), called by the I/O manager at `PASSIVE_LEVEL`
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_unload>).

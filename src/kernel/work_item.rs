@@ -5,7 +5,7 @@
 //! and `WskCloseSocket` waits for the socket's event callbacks in progress
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_close_socket>).
 //! So completions and `WskAcceptEvent` only post events to the core, and the core asks for a
-//! run ([`crate::core::provider::Provider::schedule`]); the run happens here, in a
+//! run ([`wsk_client::provider::Provider::schedule`]); the run happens here, in a
 //! `WorkItemEx` routine on a system worker thread at `PASSIVE_LEVEL`
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-io_workitem_routine_ex>).
 //!
@@ -38,7 +38,7 @@ use wdk_sys::{
 };
 
 use super::{globals::WSKECHO_GLOBALS, platform::KernelPlatform, provider::WskProvider};
-use crate::core::socket::SocketRef;
+use wsk_client::socket::SocketRef;
 use wsk_primitives::platform::{Platform, PoolTag};
 
 /// Pool tag of a socket's `IO_WORKITEM` block.

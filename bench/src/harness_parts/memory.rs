@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use wsk_client::socket::CONNECTION_TAG;
 use wsk_primitives::platform::PoolTag;
-use wskecho::core::socket::CONNECTION_TAG;
 use wskecho_harness::{harness::Harness, wsk::IRP_TAG};
 
 use super::{

@@ -130,7 +130,7 @@ pub fn check_contract(harness: &Harness, what: &str) -> Result<(), String> {
 
 /// The driver's counters (zero once unloaded).
 #[must_use]
-pub fn driver_stats(harness: &Harness) -> wskecho::core::stats::StatsSnapshot {
+pub fn driver_stats(harness: &Harness) -> wsk_client::stats::StatsSnapshot {
     harness
         .driver()
         .map(|driver| driver.client().stats().snapshot())

@@ -19,6 +19,7 @@
 #[cfg(any(test, feature = "testing"))]
 extern crate std;
 
+mod log;
 pub mod platform;
 pub mod pool;
 pub mod rundown;

@@ -1,20 +1,17 @@
 //! The driver's configuration contract, taken from the driver itself.
 //!
-//! This module compiles `src/core/config.rs` (plain `core`-only Rust with no dependency on the
-//! rest of the driver), so the INF's `Parameters` defaults are checked against the driver's own
-//! defaults and validated by the very parser `DriverEntry` runs. (Depending on the `wskecho`
-//! crate instead would build its panic=abort rlib twice in one `cargo test`, see
-//! `harness/Cargo.toml`.) If `config.rs` ever imports other driver modules, this breaks at
+//! The `Parameters` values and their defaults come from `wsk_client::config`, so the INF's
+//! defaults are checked against the driver's own and validated by the very parser
+//! `DriverEntry` runs. The Plug and Play device switch comes from the driver's `src/pnp.rs`,
+//! compiled into this tool unchanged (it is `core`-only Rust; the driver crate is a `cdylib` a
+//! tool cannot depend on). If `pnp.rs` ever imports other driver modules, this breaks at
 //! compile time, on purpose.
 
-// The driver's `src/core/config.rs`, compiled into this tool unchanged (its own `//!` docs
-// document the module).
-#[path = "../../../src/core/config.rs"]
-pub mod driver;
+pub use wsk_client::config as driver;
 
-// The driver's `src/core/pnp.rs` (also `core`-only): the PnP device switch
-// `Parameters\PnpDevice` that only the device INF may write.
-#[path = "../../../src/core/pnp.rs"]
+// The driver's `src/pnp.rs`: the PnP device switch `Parameters\PnpDevice` that only the
+// device INF may write.
+#[path = "../../../src/pnp.rs"]
 pub mod driver_pnp;
 
 use driver::{ConfigBuilder, ValueName};

@@ -55,7 +55,7 @@ pub const SERVICE_ERROR_NORMAL: u32 = 1;
 
 impl Policy {
     /// wskecho's policy. The parameters and their defaults come from the driver's
-    /// `src/core/config.rs` (see [`crate::core_config`]), so an INF that drifts from the
+    /// `crates/wsk-client/src/config.rs` (see [`crate::core_config`]), so an INF that drifts from the
     /// driver fails the check.
     #[must_use]
     pub fn wskecho() -> Self {

@@ -1,5 +1,5 @@
 //! `scripts/windows/Set-WskechoParameters.ps1` checks values before writing them; its limits
-//! must be the driver's (`src/core/config.rs`), or it would refuse valid values or accept
+//! must be the driver's (`crates/wsk-client/src/config.rs`), or it would refuse valid values or accept
 //! values that make `DriverEntry` fail. `Get-WskechoStatus.ps1` shows every value the driver
 //! reads.
 

@@ -1,9 +1,9 @@
 //! Registry rules for the service's AddReg sections: values go under `HKR,Parameters`
 //! (InfVerif 1323), with valid flags (1224, 1268, 1305), and say exactly what the driver
 //! expects: every parameter once, with its type and default, valid for the driver's own
-//! configuration parser (`src/core/config.rs`).
+//! configuration parser (`crates/wsk-client/src/config.rs`).
 //!
-//! The Plug and Play device switch `Parameters\PnpDevice` (`src/core/pnp.rs`): a device INF must
+//! The Plug and Play device switch `Parameters\PnpDevice` (`src/pnp.rs`): a device INF must
 //! write it as the `REG_DWORD` 1, or `DriverEntry` registers no `AddDevice` and the device cannot
 //! start; a primitive INF must not write it, or `sc stop` could no longer unload the driver.
 

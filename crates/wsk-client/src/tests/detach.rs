@@ -5,7 +5,7 @@ extern crate std;
 use std::vec::Vec;
 
 use super::{attach_and_listen, config, finish, lines, one_listener};
-use crate::core::{
+use crate::{
     config::{ConfigBuilder, ValueName},
     provider::Completion,
     testing::provider::{Call, Mode, Op, World, client},
@@ -105,7 +105,7 @@ fn busy(
     connections: usize,
 ) -> (
     std::sync::Arc<World>,
-    std::boxed::Box<crate::core::client::Client<crate::core::testing::provider::TestProvider>>,
+    std::boxed::Box<crate::client::Client<crate::testing::provider::TestProvider>>,
 ) {
     let world = World::new(Mode::Pending);
     let client = client(config(&["127.0.0.1:7", "[::1]:7"], 16, 512));

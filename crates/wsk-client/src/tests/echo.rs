@@ -5,7 +5,7 @@ extern crate std;
 use std::vec::Vec;
 
 use super::{finish, lines, one_listener};
-use crate::core::{
+use crate::{
     provider::Completion,
     socket::CONNECTION_TAG,
     testing::provider::{Call, Mode, World},
@@ -21,11 +21,11 @@ fn connect(world: &World) -> usize {
     *world.connection_ios().last().unwrap()
 }
 
-fn take_receive(world: &World, io: usize) -> Option<crate::core::testing::provider::Op> {
+fn take_receive(world: &World, io: usize) -> Option<crate::testing::provider::Op> {
     world.take_on(io, |c| matches!(c, Call::Receive(_)))
 }
 
-fn take_send(world: &World, io: usize) -> Option<crate::core::testing::provider::Op> {
+fn take_send(world: &World, io: usize) -> Option<crate::testing::provider::Op> {
     world.take_on(io, |c| matches!(c, Call::Send(_)))
 }
 

@@ -13,7 +13,7 @@
 
 use ::core::ops::Range;
 
-use crate::core::{
+use crate::{
     config::Config,
     handler::{Buffer, ConnectionHandler, Service},
 };
@@ -184,7 +184,7 @@ impl EchoRing {
     }
 }
 
-/// The echo service, for [`Client::new`](crate::core::client::Client::new).
+/// The echo service, for [`Client::new`](crate::client::Client::new).
 pub const ECHO: Service = Service::of::<EchoRing>();
 
 /// The echo service: every byte received is sent back, in order, through the ring. The

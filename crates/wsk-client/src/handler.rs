@@ -26,7 +26,7 @@ use ::core::{
     ptr::NonNull,
 };
 
-use crate::core::config::Config;
+use crate::config::Config;
 
 /// One connection's application logic (see the module documentation).
 pub trait ConnectionHandler: Send + 'static {

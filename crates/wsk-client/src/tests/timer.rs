@@ -6,7 +6,7 @@ extern crate std;
 use std::boxed::Box;
 
 use super::{attached, cancel_receive_and_finish, complete_setup, finish, lines};
-use crate::core::{
+use crate::{
     binding::TICK_MS,
     client::Client,
     config::{ConfigBuilder, ValueName},

@@ -32,15 +32,15 @@ use ::core::{
 // statistics counters).
 use ::core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::core::{
+use crate::{
     client::Client,
     config::MAX_ENDPOINTS,
-    log::{log_error, log_info, log_trace, log_warning},
     provider::{Provider, SocketKind},
     socket::{InstallError, Socket, SocketRef},
     stats::{Refusal, Stats},
 };
 use wsk_primitives::{
+    log_error, log_info, log_trace, log_warning,
     platform::PoolTag,
     pool::PoolBox,
     rundown::{Acquisition, Rundown},

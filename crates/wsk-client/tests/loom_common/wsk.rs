@@ -55,12 +55,12 @@ use loom::{
     },
     thread,
 };
-use wsk_primitives::status::NtStatus;
-use wskecho::core::{
+use wsk_client::{
     client::BindingRef,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
 };
+use wsk_primitives::status::NtStatus;
 
 use crate::loom_common::{Causality, platform::LoomPlatform, violated};
 
@@ -629,7 +629,7 @@ impl World {
                 token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote()))
             }
             // As the kernel's accept event: out-parameters written (NULL), then the start.
-            .map(wskecho::core::socket::Accepted::start)
+            .map(wsk_client::socket::Accepted::start)
         });
         let listener_closing = {
             let mut state = self.state();

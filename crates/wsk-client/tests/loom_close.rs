@@ -14,7 +14,7 @@ use loom_common::{
     violated,
     wsk::{Call, spawn_wsk},
 };
-use wskecho::core::provider::Completion;
+use wsk_client::provider::Completion;
 
 /// Model 4: the detach closes the listener and a connection while the connection's receive
 /// completes with data (the core's runner then makes the echo's `send` call) and an accept

@@ -14,7 +14,7 @@ extern crate std;
 
 use std::{string::String, sync::Arc, vec::Vec};
 
-use crate::core::{
+use crate::{
     client::Client,
     config::{Config, ConfigBuilder, ValueName},
     provider::Completion,

@@ -39,14 +39,14 @@ use ::core::{ffi::c_void, net::SocketAddr, ops::Range, ptr::NonNull};
 // atomics on every build, so the loom models need not explore it.
 use ::core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crate::core::{
+use crate::{
     binding::Binding,
     handler::{Buffer, ConnectionHandler, overlaps},
-    log::{log_error, log_info, log_trace, log_warning},
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     stats::Stats,
 };
 use wsk_primitives::{
+    log_error, log_info, log_trace, log_warning,
     platform::PoolTag,
     pool::PoolBox,
     rundown::{Acquisition, Rundown},

@@ -5,7 +5,7 @@ extern crate std;
 use std::{boxed::Box, string::String, sync::Arc};
 
 use super::{attach_and_listen, complete_setup, config, finish, lines, one_listener};
-use crate::core::{
+use crate::{
     binding::BINDING_TAG,
     client::Client,
     provider::Completion,

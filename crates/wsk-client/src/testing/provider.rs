@@ -36,10 +36,10 @@ use std::{
     vec::Vec,
 };
 
-use crate::core::{
+use crate::{
     client::{BindingRef, Client},
     config::Config,
-    echo_buffer::ECHO,
+    echo::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     testing::TestPlatform,

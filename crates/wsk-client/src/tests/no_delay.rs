@@ -5,7 +5,7 @@ extern crate std;
 use super::{attached, cancel_receive_and_finish, lines};
 use std::{boxed::Box, sync::Arc};
 
-use crate::core::{
+use crate::{
     client::Client,
     config::{ConfigBuilder, ValueName},
     provider::Completion,

@@ -8,7 +8,7 @@
 //!   harness with host sockets.
 //!
 //! Every asynchronous [`Provider`] operation reports its result exactly once, by the adapter
-//! calling [`SocketRef::complete`](crate::core::socket::SocketRef::complete) with the token it
+//! calling [`SocketRef::complete`](crate::socket::SocketRef::complete) with the token it
 //! was given — before the operation returns (inline completion) or later on any thread at
 //! IRQL <= `DISPATCH_LEVEL`, as WSK completes IRPs. The core never blocks and never waits.
 //!
@@ -24,7 +24,7 @@
 
 use ::core::{fmt, net::SocketAddr, ops::Range, ptr::NonNull};
 
-use crate::core::{binding::BindingRef, socket::SocketRef};
+use crate::{binding::BindingRef, socket::SocketRef};
 use wsk_primitives::{platform::Platform, status::NtStatus};
 
 /// What kind of socket a [`Provider::SocketIo`] serves.

@@ -8,7 +8,7 @@ use ::core::ops::Range;
 use std::boxed::Box;
 
 use super::{attach_and_listen, config, finish, lines};
-use crate::core::{
+use crate::{
     client::Client,
     config::Config,
     handler::{Buffer, ConnectionHandler, Service},

@@ -7,18 +7,18 @@
 
 use ::core::{marker::PhantomData, mem::MaybeUninit, ptr};
 
-pub use crate::core::binding::BindingRef;
-use crate::core::{
+pub use crate::binding::BindingRef;
+use crate::{
     binding::{Binding, finish_attach},
     config::Config,
     handler::Service,
-    log::{log_error, log_info, log_trace, log_warning},
     provider::Provider,
     startup::{Startup, StartupRecord, Verdict},
     stats::Stats,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 use wsk_primitives::{
+    log_error, log_info, log_trace, log_warning,
     status::NtStatus,
     sync::{AtomicUsize, Ordering},
 };
@@ -307,9 +307,9 @@ mod tests {
     use std::{boxed::Box, format, mem::MaybeUninit};
 
     use super::Client;
-    use crate::core::{
+    use crate::{
         config::{ConfigBuilder, ValueName},
-        echo_buffer::ECHO,
+        echo::ECHO,
         testing::{
             TestPlatform,
             provider::{Call, Mode, TestProvider, World},
@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(client.stats().snapshot().listeners_open, 1);
         assert_eq!(
             client.startup().snapshot(),
-            crate::core::startup::Startup::Settled {
+            crate::startup::Startup::Settled {
                 open: 1,
                 failed: 0,
                 first_failure: wsk_primitives::status::NtStatus::SUCCESS

@@ -9,13 +9,13 @@ use std::{
     sync::Arc,
 };
 
-use wsk_primitives::status::NtStatus;
-use wskecho::core::{
+use wsk_client::{
     client::Client,
     config::{Config, ConfigBuilder, MIN_BUFFER_SIZE, ValueName},
-    echo_buffer::ECHO,
+    echo::ECHO,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
+use wsk_primitives::status::NtStatus;
 
 use crate::loom_common::{
     platform::POISON,

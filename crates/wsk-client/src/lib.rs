@@ -1,0 +1,32 @@
+//! # wsk-client
+//!
+//! A platform-neutral `no_std` Winsock Kernel (WSK) client: the NMR attach, detach and cleanup
+//! protocol of a binding ([`client`], [`binding`]), listeners and the socket runner that owns
+//! every connection's outstanding operations and close protocol ([`socket`]), driving an
+//! application's [`handler::ConnectionHandler`]. It calls WSK only through the
+//! [`provider::Provider`] trait, implemented by a kernel adapter on Windows and by an emulation
+//! on the host; no wdk-sys type appears here. Its building blocks come from `wsk-primitives`.
+//!
+//! [`echo`] is the echo service, a ready-made handler.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod binding;
+pub mod client;
+pub mod config;
+pub mod echo;
+pub mod handler;
+pub mod provider;
+pub mod socket;
+pub mod startup;
+pub mod stats;
+pub mod wsk_version;
+
+#[cfg(test)]
+pub mod testing;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
