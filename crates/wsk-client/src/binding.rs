@@ -22,7 +22,6 @@
 //! itself; a tick that finds the binding detaching arms nothing.
 
 use ::core::{
-    ffi::c_void,
     mem::ManuallyDrop,
     net::{IpAddr, SocketAddr},
     ptr::NonNull,
@@ -558,50 +557,16 @@ impl ::core::fmt::Display for PeerText {
     }
 }
 
-/// Token for one binding: the client binding context given to NMR.
-pub struct BindingRef<P: Provider> {
-    ptr: NonNull<Binding<P>>,
-}
-
-impl<P: Provider> Clone for BindingRef<P> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<P: Provider> Copy for BindingRef<P> {}
-
-impl<P: Provider> ::core::fmt::Debug for BindingRef<P> {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        write!(f, "BindingRef({:p})", self.ptr)
-    }
-}
-
-// SAFETY: a token is an address; the binding is built for use from any thread (atomics).
-unsafe impl<P: Provider> Send for BindingRef<P> {}
-// SAFETY: as above.
-unsafe impl<P: Provider> Sync for BindingRef<P> {}
+pub use crate::token::BindingRef;
 
 impl<P: Provider> BindingRef<P> {
     pub(crate) const fn new(ptr: NonNull<Binding<P>>) -> Self {
-        Self { ptr }
+        Self::from_ptr(ptr)
     }
 
-    /// The token as the client binding context.
-    #[must_use]
-    pub const fn as_context(self) -> *mut c_void {
-        self.ptr.as_ptr().cast()
-    }
-
-    /// The token back from the client binding context. A null pointer gives a dangling
-    /// token, which must not be used (the safety contract excludes it).
-    ///
-    /// # Safety
-    /// `context` came from [`BindingRef::as_context`] of a binding not yet cleaned up.
-    #[must_use]
-    pub unsafe fn from_context(context: *mut c_void) -> Self {
-        Self {
-            ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()),
-        }
+    /// The binding (valid until its cleanup).
+    const fn binding(self) -> NonNull<Binding<P>> {
+        self.ptr()
     }
 
     /// `ClientDetachProvider` (IRQL <= `DISPATCH_LEVEL`): stops admitting calls, requests the
@@ -614,7 +579,7 @@ impl<P: Provider> BindingRef<P> {
     #[must_use]
     pub unsafe fn detach(self) -> NtStatus {
         // SAFETY: live until the rundown drains, which needs our attachment reference.
-        let binding = unsafe { self.ptr.as_ref() };
+        let binding = unsafe { self.binding().as_ref() };
         let platform = binding.client().platform();
         if !binding.rundown.begin_close() {
             log_error!(platform, "internal: detach called twice");
@@ -669,14 +634,14 @@ impl<P: Provider> BindingRef<P> {
     /// used afterwards.
     pub unsafe fn tick(self) {
         // SAFETY: the expired timer's reference keeps the binding live until it is dropped.
-        let binding = unsafe { self.ptr.as_ref() };
+        let binding = unsafe { self.binding().as_ref() };
         if !binding.rundown.is_closing() {
             binding.sweep_idle();
             // SAFETY: the expired timer's reference is held.
-            unsafe { Binding::recover_listeners(self.ptr) };
+            unsafe { Binding::recover_listeners(self.binding()) };
         }
         // SAFETY: the expired timer's reference, which the call consumes.
-        unsafe { Binding::arm_or_release(self.ptr) };
+        unsafe { Binding::arm_or_release(self.binding()) };
     }
 
     /// `ClientCleanupBindingContext` (IRQL <= `DISPATCH_LEVEL`): frees the binding. `true` if
@@ -687,12 +652,12 @@ impl<P: Provider> BindingRef<P> {
     #[must_use]
     pub unsafe fn cleanup(self) -> bool {
         // SAFETY: live until freed below.
-        let client = unsafe { self.ptr.as_ref() }.client;
+        let client = unsafe { self.binding().as_ref() }.client;
         // SAFETY: the client outlives its bindings.
         let client = unsafe { client.as_ref() };
         log_trace!(client.platform(), "cleanup: binding freed");
         // SAFETY: both sides detached: no one uses the binding any more.
-        unsafe { Binding::destroy(self.ptr) };
+        unsafe { Binding::destroy(self.binding()) };
         // Last touch of the client: Unload may free it once the count reaches zero.
         client.binding_freed()
     }

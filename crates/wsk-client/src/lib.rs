@@ -23,6 +23,7 @@ pub mod provider;
 pub mod socket;
 pub mod startup;
 pub mod stats;
+pub mod token;
 pub mod wsk_version;
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 
 use ::core::{fmt, net::SocketAddr, ops::Range, ptr::NonNull};
 
-use crate::{binding::BindingRef, socket::SocketRef};
+use crate::token::{BindingRef, SocketRef};
 use wsk_primitives::{platform::Platform, status::NtStatus};
 
 /// What kind of socket a [`Provider::SocketIo`] serves.

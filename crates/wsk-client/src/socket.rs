@@ -34,7 +34,7 @@
 //! detach scan, the code that just created the socket). The last one frees the socket, vacates the slot, then releases the binding
 //! reference the socket held (which may complete the detach).
 
-use ::core::{ffi::c_void, net::SocketAddr, ops::Range, ptr::NonNull};
+use ::core::{net::SocketAddr, ops::Range, ptr::NonNull};
 // The idle bookkeeping orders nothing (like the statistics counters, `sync.rs`): `core`'s
 // atomics on every build, so the loom models need not explore it.
 use ::core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -283,7 +283,7 @@ impl<P: Provider> Socket<P> {
         }
         // SAFETY: drops our pin.
         unsafe { Self::unref(ptr) };
-        Ok(SocketRef { ptr })
+        Ok(SocketRef::from_ptr(ptr))
     }
 
     /// Allocates and initializes the socket (not yet published). Out of line: the socket is
@@ -483,7 +483,7 @@ impl<P: Provider> Socket<P> {
             "internal: a socket to run has no provider"
         );
         // SAFETY: forwarded.
-        unsafe { SocketRef { ptr: this }.run_scheduled() };
+        unsafe { SocketRef::<P>::from_ptr(this).run_scheduled() };
     }
 
     /// Runs the state machine until no event is pending, or until [`BATCHES_PER_RUN`] batches
@@ -736,9 +736,7 @@ impl<P: Provider> Socket<P> {
     }
 
     const fn token(&self) -> SocketRef<P> {
-        SocketRef {
-            ptr: NonNull::from_ref(self),
-        }
+        SocketRef::from_ptr(NonNull::from_ref(self))
     }
 
     fn open(&self, state: &mut State<P::Socket>) {
@@ -1181,57 +1179,12 @@ impl ::core::fmt::Display for PeerDisplay {
     }
 }
 
-/// Token for one core socket, passed to the provider as its completion / socket context.
-///
-/// It may be used from any thread (`Send + Sync`): the core synchronizes internally.
-pub struct SocketRef<P: Provider> {
-    ptr: NonNull<Socket<P>>,
-}
-
-impl<P: Provider> Clone for SocketRef<P> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<P: Provider> Copy for SocketRef<P> {}
-
-impl<P: Provider> ::core::fmt::Debug for SocketRef<P> {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        write!(f, "SocketRef({:p})", self.ptr)
-    }
-}
-
-impl<P: Provider> PartialEq for SocketRef<P> {
-    fn eq(&self, other: &Self) -> bool {
-        self.ptr == other.ptr
-    }
-}
-impl<P: Provider> Eq for SocketRef<P> {}
-
-// SAFETY: a token is an address; every use goes through the socket's serializer and atomics,
-// which are built for calls from any thread (provider.rs: completions come on any thread).
-unsafe impl<P: Provider> Send for SocketRef<P> {}
-// SAFETY: as above.
-unsafe impl<P: Provider> Sync for SocketRef<P> {}
+pub use crate::token::SocketRef;
 
 impl<P: Provider> SocketRef<P> {
-    /// The token as a context pointer.
-    #[must_use]
-    pub const fn as_context(self) -> *mut c_void {
-        self.ptr.as_ptr().cast()
-    }
-
-    /// The token back from a context pointer. A null pointer gives a dangling token, which
-    /// must not be used (the safety contract excludes it).
-    ///
-    /// # Safety
-    /// `context` came from [`SocketRef::as_context`] of a socket whose use is still allowed
-    /// (see [`SocketRef::complete`] and [`SocketRef::accept_event`]).
-    #[must_use]
-    pub unsafe fn from_context(context: *mut c_void) -> Self {
-        Self {
-            ptr: NonNull::new(context.cast()).unwrap_or(NonNull::dangling()),
-        }
+    /// The socket.
+    const fn socket(self) -> NonNull<Socket<P>> {
+        self.ptr()
     }
 
     /// An asynchronous [`Provider`] operation made with this token finished (IRP completion
@@ -1243,7 +1196,7 @@ impl<P: Provider> SocketRef<P> {
     pub unsafe fn complete(self, completion: Completion<P::Socket>) {
         // SAFETY: an outstanding operation keeps the socket alive until its completion is
         // processed, which cannot happen before this post.
-        let socket = unsafe { self.ptr.as_ref() };
+        let socket = unsafe { self.socket().as_ref() };
         let (cell, event) = match completion {
             Completion::Created(_) | Completion::OptionSet(_) | Completion::Bound(_) => {
                 (Some(&socket.setup), EV_SETUP)
@@ -1259,7 +1212,7 @@ impl<P: Provider> SocketRef<P> {
             cell.with_mut(|c| unsafe { *c = Some(completion) });
         }
         // SAFETY: alive as argued above.
-        unsafe { Socket::post(self.ptr, event) };
+        unsafe { Socket::post(self.socket(), event) };
     }
 
     /// Runs the socket's state machine for the run [`Provider::schedule`] was given this token
@@ -1272,15 +1225,15 @@ impl<P: Provider> SocketRef<P> {
     /// socket's work item, at `PASSIVE_LEVEL`).
     pub unsafe fn run_scheduled(self) {
         // SAFETY: `schedule` took a reference for this run, dropped below.
-        let socket = unsafe { self.ptr.as_ref() };
+        let socket = unsafe { self.socket().as_ref() };
         // SAFETY: we hold the runner role `schedule`'s caller took; only the runner touches it.
         let batch = socket.scheduled.with(|b| unsafe { *b });
         // SAFETY: the runner of a live socket.
-        match unsafe { Socket::run(self.ptr, batch) } {
+        match unsafe { Socket::run(self.socket(), batch) } {
             // SAFETY: still the runner, with the run's reference, which moves to the next run.
-            Some(next) => unsafe { Socket::hand_over(self.ptr, next) },
+            Some(next) => unsafe { Socket::hand_over(self.socket(), next) },
             // SAFETY: drops the reference `schedule` took; the socket is not used afterwards.
-            None => unsafe { Socket::unref(self.ptr) },
+            None => unsafe { Socket::unref(self.socket()) },
         }
     }
 
@@ -1309,13 +1262,13 @@ impl<P: Provider> SocketRef<P> {
     ) -> Result<Accepted<P>, NtStatus> {
         // SAFETY: WSK does not call the accept event of a listener whose close completed, and
         // the listener is freed only after that.
-        let listener = unsafe { self.ptr.as_ref() };
+        let listener = unsafe { self.socket().as_ref() };
         if listener.kind != SocketKind::Listener {
             return Err(NtStatus::INVALID_DEVICE_STATE);
         }
         let Some(handle) = accepted else {
             // SAFETY: live, as above.
-            unsafe { Socket::post(self.ptr, EV_LISTENER_DEAD) };
+            unsafe { Socket::post(self.socket(), EV_LISTENER_DEAD) };
             return Err(NtStatus::REQUEST_NOT_ACCEPTED);
         };
         // SAFETY: the listener holds a binding reference.
@@ -1342,7 +1295,7 @@ impl<P: Provider> Drop for Accepted<P> {
         // returns early until then), so its open reference is held at this post's `fetch_or`;
         // `post` touches the socket after that only as the runner it may become, which holds
         // the socket alive by the same argument.
-        unsafe { Socket::post(self.token.ptr, EV_START) };
+        unsafe { Socket::post(self.token.socket(), EV_START) };
     }
 }
 
