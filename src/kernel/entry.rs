@@ -28,7 +28,7 @@ use wsk_primitives::{log_error, log_trace};
 ///    value fails with `STATUS_INVALID_PARAMETER` after a log line naming it.
 /// 2. Builds the core client in place in the global state (static storage: it never moves),
 ///    from the configuration's pool block, which is freed then (docs/kernel-adapter.md,
-///    "Stack frames").
+///    "Configuration (`DriverEntry`)").
 /// 3. As a service only (as a Plug and Play device, 3 and 4 happen when the device starts): the
 ///    completion device ([`create_completion_device`]), then `NmrRegisterClient` with the static
 ///    characteristics and the client as context ([`register_client`]). NMR may call

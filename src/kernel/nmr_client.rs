@@ -16,17 +16,14 @@ use super::{
     provider::WskProvider,
     timer::BindingTimer,
 };
-use crate::{
-    ffi::{
-        netioddk::{
-            MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_CLIENT_CHARACTERISTICS_SIZE, NPI_MODULEID,
-            NPI_MODULEID_SIZE, NPI_MODULEID_u, NPI_REGISTRATION_INSTANCE,
-            NPI_REGISTRATION_INSTANCE_SIZE, NPIID, NmrClientAttachProvider,
-        },
-        wsk::{
-            MAKE_WSK_VERSION, NPI_WSK_INTERFACE_ID, WSK_CLIENT_DISPATCH,
-            WSK_PROVIDER_CHARACTERISTICS,
-        },
+use crate::ffi::{
+    netioddk::{
+        MIT_GUID, NPI_CLIENT_CHARACTERISTICS, NPI_CLIENT_CHARACTERISTICS_SIZE, NPI_MODULEID,
+        NPI_MODULEID_SIZE, NPI_MODULEID_u, NPI_REGISTRATION_INSTANCE,
+        NPI_REGISTRATION_INSTANCE_SIZE, NPIID, NmrClientAttachProvider,
+    },
+    wsk::{
+        MAKE_WSK_VERSION, NPI_WSK_INTERFACE_ID, WSK_CLIENT_DISPATCH, WSK_PROVIDER_CHARACTERISTICS,
     },
 };
 use wsk_client::{binding::BindingRef, wsk_version::WskVersionRange};

@@ -1,5 +1,5 @@
 //! Counters, kept by the kernel in the global client (read them in `WinDbg` with
-//! `dx wskecho!CLIENT...stats`, docs/windbg.md). Relaxed atomics: they order nothing.
+//! `dx wskecho!WSKECHO_GLOBALS.client.value.value.value.stats`, docs/windbg.md). Relaxed atomics: they order nothing.
 
 use wsk_primitives::sync::{Ordering, StatCounter};
 

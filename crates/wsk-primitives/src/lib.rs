@@ -9,7 +9,8 @@
 //! * [`pool`] — owning pointers into `Platform` memory;
 //! * [`rundown`], [`serializer`] — lock-free reference counting with a one-time teardown, and
 //!   a lock-free single runner;
-//! * [`slots`] — a fixed registry of objects, withdrawn once each.
+//! * [`slots`] — a fixed registry of objects, withdrawn once each;
+//! * the logging macros ([`log_error!`] and friends), over [`Platform::log`](platform::Platform::log).
 //!
 //! Every function here is callable at IRQL <= `DISPATCH_LEVEL`: nothing blocks, allocates
 //! behind the caller's back or panics on a path the kernel reaches.
