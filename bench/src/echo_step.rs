@@ -32,7 +32,8 @@ use std::{
 };
 
 use wsk_client::{
-    client::{BindingRef, Client},
+    binding::BindingRef,
+    client::Client,
     config::{ConfigBuilder, ValueName},
     echo::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},

@@ -1,21 +1,20 @@
-//! Client: the configuration, the counters and the bindings; the NMR entry points.
+//! Client: the configuration, the service, the counters, start-up's record and the count of
+//! live bindings: what every binding shares.
 //!
 //! The kernel adapter keeps one `Client` in a global (so the counters are visible to
 //! `WinDbg`) from `DriverEntry` to the end of `Unload`; the harness keeps one per emulated
-//! machine. `attach_provider` is `ClientAttachProvider`; [`BindingRef`] carries the detach
-//! and cleanup callbacks; `live_bindings` lets `Unload` wait until every binding is freed.
+//! machine. Its NMR entry point, `attach_provider` (`ClientAttachProvider`), is defined with
+//! the bindings it creates (`binding.rs`); `live_bindings` lets `Unload` wait until every
+//! binding is freed. This module knows nothing of bindings or sockets.
 
 use ::core::{marker::PhantomData, mem::MaybeUninit, ptr};
 
-pub use crate::binding::BindingRef;
 use crate::{
-    binding::{Binding, finish_attach},
     config::Config,
     handler::Service,
     provider::Provider,
     startup::{Startup, StartupRecord, Verdict},
     stats::Stats,
-    wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 use wsk_primitives::{
     log_error, log_info, log_trace, log_warning,
@@ -129,69 +128,9 @@ impl<P: Provider> Client<P> {
         &self.platform
     }
 
-    /// `ClientAttachProvider` (`PASSIVE_LEVEL`). Declines providers whose version range
-    /// excludes WSK 1.0 (`STATUS_NOINTERFACE`); allocates a binding; calls `attach`, which must
-    /// call `NmrClientAttachProvider` with `binding.as_context()` as the client binding context
-    /// and return the provider built from its out-parameters (on failure the binding is freed
-    /// here and `attach`'s status returned); then enables accept events and opens the
-    /// listeners. Returns `STATUS_SUCCESS` once attached, even if listeners failed (they are
-    /// logged and counted): the attachment itself stands.
-    ///
-    /// # Safety
-    /// `self` must not move or be dropped while `live_bindings() > 0`.
-    pub unsafe fn attach_provider(
-        &self,
-        provider_versions: WskVersionRange,
-        attach: impl FnOnce(BindingRef<P>) -> Result<P, NtStatus>,
-    ) -> NtStatus {
-        self.startup.attach_begins(self.config.endpoints().count());
-        if !provider_versions.covers(WSK_VERSION_1_0) {
-            log_warning!(
-                &self.platform,
-                "attach: declined: WSK provider versions {:#06x}..={:#06x} exclude 1.0 ({})",
-                provider_versions.lowest,
-                provider_versions.highest,
-                NtStatus::NOINTERFACE
-            );
-            self.startup.attach_failed(NtStatus::NOINTERFACE);
-            return NtStatus::NOINTERFACE;
-        }
-        let Some(binding) = Binding::create(self) else {
-            log_error!(
-                &self.platform,
-                "attach: binding not allocated: {}",
-                NtStatus::INSUFFICIENT_RESOURCES
-            );
-            Stats::bump(&self.stats.failures);
-            self.startup.attach_failed(NtStatus::INSUFFICIENT_RESOURCES);
-            return NtStatus::INSUFFICIENT_RESOURCES;
-        };
+    /// A binding was allocated (`attach_provider`, in `binding.rs`).
+    pub(crate) fn binding_created(&self) {
         self.live.fetch_add(1, Ordering::AcqRel);
-        // The attach reference: keeps the binding alive through the attach even if NMR calls
-        // the detach as soon as NmrClientAttachProvider succeeded.
-        // SAFETY: just created, not yet shared.
-        unsafe { binding.as_ref() }.rundown().acquire_held();
-        match attach(BindingRef::new(binding)) {
-            Ok(provider) => {
-                // SAFETY: live, and we hold the attach reference, which this drops.
-                unsafe { finish_attach(binding, provider) };
-                NtStatus::SUCCESS
-            }
-            Err(status) => {
-                log_error!(&self.platform, "attach: not attached: {status}");
-                Stats::bump(&self.stats.failures);
-                // SAFETY: NMR did not take the binding: it is ours alone.
-                unsafe { Binding::destroy(binding) };
-                self.binding_freed();
-                let status = if status.is_success() {
-                    NtStatus::UNSUCCESSFUL
-                } else {
-                    status
-                };
-                self.startup.attach_failed(status);
-                status
-            }
-        }
     }
 
     /// Bindings allocated and not yet freed by cleanup.

@@ -37,7 +37,8 @@ use std::{
 };
 
 use crate::{
-    client::{BindingRef, Client},
+    binding::BindingRef,
+    client::Client,
     config::Config,
     echo::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},

@@ -56,7 +56,7 @@ use loom::{
     thread,
 };
 use wsk_client::{
-    client::BindingRef,
+    binding::BindingRef,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
 };
