@@ -188,7 +188,7 @@ pub struct WskCounters {
     pub no_delay: u64,
 }
 
-/// A raw pointer into the driver's echo buffer, moved to the thread doing the I/O.
+/// A raw pointer into a connection's buffer, moved to the thread doing the I/O.
 #[derive(Clone, Copy)]
 struct BufPtr(NonNull<u8>);
 // SAFETY: the buffer is non-paged driver memory that stays valid while an operation on it is
@@ -265,7 +265,7 @@ impl Drop for SocketIo {
 }
 
 impl SocketIo {
-    /// The sub-slice `range` of the echo buffer, if it lies inside it.
+    /// The sub-slice `range` of the connection's buffer, if it lies inside it.
     fn range(&self, range: &Range<usize>) -> Option<BufPtr> {
         let buffer = self.buffer?;
         if range.start > range.end || range.end > buffer.len() || range.is_empty() {
@@ -1144,7 +1144,7 @@ fn try_receive(
     ptr: BufPtr,
     len: usize,
 ) -> Option<Result<usize, NtStatus>> {
-    // SAFETY: `ptr..ptr+len` lies inside the connection's echo buffer (checked when the
+    // SAFETY: `ptr..ptr+len` lies inside the connection's buffer (checked when the
     // receive was posted), which stays valid while the receive is outstanding, and the driver
     // does not touch this range until the receive completes.
     let buffer = unsafe { std::slice::from_raw_parts_mut(ptr.0.as_ptr(), len) };
@@ -1262,8 +1262,8 @@ impl<T: Upcall> WskClient<T> {
     ) -> Result<SocketIo, NtStatus> {
         if (kind == SocketKind::Connection) != buffer.is_some() {
             self.shared.contract.violation(format!(
-                "{kind:?} socket I/O with {} echo buffer",
-                if buffer.is_some() { "an" } else { "no" }
+                "{kind:?} socket I/O with {} buffer",
+                if buffer.is_some() { "a" } else { "no" }
             ));
         }
         let block = self
@@ -1520,7 +1520,7 @@ impl<T: Upcall> WskClient<T> {
         io.shared.begin(op, socket);
         let Some(ptr) = io.range(range) else {
             self.shared.contract.violation(format!(
-                "{call} on {socket:?} with range {range:?} outside its echo buffer (WSK_BUF longer than the MDL)"
+                "{call} on {socket:?} with range {range:?} outside its buffer (WSK_BUF longer than the MDL)"
             ));
             io.shared.end(op);
             return None;
@@ -1528,7 +1528,7 @@ impl<T: Upcall> WskClient<T> {
         Some((call_in_progress, entry, ptr))
     }
 
-    /// `WskReceive` into `range` of the echo buffer.
+    /// `WskReceive` into `range` of the connection's buffer.
     pub fn receive(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
         let Some((_call, entry, ptr)) =
             self.begin_transfer(io, socket, &range, OpKind::Receive, "WskReceive")
@@ -1553,7 +1553,7 @@ impl<T: Upcall> WskClient<T> {
         });
     }
 
-    /// `WskSend` of `range` of the echo buffer.
+    /// `WskSend` of `range` of the connection's buffer.
     pub fn send(&self, io: &SocketIo, socket: SocketHandle, range: Range<usize>, token: T) {
         let Some((_call, entry, ptr)) =
             self.begin_transfer(io, socket, &range, OpKind::Send, "WskSend")

@@ -34,6 +34,7 @@ use ::core::sync::atomic::{AtomicU32, Ordering};
 use crate::{
     client::Client,
     config::MAX_ENDPOINTS,
+    handler::MAX_CONNECTION_BUFFER,
     provider::{Provider, SocketKind},
     socket::{InstallError, Socket, SocketRef},
     stats::{Refusal, Stats},
@@ -666,12 +667,14 @@ impl<P: Provider> BindingRef<P> {
 
 impl<P: Provider> Client<P> {
     /// `ClientAttachProvider` (`PASSIVE_LEVEL`). Declines providers whose version range
-    /// excludes WSK 1.0 (`STATUS_NOINTERFACE`); allocates a binding; calls `attach`, which must
-    /// call `NmrClientAttachProvider` with `binding.as_context()` as the client binding context
-    /// and return the provider built from its out-parameters (on failure the binding is freed
-    /// here and `attach`'s status returned); then enables accept events and opens the
-    /// listeners. Returns `STATUS_SUCCESS` once attached, even if listeners failed (they are
-    /// logged and counted): the attachment itself stands.
+    /// excludes WSK 1.0 (`STATUS_NOINTERFACE`); refuses a service whose connection buffer size
+    /// is not between 1 and [`MAX_CONNECTION_BUFFER`] (`STATUS_INVALID_PARAMETER`); allocates
+    /// a binding; calls `attach`, which must call `NmrClientAttachProvider` with
+    /// `binding.as_context()` as the client binding context and return the provider built from
+    /// its out-parameters (on failure the binding is freed here and `attach`'s status
+    /// returned); then enables accept events and opens the listeners. Returns
+    /// `STATUS_SUCCESS` once attached, even if listeners failed (they are logged and counted):
+    /// the attachment itself stands.
     ///
     /// # Safety
     /// `self` must not move or be dropped while `live_bindings() > 0`.
@@ -692,6 +695,17 @@ impl<P: Provider> Client<P> {
             );
             self.startup().attach_failed(NtStatus::NOINTERFACE);
             return NtStatus::NOINTERFACE;
+        }
+        if self.service().tail_size(self.config()).is_none() {
+            log_error!(
+                self.platform(),
+                "attach: the service's connection buffer of {} bytes is not 1..={MAX_CONNECTION_BUFFER} bytes ({})",
+                self.service().buffer_size(self.config()),
+                NtStatus::INVALID_PARAMETER
+            );
+            Stats::bump(&self.stats().failures);
+            self.startup().attach_failed(NtStatus::INVALID_PARAMETER);
+            return NtStatus::INVALID_PARAMETER;
         }
         let Some(binding) = Binding::create(self) else {
             log_error!(

@@ -15,9 +15,19 @@
 //! `WskDisconnect` and closes the socket. It ends abortively on an error, a reset,
 //! `IdleTimeout` or a detach.
 //!
-//! Every method runs on the connection's runner, one at a time (a `&mut self` never races),
-//! at IRQL <= `DISPATCH_LEVEL` (kernel: in the socket's work item, at `PASSIVE_LEVEL`). A
-//! handler must not block, allocate from a global allocator, or panic.
+//! Every `&mut self` method runs on the connection's runner, one at a time (it never races),
+//! in the socket's scheduled run (kernel: its work item, at `PASSIVE_LEVEL`). `buffer_size`
+//! and `new` run when the connection is accepted, inside `WskAcceptEvent`, and the handler's
+//! `Drop` wherever the connection's last reference goes (a completion, a detach): both at
+//! IRQL <= `DISPATCH_LEVEL`. So a handler must not block, allocate from a global allocator or
+//! panic, and its state should stay small (it is built on the accept path's stack): bulk data
+//! belongs in the buffer.
+//!
+//! Every `Some` range from `next_receive` gets exactly one answer: `received`,
+//! `peer_finished` or `receive_abandoned`; every one from `next_send` exactly one of `sent`
+//! or `send_abandoned`. A handler that answers `None` to both while nothing is outstanding
+//! makes no progress until a close (a detach, or `IdleTimeout` if configured): the runner asks
+//! again only after a completion.
 
 use ::core::{
     alloc::Layout,
@@ -30,8 +40,9 @@ use crate::config::Config;
 
 /// One connection's application logic (see the module documentation).
 pub trait ConnectionHandler: Send + 'static {
-    /// Bytes of buffer each connection gets, from the configuration. At most
-    /// [`MAX_BUFFER_SIZE`]; 0 makes a connection that can neither receive nor send.
+    /// Bytes of buffer each connection gets, from the configuration: 1 to
+    /// [`MAX_CONNECTION_BUFFER`]. Another size makes `ClientAttachProvider` fail with
+    /// `STATUS_INVALID_PARAMETER` and an error line naming it.
     fn buffer_size(config: &Config) -> usize
     where
         Self: Sized;
@@ -42,8 +53,8 @@ pub trait ConnectionHandler: Send + 'static {
         Self: Sized;
 
     /// The range of the buffer the next receive may fill, or `None` for no receive now
-    /// (backpressure: the runner asks again after each completion). Called only while no
-    /// receive is outstanding and the peer has not finished sending.
+    /// (backpressure: the runner asks again after each completion of this connection). Called
+    /// only while no receive is outstanding and the peer has not finished sending.
     fn next_receive(&mut self) -> Option<Range<usize>>;
 
     /// The receive into the last range from [`next_receive`](Self::next_receive) delivered
@@ -52,7 +63,9 @@ pub trait ConnectionHandler: Send + 'static {
     /// [`peer_finished`](Self::peer_finished) and [`sent`](Self::sent), outside the receive's).
     fn received(&mut self, buffer: &mut Buffer<'_>, n: usize);
 
-    /// The outstanding receive ended without data: it failed, or was cancelled by a close.
+    /// The receive of the last range from [`next_receive`](Self::next_receive) ended without
+    /// data: it failed, was cancelled by a close, or was never made (the range was refused, or
+    /// the binding is detaching).
     fn receive_abandoned(&mut self);
 
     /// The peer finished sending (FIN): the outstanding receive ended without data, and no
@@ -67,13 +80,14 @@ pub trait ConnectionHandler: Send + 'static {
     /// `n` bytes (`1 <= n <= range.len()`, checked by the runner).
     fn sent(&mut self, buffer: &mut Buffer<'_>, n: usize);
 
-    /// The outstanding send failed, or was cancelled by a close.
+    /// The send of the last range from [`next_send`](Self::next_send) failed, was cancelled by
+    /// a close, or was never made (as for [`receive_abandoned`](Self::receive_abandoned)).
     fn send_abandoned(&mut self);
 }
 
 /// Largest buffer a connection may have (a `WSK_BUF` length is a `SIZE_T`, but an MDL
 /// describes at most 4 GiB - 1 page; 16 MiB keeps a connection's allocation sane).
-pub const MAX_BUFFER_SIZE: usize = 16 << 20;
+pub const MAX_CONNECTION_BUFFER: usize = 16 << 20;
 
 /// The connection's buffer, as a [`ConnectionHandler`] may touch it: everything except the
 /// range a send in flight is reading (the provider reads it at the same time).
@@ -173,11 +187,17 @@ impl Service {
         }
     }
 
+    /// The buffer size the handler asks for with `config`.
+    pub(crate) fn buffer_size(&self, config: &Config) -> usize {
+        (self.buffer_size)(config)
+    }
+
     /// Bytes a connection needs after its socket state: room to align the handler's state,
-    /// the state, then the buffer. `None` on overflow or a buffer above [`MAX_BUFFER_SIZE`].
+    /// the state, then the buffer. `None` on overflow or a buffer size not between 1 and
+    /// [`MAX_CONNECTION_BUFFER`].
     pub(crate) fn tail_size(&self, config: &Config) -> Option<(usize, usize)> {
-        let buffer = (self.buffer_size)(config);
-        if buffer > MAX_BUFFER_SIZE {
+        let buffer = self.buffer_size(config);
+        if buffer == 0 || buffer > MAX_CONNECTION_BUFFER {
             return None;
         }
         let tail = (self.state.align() - 1)
@@ -200,7 +220,8 @@ impl Service {
         buffer: usize,
     ) -> (NonNull<dyn ConnectionHandler>, NonNull<[u8]>) {
         let start = tail.cast::<u8>();
-        let pad = start.align_offset(self.state.align());
+        // Bytes up to the next multiple of the (power of two) alignment: `pad < align`.
+        let pad = start.as_ptr().addr().wrapping_neg() & (self.state.align() - 1);
         // SAFETY: `pad < align` and the tail has `align - 1 + size + buffer` bytes: in bounds.
         let state = unsafe { start.add(pad) };
         // SAFETY: aligned, `size` bytes inside the tail, unused (caller).

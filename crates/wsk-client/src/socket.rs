@@ -1,9 +1,9 @@
 //! Sockets: listener and connection state machines, and the [`SocketRef`] token.
 //!
 //! A [`Socket`] lives in its own pool allocation (a connection's handler state and buffer
-//! follow it in the same block, see `handler.rs`) and in one slot of its binding's registry. Its state machine runs under its
-//! [`Serializer`]: completions and close requests post event bits, the runner processes them
-//! and makes the next provider calls. So calls on one socket never overlap, an inline
+//! follow it in the same block, see `handler.rs`) and in one slot of its binding's registry.
+//! Its state machine runs under its [`Serializer`]: completions and close requests post event
+//! bits, the runner processes them and makes the next provider calls. So calls on one socket never overlap, an inline
 //! completion never recurses, and nothing ever waits.
 //!
 //! The runner never runs where it became the runner: whoever posts the first event of a run
@@ -31,8 +31,9 @@
 //! References: the slot's count. One is the *open* reference, dropped by the runner when the
 //! socket is done; one is the *run's*, taken when a run is scheduled and dropped when it ends
 //! (it keeps the socket alive while its work item is queued); others are short pins (the
-//! detach scan, the code that just created the socket). The last one frees the socket, vacates the slot, then releases the binding
-//! reference the socket held (which may complete the detach).
+//! detach scan, the code that just created the socket). The last one frees the socket, vacates
+//! the slot, then releases the binding reference the socket held (which may complete the
+//! detach).
 
 use ::core::{net::SocketAddr, ops::Range, ptr::NonNull};
 // The idle bookkeeping orders nothing (like the statistics counters, `sync.rs`): `core`'s
@@ -107,7 +108,7 @@ struct State<S> {
     handle: Option<S>,
     /// Outstanding operations ([`op_bit`]).
     outstanding: u8,
-    /// Close is wanted (error, end of the echo, detach).
+    /// Close is wanted (error, graceful end, detach, idle).
     close_wanted: bool,
     /// `WskCloseSocket` was called.
     close_issued: bool,
@@ -159,10 +160,14 @@ impl Served {
 
     /// The buffer, without `in_flight`: the range of the operation still outstanding (the
     /// one that completed gave its range back to the handler).
-    const fn buffer_view<'a>(self, in_flight: Option<Range<usize>>) -> Buffer<'a> {
-        // SAFETY: the socket's buffer, valid while the socket is (the runner's caller holds a
-        // reference); the provider touches only `in_flight` meanwhile, and only the runner
-        // makes views, one at a time.
+    ///
+    /// # Safety
+    /// Called by the runner only, with no other view alive, and `in_flight` is the range of
+    /// the operation still outstanding, if any.
+    const unsafe fn buffer_view<'a>(self, in_flight: Option<Range<usize>>) -> Buffer<'a> {
+        // SAFETY: the socket's buffer, valid while the socket is (the runner holds a
+        // reference); the provider touches only `in_flight` meanwhile (caller), and no other
+        // view exists (caller).
         unsafe { Buffer::new(self.buffer.cast(), self.buffer.len(), in_flight) }
     }
 }
@@ -670,7 +675,7 @@ impl<P: Provider> Socket<P> {
         finished
     }
 
-    /// The events that make the socket close (one test on the echo path for the three).
+    /// The events that make the socket close (one test on the data path for the three).
     #[cold]
     fn on_close_reasons(&self, state: &mut State<P::Socket>, batch: u32) {
         if batch & EV_LISTENER_DEAD != 0 && !state.close_wanted {
@@ -956,7 +961,9 @@ impl<P: Provider> Socket<P> {
         match completion {
             Some(Completion::Received(Ok(0))) => {
                 self.progress.store(true, Ordering::Relaxed);
-                handler.peer_finished(&mut served.buffer_view(state.sending.clone()));
+                // SAFETY: the runner; the only other range in use is the send in flight.
+                let mut buffer = unsafe { served.buffer_view(state.sending.clone()) };
+                handler.peer_finished(&mut buffer);
                 state.fin = true;
                 log_info!(
                     self.platform(),
@@ -966,7 +973,9 @@ impl<P: Provider> Socket<P> {
             }
             Some(Completion::Received(Ok(n))) if n <= range.len() => {
                 self.progress.store(true, Ordering::Relaxed);
-                handler.received(&mut served.buffer_view(state.sending.clone()), n);
+                // SAFETY: the runner; the only other range in use is the send in flight.
+                let mut buffer = unsafe { served.buffer_view(state.sending.clone()) };
+                handler.received(&mut buffer, n);
             }
             Some(Completion::Received(Ok(n))) => {
                 handler.receive_abandoned();
@@ -997,7 +1006,9 @@ impl<P: Provider> Socket<P> {
         match completion {
             Some(Completion::Sent(Ok(n))) if n > 0 && n <= range.len() => {
                 self.progress.store(true, Ordering::Relaxed);
-                handler.sent(&mut served.buffer_view(state.receiving.clone()), n);
+                // SAFETY: the runner; the only other range in use is the receive in flight.
+                let mut buffer = unsafe { served.buffer_view(state.receiving.clone()) };
+                handler.sent(&mut buffer, n);
                 Stats::add(
                     &self.stats().bytes_echoed,
                     u64::try_from(n).unwrap_or(u64::MAX),

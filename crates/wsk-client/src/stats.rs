@@ -14,7 +14,7 @@ pub struct Stats {
     pub refused: StatCounter,
     /// Connections open now.
     pub active: StatCounter,
-    /// Bytes sent back to peers.
+    /// Bytes sent to peers by the connections' handlers (the echo service: bytes echoed).
     pub bytes_echoed: StatCounter,
     /// Listening sockets open now.
     pub listeners_open: StatCounter,

@@ -140,3 +140,124 @@ fn disjoint_ranges_are_both_issued() {
     world.drain();
     finish(&world, &client);
 }
+
+/// A handler whose buffer size is `N` bytes.
+struct OfSize<const N: usize>;
+
+impl<const N: usize> ConnectionHandler for OfSize<N> {
+    fn buffer_size(_config: &Config) -> usize {
+        N
+    }
+
+    fn new(_config: &Config, _buffer_size: usize) -> Self {
+        Self
+    }
+
+    fn next_receive(&mut self) -> Option<Range<usize>> {
+        None
+    }
+
+    fn received(&mut self, _buffer: &mut Buffer<'_>, _n: usize) {}
+
+    fn receive_abandoned(&mut self) {}
+
+    fn peer_finished(&mut self, _buffer: &mut Buffer<'_>) {}
+
+    fn next_send(&mut self) -> Option<Range<usize>> {
+        None
+    }
+
+    fn sent(&mut self, _buffer: &mut Buffer<'_>, _n: usize) {}
+
+    fn send_abandoned(&mut self) {}
+}
+
+/// Attaches a client serving `H`; returns the attach's status and its error lines.
+fn attach_with<H: ConnectionHandler>() -> (NtStatus, std::string::String) {
+    let world = World::new(Mode::Pending);
+    let client = Box::new(Client::new(
+        config(&["127.0.0.1:7"], 4, 512),
+        Service::of::<H>(),
+        TestPlatform::default(),
+    ));
+    // SAFETY: the client outlives the binding.
+    let status = unsafe { world.attach_1_0(&client) };
+    let errors = lines(&client, Level::Error).join("\n");
+    if status.is_success() {
+        finish(&world, &client);
+    } else {
+        assert_eq!(client.live_bindings(), 0);
+        client.platform().assert_clean();
+    }
+    (status, errors)
+}
+
+#[test]
+fn a_service_without_a_valid_buffer_size_fails_the_attach_with_a_clear_error() {
+    let (status, errors) = attach_with::<OfSize<0>>();
+    assert_eq!(status, NtStatus::INVALID_PARAMETER);
+    assert!(
+        errors.contains("connection buffer of 0 bytes is not 1..=16777216 bytes"),
+        "{errors}"
+    );
+    let (status, errors) = attach_with::<OfSize<{ (16 << 20) + 1 }>>();
+    assert_eq!(status, NtStatus::INVALID_PARAMETER, "{errors}");
+    let (status, _) = attach_with::<OfSize<{ 16 << 20 }>>();
+    assert_eq!(status, NtStatus::SUCCESS, "the largest buffer is allowed");
+}
+
+/// A handler aligned to the pool's 16 bytes (more than the socket needs): checks where it was
+/// placed.
+#[repr(align(16))]
+struct Aligned16 {
+    misplaced: bool,
+}
+
+impl ConnectionHandler for Aligned16 {
+    fn buffer_size(_config: &Config) -> usize {
+        64
+    }
+
+    fn new(_config: &Config, _buffer_size: usize) -> Self {
+        Self { misplaced: false }
+    }
+
+    fn next_receive(&mut self) -> Option<Range<usize>> {
+        self.misplaced = !::core::ptr::from_mut(self).addr().is_multiple_of(16);
+        (!self.misplaced).then_some(0..64)
+    }
+
+    fn received(&mut self, _buffer: &mut Buffer<'_>, _n: usize) {}
+
+    fn receive_abandoned(&mut self) {}
+
+    fn peer_finished(&mut self, _buffer: &mut Buffer<'_>) {}
+
+    fn next_send(&mut self) -> Option<Range<usize>> {
+        None
+    }
+
+    fn sent(&mut self, _buffer: &mut Buffer<'_>, _n: usize) {}
+
+    fn send_abandoned(&mut self) {}
+}
+
+#[test]
+fn a_handler_with_a_larger_alignment_is_placed_aligned() {
+    let world = World::new(Mode::Pending);
+    let client = Box::new(Client::new(
+        config(&["127.0.0.1:7"], 4, 512),
+        Service::of::<Aligned16>(),
+        TestPlatform::default(),
+    ));
+    attach_and_listen(&world, &client);
+    for _ in 0..3 {
+        world.accept(world.listeners()[0], None).expect("accepted");
+        let io = *world.connection_ios().last().unwrap();
+        let receive = world.take_on(io, |c| *c == Call::Receive(0..64));
+        let receive = receive.expect("an aligned handler asks for its receive");
+        world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
+    }
+    world.drain();
+    finish(&world, &client);
+}
