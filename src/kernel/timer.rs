@@ -17,8 +17,9 @@
 //! queued when freed. The DPC routine's last act is queueing the work item; once the kernel
 //! called a DPC routine it does not touch the `KDPC` again, so the tick may free the block
 //! while the routine returns. What may still be running then is the routine's code:
-//! `deregister_client` (`unload.rs`: `Unload`, a PnP stop or removal, a failing `DriverEntry`)
-//! calls `KeFlushQueuedDpcs` after the last binding is gone, so the image outlives it (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keflushqueueddpcs>).
+//! `deregister_client` (`unload.rs`: `Unload`, a Plug and Play stop or removal, a failing
+//! `DriverEntry`) calls `KeFlushQueuedDpcs` after the last binding is gone, so the image
+//! outlives it (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keflushqueueddpcs>).
 //!
 //! IRQL: `KeInitializeTimer` and `KeInitializeDpc` at any IRQL; `KeSetTimer` and
 //! `KeCancelTimer` at IRQL <= `DISPATCH_LEVEL`
