@@ -21,27 +21,24 @@
 //! tick has returned: the detach cancels an armed timer and drops the timer's reference
 //! itself; a tick that finds the binding detaching arms nothing.
 
-use ::core::{
-    mem::ManuallyDrop,
-    net::{IpAddr, SocketAddr},
-    ptr::NonNull,
-};
+use ::core::{mem::ManuallyDrop, net::SocketAddr, ptr::NonNull};
 
 // The listener backoff orders nothing: `core`'s atomics on every build (as `sync.rs`'s
 // statistics counters).
-use ::core::sync::atomic::{AtomicU32, Ordering};
+use ::core::sync::atomic::Ordering;
 
 use crate::{
+    binding_state::{BindingState, ListenerRecovery},
     client::Client,
     config::MAX_ENDPOINTS,
     handler::MAX_CONNECTION_BUFFER,
     provider::{Provider, SocketKind},
-    socket::{InstallError, Socket, SocketRef},
-    stats::{Refusal, Stats},
+    socket::{InstallError, Socket},
+    stats::Stats,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 use wsk_primitives::{
-    log_error, log_info, log_trace, log_warning,
+    log_error, log_trace, log_warning,
     platform::PoolTag,
     pool::PoolBox,
     rundown::{Acquisition, Rundown},
@@ -61,43 +58,8 @@ const REOPEN_FIRST_TICKS: u32 = 1;
 /// Longest wait between two reopen attempts of a listener, in ticks.
 const REOPEN_MAX_TICKS: u32 = 64;
 
-/// The backoff of one listener's reopen attempts.
-#[derive(Debug)]
-struct ListenerRecovery {
-    /// The wait before the current or last attempt, in ticks; 0 once the listener listens.
-    /// Written by the tick and by the listener's runner.
-    delay: AtomicU32,
-    /// Ticks left before the next attempt; 0 when none is planned. The tick's alone.
-    wait: AtomicU32,
-}
-
-impl ListenerRecovery {
-    const fn new() -> Self {
-        Self {
-            delay: AtomicU32::new(0),
-            wait: AtomicU32::new(0),
-        }
-    }
-}
-
 /// One attachment to the WSK subsystem (see the module documentation).
-pub struct Binding<P: Provider> {
-    client: NonNull<Client<P>>,
-    rundown: Rundown,
-    /// Set once by `attach_provider` when `NmrClientAttachProvider` returned, before any
-    /// provider call; dropped by cleanup.
-    provider: UnsafeCell<Option<P>>,
-    /// Freed explicitly (it needs the platform).
-    slots: ManuallyDrop<Slots<Socket<P>>>,
-    /// Number of listener slots at the start of `slots`.
-    listeners: usize,
-    /// The reopen backoff of each listener (index = endpoint index = slot).
-    recovery: [ListenerRecovery; MAX_ENDPOINTS],
-    /// The attach armed the timer (or is about to): set after the provider is stored, so a
-    /// detach that sees it may read the provider and cancel the timer. A detach racing the
-    /// attach must not read the provider before that.
-    timer_started: sync::AtomicBool,
-}
+pub type Binding<P> = BindingState<P, Socket<P>>;
 
 impl<P: Provider> Binding<P> {
     /// Allocates a binding for `client`, holding one rundown reference (the attachment).
@@ -147,54 +109,11 @@ impl<P: Provider> Binding<P> {
         unsafe { boxed.free(platform) };
     }
 
-    /// The client (outlives every binding).
-    pub(crate) const fn client(&self) -> &Client<P> {
-        // SAFETY: `Client::attach_provider`'s contract: the client does not move or drop while
-        // a binding is live.
-        unsafe { self.client.as_ref() }
-    }
-
-    pub(crate) const fn rundown(&self) -> &Rundown {
-        &self.rundown
-    }
-
-    pub(crate) fn slots(&self) -> &Slots<Socket<P>> {
-        &self.slots
-    }
-
-    /// The provider, once attached.
-    pub(crate) fn provider(&self) -> Option<&P> {
-        // SAFETY: written once before any reader can exist (attach), dropped only by cleanup,
-        // after every user is gone.
-        self.provider.with(|p| unsafe { (*p).as_ref() })
-    }
-
     /// Stores the provider returned by the attach.
     fn set_provider(&self, provider: P) {
         // SAFETY: called once by attach, before any socket or call exists; detach, the only
         // other possible thread, does not read the provider while attach holds its reference.
         self.provider.with_mut(|p| unsafe { *p = Some(provider) });
-    }
-
-    /// The rundown drained after `detach` returned `STATUS_PENDING` (or while it ran on
-    /// another thread): reports the detach complete.
-    ///
-    /// # Safety
-    /// Called once, by the caller whose release drained the rundown; the binding (which NMR's
-    /// cleanup may free from inside `detach_complete`) is not touched afterwards.
-    pub(crate) unsafe fn complete_detach(this: NonNull<Self>) {
-        // SAFETY: live until the cleanup, which cannot run before the call below.
-        let binding = unsafe { this.as_ref() };
-        let platform = binding.client().platform();
-        // The handle is copied out and `binding` is not used again: cleanup may free the
-        // binding while `detach_complete` runs. (The client outlives every binding.)
-        match binding.provider().map(P::detach_handle) {
-            Some(handle) => {
-                log_trace!(platform, "detach complete: NmrClientDetachProviderComplete");
-                P::detach_complete(handle);
-            }
-            None => log_error!(platform, "internal: detach completed without a provider"),
-        }
     }
 
     /// Opens the listener of endpoint `index` (attach, with the attach reference held).
@@ -275,13 +194,6 @@ impl<P: Provider> Binding<P> {
         false
     }
 
-    /// The listener in slot `index` listens: its next failure starts the backoff afresh.
-    pub(crate) fn listener_listening(&self, index: usize) {
-        if let Some(recovery) = self.recovery.get(index) {
-            recovery.delay.store(0, Ordering::Relaxed);
-        }
-    }
-
     /// Arms the timer for the first tick (end of the attach; not when the binding is
     /// detaching already).
     fn start_timer(this: NonNull<Self>) {
@@ -357,7 +269,7 @@ impl<P: Provider> Binding<P> {
             return;
         };
         let limit = seconds.saturating_mul(1000) / TICK_MS;
-        for index in self.listeners..self.slots.len() {
+        for index in self.connection_slots() {
             if let Some(socket) = self.slots.try_pin(index) {
                 // SAFETY: a connection slot's occupant, pinned.
                 unsafe { Socket::tick_idle(socket, limit) };
@@ -421,141 +333,6 @@ impl<P: Provider> Binding<P> {
             }
         }
         client.stats().listeners_down.store(down, Ordering::Relaxed);
-    }
-
-    /// An accept event on listener `local` delivered `handle`: takes it or refuses it.
-    ///
-    /// Refused, with no allocation and the reason counted: while detaching; when
-    /// `MaxConnections` are open; when `remote`'s address already holds
-    /// `MaxConnectionsPerAddress` connections (its connection slots carry the address's label,
-    /// [`Slots::label_and_count`]; a peer whose address WSK did not give is not limited); when
-    /// the connection's memory or I/O resources cannot be had. The per-address check reads the
-    /// connection slots until it has counted one more than the limit (at most all of them
-    /// once): a cost per accept event, none per message.
-    ///
-    /// # Safety
-    /// Called from the accept event of a live listener of this binding.
-    pub(crate) unsafe fn admit_connection(
-        this: NonNull<Self>,
-        local: SocketAddr,
-        handle: P::Socket,
-        remote: Option<SocketAddr>,
-    ) -> Result<SocketRef<P>, NtStatus> {
-        // SAFETY: the listener holds a binding reference.
-        let binding = unsafe { this.as_ref() };
-        let client = binding.client();
-        let stats = client.stats();
-        let peer = PeerText(remote);
-        let refuse = |reason: Refusal, why: &dyn ::core::fmt::Display| {
-            stats.refuse(reason);
-            log_warning!(
-                client.platform(),
-                "connection {peer} on {local}: refused: {why}"
-            );
-            Err(NtStatus::REQUEST_NOT_ACCEPTED)
-        };
-        if binding.rundown.is_closing() {
-            return refuse(Refusal::Detaching, &"detaching");
-        }
-        let connections = binding.listeners..binding.slots.len();
-        let Some(slot) = binding.slots.reserve_in(connections.clone()) else {
-            return refuse(
-                Refusal::MaxConnections,
-                &format_args!(
-                    "MaxConnections ({}) open",
-                    client.config().max_connections()
-                ),
-            );
-        };
-        if let (Some(limit), Some(remote)) = (client.config().max_connections_per_address(), remote)
-        {
-            let label = address_label(remote.ip());
-            let limit_slots = usize::try_from(limit).unwrap_or(usize::MAX);
-            // Counting stops one past the limit: a flood over its quota costs no full scan.
-            let held = binding.slots.label_and_count(
-                slot,
-                label,
-                connections,
-                limit_slots.saturating_add(1),
-            );
-            if held > limit_slots {
-                binding.slots.vacate(slot);
-                return refuse(
-                    Refusal::PerAddress,
-                    &format_args!(
-                        "{} holds MaxConnectionsPerAddress ({limit}) connections",
-                        remote.ip()
-                    ),
-                );
-            }
-        }
-        // SAFETY: a live listener of this binding holds a binding reference; slot reserved.
-        let result = unsafe {
-            Socket::install(
-                this,
-                slot,
-                SocketKind::Connection,
-                local,
-                remote,
-                Some(handle),
-                false,
-            )
-        };
-        match result {
-            Ok(token) => {
-                Stats::bump(&stats.accepted);
-                Stats::bump(&stats.active);
-                log_info!(client.platform(), "connection {peer} on {local}: accepted");
-                Ok(token)
-            }
-            Err(InstallError::Detaching) => refuse(Refusal::Detaching, &"detaching"),
-            Err(InstallError::NoMemory) => {
-                Stats::bump(&stats.failures);
-                refuse(Refusal::NoResources, &NtStatus::INSUFFICIENT_RESOURCES)
-            }
-            Err(InstallError::Io(io_status)) => {
-                Stats::bump(&stats.failures);
-                refuse(
-                    Refusal::NoResources,
-                    &format_args!("socket I/O resources: {io_status}"),
-                )
-            }
-        }
-    }
-}
-
-/// The slot label of a peer address for `MaxConnectionsPerAddress` (never 0, which means no
-/// label). An IPv4 address and its IPv4-mapped IPv6 form are one address: `1 << 32 | a.b.c.d`.
-/// Other IPv6 addresses (scope id ignored) take a 63-bit FNV-1a hash of their 16 bytes with
-/// the top bit set, so they never meet an IPv4 label; two IPv6 addresses whose hashes collide
-/// (about 2^-63 for a given pair) share one quota.
-const fn address_label(ip: IpAddr) -> u64 {
-    let v6 = match ip {
-        IpAddr::V4(v4) => return 1 << 32 | v4.to_bits() as u64,
-        IpAddr::V6(v6) => v6,
-    };
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return 1 << 32 | v4.to_bits() as u64;
-    }
-    let bytes = v6.octets();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
-        i += 1;
-    }
-    hash | 1 << 63
-}
-
-/// A peer address for log lines (`?` when unknown).
-struct PeerText(Option<SocketAddr>);
-
-impl ::core::fmt::Display for PeerText {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-        match self.0 {
-            Some(addr) => write!(f, "{addr}"),
-            None => f.write_str("?"),
-        }
     }
 }
 

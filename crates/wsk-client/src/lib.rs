@@ -1,9 +1,10 @@
 //! # wsk-client
 //!
 //! A platform-neutral `no_std` Winsock Kernel (WSK) client: the NMR attach, detach and cleanup
-//! protocol of a binding ([`client`], [`binding`]), listeners and the socket runner that owns
-//! every connection's outstanding operations and close protocol ([`socket`]), driving an
-//! application's [`handler::ConnectionHandler`]. It calls WSK only through the
+//! protocol of a binding ([`client`], [`binding`]), listeners, the admission of accepted
+//! connections ([`accept`]) and the socket runner that owns every connection's outstanding
+//! operations and close protocol ([`socket`]), driving an application's
+//! [`handler::ConnectionHandler`]. It calls WSK only through the
 //! [`provider::Provider`] trait, implemented by a kernel adapter on Windows and by an emulation
 //! on the host; no wdk-sys type appears here. Its building blocks come from `wsk-primitives`.
 //!
@@ -14,7 +15,9 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod accept;
 pub mod binding;
+mod binding_state;
 pub mod client;
 pub mod config;
 pub mod echo;

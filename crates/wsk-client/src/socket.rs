@@ -41,7 +41,7 @@ use ::core::{net::SocketAddr, ops::Range, ptr::NonNull};
 use ::core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::{
-    binding::Binding,
+    binding_state::BindingState,
     handler::{Buffer, ConnectionHandler, overlaps},
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     stats::Stats,
@@ -57,6 +57,9 @@ use wsk_primitives::{
     sync::UnsafeCell,
 };
 
+/// The binding a socket belongs to.
+type Binding<P> = BindingState<P, Socket<P>>;
+
 /// Pool tag of a listener.
 pub const LISTENER_TAG: PoolTag = PoolTag::from_chars(*b"WEls");
 /// Pool tag of a connection: its state followed by its handler's state and buffer, one
@@ -64,8 +67,9 @@ pub const LISTENER_TAG: PoolTag = PoolTag::from_chars(*b"WEls");
 pub const CONNECTION_TAG: PoolTag = PoolTag::from_chars(*b"WEcn");
 
 /// Start the state machine (open the listener / post the first receive). A connection gets
-/// it from [`Accepted::start`], once `WskAcceptEvent` wrote its out-parameters; until then it
-/// makes no provider call (a close request is remembered and carried out after the start).
+/// it from `Accepted::start` (`accept.rs`), once `WskAcceptEvent` wrote its out-parameters;
+/// until then it makes no provider call (a close request is remembered and carried out after
+/// the start).
 const EV_START: u32 = 1 << 0;
 /// The Setup operation completed (result in `setup`).
 const EV_SETUP: u32 = 1 << 1;
@@ -412,6 +416,43 @@ impl<P: Provider> Socket<P> {
         // SAFETY: the socket holds a reference on the binding's rundown until it is freed, so
         // the binding outlives it.
         unsafe { self.binding.as_ref() }
+    }
+
+    /// The binding's address (for a call that needs it beyond this socket's life).
+    pub(crate) const fn binding_ptr(&self) -> NonNull<Binding<P>> {
+        self.binding
+    }
+
+    /// Listener or connection.
+    pub(crate) const fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    /// The listener's endpoint (a connection's: the endpoint it was accepted on).
+    pub(crate) const fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Starts a connection its accept event took (`Accepted::start`).
+    ///
+    /// # Safety
+    /// `this` is a connection not yet started: its open reference keeps it alive.
+    pub(crate) unsafe fn start(this: NonNull<Self>) {
+        // SAFETY: a connection is not done before its `EV_START` is processed (`process`
+        // returns early until then), so its open reference is held at this post's `fetch_or`;
+        // `post` touches the socket after that only as the runner it may become, which holds
+        // the socket alive by the same argument.
+        unsafe { Self::post(this, EV_START) };
+    }
+
+    /// The listening socket stopped working (an accept event without a socket): closes it.
+    ///
+    /// # Safety
+    /// `this` is a listener whose close has not completed (WSK may still call its accept
+    /// event, so it is live).
+    pub(crate) unsafe fn listener_dead(this: NonNull<Self>) {
+        // SAFETY: live per the caller.
+        unsafe { Self::post(this, EV_LISTENER_DEAD) };
     }
 
     /// Posts `events`; if that makes the caller the runner, schedules the run
@@ -1194,7 +1235,7 @@ pub use crate::token::SocketRef;
 
 impl<P: Provider> SocketRef<P> {
     /// The socket.
-    const fn socket(self) -> NonNull<Socket<P>> {
+    pub(crate) const fn socket(self) -> NonNull<Socket<P>> {
         self.ptr()
     }
 
@@ -1246,82 +1287,5 @@ impl<P: Provider> SocketRef<P> {
             // SAFETY: drops the reference `schedule` took; the socket is not used afterwards.
             None => unsafe { Socket::unref(self.socket()) },
         }
-    }
-
-    /// `WskAcceptEvent` on a listener's token, at IRQL <= `DISPATCH_LEVEL`. `accepted` is the
-    /// new socket (`None`: the listening socket stopped working, so it is closed; the result
-    /// is then an error to ignore), `remote` the peer's address when known.
-    ///
-    /// `Ok(accepted)`: the connection was taken and is inert. Write the out-parameters
-    /// (`*AcceptSocketContext` = NULL and `*AcceptSocketDispatch` = NULL: wskecho enables no
-    /// event callback on connections), then call [`Accepted::start`], then return
-    /// `STATUS_SUCCESS`. `Err(status)`: the status to log; return
-    /// `STATUS_REQUEST_NOT_ACCEPTED` (WSK closes the socket): the binding is detaching, a limit
-    /// is reached, or memory ran out
-    /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_accept_event>).
-    ///
-    /// # Errors
-    /// As above.
-    ///
-    /// # Safety
-    /// `self` is a listener's token, called while WSK may call its accept event (before its
-    /// close completed).
-    pub unsafe fn accept_event(
-        self,
-        accepted: Option<P::Socket>,
-        remote: Option<SocketAddr>,
-    ) -> Result<Accepted<P>, NtStatus> {
-        // SAFETY: WSK does not call the accept event of a listener whose close completed, and
-        // the listener is freed only after that.
-        let listener = unsafe { self.socket().as_ref() };
-        if listener.kind != SocketKind::Listener {
-            return Err(NtStatus::INVALID_DEVICE_STATE);
-        }
-        let Some(handle) = accepted else {
-            // SAFETY: live, as above.
-            unsafe { Socket::post(self.socket(), EV_LISTENER_DEAD) };
-            return Err(NtStatus::REQUEST_NOT_ACCEPTED);
-        };
-        // SAFETY: the listener holds a binding reference.
-        unsafe { Binding::admit_connection(listener.binding, listener.local, handle, remote) }
-            .map(|token| Accepted { token })
-    }
-}
-
-/// A connection [`SocketRef::accept_event`] took, inert until [`Accepted::start`].
-///
-/// Until then no provider call on it is made or pending, so the accept event can write its
-/// out-parameters before any I/O on the accepted socket starts.
-///
-/// Dropping it starts the connection too, so a caller that forgets [`Accepted::start`] leaks
-/// nothing (it only starts later than it should).
-#[must_use = "an accepted connection makes no progress until started"]
-pub struct Accepted<P: Provider> {
-    token: SocketRef<P>,
-}
-
-impl<P: Provider> Drop for Accepted<P> {
-    fn drop(&mut self) {
-        // SAFETY: a connection is not done before its `EV_START` is processed (`process`
-        // returns early until then), so its open reference is held at this post's `fetch_or`;
-        // `post` touches the socket after that only as the runner it may become, which holds
-        // the socket alive by the same argument.
-        unsafe { Socket::post(self.token.socket(), EV_START) };
-    }
-}
-
-impl<P: Provider> Accepted<P> {
-    /// The connection's token (for a harness or test that tracks it; the kernel writes NULL
-    /// as the accept socket context).
-    #[must_use]
-    pub const fn token(&self) -> SocketRef<P> {
-        self.token
-    }
-
-    /// Starts the connection: its first run is scheduled (the first receive, or a close
-    /// requested meanwhile by a detach). Call it after writing the accept event's out-parameters,
-    /// before the accept event returns `STATUS_SUCCESS`.
-    pub fn start(self) {
-        drop(self); // `Drop` posts the start.
     }
 }

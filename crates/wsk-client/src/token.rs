@@ -2,8 +2,9 @@
 //! context) and [`BindingRef`] (the client binding context given to the NMR).
 //!
 //! A token is an address and nothing more; what may be done with it is defined where its
-//! object is (`socket.rs`, `binding.rs`). Keeping the types here lets the [`Provider`]
-//! trait name them without depending on the sockets and bindings that implement them.
+//! object is (`socket.rs` and `accept.rs`; `binding.rs`). Keeping the types here lets the
+//! [`Provider`] trait name them without depending on the sockets and bindings that implement
+//! them.
 //!
 //! [`Provider`]: crate::provider::Provider
 
@@ -82,7 +83,7 @@ macro_rules! token {
 
 token!(
     /// Token for one socket, passed to the provider as its completion / socket context (what
-    /// it allows: `socket.rs`).
+    /// it allows: `socket.rs`, `accept.rs`).
     ///
     /// It may be used from any thread (`Send + Sync`): the socket synchronizes internally.
     SocketRef

@@ -629,7 +629,7 @@ impl World {
                 token.accept_event(Some(socket), Some(crate::loom_common::scenario::remote()))
             }
             // As the kernel's accept event: out-parameters written (NULL), then the start.
-            .map(wsk_client::socket::Accepted::start)
+            .map(wsk_client::accept::Accepted::start)
         });
         let listener_closing = {
             let mut state = self.state();
