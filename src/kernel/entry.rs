@@ -11,14 +11,18 @@ use wdk_sys::{
 
 use super::{
     forward::{dispatch_power, dispatch_system_control},
-    globals::{KernelClient, WSKECHO_GLOBALS},
+    globals::WSKECHO_GLOBALS,
     nmr_client::CLIENT_CHARACTERISTICS,
-    platform::KernelPlatform,
     pnp::{add_device, dispatch_pnp},
     registry::{ReadError, read_config, read_pnp_device_switch},
     unload::{driver_unload, shut_down_client},
 };
-use crate::ffi::netioddk::NmrRegisterClient;
+use wsk_kernel::{
+    ffi::netioddk::NmrRegisterClient, log_line, nmr::KernelClient, platform::KernelPlatform,
+};
+
+/// What every log line of the driver starts with (`!dbgprint`, `DebugView`).
+static LOG_PREFIX: &str = "wskecho: ";
 use wsk_primitives::{log_error, log_trace};
 
 /// `DriverEntry` (`DRIVER_INITIALIZE`), called by the I/O manager at `PASSIVE_LEVEL`
@@ -62,6 +66,7 @@ pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
+    log_line::set_prefix(&LOG_PREFIX);
     let platform = &KernelPlatform;
     // The configuration stays in its pool block (freed on every return path by its drop)
     // until the client is built from it in place: no `Config` copy in this frame.

@@ -27,10 +27,10 @@
 use wdk_sys::{DEVICE_OBJECT, IRP, NT_SUCCESS, NTSTATUS};
 
 use super::{
-    irp::complete_request,
     pnp::{lower_and_lock, pass_down},
     remove_lock,
 };
+use wsk_kernel::wdm::complete_request;
 
 /// Acquires the remove lock, passes `irp` down, releases the lock. A device being removed
 /// (`STATUS_DELETE_PENDING` from the lock) completes the IRP with that status.

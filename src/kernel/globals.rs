@@ -23,15 +23,12 @@ use wdk_sys::{
     ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
 };
 
-use super::{platform::KernelPlatform, provider::WskProvider};
-use wsk_client::{client::Client, config::Config, echo::ECHO};
+use wsk_client::{config::Config, echo::ECHO};
+use wsk_kernel::{nmr::KernelClient, platform::KernelPlatform, provider::IoObjects};
 
 /// `KernelMode` as the `KPROCESSOR_MODE` (`CCHAR`) that `KeWaitForSingleObject` takes.
 const KERNEL_MODE: i8 = 0;
 const _: () = assert!(KernelMode == 0);
-
-/// The kernel's client type.
-pub type KernelClient = Client<WskProvider>;
 
 /// Everything global, in one named static.
 pub struct DriverGlobals {
@@ -180,6 +177,15 @@ impl DriverGlobals {
     /// The device the completion routines are set on, if any.
     pub fn completion_device(&self) -> Option<NonNull<DEVICE_OBJECT>> {
         NonNull::new(self.completion_device.load(Ordering::Acquire))
+    }
+
+    /// The objects a new binding's I/O is tied to (`None` while there is no completion
+    /// device): the completion device, and the driver object for the work items.
+    pub fn io_objects(&self) -> Option<IoObjects> {
+        Some(IoObjects {
+            completion_device: self.completion_device()?,
+            driver: self.driver_object()?,
+        })
     }
 
     /// Whether an NMR registration exists.

@@ -38,17 +38,16 @@ use wdk_sys::{
 };
 
 use super::{
-    entry::register_client,
-    globals::WSKECHO_GLOBALS,
-    irp::{
+    entry::register_client, globals::WSKECHO_GLOBALS, remove_lock, unload::deregister_client,
+};
+use crate::pnp::{self, PnpStep};
+use wsk_kernel::{
+    platform::KernelPlatform,
+    wdm::{
         call_driver, complete_request, copy_current_stack_location_to_next, current_minor_function,
         io_status, set_completion_routine, set_status, skip_current_stack_location,
     },
-    platform::KernelPlatform,
-    remove_lock,
-    unload::deregister_client,
 };
-use crate::pnp::{self, PnpStep};
 use wsk_primitives::{log_error, log_trace, status::NtStatus};
 
 /// The FDO's device extension: allocated by `IoCreateDevice` together with the device object

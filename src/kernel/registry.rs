@@ -32,9 +32,9 @@ use wdk_sys::{
     ntddk::{ZwClose, ZwOpenKey, ZwQueryValueKey},
 };
 
-use super::platform::KernelPlatform;
 use crate::pnp::{PNP_DEVICE_VALUE, PNP_DEVICE_VALUE_UTF16, PnpSwitchError, pnp_device_switch};
 use wsk_client::config::{Config, ConfigBuilder, ConfigError, ValueName};
+use wsk_kernel::platform::KernelPlatform;
 use wsk_primitives::{
     platform::{Platform, PoolTag},
     pool::POOL_ALIGNMENT,

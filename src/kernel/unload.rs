@@ -3,8 +3,11 @@
 
 use wdk_sys::{DRIVER_OBJECT, STATUS_PENDING, ntddk::KeFlushQueuedDpcs};
 
-use super::{entry::delete_completion_device, globals::WSKECHO_GLOBALS, platform::KernelPlatform};
-use crate::ffi::netioddk::{NmrDeregisterClient, NmrWaitForClientDeregisterComplete};
+use super::{entry::delete_completion_device, globals::WSKECHO_GLOBALS};
+use wsk_kernel::{
+    ffi::netioddk::{NmrDeregisterClient, NmrWaitForClientDeregisterComplete},
+    platform::KernelPlatform,
+};
 use wsk_primitives::status::NtStatus;
 use wsk_primitives::{log_error, log_trace};
 

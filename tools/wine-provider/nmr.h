@@ -1,7 +1,7 @@
 /*
  * NMR (netioddk.h) and the WSK items Wine's ddk/wsk.h lacks, declared for the test provider
  * from Microsoft's reference pages (cited per item). Written for this provider; nothing here is
- * generated from, or shared with, the driver's Rust FFI (src/ffi): a wrong layout on either side
+ * generated from, or shared with, the driver's Rust FFI (crates/wsk-kernel/src/ffi): a wrong layout on either side
  * must show up as a failing run.
  */
 #ifndef WINE_PROVIDER_NMR_H

@@ -1,11 +1,13 @@
 //! Hand-written `#[repr(C)]` declarations for the parts of `netioddk.h`, `wsk.h` and `ws2def.h`
-//! that wskecho uses. wdk-sys generates none of them (and mingw-w64 ships none of these
+//! that the adapter uses.
+//!
+//! wdk-sys generates none of them (and mingw-w64 ships none of these
 //! headers), so every item here cites the Microsoft reference page it was written from, and
 //! every structure's x64 size and field offsets are pinned by compile-time assertions that the
 //! Windows build evaluates.
 //!
-//! Only what the kernel adapter uses is declared; dispatch-table slots wskecho never calls are
-//! typed as opaque pointers so that the table layout stays exact without declaring their
+//! Only what the kernel adapter uses is declared; dispatch-table slots the adapter never calls
+//! are typed as opaque pointers so that the table layout stays exact without declaring their
 //! signatures.
 
 // The names follow the C headers so that they can be checked against the documentation.

@@ -26,17 +26,8 @@ use core::{
     ptr::{self, NonNull},
 };
 
-use wdk_sys::{DEVICE_OBJECT, HANDLE, NT_SUCCESS, PIO_COMPLETION_ROUTINE, SIZE_T};
+use wdk_sys::{DEVICE_OBJECT, DRIVER_OBJECT, HANDLE, NT_SUCCESS, PIO_COMPLETION_ROUTINE, SIZE_T};
 
-use super::{
-    address::SockaddrStorage,
-    completion,
-    events::LISTEN_DISPATCH,
-    platform::KernelPlatform,
-    socket_io::{OpSlot, WskSocketIo},
-    timer::BindingTimer,
-    work_item,
-};
 use crate::ffi::{
     netioddk::NmrClientDetachProviderComplete,
     ws2def::{AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM, TCP_NODELAY},
@@ -46,6 +37,15 @@ use crate::ffi::{
         WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DISPATCH, WSK_PROVIDER_LISTEN_DISPATCH,
         WSK_SET_STATIC_EVENT_CALLBACKS, WSK_SOCKET, WskSetOption,
     },
+};
+use crate::{
+    address::SockaddrStorage,
+    completion,
+    events::LISTEN_DISPATCH,
+    platform::KernelPlatform,
+    socket_io::{OpSlot, WskSocketIo},
+    timer::BindingTimer,
+    work_item,
 };
 use wsk_client::{
     binding::BindingRef,
@@ -93,7 +93,7 @@ impl WskSocketHandle {
 ///
 /// The caller guarantees that the table, when not NULL, is the provider's table of the right
 /// category and that `$field` belongs to the WSK version both sides agreed on (1.0: every
-/// entry wskecho reads).
+/// entry the adapter reads).
 macro_rules! dispatch_entry {
     ($table:expr, $field:ident) => {{
         let table = $table;
@@ -108,6 +108,17 @@ macro_rules! dispatch_entry {
     }};
 }
 
+/// The driver's objects a binding's I/O is tied to; both must exist until the client's
+/// deregistration completed (`Unload` deletes the device after that).
+#[derive(Clone, Copy, Debug)]
+pub struct IoObjects {
+    /// The device every IRP's completion routine is set on (`IoSetCompletionRoutineEx`).
+    pub completion_device: NonNull<DEVICE_OBJECT>,
+    /// The driver object the sockets' and timers' work items are initialised on
+    /// (`IoInitializeWorkItem`).
+    pub driver: NonNull<DRIVER_OBJECT>,
+}
+
 /// The WSK provider of one binding: what `NmrClientAttachProvider` returned.
 pub struct WskProvider {
     /// `PWSK_CLIENT`: the provider binding context.
@@ -116,9 +127,8 @@ pub struct WskProvider {
     dispatch: *const WSK_PROVIDER_DISPATCH,
     /// The NMR binding handle, for `NmrClientDetachProviderComplete`.
     nmr_binding: HANDLE,
-    /// The device every IRP's completion routine is set on (`IoSetCompletionRoutineEx`); it
-    /// exists until the client's deregistration completed.
-    completion_device: NonNull<DEVICE_OBJECT>,
+    /// The driver's objects the binding's I/O is tied to.
+    objects: IoObjects,
     /// The binding's timer (`timer.rs`).
     timer: BindingTimer,
 }
@@ -137,14 +147,14 @@ impl WskProvider {
         client: PWSK_CLIENT,
         dispatch: *const c_void,
         nmr_binding: HANDLE,
-        completion_device: NonNull<DEVICE_OBJECT>,
+        objects: IoObjects,
         timer: BindingTimer,
     ) -> Self {
         Self {
             client,
             dispatch: dispatch.cast(),
             nmr_binding,
-            completion_device,
+            objects,
             timer,
         }
     }
@@ -320,7 +330,8 @@ impl Provider for WskProvider {
     ) -> Result<WskSocketIo, NtStatus> {
         // SAFETY: the Provider contract makes `buffer` non-paged and valid until the SocketIo
         // is dropped.
-        unsafe { WskSocketIo::allocate(kind, buffer) }.ok_or(NtStatus::INSUFFICIENT_RESOURCES)
+        unsafe { WskSocketIo::allocate(kind, buffer, self.objects.driver) }
+            .ok_or(NtStatus::INSUFFICIENT_RESOURCES)
     }
 
     fn enable_accept_events(&self) -> Result<(), NtStatus> {
@@ -369,7 +380,7 @@ impl Provider for WskProvider {
         // SAFETY: the Setup slot is idle (one outstanding operation per kind).
         let prepared = unsafe {
             prepare_or_fail(
-                self.completion_device,
+                self.objects.completion_device,
                 slot,
                 Some(completion::socket_created),
                 token,
@@ -430,7 +441,7 @@ impl Provider for WskProvider {
         // SAFETY: as above.
         let prepared = unsafe {
             prepare_or_fail(
-                self.completion_device,
+                self.objects.completion_device,
                 slot,
                 Some(completion::option_set),
                 token,
@@ -485,7 +496,7 @@ impl Provider for WskProvider {
         // SAFETY: as above.
         let prepared = unsafe {
             prepare_or_fail(
-                self.completion_device,
+                self.objects.completion_device,
                 slot,
                 Some(completion::bound),
                 token,
@@ -514,7 +525,7 @@ impl Provider for WskProvider {
         // this operation's.
         unsafe {
             transfer(
-                self.completion_device,
+                self.objects.completion_device,
                 io,
                 socket,
                 &range,
@@ -539,7 +550,7 @@ impl Provider for WskProvider {
         // operation's.
         unsafe {
             transfer(
-                self.completion_device,
+                self.objects.completion_device,
                 io,
                 socket,
                 &range,
@@ -567,7 +578,7 @@ impl Provider for WskProvider {
         // SAFETY: the Disconnect slot is idle.
         let prepared = unsafe {
             prepare_or_fail(
-                self.completion_device,
+                self.objects.completion_device,
                 slot,
                 Some(completion::disconnected),
                 token,
@@ -594,7 +605,7 @@ impl Provider for WskProvider {
         // SAFETY: the Close slot is idle (close is requested once).
         let prepared = unsafe {
             prepare(
-                self.completion_device,
+                self.objects.completion_device,
                 slot,
                 Some(completion::closed),
                 token,
@@ -630,6 +641,8 @@ impl Provider for WskProvider {
         self.nmr_binding
     }
 
+    // The handle is NMR's, passed through unread: nothing here dereferences it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     fn detach_complete(nmr_binding: HANDLE) {
         // SAFETY: called exactly once, for a detach that returned STATUS_PENDING (core); allowed
         // at IRQL <= DISPATCH_LEVEL. Only the copied handle is used: NMR may free the binding.

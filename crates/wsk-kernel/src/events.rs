@@ -5,13 +5,13 @@ use core::ptr::{self, NonNull};
 
 use wdk_sys::{NTSTATUS, PVOID, STATUS_SUCCESS, ULONG};
 
-use super::{
-    address::socket_addr_from_raw,
-    provider::{WskProvider, WskSocketHandle},
-};
 use crate::ffi::{
     ws2def::SOCKADDR,
     wsk::{PWSK_SOCKET, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_LISTEN_DISPATCH},
+};
+use crate::{
+    address::socket_addr_from_raw,
+    provider::{WskProvider, WskSocketHandle},
 };
 use wsk_client::socket::SocketRef;
 use wsk_primitives::status::NtStatus;
@@ -32,7 +32,7 @@ pub static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = WSK_CLIENT_LISTEN_DISPA
 /// Hands the new connection (or, with a NULL `accept_socket`, the news that the listener
 /// stopped working) to the core. On acceptance it writes `*AcceptSocketContext` = NULL and
 /// `*AcceptSocketDispatch` = NULL (the page: NULL when the application enables no event
-/// callback on the accepted socket, as wskecho does), then starts the connection (queues its
+/// callback on the accepted socket, as the adapter does), then starts the connection (queues its
 /// work item, which makes its first I/O), then returns `STATUS_SUCCESS`; otherwise `STATUS_REQUEST_NOT_ACCEPTED`, the only
 /// other status the page allows (WSK then closes the socket). The remote address is read only
 /// with a socket, and only during the call.

@@ -41,11 +41,11 @@ use core::{
 
 use wdk_sys::{
     _WORK_QUEUE_TYPE::DelayedWorkQueue,
-    KDPC, KTIMER, LARGE_INTEGER, PIO_WORKITEM,
+    DRIVER_OBJECT, KDPC, KTIMER, LARGE_INTEGER, PIO_WORKITEM,
     ntddk::{IoQueueWorkItemEx, KeCancelTimer, KeInitializeDpc, KeInitializeTimer, KeSetTimer},
 };
 
-use super::{platform::KernelPlatform, provider::WskProvider, work_item::OwnedWorkItem};
+use crate::{platform::KernelPlatform, provider::WskProvider, work_item::OwnedWorkItem};
 use wsk_client::binding::BindingRef;
 use wsk_primitives::platform::{Platform, PoolTag};
 
@@ -85,10 +85,10 @@ unsafe impl Send for BindingTimer {}
 unsafe impl Sync for BindingTimer {}
 
 impl BindingTimer {
-    /// Allocates and initialises the timer, its DPC and its work item. `None` if an
-    /// allocation fails (nothing is left allocated).
-    pub fn allocate() -> Option<Self> {
-        let work_item = OwnedWorkItem::allocate()?;
+    /// Allocates and initialises the timer, its DPC and its work item (on `driver`). `None`
+    /// if an allocation fails (nothing is left allocated).
+    pub fn allocate(driver: NonNull<DRIVER_OBJECT>) -> Option<Self> {
+        let work_item = OwnedWorkItem::allocate(driver)?;
         let block = KernelPlatform
             .allocate(size_of::<TimerBlock>(), TIMER_TAG)?
             .cast::<TimerBlock>();

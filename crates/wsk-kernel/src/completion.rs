@@ -18,9 +18,9 @@ use wdk_sys::{
     NT_SUCCESS, NTSTATUS, PDEVICE_OBJECT, PIRP, PVOID, STATUS_MORE_PROCESSING_REQUIRED, ULONG_PTR,
 };
 
-use super::{
-    irp::io_status,
+use crate::{
     provider::{WskProvider, WskSocketHandle},
+    wdm::io_status,
 };
 use wsk_client::{provider::Completion, socket::SocketRef};
 use wsk_primitives::status::NtStatus;

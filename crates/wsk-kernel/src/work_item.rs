@@ -33,11 +33,11 @@ use core::{ffi::c_void, ptr::NonNull};
 use wdk_sys::{
     _IO_WORKITEM,
     _WORK_QUEUE_TYPE::DelayedWorkQueue,
-    PIO_WORKITEM,
+    DRIVER_OBJECT, PIO_WORKITEM,
     ntddk::{IoInitializeWorkItem, IoQueueWorkItemEx, IoSizeofWorkItem, IoUninitializeWorkItem},
 };
 
-use super::{globals::WSKECHO_GLOBALS, platform::KernelPlatform, provider::WskProvider};
+use crate::{platform::KernelPlatform, provider::WskProvider};
 use wsk_client::socket::SocketRef;
 use wsk_primitives::platform::{Platform, PoolTag};
 
@@ -56,10 +56,8 @@ unsafe impl Send for OwnedWorkItem {}
 unsafe impl Sync for OwnedWorkItem {}
 
 impl OwnedWorkItem {
-    /// Allocates and initialises a work item on the driver object. `None` if the driver object
-    /// is not known yet or the allocation fails.
-    pub fn allocate() -> Option<Self> {
-        let driver = WSKECHO_GLOBALS.driver_object()?;
+    /// Allocates and initialises a work item on `driver`. `None` if the allocation fails.
+    pub fn allocate(driver: NonNull<DRIVER_OBJECT>) -> Option<Self> {
         // SAFETY: callable at any IRQL; no arguments.
         let size = usize::try_from(unsafe { IoSizeofWorkItem() }).ok()?;
         let item = KernelPlatform

@@ -1,31 +1,16 @@
-//! Driver-owned IRPs for WSK calls: allocate, prepare for reuse, read the result, free.
+//! The `wdm.h` IRP helpers that are `FORCEINLINE` functions or macros, so bindgen does not
+//! generate them: the stack location arithmetic, the completion routine, the I/O status.
 //!
-//! Lifecycle (one [`OwnedIrp`] per socket and operation kind):
-//! `IoAllocateIrp(1, FALSE)` once → before every call `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)` and
-//! [`set_completion_routine`] → the WSK call → WSK completes the IRP (always, also when the call
-//! fails or is cancelled) → the completion routine returns `STATUS_MORE_PROCESSING_REQUIRED`
-//! (the IRP is ours, the I/O manager must not touch it further) → `IoFreeIrp` when the socket's
-//! I/O resources are dropped, which the core only does when nothing is outstanding.
-//!
-//! IRQL: `IoAllocateIrp`, `IoReuseIrp` and `IoFreeIrp` may be called at IRQL <= `DISPATCH_LEVEL`
-//! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioallocateirp>,
-//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreuseirp>,
-//! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iofreeirp>).
-//!
-//! IRPs the I/O manager sends to the `Root\wskecho` device object (Plug and Play, power,
-//! WMI) are passed down with the `wdm.h` inline helpers written here in Rust
-//! ([`current_minor_function`], [`skip_current_stack_location`], [`call_driver`],
-//! [`set_status`], [`complete_request`]); all may be called at IRQL <= `DISPATCH_LEVEL`.
+//! The adapter's IRPs use [`set_completion_routine`] and [`io_status`]; a driver's own device
+//! object (a Plug and Play device passing IRPs down) uses the rest. All may be called at IRQL
+//! <= `DISPATCH_LEVEL`.
 
-use core::ptr::{NonNull, addr_of, addr_of_mut};
+use core::ptr::{addr_of, addr_of_mut};
 
 use wdk_sys::{
     CCHAR, DEVICE_OBJECT, IO_NO_INCREMENT, IO_STACK_LOCATION, IRP, NTSTATUS,
-    PIO_COMPLETION_ROUTINE, PVOID, STATUS_UNSUCCESSFUL, ULONG_PTR,
-    ntddk::{
-        IoAllocateIrp, IoFreeIrp, IoReuseIrp, IoSetCompletionRoutineEx, IofCallDriver,
-        IofCompleteRequest,
-    },
+    PIO_COMPLETION_ROUTINE, PVOID, ULONG_PTR,
+    ntddk::{IofCallDriver, IofCompleteRequest},
 };
 
 /// `SL_INVOKE_ON_CANCEL` (`wdm.h`).
@@ -35,84 +20,9 @@ const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
 /// `SL_INVOKE_ON_ERROR` (`wdm.h`).
 const SL_INVOKE_ON_ERROR: u8 = 0x80;
 
-/// An IRP allocated by the driver, freed on drop.
-pub struct OwnedIrp(NonNull<IRP>);
-
-// SAFETY: the IRP is plain non-paged memory owned by this value; the core serialises its use
-// (one outstanding operation per IRP) and the I/O manager allows using it from any thread.
-unsafe impl Send for OwnedIrp {}
-// SAFETY: as above; shared references only hand out the raw pointer.
-unsafe impl Sync for OwnedIrp {}
-
-impl OwnedIrp {
-    /// `IoAllocateIrp(1, FALSE)`: one stack location, the one WSK uses. `None` when the pool is
-    /// exhausted. IRQL <= `DISPATCH_LEVEL`.
-    pub fn allocate() -> Option<Self> {
-        // SAFETY: no preconditions besides IRQL <= DISPATCH_LEVEL; the result is NULL-checked.
-        let irp = unsafe { IoAllocateIrp(1, 0) };
-        NonNull::new(irp).map(Self)
-    }
-
-    /// The raw IRP, to pass to a WSK function.
-    pub const fn as_ptr(&self) -> *mut IRP {
-        self.0.as_ptr()
-    }
-
-    /// Readies the IRP for its next WSK call: `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)`, then
-    /// `IoSetCompletionRoutineEx(device, irp, routine, context, TRUE, TRUE, TRUE)`: the
-    /// kernel's wrapper around `routine` holds a reference on `device` (and so on the driver)
-    /// until `routine` has returned, so the image cannot be unloaded under a completion
-    /// routine that is still returning
-    /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutineex>).
-    /// It allocates a small context per call, freed after the routine ran.
-    ///
-    /// # Errors
-    /// `IoSetCompletionRoutineEx`'s status (`STATUS_INSUFFICIENT_RESOURCES`): the IRP has no
-    /// completion routine then and must not be passed to WSK.
-    ///
-    /// # Safety
-    /// The IRP is not in use (not passed to a call that has not completed yet); `device` is a
-    /// device object of this driver that exists until the completion routine has run.
-    pub unsafe fn prepare(
-        &self,
-        device: NonNull<DEVICE_OBJECT>,
-        routine: PIO_COMPLETION_ROUTINE,
-        context: PVOID,
-    ) -> Result<(), NTSTATUS> {
-        // SAFETY: the IRP was allocated by IoAllocateIrp and is idle (caller's contract).
-        unsafe { IoReuseIrp(self.as_ptr(), STATUS_UNSUCCESSFUL) };
-        // SAFETY: as above; the IRP has one stack location for the next driver (WSK); the
-        // device object outlives the routine (caller); IRQL <= DISPATCH_LEVEL.
-        let status = unsafe {
-            IoSetCompletionRoutineEx(device.as_ptr(), self.as_ptr(), routine, context, 1, 1, 1)
-        };
-        if status < 0 { Err(status) } else { Ok(()) }
-    }
-
-    /// [`OwnedIrp::prepare`] without the unload protection: `IoSetCompletionRoutine`, which
-    /// cannot fail. Only for a close whose `IoSetCompletionRoutineEx` found no memory: the
-    /// socket must be closed all the same.
-    ///
-    /// # Safety
-    /// As [`OwnedIrp::prepare`].
-    pub unsafe fn prepare_unprotected(&self, routine: PIO_COMPLETION_ROUTINE, context: PVOID) {
-        // SAFETY: the IRP was allocated by IoAllocateIrp and is idle (caller's contract).
-        unsafe { IoReuseIrp(self.as_ptr(), STATUS_UNSUCCESSFUL) };
-        // SAFETY: as above; the IRP has one stack location for the next driver (WSK).
-        unsafe { set_completion_routine(self.as_ptr(), routine, context) };
-    }
-}
-
-impl Drop for OwnedIrp {
-    fn drop(&mut self) {
-        // SAFETY: the IRP came from IoAllocateIrp and, per the Provider contract, no operation
-        // is outstanding on it when the socket's I/O resources are dropped.
-        unsafe { IoFreeIrp(self.as_ptr()) };
-    }
-}
-
 /// `IoGetNextIrpStackLocation` (a `FORCEINLINE` function in `wdm.h`, so bindgen does not
 /// generate it): `Irp->Tail.Overlay.CurrentStackLocation - 1`.
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iogetnextirpstacklocation>
 ///
 /// # Safety
@@ -126,10 +36,12 @@ unsafe fn next_stack_location(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
     current.wrapping_sub(1)
 }
 
-/// `IoCopyCurrentIrpStackLocationToNext(Irp)` (`FORCEINLINE` in `wdm.h`): copies the current
-/// stack location into the next one up to (not including) `CompletionRoutine`, and clears the
-/// next location's `Control`, so that the lower driver sees this driver's parameters and this
-/// driver can set its own completion routine.
+/// `IoCopyCurrentIrpStackLocationToNext(Irp)` (`FORCEINLINE` in `wdm.h`).
+///
+/// Copies the current stack location into the next one up to (not including)
+/// `CompletionRoutine`, and clears the next location's `Control`, so that the lower driver sees
+/// this driver's parameters and this driver can set its own completion routine.
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocopycurrentirpstacklocationtonext>
 ///
 /// # Safety
@@ -157,9 +69,11 @@ pub unsafe fn copy_current_stack_location_to_next(irp: *mut IRP) {
     unsafe { control.write(0) };
 }
 
-/// `IoSetCompletionRoutine(Irp, Routine, Context, TRUE, TRUE, TRUE)` (a `FORCEINLINE` function
-/// in `wdm.h`): fills the next stack location's `CompletionRoutine`, `Context` and
+/// `IoSetCompletionRoutine(Irp, Routine, Context, TRUE, TRUE, TRUE)` (`FORCEINLINE` in `wdm.h`).
+///
+/// Fills the next stack location's `CompletionRoutine`, `Context` and
 /// `Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL`.
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iosetcompletionroutine>
 ///
 /// # Safety
@@ -222,6 +136,7 @@ unsafe fn current_stack_location_field(irp: *mut IRP) -> *mut *mut IO_STACK_LOCA
 
 /// `IoGetCurrentIrpStackLocation(Irp)->MinorFunction` (`IoGetCurrentIrpStackLocation` is a
 /// `FORCEINLINE` function in `wdm.h`: `return Irp->Tail.Overlay.CurrentStackLocation;`).
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iogetcurrentirpstacklocation>
 ///
 /// # Safety
@@ -238,9 +153,11 @@ pub unsafe fn current_minor_function(irp: *mut IRP) -> u8 {
     unsafe { minor.read() }
 }
 
-/// `IoSkipCurrentIrpStackLocation(Irp)` (`FORCEINLINE` in `wdm.h`): `Irp->CurrentLocation++;
-/// Irp->Tail.Overlay.CurrentStackLocation++;`, so that the next driver receives this driver's
-/// stack location unchanged.
+/// `IoSkipCurrentIrpStackLocation(Irp)` (`FORCEINLINE` in `wdm.h`).
+///
+/// `Irp->CurrentLocation++; Irp->Tail.Overlay.CurrentStackLocation++;`, so that the next driver
+/// receives this driver's stack location unchanged.
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioskipcurrentirpstacklocation>
 ///
 /// # Safety
@@ -264,6 +181,7 @@ pub unsafe fn skip_current_stack_location(irp: *mut IRP) {
 
 /// `IoCallDriver(DeviceObject, Irp)`, which `wdm.h` defines as the macro
 /// `IofCallDriver(DeviceObject, Irp)`. IRQL <= `DISPATCH_LEVEL`.
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocalldriver>
 ///
 /// # Safety
@@ -285,9 +203,12 @@ pub unsafe fn set_status(irp: *mut IRP, status: NTSTATUS) {
     unsafe { field.write(status) };
 }
 
-/// Completes `irp` with `status` and no information: `Irp->IoStatus.Status = status;
-/// Irp->IoStatus.Information = 0; IoCompleteRequest(Irp, IO_NO_INCREMENT)` (`IoCompleteRequest`
-/// is the `wdm.h` macro for `IofCompleteRequest`). IRQL <= `DISPATCH_LEVEL`.
+/// Completes `irp` with `status` and no information, at IRQL <= `DISPATCH_LEVEL`.
+///
+/// `Irp->IoStatus.Status = status; Irp->IoStatus.Information = 0;
+/// IoCompleteRequest(Irp, IO_NO_INCREMENT)` (`IoCompleteRequest` is the `wdm.h` macro for
+/// `IofCompleteRequest`).
+///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iocompleterequest>
 ///
 /// # Safety

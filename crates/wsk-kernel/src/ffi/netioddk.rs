@@ -37,7 +37,7 @@ pub const MIT_GUID: NPI_MODULEID_TYPE = 1;
 pub union NPI_MODULEID_u {
     /// Valid when `Type` is [`MIT_GUID`].
     pub Guid: GUID,
-    /// Valid when `Type` is `MIT_IF_LUID` (not used by wskecho).
+    /// Valid when `Type` is `MIT_IF_LUID` (not used by the adapter).
     pub IfLuid: LUID,
 }
 
@@ -51,7 +51,7 @@ pub union NPI_MODULEID_u {
 pub struct NPI_MODULEID {
     /// Size of this structure in bytes.
     pub Length: USHORT,
-    /// [`MIT_GUID`] for wskecho.
+    /// [`MIT_GUID`] for the adapter.
     pub Type: NPI_MODULEID_TYPE,
     /// The identifier selected by `Type`.
     pub u: NPI_MODULEID_u,
@@ -117,7 +117,7 @@ pub struct NPI_CLIENT_CHARACTERISTICS {
     pub ClientAttachProvider: Option<NPI_CLIENT_ATTACH_PROVIDER_FN>,
     /// Required.
     pub ClientDetachProvider: Option<NPI_CLIENT_DETACH_PROVIDER_FN>,
-    /// Optional (wskecho frees its binding context here).
+    /// Optional (the adapter frees its binding context here).
     pub ClientCleanupBindingContext: Option<NPI_CLIENT_CLEANUP_BINDING_CONTEXT_FN>,
     /// The client's registration data.
     pub ClientRegistrationInstance: NPI_REGISTRATION_INSTANCE,

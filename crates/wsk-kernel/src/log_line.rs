@@ -4,14 +4,34 @@
 //! than the buffer are truncated (and end with `...`); interior NULs, which would cut the C
 //! string short, are replaced by `?`.
 
-use core::fmt;
+use core::{
+    fmt, ptr,
+    sync::atomic::{AtomicPtr, Ordering},
+};
 
 /// Capacity of one line, including the prefix, the newline and the terminating NUL. Well below
 /// `DbgPrintEx`'s 512-byte limit and small enough for any kernel stack.
 pub const LINE_CAPACITY: usize = 256;
 
-/// Prefix of every line.
-pub const PREFIX: &str = "wskecho: ";
+/// Prefix of every line until the driver sets its own.
+pub const DEFAULT_PREFIX: &str = "wsk: ";
+
+/// The prefix [`set_prefix`] set (NULL: [`DEFAULT_PREFIX`]).
+static PREFIX: AtomicPtr<&'static str> = AtomicPtr::new(ptr::null_mut());
+
+/// Sets the prefix of every line: the driver's name and `": "`, by convention. Call it in
+/// `DriverEntry` before anything logs; a line uses the prefix in effect when it is formatted.
+pub fn set_prefix(prefix: &'static &'static str) {
+    PREFIX.store(ptr::from_ref(prefix).cast_mut(), Ordering::Release);
+}
+
+/// The prefix of the next line.
+#[must_use]
+pub fn prefix() -> &'static str {
+    let prefix = PREFIX.load(Ordering::Acquire);
+    // SAFETY: NULL or a `&'static &'static str` from `set_prefix`, never written through.
+    unsafe { prefix.as_ref() }.map_or(DEFAULT_PREFIX, |prefix| prefix)
+}
 
 /// Marker appended to a truncated line.
 const TRUNCATED: &[u8] = b"...";
@@ -24,14 +44,15 @@ pub struct LogLine {
 }
 
 impl LogLine {
-    /// Formats `PREFIX`, `args` and a newline.
+    /// Formats the [`prefix`], `args` and a newline.
+    #[must_use]
     pub fn format(args: fmt::Arguments<'_>) -> Self {
         let mut line = Self {
             bytes: [0; LINE_CAPACITY],
             len: 0,
             truncated: false,
         };
-        line.push(PREFIX.as_bytes());
+        line.push(prefix().as_bytes());
         // `write_str` never fails; a `Display` impl that errors just ends the line early.
         let _ = fmt::write(&mut line, args);
         line.finish();
@@ -39,6 +60,7 @@ impl LogLine {
     }
 
     /// The line with its terminating NUL, for `%s`.
+    #[must_use]
     pub const fn as_c_ptr(&self) -> *const core::ffi::c_char {
         self.bytes.as_ptr().cast()
     }
@@ -84,7 +106,16 @@ impl fmt::Write for LogLine {
 
 #[cfg(test)]
 mod tests {
-    use super::{LINE_CAPACITY, LogLine, PREFIX};
+    use super::{LINE_CAPACITY, LogLine, set_prefix};
+
+    /// The prefix every test sets (the same one, so tests may run in parallel).
+    static PREFIX: &str = "test-driver: ";
+
+    /// Sets [`PREFIX`]; a line then starts with it, not with the default.
+    fn prefix() -> &'static str {
+        set_prefix(&PREFIX);
+        PREFIX
+    }
 
     /// The C string `DbgPrintEx` receives, without its NUL.
     fn c_string(line: &LogLine) -> &[u8] {
@@ -96,25 +127,26 @@ mod tests {
 
     #[test]
     fn short_line_has_prefix_newline_and_nul() {
+        let expected = [prefix().as_bytes(), b"attached 7\n"].concat();
         let line = LogLine::format(format_args!("attached {}", 7));
-        let expected = [PREFIX.as_bytes(), b"attached 7\n"].concat();
         assert_eq!(c_string(&line), expected.as_slice());
     }
 
     #[test]
     fn long_line_is_truncated_within_the_buffer() {
+        let prefix = prefix();
         let long = "x".repeat(3 * LINE_CAPACITY);
         let line = LogLine::format(format_args!("{long}"));
         let text = c_string(&line);
         assert!(text.len() < LINE_CAPACITY, "room for the NUL");
         assert!(text.ends_with(b"...\n"));
-        assert!(text.starts_with(PREFIX.as_bytes()));
+        assert!(text.starts_with(prefix.as_bytes()));
         assert_eq!(text.len(), LINE_CAPACITY - 1);
     }
 
     #[test]
     fn line_that_just_fits_is_not_marked_truncated() {
-        let room = LogLine::text_capacity() - PREFIX.len();
+        let room = LogLine::text_capacity() - prefix().len();
         let line = LogLine::format(format_args!("{}", "y".repeat(room)));
         let text = c_string(&line);
         assert!(text.ends_with(b"y\n"), "no truncation marker");
@@ -124,8 +156,8 @@ mod tests {
 
     #[test]
     fn interior_nul_does_not_cut_the_line() {
+        let expected = [prefix().as_bytes(), b"a?b\n"].concat();
         let line = LogLine::format(format_args!("a\0b"));
-        let expected = [PREFIX.as_bytes(), b"a?b\n"].concat();
         assert_eq!(c_string(&line), expected.as_slice());
     }
 }

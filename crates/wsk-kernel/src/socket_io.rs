@@ -9,8 +9,10 @@
 
 use core::{cell::UnsafeCell, ptr::NonNull};
 
-use super::{address::SockaddrStorage, irp::OwnedIrp, mdl::OwnedMdl, work_item::OwnedWorkItem};
+use wdk_sys::DRIVER_OBJECT;
+
 use crate::ffi::wsk::WSK_BUF;
+use crate::{address::SockaddrStorage, irp::OwnedIrp, mdl::OwnedMdl, work_item::OwnedWorkItem};
 use wsk_client::provider::{OpKind, SocketKind};
 
 /// The IRP of one operation kind and the memory its call points WSK to.
@@ -100,12 +102,17 @@ pub struct WskSocketIo {
 }
 
 impl WskSocketIo {
-    /// Allocates the IRPs a socket of `kind` needs and, for connections, the MDL over `buffer`.
-    /// `None` if any allocation fails (everything allocated so far is freed by drop).
+    /// Allocates the IRPs a socket of `kind` needs, for connections the MDL over `buffer`, and
+    /// the work item (on `driver`). `None` if any allocation fails (everything allocated so far
+    /// is freed by drop).
     ///
     /// # Safety
     /// `buffer`, if any, is non-paged memory valid until the returned value is dropped.
-    pub unsafe fn allocate(kind: SocketKind, buffer: Option<NonNull<[u8]>>) -> Option<Self> {
+    pub unsafe fn allocate(
+        kind: SocketKind,
+        buffer: Option<NonNull<[u8]>>,
+        driver: NonNull<DRIVER_OBJECT>,
+    ) -> Option<Self> {
         let (setup, receive, send, disconnect, mdl) = match kind {
             SocketKind::Listener => (Some(OpSlot::allocate()?), None, None, None, None),
             SocketKind::Connection => {
@@ -127,7 +134,7 @@ impl WskSocketIo {
             disconnect,
             close: OpSlot::allocate()?,
             mdl,
-            work_item: OwnedWorkItem::allocate()?,
+            work_item: OwnedWorkItem::allocate(driver)?,
         })
     }
 

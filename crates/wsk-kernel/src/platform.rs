@@ -6,7 +6,7 @@
 //! * `ExFreePoolWithTag`: IRQL <= `DISPATCH_LEVEL` for non-paged memory
 //!   (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exfreepoolwithtag>).
 //! * `DbgPrintEx`: any IRQL <= `DIRQL` as long as no Unicode conversion (`%wZ`, `%ws`, ...) is
-//!   used; wskecho only passes an 8-bit string through `%s`
+//!   used; the adapter only passes an 8-bit string through `%s`
 //!   (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-dbgprintex>).
 
 use core::{fmt, ptr::NonNull};
@@ -16,7 +16,7 @@ use wdk_sys::{
     ntddk::{DbgPrintEx, ExAllocatePool2, ExFreePoolWithTag},
 };
 
-use super::log_line::LogLine;
+use crate::log_line::LogLine;
 use wsk_primitives::platform::{Level, Platform, PoolTag};
 
 /// `DPFLTR_IHVNETWORK_ID` (`dpfilter.h`): the component id for network drivers; enable its

@@ -1,4 +1,4 @@
-//! Winsock Kernel (WSK): the parts of `wsk.h` wskecho uses.
+//! Winsock Kernel (WSK): the parts of `wsk.h` the adapter uses.
 //!
 //! Reference: <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/>. All WSK
 //! functions and callbacks use `WSKAPI` = `NTAPI` (`extern "system"`). Numeric values the
@@ -24,7 +24,7 @@ use super::{
 /// registers for with `NmrRegisterClient`.
 ///
 /// Declared `extern CONST NPIID` in `wsk.h` and supplied by the WDK's static libraries, not
-/// exported by `netio.sys`, so wskecho defines it. Use described in "Using NMR for WSK
+/// exported by `netio.sys`, so the adapter defines it. Use described in "Using NMR for WSK
 /// Registration and Unregistration":
 /// <https://learn.microsoft.com/windows-hardware/drivers/network/using-nmr-for-wsk-registration-and-unregistration>.
 /// In memory (little-endian `Data1..3`): `03 E8 27 22 8B 8D D4 11 AB AD 00 90 27 71 9E 09`.
@@ -59,11 +59,11 @@ pub const WSK_SET_STATIC_EVENT_CALLBACKS: ULONG = 7;
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/network/so-wsk-event-callback>
 pub const WSK_EVENT_ACCEPT: ULONG = 0x0000_0200;
-/// `WSK_EVENT_RECEIVE` (0x40): `WskReceiveEvent` on connection sockets (not used by wskecho).
+/// `WSK_EVENT_RECEIVE` (0x40): `WskReceiveEvent` on connection sockets (not used by the adapter).
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/network/so-wsk-event-callback>
 pub const WSK_EVENT_RECEIVE: ULONG = 0x0000_0040;
-/// `WSK_EVENT_DISCONNECT` (0x80): `WskDisconnectEvent` (not used by wskecho). Not the accept
+/// `WSK_EVENT_DISCONNECT` (0x80): `WskDisconnectEvent` (not used by the adapter). Not the accept
 /// bit.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/network/so-wsk-event-callback>
@@ -135,7 +135,7 @@ pub struct WSK_EVENT_CALLBACK_CONTROL {
     pub EventMask: ULONG,
 }
 
-/// `PFN_WSK_CLIENT_EVENT` (`WskClientEvent`); wskecho registers none.
+/// `PFN_WSK_CLIENT_EVENT` (`WskClientEvent`); the adapter registers none.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_client_event>
 pub type PFN_WSK_CLIENT_EVENT = unsafe extern "system" fn(
@@ -158,7 +158,7 @@ pub struct WSK_CLIENT_DISPATCH {
     pub WskClientEvent: Option<PFN_WSK_CLIENT_EVENT>,
 }
 
-/// `WSK_CLIENT_CONNECTION_DISPATCH`: wskecho uses no connection events and only ever passes a
+/// `WSK_CLIENT_CONNECTION_DISPATCH`: the adapter uses no connection events and only ever passes a
 /// `NULL` pointer to this type, so its three callbacks are kept opaque.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/ns-wsk-_wsk_client_connection_dispatch>
@@ -201,7 +201,7 @@ pub struct WSK_CLIENT_LISTEN_DISPATCH {
     pub WskAbortEvent: *const c_void,
 }
 
-// SAFETY: the two raw pointers are always NULL in wskecho's (immutable, static) table; the table
+// SAFETY: the two raw pointers are always NULL in the adapter's (immutable, static) table; the table
 // is only read, by WSK, from any thread.
 unsafe impl Sync for WSK_CLIENT_LISTEN_DISPATCH {}
 
@@ -322,7 +322,7 @@ pub struct WSK_PROVIDER_LISTEN_DISPATCH {
     pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
     /// `WskBind`.
     pub WskBind: Option<PFN_WSK_BIND>,
-    /// `PFN_WSK_ACCEPT` (opaque here: wskecho accepts through the accept event only).
+    /// `PFN_WSK_ACCEPT` (opaque here: the adapter accepts through the accept event only).
     pub WskAccept: *const c_void,
     /// `PFN_WSK_INSPECT_COMPLETE` (opaque here).
     pub WskInspectComplete: *const c_void,
@@ -362,9 +362,10 @@ pub type PFN_WSK_DISCONNECT = unsafe extern "system" fn(
     Irp: PIRP,
 ) -> NTSTATUS;
 
-/// `WSK_PROVIDER_CONNECTION_DISPATCH`: `WSK_SOCKET.Dispatch` of a connection socket. Newer
-/// Windows versions append `WskConnectEx`, `WskSendEx`, `WskReceiveEx`; wskecho only reads this
-/// table through a pointer, so declaring the documented common prefix is sufficient.
+/// `WSK_PROVIDER_CONNECTION_DISPATCH`: `WSK_SOCKET.Dispatch` of a connection socket.
+///
+/// Newer Windows versions append `WskConnectEx`, `WskSendEx`, `WskReceiveEx`; the adapter only
+/// reads this table through a pointer, so declaring the documented common prefix is sufficient.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/ns-wsk-_wsk_provider_connection_dispatch>
 #[repr(C)]
@@ -390,7 +391,7 @@ pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
 }
 
 // The accept bit is its own (one published port used 0x80, which is DISCONNECT), and the two
-// socket categories wskecho knows are distinct flags.
+// socket categories the adapter knows are distinct flags.
 const _: () = assert!(WSK_EVENT_ACCEPT.is_power_of_two());
 const _: () = assert!(WSK_EVENT_ACCEPT & (WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT) == 0);
 const _: () = assert!(WSK_FLAG_LISTEN_SOCKET & WSK_FLAG_CONNECTION_SOCKET == 0);
