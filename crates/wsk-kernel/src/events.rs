@@ -9,22 +9,22 @@ use crate::ffi::{
     ws2def::SOCKADDR,
     wsk::{PWSK_SOCKET, WSK_CLIENT_CONNECTION_DISPATCH, WSK_CLIENT_LISTEN_DISPATCH},
 };
-use crate::{
-    address::socket_addr_from_raw,
-    provider::{WskProvider, WskSocketHandle},
-};
-use wsk_client::socket::SocketRef;
+use crate::{address::socket_addr_from_raw, socket_handle::WskSocketHandle};
+use wsk_client::{provider::Provider, socket::SocketRef};
 use wsk_primitives::status::NtStatus;
 
-/// The client dispatch of every listening socket: accept events only, no conditional accept.
-/// Static: WSK reads it for as long as the socket exists.
+/// The client dispatch of every listening socket of provider type `P`: accept events only, no
+/// conditional accept. For a static: WSK reads it for as long as the socket exists.
 ///
 /// <https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/ns-wsk-_wsk_client_listen_dispatch>
-pub static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = WSK_CLIENT_LISTEN_DISPATCH {
-    WskAcceptEvent: Some(accept_event),
-    WskInspectEvent: ptr::null(),
-    WskAbortEvent: ptr::null(),
-};
+pub const fn listen_dispatch<P: Provider<Socket = WskSocketHandle>>() -> WSK_CLIENT_LISTEN_DISPATCH
+{
+    WSK_CLIENT_LISTEN_DISPATCH {
+        WskAcceptEvent: Some(accept_event::<P>),
+        WskInspectEvent: ptr::null(),
+        WskAbortEvent: ptr::null(),
+    }
+}
 
 /// `WskAcceptEvent` (`PFN_WSK_ACCEPT_EVENT`), IRQL <= `DISPATCH_LEVEL`
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_accept_event>).
@@ -36,7 +36,7 @@ pub static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = WSK_CLIENT_LISTEN_DISPA
 /// work item, which makes its first I/O), then returns `STATUS_SUCCESS`; otherwise `STATUS_REQUEST_NOT_ACCEPTED`, the only
 /// other status the page allows (WSK then closes the socket). The remote address is read only
 /// with a socket, and only during the call.
-unsafe extern "system" fn accept_event(
+unsafe extern "system" fn accept_event<P: Provider<Socket = WskSocketHandle>>(
     socket_context: PVOID,
     _flags: ULONG,
     _local_address: *mut SOCKADDR,
@@ -50,7 +50,7 @@ unsafe extern "system" fn accept_event(
     }
     // SAFETY: the socket context of a listener is the token the core gave `open_listener`,
     // valid until the listener's close completes (WSK calls no event after that).
-    let listener = unsafe { SocketRef::<WskProvider>::from_context(socket_context) };
+    let listener = unsafe { SocketRef::<P>::from_context(socket_context) };
     let accepted = NonNull::new(accept_socket).map(WskSocketHandle);
     let remote = if accepted.is_some() {
         // SAFETY: with a socket, WSK passes a valid remote address for this call's duration.

@@ -19,7 +19,6 @@
 
 use core::{
     ffi::c_void,
-    fmt,
     mem::size_of,
     net::SocketAddr,
     ops::Range,
@@ -32,16 +31,15 @@ use crate::ffi::{
     netioddk::NmrClientDetachProviderComplete,
     ws2def::{AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM, TCP_NODELAY},
     wsk::{
-        NPI_WSK_INTERFACE_ID, PFN_WSK_RECEIVE, PWSK_CLIENT, WSK_BUF, WSK_EVENT_ACCEPT,
-        WSK_EVENT_CALLBACK_CONTROL, WSK_FLAG_LISTEN_SOCKET, WSK_PROVIDER_BASIC_DISPATCH,
-        WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DISPATCH, WSK_PROVIDER_LISTEN_DISPATCH,
-        WSK_SET_STATIC_EVENT_CALLBACKS, WSK_SOCKET, WskSetOption,
+        NPI_WSK_INTERFACE_ID, PFN_WSK_RECEIVE, PWSK_CLIENT, WSK_BUF, WSK_CLIENT_LISTEN_DISPATCH,
+        WSK_EVENT_ACCEPT, WSK_EVENT_CALLBACK_CONTROL, WSK_FLAG_LISTEN_SOCKET,
+        WSK_PROVIDER_BASIC_DISPATCH, WSK_PROVIDER_CONNECTION_DISPATCH, WSK_PROVIDER_DISPATCH,
+        WSK_PROVIDER_LISTEN_DISPATCH, WSK_SET_STATIC_EVENT_CALLBACKS, WskSetOption,
     },
 };
 use crate::{
     address::SockaddrStorage,
-    completion,
-    events::LISTEN_DISPATCH,
+    completion, events,
     platform::KernelPlatform,
     socket_io::{OpSlot, WskSocketIo},
     timer::BindingTimer,
@@ -54,37 +52,15 @@ use wsk_client::{
 };
 use wsk_primitives::{log_warning, status::NtStatus};
 
+pub use crate::socket_handle::WskSocketHandle;
+
 /// The size of a `ULONG` socket option value, as `WskControlSocket`'s `InputSize`.
 const OPTION_SIZE: SIZE_T = 4;
 const _: () = assert!(size_of::<u32>() == 4);
 
-/// A `PWSK_SOCKET` ([`Provider::Socket`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct WskSocketHandle(pub NonNull<WSK_SOCKET>);
-
-// SAFETY: a WSK socket handle may be used from any thread; the core serialises the calls.
-unsafe impl Send for WskSocketHandle {}
-// SAFETY: as above.
-unsafe impl Sync for WskSocketHandle {}
-
-impl fmt::Debug for WskSocketHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WskSocket({:p})", self.0)
-    }
-}
-
-impl WskSocketHandle {
-    /// The socket's provider dispatch table, as a pointer to the table type `T` of its
-    /// category (NULL if WSK gave none). Read its entries with [`dispatch_entry!`], never
-    /// through a reference: a provider of an older WSK version may hand out a shorter table.
-    ///
-    /// # Safety
-    /// The socket is open (its close has not completed).
-    const unsafe fn dispatch<T>(self) -> *const T {
-        // SAFETY: an open WSK socket is valid to read (caller); `Dispatch` is its only field.
-        unsafe { self.0.cast::<*const T>().read() }
-    }
-}
+/// The client dispatch of every listening socket (static: WSK reads it while the socket
+/// exists).
+static LISTEN_DISPATCH: WSK_CLIENT_LISTEN_DISPATCH = events::listen_dispatch::<WskProvider>();
 
 /// One entry of a WSK provider dispatch table (`$table`: `*const` table type, may be NULL),
 /// read through a raw pointer to that field alone: a reference to the whole table would claim
@@ -130,7 +106,7 @@ pub struct WskProvider {
     /// The driver's objects the binding's I/O is tied to.
     objects: IoObjects,
     /// The binding's timer (`timer.rs`).
-    timer: BindingTimer,
+    timer: BindingTimer<Self>,
 }
 
 // SAFETY: the four values are handles/pointers WSK, NMR and the I/O manager allow using from
@@ -148,7 +124,7 @@ impl WskProvider {
         dispatch: *const c_void,
         nmr_binding: HANDLE,
         objects: IoObjects,
-        timer: BindingTimer,
+        timer: BindingTimer<Self>,
     ) -> Self {
         Self {
             client,
@@ -233,13 +209,13 @@ struct Transfer {
 
 const RECEIVE: Transfer = Transfer {
     kind: OpKind::Receive,
-    routine: Some(completion::received),
+    routine: Some(completion::received::<WskProvider>),
     completion: Completion::Received,
 };
 
 const SEND: Transfer = Transfer {
     kind: OpKind::Send,
-    routine: Some(completion::sent),
+    routine: Some(completion::sent::<WskProvider>),
     completion: Completion::Sent,
 };
 
@@ -382,7 +358,7 @@ impl Provider for WskProvider {
             prepare_or_fail(
                 self.objects.completion_device,
                 slot,
-                Some(completion::socket_created),
+                Some(completion::socket_created::<Self>),
                 token,
                 |status| Completion::Created(Err(status)),
             )
@@ -443,7 +419,7 @@ impl Provider for WskProvider {
             prepare_or_fail(
                 self.objects.completion_device,
                 slot,
-                Some(completion::option_set),
+                Some(completion::option_set::<Self>),
                 token,
                 |status| Completion::OptionSet(Err(status)),
             )
@@ -498,7 +474,7 @@ impl Provider for WskProvider {
             prepare_or_fail(
                 self.objects.completion_device,
                 slot,
-                Some(completion::bound),
+                Some(completion::bound::<Self>),
                 token,
                 |status| Completion::Bound(Err(status)),
             )
@@ -580,7 +556,7 @@ impl Provider for WskProvider {
             prepare_or_fail(
                 self.objects.completion_device,
                 slot,
-                Some(completion::disconnected),
+                Some(completion::disconnected::<Self>),
                 token,
                 |status| Completion::Disconnected(Err(status)),
             )
@@ -607,7 +583,7 @@ impl Provider for WskProvider {
             prepare(
                 self.objects.completion_device,
                 slot,
-                Some(completion::closed),
+                Some(completion::closed::<Self>),
                 token,
             )
         };
@@ -621,7 +597,7 @@ impl Provider for WskProvider {
             // SAFETY: as above.
             unsafe {
                 slot.irp
-                    .prepare_unprotected(Some(completion::closed), token.as_context());
+                    .prepare_unprotected(Some(completion::closed::<Self>), token.as_context());
             }
         }
         // SAFETY: no call on this socket is executing (core guarantee); pending ones are

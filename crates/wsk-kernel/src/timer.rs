@@ -34,6 +34,7 @@
 
 use core::{
     ffi::c_void,
+    marker::PhantomData,
     mem::size_of,
     ptr::{self, NonNull},
     sync::atomic::{AtomicPtr, Ordering},
@@ -45,8 +46,8 @@ use wdk_sys::{
     ntddk::{IoQueueWorkItemEx, KeCancelTimer, KeInitializeDpc, KeInitializeTimer, KeSetTimer},
 };
 
-use crate::{platform::KernelPlatform, provider::WskProvider, work_item::OwnedWorkItem};
-use wsk_client::binding::BindingRef;
+use crate::{platform::KernelPlatform, work_item::OwnedWorkItem};
+use wsk_client::{binding::BindingRef, provider::Provider};
 use wsk_primitives::platform::{Platform, PoolTag};
 
 /// Pool tag of a binding's timer block.
@@ -67,8 +68,9 @@ struct TimerBlock {
     item: PIO_WORKITEM,
 }
 
-/// One binding's timer: its block and its work item.
-pub struct BindingTimer {
+/// One binding's timer: its block and its work item. `P` is the provider type of the binding
+/// it ticks.
+pub struct BindingTimer<P> {
     block: NonNull<TimerBlock>,
     /// Owned here (freed on drop); the DPC reaches it through the block.
     #[expect(
@@ -76,15 +78,16 @@ pub struct BindingTimer {
         reason = "kept for its drop; used through `TimerBlock::item`"
     )]
     work_item: OwnedWorkItem,
+    _provider: PhantomData<fn() -> P>,
 }
 
 // SAFETY: `KeSetTimer` and `KeCancelTimer` may be called on one timer from any thread at IRQL
 // <= DISPATCH_LEVEL; the core never arms it twice at once (module documentation).
-unsafe impl Send for BindingTimer {}
+unsafe impl<P> Send for BindingTimer<P> {}
 // SAFETY: as above: shared references only arm and cancel it.
-unsafe impl Sync for BindingTimer {}
+unsafe impl<P> Sync for BindingTimer<P> {}
 
-impl BindingTimer {
+impl<P: Provider> BindingTimer<P> {
     /// Allocates and initialises the timer, its DPC and its work item (on `driver`). `None`
     /// if an allocation fails (nothing is left allocated).
     pub fn allocate(driver: NonNull<DRIVER_OBJECT>) -> Option<Self> {
@@ -103,7 +106,7 @@ impl BindingTimer {
         // SAFETY: as above.
         let dpc = unsafe { &raw mut (*raw).dpc };
         // SAFETY: as above; `expired` matches KDEFERRED_ROUTINE; the context is the block.
-        unsafe { KeInitializeDpc(dpc, Some(expired), raw.cast()) };
+        unsafe { KeInitializeDpc(dpc, Some(expired::<P>), raw.cast()) };
         // SAFETY: as above.
         let binding = unsafe { &raw mut (*raw).binding };
         // SAFETY: valid for writes and aligned (a field of the block).
@@ -112,12 +115,16 @@ impl BindingTimer {
         let item = unsafe { &raw mut (*raw).item };
         // SAFETY: valid for writes and aligned (a field of the block).
         unsafe { item.write(work_item.as_ptr()) };
-        Some(Self { block, work_item })
+        Some(Self {
+            block,
+            work_item,
+            _provider: PhantomData,
+        })
     }
 
     /// `KeSetTimer`: after `delay_ms`, the DPC queues the work item, which calls the tick of
     /// `binding`.
-    pub fn arm(&self, delay_ms: u32, binding: BindingRef<WskProvider>) {
+    pub fn arm(&self, delay_ms: u32, binding: BindingRef<P>) {
         let raw = self.block.as_ptr();
         // SAFETY: the block is live while `self` is; the atomic is only accessed atomically.
         unsafe { &(*raw).binding }.store(binding.as_context(), Ordering::Relaxed);
@@ -132,7 +139,9 @@ impl BindingTimer {
         // when it is not armed, so the returned "was already set" is always FALSE.
         unsafe { KeSetTimer(timer, due, dpc) };
     }
+}
 
+impl<P> BindingTimer<P> {
     /// `KeCancelTimer`: `true` if the timer was armed and its DPC will not run.
     pub fn cancel(&self) -> bool {
         // SAFETY: the block is live while `self` is; only the field's address is taken.
@@ -142,7 +151,7 @@ impl BindingTimer {
     }
 }
 
-impl Drop for BindingTimer {
+impl<P> Drop for BindingTimer<P> {
     fn drop(&mut self) {
         // Never armed here (module documentation); cancelling costs nothing and makes sure.
         let _ = self.cancel();
@@ -153,7 +162,7 @@ impl Drop for BindingTimer {
 }
 
 /// The timer's DPC (`KDEFERRED_ROUTINE`, `DISPATCH_LEVEL`): queues the tick's work item.
-unsafe extern "C" fn expired(
+unsafe extern "C" fn expired<P: Provider>(
     _dpc: *mut KDPC,
     context: *mut c_void,
     _argument1: *mut c_void,
@@ -169,14 +178,18 @@ unsafe extern "C" fn expired(
     // SAFETY: an initialised work item that is not queued (the core arms the timer only from
     // the tick, after the item was dequeued, or at the attach); drivers use DelayedWorkQueue.
     // Nothing of the block is touched after this call.
-    unsafe { IoQueueWorkItemEx(item, Some(tick), DelayedWorkQueue, binding) };
+    unsafe { IoQueueWorkItemEx(item, Some(tick::<P>), DelayedWorkQueue, binding) };
 }
 
 /// The tick's `WorkItemEx` routine (`PASSIVE_LEVEL`, system thread; the I/O manager holds a
 /// reference on the driver object meanwhile).
-unsafe extern "C" fn tick(_io_object: *mut c_void, context: *mut c_void, _item: PIO_WORKITEM) {
+unsafe extern "C" fn tick<P: Provider>(
+    _io_object: *mut c_void,
+    context: *mut c_void,
+    _item: PIO_WORKITEM,
+) {
     // SAFETY: the context is the binding token `arm` was given, for exactly this tick.
-    let binding = unsafe { BindingRef::<WskProvider>::from_context(context) };
+    let binding = unsafe { BindingRef::<P>::from_context(context) };
     // SAFETY: one tick per arm, outside every completion routine and WSK callback.
     unsafe { binding.tick() };
 }

@@ -37,8 +37,8 @@ use wdk_sys::{
     ntddk::{IoInitializeWorkItem, IoQueueWorkItemEx, IoSizeofWorkItem, IoUninitializeWorkItem},
 };
 
-use crate::{platform::KernelPlatform, provider::WskProvider};
-use wsk_client::socket::SocketRef;
+use crate::platform::KernelPlatform;
+use wsk_client::{provider::Provider, socket::SocketRef};
 use wsk_primitives::platform::{Platform, PoolTag};
 
 /// Pool tag of a socket's `IO_WORKITEM` block.
@@ -84,10 +84,10 @@ impl OwnedWorkItem {
 /// `item` is an initialised work item ([`OwnedWorkItem::as_ptr`]) that is not queued (the core
 /// schedules a socket once per run); `token` is its socket's, kept alive by the reference its
 /// schedule took.
-pub unsafe fn queue(item: PIO_WORKITEM, token: SocketRef<WskProvider>) {
+pub unsafe fn queue<P: Provider>(item: PIO_WORKITEM, token: SocketRef<P>) {
     // SAFETY: an initialised item that is not queued (caller); `run` matches
     // IO_WORKITEM_ROUTINE_EX; drivers must use DelayedWorkQueue (IoQueueWorkItemEx page).
-    unsafe { IoQueueWorkItemEx(item, Some(run), DelayedWorkQueue, token.as_context()) };
+    unsafe { IoQueueWorkItemEx(item, Some(run::<P>), DelayedWorkQueue, token.as_context()) };
 }
 
 impl Drop for OwnedWorkItem {
@@ -101,9 +101,13 @@ impl Drop for OwnedWorkItem {
 }
 
 /// The `WorkItemEx` routine (`IO_WORKITEM_ROUTINE_EX`): `PASSIVE_LEVEL`, system thread.
-unsafe extern "C" fn run(_io_object: *mut c_void, context: *mut c_void, _item: PIO_WORKITEM) {
+unsafe extern "C" fn run<P: Provider>(
+    _io_object: *mut c_void,
+    context: *mut c_void,
+    _item: PIO_WORKITEM,
+) {
     // SAFETY: the context is the token `queue` was given, for exactly this run.
-    let token = unsafe { SocketRef::<WskProvider>::from_context(context) };
+    let token = unsafe { SocketRef::<P>::from_context(context) };
     // SAFETY: one run per queueing; a work item routine is outside every completion routine
     // and WSK callback.
     unsafe { token.run_scheduled() };

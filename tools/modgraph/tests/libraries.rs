@@ -36,6 +36,11 @@ fn the_client_has_no_module_cycle() {
 }
 
 #[test]
+fn the_kernel_adapter_has_no_module_cycle() {
+    assert_acyclic("crates/wsk-kernel");
+}
+
+#[test]
 fn the_client_graph_has_the_edges_its_imports_make() {
     let graph = graph_of("crates/wsk-client");
     let depends = |from: &str, to: &str| graph.get(from).is_some_and(|d| d.contains(to));
