@@ -192,7 +192,7 @@ mod tests {
     fn short_names_drop_repeated_generic_paths() {
         assert_eq!(
             short_name(
-                "wsk_client::socket::Socket<wskecho::kernel::provider::WskProvider>::post<wskecho::kernel::provider::WskProvider>"
+                "wsk_client::socket::Socket<wsk_kernel::provider::WskProvider>::post<wsk_kernel::provider::WskProvider>"
             ),
             "wsk_client::socket::Socket<WskProvider>::post"
         );

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use wskecho_harness::harness::Harness;
+use wsk_harness::harness::Harness;
 
 use super::{
     check_clean, check_contract, driver_stats, loopback_options, settled, start, wait_until,

@@ -10,8 +10,8 @@ use std::{
 };
 
 use wsk_client::socket::CONNECTION_TAG;
+use wsk_harness::{harness::Harness, wsk::IRP_TAG};
 use wsk_primitives::platform::PoolTag;
-use wskecho_harness::{harness::Harness, wsk::IRP_TAG};
 
 use super::{
     check_clean, check_contract, driver_stats, loopback_options, settled, start, wait_until,

@@ -14,8 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use wsk_harness::harness::{Harness, Options, Report};
 use wsk_primitives::platform::Level;
-use wskecho_harness::harness::{Harness, Options, Report};
 
 /// How long a harness may take to open its listener.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use tokio::runtime::Runtime;
-use wskecho_harness::harness::Harness;
+use wsk_harness::harness::Harness;
 
 use super::{
     check_clean, check_contract, client_runtime, driver_stats, loopback_options, start, wait_until,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::{assert_clean, options, start};
-use wskecho_harness::harness::Harness;
+use wsk_harness::harness::Harness;
 
 /// Waits until the driver is quiet: listeners open, or allocation attempts stopped changing.
 fn settle(harness: &Harness, expected_listeners: usize) {

@@ -5,7 +5,7 @@ mod common;
 use std::{net::TcpListener, time::Duration};
 
 use common::{assert_clean, options};
-use wskecho_harness::harness::Harness;
+use wsk_harness::harness::Harness;
 
 #[test]
 fn port_in_use_at_attach_is_a_clear_error_and_leaks_nothing() {

@@ -14,7 +14,7 @@ use std::{
 };
 
 use common::{LOOPBACK, Rng, assert_clean, connect, options, start, wait_for};
-use wskecho_harness::wsk::{InlineMode, WskMode};
+use wsk_harness::wsk::{InlineMode, WskMode};
 
 const CLIENTS: usize = 200;
 

@@ -14,13 +14,13 @@ use std::{
 };
 
 use wsk_client::provider::{Completion, SocketKind, SocketOption};
-use wsk_primitives::{platform::Level, status::NtStatus};
-use wskecho_harness::{
+use wsk_harness::{
     contract::Contract,
     nmr::{BindingHandle, ClientModule, ContextPtr, Nmr, NmrMode, ProviderCharacteristics},
     pool::Pool,
     wsk::{InlineMode, SocketHandle, SocketIo, Upcall, Wsk, WskClient, WskMode},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 const BUFFER: usize = 4096;
 

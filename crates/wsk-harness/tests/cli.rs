@@ -16,7 +16,7 @@ use std::{
 };
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/run")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/run")
 }
 
 /// The first build of the CLI can take a while on a busy 2-core machine.

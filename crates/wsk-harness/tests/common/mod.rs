@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wskecho_harness::harness::{Harness, Options, Report};
+use wsk_harness::harness::{Harness, Options, Report};
 
 /// Loopback listeners on ephemeral ports, IPv4 and IPv6.
 pub const LOOPBACK: [&str; 2] = ["127.0.0.1:0", "[::1]:0"];

@@ -12,8 +12,8 @@ use std::{
 
 use common::{assert_clean, connect, options, start, start_on_fixed_port, wait_for};
 use wsk_client::stats::StatsSnapshot;
+use wsk_harness::{harness::Harness, wsk::FaultOp};
 use wsk_primitives::status::NtStatus;
-use wskecho_harness::{harness::Harness, wsk::FaultOp};
 
 fn stats(harness: &Harness) -> StatsSnapshot {
     harness

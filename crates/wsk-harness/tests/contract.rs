@@ -7,8 +7,7 @@ use std::{
 };
 
 use wsk_client::provider::{Provider, SocketKind};
-use wsk_primitives::{platform::Level, status::NtStatus};
-use wskecho_harness::{
+use wsk_harness::{
     contract::Contract,
     driver::{Subsystem, check_unloaded},
     host_provider::HostProvider,
@@ -17,6 +16,7 @@ use wskecho_harness::{
     pool::Pool,
     wsk::{Wsk, WskMode},
 };
+use wsk_primitives::{platform::Level, status::NtStatus};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Misbehavior {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{LOOPBACK, Rng, assert_clean, echo_in_chunks, options, start, wait_for};
-use wskecho_harness::wsk::{InlineMode, WskMode};
+use wsk_harness::wsk::{InlineMode, WskMode};
 
 const CLIENTS: usize = 48;
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{LOOPBACK, Rng, assert_clean, echo_in_chunks, options, start, wait_for};
-use wskecho_harness::{
+use wsk_harness::{
     nmr::NmrMode,
     wsk::{InlineMode, WskMode},
 };

@@ -12,12 +12,12 @@ use std::{
 };
 
 use common::{LOOPBACK, assert_clean, connect, options, start, wait_for};
-use wsk_primitives::status::NtStatus;
-use wskecho_harness::{
+use wsk_harness::{
     harness::Harness,
     nmr::ProviderCharacteristics,
     wsk::{FaultOp, InlineMode, WskMode},
 };
+use wsk_primitives::status::NtStatus;
 
 /// Sends `payload`, half-closes, reads to the end; `Ok(echo)` or the error seen.
 fn exchange(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::{Rng, assert_clean, connect, echo_in_chunks, options, start_on_fixed_port, wait_for};
-use wskecho_harness::{harness::Harness, nmr::DetachCause};
+use wsk_harness::{harness::Harness, nmr::DetachCause};
 
 #[test]
 fn provider_detach_mid_traffic_then_reregistration_serves_again() {

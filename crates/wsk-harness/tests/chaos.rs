@@ -15,11 +15,11 @@ use std::{
 };
 
 use common::{Rng, assert_clean, start_on_fixed_port};
-use wsk_primitives::status::NtStatus;
-use wskecho_harness::{
+use wsk_harness::{
     nmr::NmrMode,
     wsk::{FaultOp, InlineMode, WskMode},
 };
+use wsk_primitives::status::NtStatus;
 
 /// One client: connect, echo a few random chunks in lockstep, sometimes half-close and drain,
 /// sometimes just drop; tolerate the driver going away; count exact echoes.

@@ -11,8 +11,8 @@ use signal_hook::{
     consts::{SIGINT, SIGTERM},
     iterator::Signals,
 };
+use wsk_harness::harness::{Harness, Options};
 use wsk_primitives::platform::Level;
-use wskecho_harness::harness::{Harness, Options};
 
 const LOG_LEVELS: [(&str, Option<Level>); 5] = [
     ("off", None),
