@@ -20,9 +20,6 @@ use super::{
 use wsk_kernel::{
     ffi::netioddk::NmrRegisterClient, log_line, nmr::KernelClient, platform::KernelPlatform,
 };
-
-/// What every log line of the driver starts with (`!dbgprint`, `DebugView`).
-static LOG_PREFIX: &str = "wskecho: ";
 use wsk_primitives::{log_error, log_trace};
 
 /// `DriverEntry` (`DRIVER_INITIALIZE`), called by the I/O manager at `PASSIVE_LEVEL`
@@ -66,7 +63,8 @@ pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
-    log_line::set_prefix(&LOG_PREFIX);
+    // What every log line of the driver starts with (`!dbgprint`, `DebugView`).
+    log_line::set_prefix(c"wskecho: ");
     let platform = &KernelPlatform;
     // The configuration stays in its pool block (freed on every return path by its drop)
     // until the client is built from it in place: no `Config` copy in this frame.

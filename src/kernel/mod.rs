@@ -12,6 +12,7 @@
 //! * `registry` — reading `<service key>\Parameters`.
 //! * `globals` — the static client, NMR handle and unload event (`WSKECHO_GLOBALS`).
 //! * `consistency` — compile-time checks of the Plug and Play device's hand-written values.
+//! * `layout` — compile-time offsets of the wdk-sys structure fields the driver touches.
 
 extern crate alloc;
 
@@ -25,6 +26,7 @@ mod consistency;
 mod entry;
 mod forward;
 mod globals;
+mod layout;
 mod nmr_client;
 mod pnp;
 mod registry;

@@ -43,9 +43,9 @@ impl Upcall for CoreRef {
         remote: Option<SocketAddr>,
         write_out: &mut dyn FnMut(Option<Self>),
     ) -> NtStatus {
-        // As the kernel's `accept_event` (crates/wsk-kernel/src/events.rs): NULL context and dispatch
-        // written, then the connection started.
-        // SAFETY: the caller runs this on an open listener's token, as WSK runs WskAcceptEvent.
+        // As the kernel's `accept_event` (crates/wsk-kernel/src/events.rs): NULL context and
+        // dispatch written, then the connection started. SAFETY: the caller runs this on an open
+        // listener's token, as WSK runs WskAcceptEvent.
         unsafe { self.0.accept_event(accepted, remote) }.map_or(
             NtStatus::REQUEST_NOT_ACCEPTED,
             |connection| {

@@ -49,7 +49,8 @@ const _: () = assert!(same(
 ));
 const _: () = assert!(same(NtStatus::DEVICE_NOT_READY, STATUS_DEVICE_NOT_READY));
 
-// Registry value types the core's configuration parser checks (`KEY_VALUE_PARTIAL_INFORMATION.Type`).
+// Registry value types the core's configuration parser checks
+// (`KEY_VALUE_PARTIAL_INFORMATION.Type`).
 const _: () = assert!(config::REG_SZ == wdk_sys::REG_SZ);
 const _: () = assert!(config::REG_DWORD == wdk_sys::REG_DWORD);
 const _: () = assert!(config::REG_MULTI_SZ == wdk_sys::REG_MULTI_SZ);

@@ -29,13 +29,13 @@ pub const fn listen_dispatch<P: Provider<Socket = WskSocketHandle>>() -> WSK_CLI
 /// `WskAcceptEvent` (`PFN_WSK_ACCEPT_EVENT`), IRQL <= `DISPATCH_LEVEL`
 /// (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wsk/nc-wsk-pfn_wsk_accept_event>).
 ///
-/// Hands the new connection (or, with a NULL `accept_socket`, the news that the listener
-/// stopped working) to the core. On acceptance it writes `*AcceptSocketContext` = NULL and
-/// `*AcceptSocketDispatch` = NULL (the page: NULL when the application enables no event
-/// callback on the accepted socket, as the adapter does), then starts the connection (queues its
-/// work item, which makes its first I/O), then returns `STATUS_SUCCESS`; otherwise `STATUS_REQUEST_NOT_ACCEPTED`, the only
-/// other status the page allows (WSK then closes the socket). The remote address is read only
-/// with a socket, and only during the call.
+/// Hands the new connection (or, with a NULL `accept_socket`, the news that the listener stopped
+/// working) to the core. On acceptance it writes `*AcceptSocketContext` = NULL and
+/// `*AcceptSocketDispatch` = NULL (the page: NULL when the application enables no event callback on
+/// the accepted socket, as the adapter does), then starts the connection (queues its work item,
+/// which makes its first I/O), then returns `STATUS_SUCCESS`; otherwise
+/// `STATUS_REQUEST_NOT_ACCEPTED`, the only other status the page allows (WSK then closes the
+/// socket). The remote address is read only with a socket, and only during the call.
 unsafe extern "system" fn accept_event<P: Provider<Socket = WskSocketHandle>>(
     socket_context: PVOID,
     _flags: ULONG,

@@ -1,17 +1,16 @@
 //! Driver-owned IRPs for WSK calls: allocate, prepare for reuse, read the result, free.
 //!
-//! Lifecycle (one [`OwnedIrp`] per socket and operation kind):
-//! `IoAllocateIrp(1, FALSE)` once → before every call `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)` and
-//! `IoSetCompletionRoutineEx` → the WSK call → WSK completes the IRP (always, also when the call
-//! fails or is cancelled) → the completion routine returns `STATUS_MORE_PROCESSING_REQUIRED`
-//! (the IRP is ours, the I/O manager must not touch it further) → `IoFreeIrp` when the socket's
-//! I/O resources are dropped, which the core only does when nothing is outstanding.
+//! Lifecycle (one [`OwnedIrp`] per socket and operation kind): `IoAllocateIrp(1, FALSE)` once →
+//! before every call `IoReuseIrp(irp, STATUS_UNSUCCESSFUL)` and `IoSetCompletionRoutineEx` → the
+//! WSK call → WSK completes the IRP (always, also when the call fails or is cancelled) → the
+//! completion routine returns `STATUS_MORE_PROCESSING_REQUIRED` (the IRP is ours, the I/O manager
+//! must not touch it further) → `IoFreeIrp` when the socket's I/O resources are dropped, which the
+//! core only does when nothing is outstanding.
 //!
 //! IRQL: `IoAllocateIrp`, `IoReuseIrp` and `IoFreeIrp` may be called at IRQL <= `DISPATCH_LEVEL`
 //! (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioallocateirp>,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ioreuseirp>,
 //! <https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iofreeirp>).
-//!
 
 use core::ptr::NonNull;
 

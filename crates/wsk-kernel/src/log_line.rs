@@ -5,6 +5,7 @@
 //! string short, are replaced by `?`.
 
 use core::{
+    ffi::{CStr, c_char},
     fmt, ptr,
     sync::atomic::{AtomicPtr, Ordering},
 };
@@ -14,23 +15,29 @@ use core::{
 pub const LINE_CAPACITY: usize = 256;
 
 /// Prefix of every line until the driver sets its own.
-pub const DEFAULT_PREFIX: &str = "wsk: ";
+pub const DEFAULT_PREFIX: &CStr = c"wsk: ";
 
-/// The prefix [`set_prefix`] set (NULL: [`DEFAULT_PREFIX`]).
-static PREFIX: AtomicPtr<&'static str> = AtomicPtr::new(ptr::null_mut());
+/// The prefix [`set_prefix`] set (NULL: [`DEFAULT_PREFIX`]): the adapter's one global.
+static PREFIX: AtomicPtr<c_char> = AtomicPtr::new(ptr::null_mut());
 
-/// Sets the prefix of every line: the driver's name and `": "`, by convention. Call it in
-/// `DriverEntry` before anything logs; a line uses the prefix in effect when it is formatted.
-pub fn set_prefix(prefix: &'static &'static str) {
-    PREFIX.store(ptr::from_ref(prefix).cast_mut(), Ordering::Release);
+/// Sets the prefix of every line: the driver's name and `": "`, by convention.
+///
+/// `set_prefix(c"mydriver: ")` in `DriverEntry`, before anything logs; a line uses the prefix
+/// in effect when it is formatted.
+pub fn set_prefix(prefix: &'static CStr) {
+    PREFIX.store(prefix.as_ptr().cast_mut(), Ordering::Release);
 }
 
 /// The prefix of the next line.
 #[must_use]
-pub fn prefix() -> &'static str {
+pub fn prefix() -> &'static CStr {
     let prefix = PREFIX.load(Ordering::Acquire);
-    // SAFETY: NULL or a `&'static &'static str` from `set_prefix`, never written through.
-    unsafe { prefix.as_ref() }.map_or(DEFAULT_PREFIX, |prefix| prefix)
+    if prefix.is_null() {
+        return DEFAULT_PREFIX;
+    }
+    // SAFETY: a pointer from `set_prefix`'s `&'static CStr`: NUL-terminated, valid forever,
+    // never written through.
+    unsafe { CStr::from_ptr(prefix) }
 }
 
 /// Marker appended to a truncated line.
@@ -52,7 +59,7 @@ impl LogLine {
             len: 0,
             truncated: false,
         };
-        line.push(prefix().as_bytes());
+        line.push(prefix().to_bytes());
         // `write_str` never fails; a `Display` impl that errors just ends the line early.
         let _ = fmt::write(&mut line, args);
         line.finish();
@@ -109,12 +116,12 @@ mod tests {
     use super::{LINE_CAPACITY, LogLine, set_prefix};
 
     /// The prefix every test sets (the same one, so tests may run in parallel).
-    static PREFIX: &str = "test-driver: ";
+    const PREFIX: &core::ffi::CStr = c"test-driver: ";
 
     /// Sets [`PREFIX`]; a line then starts with it, not with the default.
-    fn prefix() -> &'static str {
-        set_prefix(&PREFIX);
-        PREFIX
+    fn prefix() -> &'static [u8] {
+        set_prefix(PREFIX);
+        PREFIX.to_bytes()
     }
 
     /// The C string `DbgPrintEx` receives, without its NUL.
@@ -127,7 +134,7 @@ mod tests {
 
     #[test]
     fn short_line_has_prefix_newline_and_nul() {
-        let expected = [prefix().as_bytes(), b"attached 7\n"].concat();
+        let expected = [prefix(), b"attached 7\n"].concat();
         let line = LogLine::format(format_args!("attached {}", 7));
         assert_eq!(c_string(&line), expected.as_slice());
     }
@@ -140,7 +147,7 @@ mod tests {
         let text = c_string(&line);
         assert!(text.len() < LINE_CAPACITY, "room for the NUL");
         assert!(text.ends_with(b"...\n"));
-        assert!(text.starts_with(prefix.as_bytes()));
+        assert!(text.starts_with(prefix));
         assert_eq!(text.len(), LINE_CAPACITY - 1);
     }
 
@@ -156,7 +163,7 @@ mod tests {
 
     #[test]
     fn interior_nul_does_not_cut_the_line() {
-        let expected = [prefix().as_bytes(), b"a?b\n"].concat();
+        let expected = [prefix(), b"a?b\n"].concat();
         let line = LogLine::format(format_args!("a\0b"));
         assert_eq!(c_string(&line), expected.as_slice());
     }

@@ -86,9 +86,18 @@ pub const fn client_characteristics(
 /// so a NULL dispatch table is only noticed at the first call, which then fails.
 ///
 /// # Safety
-/// Called from `ClientAttachProvider` with its arguments; the client context given to
-/// `NmrRegisterClient` is a [`KernelClient`] that does not move or drop while a binding is live
-/// ([`KernelClient::live_bindings`]); `objects` exist until the deregistration completed.
+/// Called from `ClientAttachProvider` with its arguments, and the driver keeps these
+/// obligations:
+/// * the client context given to `NmrRegisterClient` is a [`KernelClient`] that does not move
+///   or drop while a binding is live ([`KernelClient::live_bindings`]);
+/// * `objects` ([`IoObjects`]) exist before `NmrRegisterClient` (an attach may run inside that
+///   call; without them it fails with `STATUS_DEVICE_NOT_READY` and NMR does not offer that
+///   provider again) and until the deregistration completed and `live_bindings()` is 0: only
+///   then may the driver delete the completion device;
+/// * before its image may go (`Unload`, or a failing `DriverEntry`), after the last binding was
+///   freed, the driver calls `KeFlushQueuedDpcs`, so that no binding timer's DPC routine is
+///   still returning
+///   (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keflushqueueddpcs>).
 pub unsafe fn attach_provider(
     nmr_binding: HANDLE,
     client_context: PVOID,
@@ -118,7 +127,10 @@ pub unsafe fn attach_provider(
         lowest: characteristics.LowestVersion,
     };
     let Some(objects) = objects else {
-        log_error!(&KernelPlatform, "attach: no completion device");
+        log_error!(
+            &KernelPlatform,
+            "attach: no completion device or driver object"
+        );
         return NtStatus::DEVICE_NOT_READY.0;
     };
     let attach = |binding: BindingRef<WskProvider>| {

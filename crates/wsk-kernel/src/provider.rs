@@ -85,13 +85,15 @@ macro_rules! dispatch_entry {
 }
 
 /// The driver's objects a binding's I/O is tied to; both must exist until the client's
-/// deregistration completed (`Unload` deletes the device after that).
+/// deregistration completed and its last binding was freed (the driver deletes the device only
+/// after that).
 #[derive(Clone, Copy, Debug)]
 pub struct IoObjects {
     /// The device every IRP's completion routine is set on (`IoSetCompletionRoutineEx`).
     pub completion_device: NonNull<DEVICE_OBJECT>,
-    /// The driver object the sockets' and timers' work items are initialised on
-    /// (`IoInitializeWorkItem`).
+    /// This image's own driver object, which the sockets' and timers' work items are
+    /// initialised on (`IoInitializeWorkItem`): the I/O manager references it while an item is
+    /// queued or running, which keeps the image loaded under the routine.
     pub driver: NonNull<DRIVER_OBJECT>,
 }
 
@@ -109,9 +111,9 @@ pub struct WskProvider {
     timer: BindingTimer<Self>,
 }
 
-// SAFETY: the four values are handles/pointers WSK, NMR and the I/O manager allow using from
-// any thread at IRQL <= DISPATCH_LEVEL; the dispatch table is immutable; the completion device
-// exists while the binding does; the timer is Send and Sync itself.
+// SAFETY: the handles and pointers are ones WSK, NMR and the I/O manager allow using from any
+// thread at IRQL <= DISPATCH_LEVEL; the dispatch table is immutable; the `IoObjects` exist
+// while the binding does (`nmr::attach_provider`'s contract); the timer is Send and Sync itself.
 unsafe impl Send for WskProvider {}
 // SAFETY: as above.
 unsafe impl Sync for WskProvider {}
@@ -119,7 +121,7 @@ unsafe impl Sync for WskProvider {}
 impl WskProvider {
     /// Wraps the out-parameters of a successful `NmrClientAttachProvider`, with the
     /// binding's timer allocated before it.
-    pub const fn new(
+    pub(crate) const fn new(
         client: PWSK_CLIENT,
         dispatch: *const c_void,
         nmr_binding: HANDLE,

@@ -22,8 +22,8 @@ impl fmt::Debug for WskSocketHandle {
 }
 
 impl WskSocketHandle {
-    /// The socket's provider dispatch table, as a pointer to the table type `T` of its
-    /// category (NULL if WSK gave none). Read its entries with `dispatch_entry!` (`provider.rs`), never
+    /// The socket's provider dispatch table, as a pointer to the table type `T` of its category
+    /// (NULL if WSK gave none). Read its entries with `dispatch_entry!` (`provider.rs`), never
     /// through a reference: a provider of an older WSK version may hand out a shorter table.
     ///
     /// # Safety

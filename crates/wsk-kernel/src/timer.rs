@@ -16,10 +16,10 @@
 //! the tick that dropped it, or after the detach cancelled the timer: the timer is never
 //! queued when freed. The DPC routine's last act is queueing the work item; once the kernel
 //! called a DPC routine it does not touch the `KDPC` again, so the tick may free the block
-//! while the routine returns. What may still be running then is the routine's code:
-//! `deregister_client` (`unload.rs`: `Unload`, a Plug and Play stop or removal, a failing
-//! `DriverEntry`) calls `KeFlushQueuedDpcs` after the last binding is gone, so the image
-//! outlives it (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keflushqueueddpcs>).
+//! while the routine returns. What may still be running then is the routine's code: the
+//! driver calls `KeFlushQueuedDpcs` after its last binding is gone and before its image may
+//! go (one of the driver obligations of [`crate::nmr::attach_provider`]), so the image outlives
+//! it (<https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keflushqueueddpcs>).
 //!
 //! IRQL: `KeInitializeTimer` and `KeInitializeDpc` at any IRQL; `KeSetTimer` and
 //! `KeCancelTimer` at IRQL <= `DISPATCH_LEVEL`

@@ -41,6 +41,11 @@ fn the_kernel_adapter_has_no_module_cycle() {
 }
 
 #[test]
+fn the_host_emulation_has_no_module_cycle() {
+    assert_acyclic("crates/wsk-harness");
+}
+
+#[test]
 fn the_client_graph_has_the_edges_its_imports_make() {
     let graph = graph_of("crates/wsk-client");
     let depends = |from: &str, to: &str| graph.get(from).is_some_and(|d| d.contains(to));
@@ -50,31 +55,43 @@ fn the_client_graph_has_the_edges_its_imports_make() {
     assert!(depends("provider", "token"), "{graph:#?}");
     assert!(!depends("socket", "binding"), "{graph:#?}");
     assert!(!graph.contains_key("tests") && !graph.contains_key("testing"));
+    // `$crate::platform` inside the exported logging macros.
+    let primitives = graph_of("crates/wsk-primitives");
+    assert!(primitives["log"].contains("platform"), "{primitives:#?}");
 }
 
-/// A crate of three modules, `a` → `b` → `c` → (`a` if `cyclic`), each edge made a different
-/// way: a grouped `use`, a path in an expression, a renamed `use`. Comments and doc links that
-/// name another module make no edge.
+/// A crate of four modules: `a` → `b` → `c` (→ `a` if `cyclic`), `d` → `a`, each edge made a
+/// different way: `super::` in a `use`, `crate::` inside a macro invocation, `$crate::` in a
+/// `macro_rules!` body, `super::super::` in a nested file. Comments, doc links and items under
+/// `#[cfg(test)]` that name another module make no edge.
 fn write_crate(dir: &Path, cyclic: bool) {
     let src = dir.join("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("lib.rs"), "mod a;\nmod b;\nmod c;\n").unwrap();
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("lib.rs"), "mod a;\nmod b;\nmod c;\nmod d;\n").unwrap();
     fs::write(
         src.join("a.rs"),
-        "use crate::{b::{B, f}};\n/// Unlike [`crate::c::C`].\npub struct A(B);\n// crate::c\n",
+        "use super::b::B;\n/// Unlike [`crate::d::D`].\npub struct A(B);\n// crate::d\n",
     )
     .unwrap();
     fs::write(
         src.join("b.rs"),
-        "pub struct B;\npub fn f() { crate::c::g(); }\n",
+        "pub struct B;\npub fn f() { assert!(crate::c::g()); }\n",
     )
     .unwrap();
-    let c = if cyclic {
-        "pub fn g() {}\npub struct C;\nuse crate::a as alias;\n"
-    } else {
-        "pub fn g() {}\npub struct C;\n"
-    };
+    let mut c = String::from(
+        "pub fn g() -> bool { true }\n#[cfg(test)]\nmod t { use crate::a::A; }\n\
+         #[cfg(all(test, not(loom)))]\nuse crate::d::D;\n",
+    );
+    if cyclic {
+        c.push_str("macro_rules! m { () => { $crate::a::A }; }\n");
+    }
     fs::write(src.join("c.rs"), c).unwrap();
+    fs::write(src.join("d.rs"), "mod inner;\npub struct D;\n").unwrap();
+    fs::write(
+        src.join("d").join("inner.rs"),
+        "use super::super::a::A;\npub fn h(_: A) {}\n",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -92,12 +109,15 @@ fn a_cycle_is_found_and_named() {
 }
 
 #[test]
-fn a_one_way_graph_passes_and_comments_make_no_edge() {
+fn a_one_way_graph_passes_and_comments_and_tests_make_no_edge() {
     let dir = std::env::temp_dir().join(format!("modgraph-dag-{}", std::process::id()));
     write_crate(&dir, false);
     let graph = crate_graph(&dir.join("src")).unwrap();
     fs::remove_dir_all(&dir).unwrap();
     assert_eq!(find_cycle(&graph), None, "{graph:#?}");
-    assert_eq!(graph["a"], ["b"].map(String::from).into(), "{graph:#?}");
-    assert_eq!(graph["b"], ["c"].map(String::from).into(), "{graph:#?}");
+    let edges = |module: &str| -> Vec<&str> { graph[module].iter().map(String::as_str).collect() };
+    assert_eq!(edges("a"), ["b"], "{graph:#?}");
+    assert_eq!(edges("b"), ["c"], "{graph:#?}");
+    assert!(edges("c").is_empty(), "{graph:#?}");
+    assert_eq!(edges("d"), ["a"], "{graph:#?}");
 }

@@ -51,7 +51,7 @@ pub union NPI_MODULEID_u {
 pub struct NPI_MODULEID {
     /// Size of this structure in bytes.
     pub Length: USHORT,
-    /// [`MIT_GUID`] for the adapter.
+    /// [`MIT_GUID`] for a driver's GUID module id.
     pub Type: NPI_MODULEID_TYPE,
     /// The identifier selected by `Type`.
     pub u: NPI_MODULEID_u,

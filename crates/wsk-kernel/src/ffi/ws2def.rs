@@ -6,7 +6,7 @@
 use core::mem::{align_of, offset_of, size_of};
 
 // `USHORT` / `ULONG` spelled as Rust types: this file has no wdk-sys dependency, so the host
-// unit tests of the address conversions (src/kernel/address.rs) can use it too.
+// unit tests of the address conversions (`address.rs`) can use it too.
 /// `USHORT`.
 type USHORT = u16;
 /// `ULONG`.

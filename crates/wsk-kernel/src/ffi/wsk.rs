@@ -201,8 +201,8 @@ pub struct WSK_CLIENT_LISTEN_DISPATCH {
     pub WskAbortEvent: *const c_void,
 }
 
-// SAFETY: the two raw pointers are always NULL in the adapter's (immutable, static) table; the table
-// is only read, by WSK, from any thread.
+// SAFETY: the two raw pointers are always NULL in the adapter's (immutable, static) table; the
+// table is only read, by WSK, from any thread.
 unsafe impl Sync for WSK_CLIENT_LISTEN_DISPATCH {}
 
 /// `PFN_WSK_SOCKET` (`WskSocket`), IRQL <= `DISPATCH_LEVEL`. On success
