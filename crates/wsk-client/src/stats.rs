@@ -1,5 +1,6 @@
-//! Counters, kept by the kernel in the global client (read them in `WinDbg` with
-//! `dx wskecho!WSKECHO_GLOBALS.client.value.value.value.stats`, docs/windbg.md). Relaxed atomics: they order nothing.
+//! Counters, kept in the client (in the wskecho sample, read them in `WinDbg` with
+//! `dx wskecho!WSKECHO_GLOBALS.client.value.value.value.stats`, docs/windbg.md). Relaxed
+//! atomics: they order nothing.
 
 use wsk_primitives::sync::{Ordering, StatCounter};
 
@@ -225,7 +226,8 @@ mod tests {
         .to_string();
         assert!(line.contains("accepted 1000000000,"), "{line}");
         assert!(line.contains("reopens 3), failures 0"), "{line}");
-        // With "wskecho: unloading; counters: " in front, in the kernel's 256-byte line.
+        // With a driver's prefix ("wskecho: ") and "unloading; counters: " in front, in the
+        // kernel's 256-byte line.
         assert!(line.len() + 31 < 256, "{} bytes: {line}", line.len());
     }
 }

@@ -1,7 +1,7 @@
 //! Logging macros over [`Platform::log`](crate::platform::Platform::log).
 //!
 //! `log_error!(platform, "...", args)` and friends format lazily (no allocation) and pass the
-//! line to the platform, which adds its prefix (the driver's: `wskecho: `). Exported at the
+//! line to the platform, which adds its prefix (the driver's, e.g. `wskecho: `). Exported at the
 //! crate root: `use wsk_primitives::log_error;`. NTSTATUS values print as hex
 //! (`NtStatus`'s `Display`); endpoints print as `ADDR:PORT`.
 

@@ -13,7 +13,7 @@
 //! count: it adds a reference, and if the previous word shows `CLOSING` it takes it back. That
 //! undo is a release like any other, so it can be the one that drains (closing began and every
 //! real reference was dropped while the attempt's reference was in the word). A caller that
-//! already holds a reference (every caller in wskecho) can never see that outcome.
+//! already holds a reference (every caller in `wsk-client`) can never see that outcome.
 //!
 //! Exactly one drain: the count can reach zero with `CLOSING` set more than once, since a late
 //! `try_acquire` (after the drain) adds and undoes a reference. So a release or undo that takes
@@ -36,7 +36,7 @@
 //! word's top bit, tested with `CLOSING` in one mask: no extra branch). Past that point the
 //! only additions are `acquire_held` and the transient references of refused attempts (undone
 //! at once), bounded by the callers running at the same time, so the word cannot wrap. In
-//! wskecho the count is bounded by sockets (`16 + MaxConnections`) plus calls in progress.
+//! `wsk-client` the count is bounded by sockets (`16 + MaxConnections`) plus calls in progress.
 
 use crate::sync::{AtomicUsize, Ordering};
 

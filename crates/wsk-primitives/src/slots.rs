@@ -22,8 +22,8 @@
 //!
 //! Each slot also carries a *label*, a 64-bit key its holder may set while it holds the slot
 //! (0 = none; `vacate` clears it), and [`Slots::label_and_count`] counts the slots holding a
-//! label. wskecho's socket registry labels each connection with its peer address, which is how
-//! its `MaxConnectionsPerAddress` is enforced without a table of its own. Setting and counting
+//! label. `wsk-client`'s socket registry labels each connection with its peer address, which is
+//! how its `MaxConnectionsPerAddress` is enforced without a table of its own. Setting and counting
 //! are `SeqCst`: all `SeqCst` operations fall in one total order, so of two holders that
 //! label and count at once, at least one counts the other (the store-then-load pattern of
 //! Dekker's algorithm): a count never misses a concurrent equal label, though it may include
