@@ -5,7 +5,7 @@
 //! of the `wsk-client` library (see `docs/architecture.md`).
 //!
 //! * `kernel` — compiled only for Windows: `DriverEntry`, `Unload`, the NMR client callbacks,
-//!   the registry configuration and the Plug and Play device's dispatch.
+//!   the `PnpDevice` switch and the Plug and Play device's dispatch.
 //! * [`pnp`] — the Plug and Play device's decisions (platform-neutral, tested on the host).
 //!
 //! The platform-neutral client (bindings, listeners, the socket runner, the echo service) is the

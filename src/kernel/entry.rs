@@ -14,11 +14,15 @@ use super::{
     globals::WSKECHO_GLOBALS,
     nmr_client::CLIENT_CHARACTERISTICS,
     pnp::{add_device, dispatch_pnp},
-    registry::{ReadError, read_config, read_pnp_device_switch},
+    registry::{SwitchError, read_pnp_device_switch},
     unload::{driver_unload, shut_down_client},
 };
 use wsk_kernel::{
-    ffi::netioddk::NmrRegisterClient, log_line, nmr::KernelClient, platform::KernelPlatform,
+    ffi::netioddk::NmrRegisterClient,
+    log_line,
+    nmr::KernelClient,
+    platform::KernelPlatform,
+    registry::{ReadError, read_config},
 };
 use wsk_primitives::{log_error, log_trace};
 
@@ -76,7 +80,11 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: as above.
     let pnp_device = match unsafe { read_pnp_device_switch(registry_path) } {
         Ok(on) => on,
-        Err(error) => return rejected(&error),
+        Err(SwitchError::Invalid(error)) => {
+            log_error!(platform, "configuration rejected: {error}");
+            return STATUS_INVALID_PARAMETER;
+        }
+        Err(SwitchError::Read(error)) => return rejected(&error),
     };
 
     // SAFETY: DriverEntry runs once, before NMR (the only other user) knows the driver.
@@ -238,10 +246,6 @@ fn rejected(error: &ReadError) -> NTSTATUS {
     let platform = &KernelPlatform;
     match error {
         ReadError::Invalid(error) => {
-            log_error!(platform, "configuration rejected: {error}");
-            STATUS_INVALID_PARAMETER
-        }
-        ReadError::InvalidSwitch(error) => {
             log_error!(platform, "configuration rejected: {error}");
             STATUS_INVALID_PARAMETER
         }

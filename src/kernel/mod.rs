@@ -9,7 +9,7 @@
 //!   `Root\wskecho` FDO's Plug and Play, power and WMI dispatch routines, under the device's
 //!   remove lock.
 //! * `nmr_client` — the module id, the registration and the three NMR client callbacks.
-//! * `registry` — reading `<service key>\Parameters`.
+//! * `registry` — reading the `PnpDevice` switch from `<service key>\Parameters`.
 //! * `globals` — the static client, NMR handle and unload event (`WSKECHO_GLOBALS`).
 //! * `consistency` — compile-time checks of the Plug and Play device's hand-written values.
 //! * `layout` — compile-time offsets of the wdk-sys structure fields the driver touches.

@@ -56,6 +56,8 @@ pub mod platform;
 #[cfg(target_os = "windows")]
 pub mod provider;
 #[cfg(target_os = "windows")]
+pub mod registry;
+#[cfg(target_os = "windows")]
 mod socket_handle;
 #[cfg(target_os = "windows")]
 mod socket_io;
