@@ -96,8 +96,8 @@ impl<P: Provider> Accepted<P> {
     }
 }
 
-/// An accept event on listener `local` of `binding` delivered `handle`: takes it or refuses
-/// it.
+/// An accept event on listener `local` of the binding at `this` delivered `handle`: takes it
+/// or refuses it.
 ///
 /// Refused, with no allocation and the reason counted: while detaching; when
 /// `MaxConnections` are open; when `remote`'s address already holds
@@ -108,7 +108,7 @@ impl<P: Provider> Accepted<P> {
 /// once): a cost per accept event, none per message.
 ///
 /// # Safety
-/// Called from the accept event of a live listener of `binding`.
+/// Called from the accept event of a live listener of the binding at `this`.
 unsafe fn admit<P: Provider>(
     this: NonNull<Binding<P>>,
     local: SocketAddr,
