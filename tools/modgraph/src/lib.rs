@@ -82,33 +82,24 @@ pub fn crate_graph(src: &Path) -> Result<Graph, Error> {
             used: BTreeSet::new(),
         };
         for path in paths {
-            for (file, module_path) in rust_files(path, module, src)? {
-                collector.path = module_path;
+            for file in rust_files(path)? {
+                collector.path = module_path(&file, src);
                 let text = fs::read_to_string(&file).map_err(|e| Error::Read(file.clone(), e))?;
                 let syntax = syn::parse_file(&text).map_err(|e| Error::Parse(file.clone(), e))?;
                 collector.visit_file(&syntax);
             }
         }
         let dependencies = graph.entry(module.clone()).or_default();
-        for used in collector.used {
-            if used != *module && !TEST_ONLY.contains(&used.as_str()) {
-                dependencies.insert(used);
-            }
-        }
+        // `used` holds only known modules and `crate`: never a test-only one.
+        dependencies.extend(collector.used.into_iter().filter(|used| used != module));
     }
     Ok(graph)
 }
 
-/// The Rust files of top-level module `module` at `path` (a file, or a directory of its
-/// children), each with its module path (empty for the crate root).
-fn rust_files(path: &Path, module: &str, src: &Path) -> Result<Vec<(PathBuf, Vec<String>)>, Error> {
+/// `path` itself if it is a file, else every `.rs` file under it.
+fn rust_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
     if !path.is_dir() {
-        let module_path = if module == ROOT {
-            Vec::new()
-        } else {
-            vec![module.to_owned()]
-        };
-        return Ok(vec![(path.to_path_buf(), module_path)]);
+        return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
     let entries = fs::read_dir(path).map_err(|e| Error::Read(path.to_path_buf(), e))?;
@@ -117,21 +108,26 @@ fn rust_files(path: &Path, module: &str, src: &Path) -> Result<Vec<(PathBuf, Vec
             .map_err(|e| Error::Read(path.to_path_buf(), e))?
             .path();
         if child.is_dir() {
-            files.extend(rust_files(&child, module, src)?);
+            files.extend(rust_files(&child)?);
         } else if child.extension().is_some_and(|e| e == "rs") {
-            // src/a/b/c.rs is a::b::c; src/a/b/mod.rs is a::b.
-            let relative = child.strip_prefix(src).unwrap_or(&child).with_extension("");
-            let mut module_path: Vec<String> = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            if module_path.last().is_some_and(|last| last == "mod") {
-                module_path.pop();
-            }
-            files.push((child, module_path));
+            files.push(child);
         }
     }
     Ok(files)
+}
+
+/// The module path of `file` under `src`: `src/a/b/c.rs` is `a::b::c`, `src/a/b/mod.rs` is
+/// `a::b`, `src/lib.rs` is the crate root (empty).
+fn module_path(file: &Path, src: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(src).unwrap_or(file).with_extension("");
+    let mut path: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if path.last().is_some_and(|last| last == "mod") || path == ["lib"] {
+        path.pop();
+    }
+    path
 }
 
 /// Whether `attrs` hold a `#[cfg(..)]` that compiles the item only for tests or docs.
