@@ -248,9 +248,9 @@ mod tests {
     use super::Client;
     use crate::{
         config::{ConfigBuilder, ValueName},
-        echo::ECHO,
         testing::{
             TestPlatform,
+            mirror::MIRROR,
             provider::{Call, Mode, TestProvider, World},
         },
     };
@@ -266,8 +266,8 @@ mod tests {
         let bytes = slot.as_mut_ptr().cast::<u8>();
         // SAFETY: any byte pattern may be written to a MaybeUninit; the box holds that many.
         unsafe { bytes.write_bytes(0xa5, size_of::<Client<TestProvider>>()) };
-        let client = Client::init_in_place(&mut slot, &config, ECHO, TestPlatform::default());
-        let by_value = Client::<TestProvider>::new(config, ECHO, TestPlatform::default());
+        let client = Client::init_in_place(&mut slot, &config, MIRROR, TestPlatform::default());
+        let by_value = Client::<TestProvider>::new(config, MIRROR, TestPlatform::default());
         assert_eq!(format!("{client:?}"), format!("{by_value:?}"));
         assert_eq!(*client.config(), config);
         assert_eq!(client.stats().snapshot(), by_value.stats().snapshot());

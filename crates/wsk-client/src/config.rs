@@ -375,7 +375,7 @@ impl Config {
         self.max_connections
     }
 
-    /// Bytes of echo buffer per connection.
+    /// `BufferSize`: bytes of buffer per connection, for the handler to size its buffer from.
     #[must_use]
     pub const fn buffer_size(&self) -> u32 {
         self.buffer_size

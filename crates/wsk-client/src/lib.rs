@@ -8,11 +8,12 @@
 //! [`provider::Provider`] trait, implemented by a kernel adapter on Windows and by an emulation
 //! on the host; no wdk-sys type appears here. Its building blocks come from `wsk-primitives`.
 //!
-//! [`echo`] is the echo service, a ready-made handler.
+//! [`echo`] is the echo service, a ready-made handler. The `testing` feature adds the `testing`
+//! module: test doubles for tests of applications built on the client.
 
 #![no_std]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 pub mod accept;
@@ -29,7 +30,7 @@ pub mod stats;
 pub mod token;
 pub mod wsk_version;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 #[cfg(all(test, not(loom)))]

@@ -17,7 +17,7 @@ use loom_common::{
 use wsk_client::provider::Completion;
 
 /// Model 4: the detach closes the listener and a connection while the connection's receive
-/// completes with data (the core's runner then makes the echo's `send` call) and an accept
+/// completes with data (the core's runner then makes the handler's `send` call) and an accept
 /// event runs on the listener. Close is issued only when no call on that socket is executing;
 /// each socket's context is freed exactly once, after its close completed; the listener's
 /// close does not complete while the accept event runs (as WSK guarantees), and a connection

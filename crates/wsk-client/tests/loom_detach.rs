@@ -16,7 +16,7 @@ use loom_common::{
 };
 
 /// Model 1: `calls` connections each get data (their pending receive completes), so the
-/// core's runner makes the echo's `send` call on that thread while NMR calls
+/// core's runner makes the handler's `send` call on that thread while NMR calls
 /// `ClientDetachProvider` on the main thread and WSK completes closes on another. The detach
 /// completes exactly once, strictly after the last call returned; never before, never twice.
 fn detach_with_calls_in_flight(calls: usize, expected: &[&str]) {

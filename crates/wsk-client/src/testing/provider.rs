@@ -39,8 +39,6 @@ use std::{
 use crate::{
     binding::BindingRef,
     client::Client,
-    config::Config,
-    echo::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     testing::TestPlatform,
@@ -536,7 +534,7 @@ impl World {
         self.complete(op, completion);
     }
 
-    /// Completes receive `op` with `data` written into the socket's echo buffer. Returns how
+    /// Completes receive `op` with `data` written into the connection's buffer. Returns how
     /// many bytes fit (the rest is not delivered).
     pub fn deliver(&self, op: Op, data: &[u8]) -> usize {
         let Call::Receive(range) = op.call.clone() else {
@@ -1133,11 +1131,4 @@ impl Provider for TestProvider {
             world.cleanup();
         }
     }
-}
-
-/// A client over a [`TestPlatform`] with `config`, boxed: bindings point to their client,
-/// which must not move while one is live.
-#[must_use]
-pub fn client(config: Config) -> std::boxed::Box<Client<TestProvider>> {
-    std::boxed::Box::new(Client::new(config, ECHO, TestPlatform::default()))
 }

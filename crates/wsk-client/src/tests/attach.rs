@@ -4,14 +4,14 @@ extern crate std;
 
 use std::{boxed::Box, string::String, sync::Arc};
 
-use super::{attach_and_listen, complete_setup, config, finish, lines, one_listener};
+use super::{attach_and_listen, client, complete_setup, config, finish, lines, one_listener};
 use crate::{
     binding::BINDING_TAG,
     client::Client,
     provider::Completion,
     socket::LISTENER_TAG,
     startup::Startup,
-    testing::provider::{Call, Mode, TestProvider, TestSocket, World, client},
+    testing::provider::{Call, Mode, TestProvider, TestSocket, World},
     wsk_version::WskVersionRange,
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
@@ -19,7 +19,7 @@ use wsk_primitives::{platform::Level, status::NtStatus};
 #[test]
 fn attach_enables_accept_events_then_opens_and_binds_every_listener() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["0.0.0.0:40007", "[::]:40007"], 8, 512));
+    let client = client(&config(&["0.0.0.0:40007", "[::]:40007"], 8, 512));
     // SAFETY: the client outlives the binding.
     let status = unsafe { world.attach_1_0(&client) };
     assert_eq!(status, NtStatus::SUCCESS);
@@ -63,7 +63,7 @@ fn attach_enables_accept_events_then_opens_and_binds_every_listener() {
 #[test]
 fn provider_without_wsk_1_0_is_declined_and_nothing_allocated() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     for (lowest, highest) in [(0x0101, 0x0200), (0x0000, 0x00FF)] {
         // SAFETY: the client outlives the binding.
         let status = unsafe { world.attach(&client, WskVersionRange { highest, lowest }) };
@@ -83,7 +83,7 @@ fn provider_without_wsk_1_0_is_declined_and_nothing_allocated() {
 fn allocation_failures_fail_the_attach_and_free_everything() {
     for fail_at in 0..2 {
         let world = World::new(Mode::Pending);
-        let client = client(config(&["127.0.0.1:7"], 8, 512));
+        let client = client(&config(&["127.0.0.1:7"], 8, 512));
         client.platform().fail_allocation_after(fail_at);
         // SAFETY: the client outlives the binding.
         let status = unsafe { world.attach_1_0(&client) };
@@ -111,7 +111,7 @@ fn allocation_failures_fail_the_attach_and_free_everything() {
 #[test]
 fn nmr_attach_failure_frees_the_binding_and_returns_its_status() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     world.fail_attach(NtStatus::DEVICE_NOT_READY);
     // SAFETY: the client outlives the binding.
     let status = unsafe { world.attach_1_0(&client) };
@@ -149,7 +149,7 @@ fn fail_one_listener_step(
     (listener, what, status): (&str, &str, &str),
 ) -> (Arc<World>, Box<Client<TestProvider>>) {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     while let Some(op) = world.take(|op| before(&op.call)) {
@@ -235,7 +235,7 @@ fn bind_failure_closes_that_listener_and_the_others_keep_serving() {
 #[test]
 fn socket_creation_failure_frees_the_listener_without_close() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     let open = world.take(|op| matches!(op.call, Call::Open(_))).unwrap();
@@ -262,7 +262,7 @@ fn socket_creation_failure_frees_the_listener_without_close() {
 #[test]
 fn listener_allocation_or_io_failure_is_logged_and_counted() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7", "127.0.0.1:8"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7", "127.0.0.1:8"], 8, 512));
     client.platform().fail_tag(Some(LISTENER_TAG));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
@@ -282,7 +282,7 @@ fn listener_allocation_or_io_failure_is_logged_and_counted() {
     finish(&world, &client);
 
     let world = World::new(Mode::Pending);
-    let client = super::client(config(&["127.0.0.1:7"], 8, 512));
+    let client = super::client(&config(&["127.0.0.1:7"], 8, 512));
     world.fail_socket_io(Some(NtStatus::INSUFFICIENT_RESOURCES));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
@@ -297,7 +297,7 @@ fn listener_allocation_or_io_failure_is_logged_and_counted() {
 #[test]
 fn enable_accept_events_failure_opens_no_listener() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     world.fail_enable_accept_events(NtStatus::UNSUCCESSFUL);
     // SAFETY: the client outlives the binding.
     let status = unsafe { world.attach_1_0(&client) };
@@ -338,7 +338,7 @@ fn dead_listener_is_closed() {
 #[test]
 fn start_up_waits_while_listeners_open_and_reports_no_attach() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     assert_eq!(client.settle_startup(|| false), Ok(()), "no provider yet");
     assert!(
         lines(&client, Level::Info)
@@ -362,7 +362,7 @@ fn start_up_waits_while_listeners_open_and_reports_no_attach() {
 #[test]
 fn enable_accept_events_failure_fails_the_start() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
     world.fail_enable_accept_events(NtStatus::INVALID_DEVICE_STATE);
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());

@@ -4,11 +4,11 @@ extern crate std;
 
 use std::vec::Vec;
 
-use super::{attach_and_listen, config, finish, lines, one_listener};
+use super::{attach_and_listen, client, config, finish, lines, one_listener};
 use crate::{
     config::{ConfigBuilder, ValueName},
     provider::Completion,
-    testing::provider::{Call, Mode, Op, World, client},
+    testing::provider::{Call, Mode, Op, World},
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
 
@@ -18,7 +18,7 @@ fn detach_closes_listeners_from_work_items_then_completes() {
     // cannot drain inside its callback: the listeners' closes are made by their work items,
     // which run after the callback returned.
     let world = World::new(Mode::Inline);
-    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7", "[::1]:7"], 8, 512));
     attach_and_listen(&world, &client);
     assert_eq!(client.stats().snapshot().listeners_open, 2);
     assert_eq!(world.pending_count(), 0);
@@ -44,7 +44,7 @@ fn detach_closes_listeners_from_work_items_then_completes() {
 #[test]
 fn detach_with_an_empty_binding_succeeds() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     world.fail_enable_accept_events(NtStatus::UNSUCCESSFUL);
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
@@ -56,7 +56,7 @@ fn detach_with_an_empty_binding_succeeds() {
 #[test]
 fn detach_while_wsk_socket_pending_waits_then_closes_the_new_socket() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     let open = world.take(|op| matches!(op.call, Call::Open(_))).unwrap();
@@ -81,7 +81,7 @@ fn detach_while_wsk_socket_pending_waits_then_closes_the_new_socket() {
 #[test]
 fn detach_while_bind_pending_closes_at_once() {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7"], 8, 512));
+    let client = client(&config(&["127.0.0.1:7"], 8, 512));
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     let open = world.take(|op| matches!(op.call, Call::Open(_))).unwrap();
@@ -108,7 +108,7 @@ fn busy(
     std::boxed::Box<crate::client::Client<crate::testing::provider::TestProvider>>,
 ) {
     let world = World::new(Mode::Pending);
-    let client = client(config(&["127.0.0.1:7", "[::1]:7"], 16, 512));
+    let client = client(&config(&["127.0.0.1:7", "[::1]:7"], 16, 512));
     attach_and_listen(&world, &client);
     let listeners = world.listeners();
     for i in 0..connections {
@@ -364,7 +364,7 @@ fn one_address_holds_at_most_its_quota_while_others_are_served() {
     b.set_dword(ValueName::MaxConnectionsPerAddress, 2)
         .expect("MaxConnectionsPerAddress");
     b.set_dword(ValueName::NoDelay, 0).expect("NoDelay");
-    let client = client(b.build());
+    let client = client(&b.build());
     attach_and_listen(&world, &client);
     let listener = world.listeners()[0];
     let peer = |text: &str| Some(text.parse::<std::net::SocketAddr>().expect("address"));
@@ -440,7 +440,7 @@ fn threads_accepting_and_completing_while_detach_runs() {
     use std::{sync::Arc, thread};
     for _ in 0..30 {
         let world = World::new(Mode::Pending);
-        let client = Arc::new(client(config(&["127.0.0.1:7"], 64, 512)));
+        let client = Arc::new(client(&config(&["127.0.0.1:7"], 64, 512)));
         attach_and_listen(&world, &client);
         let listener = world.listeners()[0];
         let acceptors: Vec<_> = (0..2)

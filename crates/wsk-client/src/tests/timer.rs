@@ -5,14 +5,14 @@ extern crate std;
 
 use std::boxed::Box;
 
-use super::{attached, cancel_receive_and_finish, complete_setup, finish, lines};
+use super::{attached, cancel_receive_and_finish, client, complete_setup, finish, lines};
 use crate::{
     binding::TICK_MS,
     client::Client,
     config::{ConfigBuilder, ValueName},
     provider::Completion,
     startup::Startup,
-    testing::provider::{Call, Mode, Op, TestProvider, World, client},
+    testing::provider::{Call, Mode, Op, TestProvider, World},
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
 
@@ -286,7 +286,7 @@ fn a_listener_that_failed_at_start_up_is_retried() {
     let mut b = ConfigBuilder::new();
     b.set_listen_addresses(["127.0.0.1:7", "127.0.0.1:8"])
         .expect("endpoints");
-    let client = client(b.build());
+    let client = client(&b.build());
     // SAFETY: the client outlives the binding.
     assert!(unsafe { world.attach_1_0(&client) }.is_success());
     let open = world

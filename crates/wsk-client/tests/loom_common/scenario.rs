@@ -12,7 +12,7 @@ use std::{
 use wsk_client::{
     client::Client,
     config::{Config, ConfigBuilder, MIN_BUFFER_SIZE, ValueName},
-    echo::ECHO,
+    testing::mirror::MIRROR,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 use wsk_primitives::status::NtStatus;
@@ -32,7 +32,7 @@ pub const WSK_VERSIONS: WskVersionRange = WskVersionRange {
     lowest: WSK_VERSION_1_0,
 };
 
-/// One listener on 127.0.0.1, room for `max_connections`, the smallest echo buffer, `NoDelay`
+/// One listener on 127.0.0.1, room for `max_connections`, the smallest buffer, `NoDelay`
 /// off.
 #[must_use]
 pub fn config(max_connections: usize) -> Config {
@@ -130,7 +130,7 @@ impl Scenario {
     #[must_use]
     pub fn unattached() -> Self {
         let world = World::new();
-        let client = DriverGlobals::new(Client::new(config(1), ECHO, world.platform.clone()));
+        let client = DriverGlobals::new(Client::new(config(1), MIRROR, world.platform.clone()));
         Self {
             world,
             client,
@@ -169,7 +169,7 @@ impl Scenario {
         let world = World::new();
         let client = DriverGlobals::new(Client::new(
             config(connections + 1),
-            ECHO,
+            MIRROR,
             world.platform.clone(),
         ));
         let attaching = Arc::clone(&world);

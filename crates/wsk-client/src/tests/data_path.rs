@@ -1,33 +1,17 @@
-//! The echo path: order, wraparound, backpressure, FIN, errors, no steady-state allocation.
+//! The data path through a handler (the test double's `Mirror`): order, partial sends,
+//! backpressure, FIN, errors, no steady-state allocation.
 
-extern crate std;
-
-use std::vec::Vec;
-
-use super::{finish, lines, one_listener};
+use super::{connect, finish, lines, one_listener, take_receive, take_send};
 use crate::{
     provider::Completion,
     socket::CONNECTION_TAG,
-    testing::provider::{Call, Mode, World},
+    testing::{
+        mirror::MIRROR,
+        provider::{Call, Mode},
+        scenario,
+    },
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
-
-/// Accepts one connection on the only listener; returns its I/O index.
-fn connect(world: &World) -> usize {
-    let listener = world.listeners()[0];
-    world
-        .accept(listener, Some("192.0.2.1:4000".parse().unwrap()))
-        .expect("accepted");
-    *world.connection_ios().last().unwrap()
-}
-
-fn take_receive(world: &World, io: usize) -> Option<crate::testing::provider::Op> {
-    world.take_on(io, |c| matches!(c, Call::Receive(_)))
-}
-
-fn take_send(world: &World, io: usize) -> Option<crate::testing::provider::Op> {
-    world.take_on(io, |c| matches!(c, Call::Send(_)))
-}
 
 #[test]
 fn accepted_connection_posts_its_first_receive_over_the_whole_buffer() {
@@ -97,62 +81,32 @@ fn a_run_gives_its_worker_back_when_completions_keep_coming_inline() {
 }
 
 #[test]
-fn bytes_come_back_in_order_across_wraparound_with_partial_sends() {
-    let (world, client) = one_listener(4, 512);
-    let io = connect(&world);
-    let input: Vec<u8> = (0..5000_u32).map(|i| (i * 7 % 251) as u8).collect();
-    let mut fed = 0;
-    let mut echoed = Vec::new();
-    let mut step = 0_usize;
-    while echoed.len() < input.len() {
-        step += 1;
-        assert!(step < 10_000, "no progress");
-        if fed < input.len()
-            && let Some(receive) = take_receive(&world, io)
-        {
-            let chunk = 1 + step * 37 % 300;
-            let end = (fed + chunk).min(input.len());
-            fed += world.deliver(receive, &input[fed..end]);
-        }
-        if let Some(send) = take_send(&world, io) {
-            let Call::Send(range) = send.call.clone() else {
-                unreachable!()
-            };
-            let n = 1 + step * 53 % range.len(); // partial sends
-            echoed.extend(world.send_bytes(&send, n));
-            world.complete(send, Completion::Sent(Ok(n)));
-        }
-        if fed == input.len() && echoed.len() == input.len() {
-            break;
-        }
-    }
-    assert_eq!(echoed, input);
-    assert_eq!(client.stats().snapshot().bytes_echoed, 5000);
-    finish(&world, &client);
+fn bytes_come_back_in_order_with_partial_sends() {
+    scenario::assert_sends_back_what_it_receives(MIRROR);
 }
 
 #[test]
-fn full_buffer_stops_receiving_until_a_send_completes() {
+fn the_runner_asks_for_a_receive_again_after_each_completion() {
     let (world, client) = one_listener(4, 512);
     let io = connect(&world);
     let receive = take_receive(&world, io).unwrap();
     assert_eq!(world.deliver(receive, &[1; 512]), 512);
     assert!(
         take_receive(&world, io).is_none(),
-        "ring full: no receive (backpressure)"
+        "buffer full: the handler asks for no receive (backpressure)"
     );
-    let send = take_send(&world, io).expect("echo the full buffer");
+    let send = take_send(&world, io).expect("send the full buffer back");
     assert_eq!(send.call, Call::Send(0..512));
     world.complete(send, Completion::Sent(Ok(100)));
-    let receive = take_receive(&world, io).expect("room again");
-    assert_eq!(
-        receive.call,
-        Call::Receive(0..100),
-        "only the freed bytes: in flight stays <= BufferSize"
+    assert!(
+        take_receive(&world, io).is_none(),
+        "Mirror waits until all is sent"
     );
     let send = take_send(&world, io).expect("rest of the data");
     assert_eq!(send.call, Call::Send(100..512));
     world.succeed(send);
+    let receive = take_receive(&world, io).expect("asked again after the send completed");
+    assert_eq!(receive.call, Call::Receive(0..512));
     assert_eq!(client.stats().snapshot().bytes_echoed, 512);
     world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
     world.drain();
@@ -281,7 +235,7 @@ fn completions_reporting_more_than_asked_are_errors_not_panics() {
 }
 
 #[test]
-fn steady_state_echo_allocates_nothing() {
+fn the_steady_state_allocates_nothing() {
     let (world, client) = one_listener(4, 512);
     let io = connect(&world);
     let allocations = client.platform().allocations();
