@@ -8,10 +8,12 @@
 //!   the `PnpDevice` switch and the Plug and Play device's dispatch.
 //! * [`pnp`] — the Plug and Play device's decisions (platform-neutral, tested on the host).
 //!
-//! The platform-neutral client (bindings, listeners, the socket runner, the echo service) is the
-//! `wsk-client` crate, its Windows kernel adapter (WSK and NMR declarations, IRPs, MDLs, completion
-//! routines, work items) the `wsk-kernel` crate; the user-mode harness (`crates/wsk-harness/`) runs
-//! the client on the host over real TCP sockets and checks it against the documented contract.
+//! The echo service the driver serves every connection with is the `wskecho-echo` crate
+//! (`src/echo/`), platform-neutral and tested on the host. The platform-neutral client
+//! (bindings, listeners, the socket runner) is the `wsk-client` crate, its Windows kernel
+//! adapter (WSK and NMR declarations, IRPs, MDLs, completion routines, work items) the
+//! `wsk-kernel` crate; the user-mode harness (`crates/wsk-harness/`) runs the client on the
+//! host over real TCP sockets and checks it against the documented contract.
 
 #![no_std]
 

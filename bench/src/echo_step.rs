@@ -35,7 +35,6 @@ use wsk_client::{
     binding::BindingRef,
     client::Client,
     config::{ConfigBuilder, ValueName},
-    echo::ECHO,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
     socket::SocketRef,
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
@@ -44,6 +43,7 @@ use wsk_primitives::{
     platform::{Level, Platform, PoolTag},
     status::NtStatus,
 };
+use wskecho_echo::ECHO;
 
 /// Runs `f`, an entry into the core that sets up the binding, the listener or the connection.
 #[inline(never)]

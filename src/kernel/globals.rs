@@ -23,8 +23,9 @@ use wdk_sys::{
     ntddk::{KeInitializeEvent, KeSetEvent, KeWaitForSingleObject},
 };
 
-use wsk_client::{config::Config, echo::ECHO};
+use wsk_client::config::Config;
 use wsk_kernel::{nmr::KernelClient, platform::KernelPlatform, provider::IoObjects};
+use wskecho_echo::ECHO;
 
 /// `KernelMode` as the `KPROCESSOR_MODE` (`CCHAR`) that `KeWaitForSingleObject` takes.
 const KERNEL_MODE: i8 = 0;

@@ -8,10 +8,8 @@
 //! the median of the per-round ratios cancels the shared machine's drift. Everything is written
 //! as part `1-rundown` (module `wskecho_bench::rundown_ratio`).
 //!
-//! A program rather than a `cargo bench` target: cargo builds a bench target's dependencies
-//! with `panic=unwind` and the package's programs with the profile's `panic=abort`, so one
-//! `cargo bench` would build both variants of the driver crate, whose rlib has no hash in its
-//! file name (it is also a cdylib): they overwrite each other (E0463, "can't find crate").
+//! A program like the other parts rather than a `cargo bench` target, so that scripts/bench
+//! builds and starts every part the same way.
 
 use std::{
     hint::black_box,

@@ -16,6 +16,7 @@ use std::{
 
 use wsk_harness::harness::{Harness, Options, Report};
 use wsk_primitives::platform::Level;
+use wskecho_echo::ECHO;
 
 /// How long a harness may take to open its listener.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,7 +30,7 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The core refused the configuration.
 pub fn loopback_options() -> Result<Options, String> {
     // Every load connection comes from 127.0.0.1: no per-address limit.
-    let mut options = Options::new(&["127.0.0.1:0"])?.with_max_connections_per_address(0)?;
+    let mut options = Options::new(ECHO, &["127.0.0.1:0"])?.with_max_connections_per_address(0)?;
     options.verbosity = Some(Level::Error);
     Ok(options)
 }

@@ -8,8 +8,8 @@
 //! [`provider::Provider`] trait, implemented by a kernel adapter on Windows and by an emulation
 //! on the host; no wdk-sys type appears here. Its building blocks come from `wsk-primitives`.
 //!
-//! [`echo`] is the echo service, a ready-made handler. The `testing` feature adds the `testing`
-//! module: test doubles for tests of applications built on the client.
+//! The `testing` feature adds the `testing` module: test doubles for tests of applications
+//! built on the client.
 
 #![no_std]
 
@@ -21,7 +21,6 @@ pub mod binding;
 mod binding_state;
 pub mod client;
 pub mod config;
-pub mod echo;
 pub mod handler;
 pub mod provider;
 pub mod socket;

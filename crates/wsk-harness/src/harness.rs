@@ -11,7 +11,6 @@ use std::{
 
 use wsk_client::{
     config::{Config, ConfigBuilder, ValueName},
-    echo::ECHO,
     handler::Service,
     stats::StatsSnapshot,
 };
@@ -32,8 +31,7 @@ pub struct Options {
     /// core's own rules.
     pub config: Config,
     builder: ConfigBuilder,
-    /// How the driver serves each accepted connection (the echo service unless
-    /// [`Options::with_service`] chose another handler).
+    /// How the driver serves each accepted connection.
     pub service: Service,
     /// NMR timing choices and wait bound.
     pub nmr: NmrMode,
@@ -45,12 +43,12 @@ pub struct Options {
 }
 
 impl Options {
-    /// The driver's defaults, listening on `listen` (`ADDR:PORT` texts; port 0 allowed), with
-    /// completions on workers and inline, and driver warnings on stderr.
+    /// The driver's defaults, serving `service` on `listen` (`ADDR:PORT` texts; port 0
+    /// allowed), with completions on workers and inline, and driver warnings on stderr.
     ///
     /// # Errors
     /// The core's configuration validation refused an address (the message says why).
-    pub fn new(listen: &[&str]) -> Result<Self, String> {
+    pub fn new(service: Service, listen: &[&str]) -> Result<Self, String> {
         let mut builder = ConfigBuilder::new().allow_ephemeral_ports();
         builder
             .set_listen_addresses(listen.iter().copied())
@@ -58,7 +56,7 @@ impl Options {
         Ok(Self {
             config: builder.build(),
             builder,
-            service: ECHO,
+            service,
             nmr: NmrMode::default(),
             wsk: WskMode::default(),
             verbosity: Some(Level::Warning),
@@ -71,13 +69,6 @@ impl Options {
             .map_err(|e| format!("invalid {flag}: {e}"))?;
         self.config = self.builder.build();
         Ok(self)
-    }
-
-    /// Serves connections with `service`'s handler instead of the echo service.
-    #[must_use]
-    pub const fn with_service(mut self, service: Service) -> Self {
-        self.service = service;
-        self
     }
 
     /// Sets `MaxConnections`.

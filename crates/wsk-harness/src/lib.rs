@@ -1,5 +1,7 @@
-//! wskecho's user-mode harness: runs the driver's core against an emulated NMR and WSK
-//! subsystem over host sockets, and checks the documented contract while doing so.
+//! A user-mode harness for `wsk-client`: runs a client and the connection handler it serves
+//! against an emulated NMR and WSK subsystem over host sockets, and checks the documented
+//! contract while doing so. Its CLI (feature `cli`) and most of its tests serve the wskecho
+//! sample's echo service.
 //!
 //! Layers, one per file:
 //! * [`irql`] — the thread-local IRQL marker (`PASSIVE_LEVEL` / `DISPATCH_LEVEL`).

@@ -1,4 +1,5 @@
-//! `wskecho-harness`: runs the driver's core in user mode on loopback sockets (scripts/run).
+//! `wskecho-harness`: runs the wskecho sample's echo service on the client, in user mode on
+//! loopback sockets (scripts/run).
 //!
 //! Prints `listening ADDR:PORT` per socket; SIGINT/SIGTERM plays `sc stop` (Unload); the last
 //! stdout line is the JSON report. Exit code: 0 clean, 1 violations or leaks, 2 bad usage or
@@ -13,6 +14,7 @@ use signal_hook::{
 };
 use wsk_harness::harness::{Harness, Options};
 use wsk_primitives::platform::Level;
+use wskecho_echo::ECHO;
 
 const LOG_LEVELS: [(&str, Option<Level>); 5] = [
     ("off", None),
@@ -86,7 +88,7 @@ fn command() -> Command {
 
 fn options(matches: &ArgMatches) -> Result<Options, String> {
     let listen = matches.get_many::<String>("listen").into_iter().flatten();
-    let mut options = Options::new(&listen.map(String::as_str).collect::<Vec<_>>())?;
+    let mut options = Options::new(ECHO, &listen.map(String::as_str).collect::<Vec<_>>())?;
     let setters: [(&str, Setter); 5] = [
         ("max-connections", Options::with_max_connections),
         (

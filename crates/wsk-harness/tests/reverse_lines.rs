@@ -12,11 +12,12 @@ use std::{
     time::Duration,
 };
 
-use common::{LOOPBACK, assert_clean, connect, options, start, wait_for};
+use common::{LOOPBACK, assert_clean, connect, start, wait_for};
 use wsk_client::{
     config::Config,
     handler::{Buffer, ConnectionHandler, Service},
 };
+use wsk_harness::harness::Options;
 
 /// Sends back each line (up to and including `\n`) with its bytes reversed, one line at a
 /// time; a line longer than the buffer goes back a buffer at a time, and what is left when the
@@ -128,7 +129,7 @@ fn reversed(input: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_handler_written_against_the_library_serves_connections() {
-    let (harness, listening) = start(options(&LOOPBACK).with_service(REVERSE_LINES));
+    let (harness, listening) = start(Options::new(REVERSE_LINES, &LOOPBACK).expect("options"));
     let input = b"hello\nworld\n\nWinsock Kernel\nno newline at the end";
     for &addr in &listening {
         let mut stream = connect(addr);
@@ -155,10 +156,9 @@ fn a_handler_written_against_the_library_serves_connections() {
 
 #[test]
 fn lines_longer_than_the_buffer_go_back_a_buffer_at_a_time() {
-    let opts = options(&LOOPBACK[..1])
-        .with_buffer_size(4096)
-        .expect("buffer size")
-        .with_service(REVERSE_LINES);
+    let opts = Options::new(REVERSE_LINES, &LOOPBACK[..1])
+        .and_then(|o| o.with_buffer_size(4096))
+        .expect("options");
     let (harness, listening) = start(opts);
     let mut stream = connect(listening[0]);
     let line: Vec<u8> = (0..10_000_u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -230,7 +230,8 @@ impl ConnectionHandler for Discard {
 fn a_discard_service_reads_everything_and_each_handler_is_dropped() {
     const CONNECTIONS: usize = 5;
     const BYTES: usize = 100_000;
-    let (harness, listening) = start(options(&LOOPBACK).with_service(Service::of::<Discard>()));
+    let (harness, listening) =
+        start(Options::new(Service::of::<Discard>(), &LOOPBACK).expect("options"));
     for n in 0..CONNECTIONS {
         let mut stream = connect(listening[n % listening.len()]);
         stream.write_all(&vec![0x5a; BYTES]).expect("write");

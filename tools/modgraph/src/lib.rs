@@ -7,8 +7,8 @@
 //! other path, and inside macro invocations and `macro_rules!` bodies (`crate::b…` and
 //! `$crate::b…` token sequences). A `crate::` path whose first name is no module (a root
 //! re-export or `#[macro_export]` macro) is an edge to `crate`. Comments and doc comments do not
-//! count, nor do items under `#[cfg(test)]` or `#[cfg(doc)]` and the test-only modules `tests`
-//! and `testing`: they may use anything. A crate-local macro called by its bare name (textual
+//! count, nor do items under `#[cfg(test)]` or `#[cfg(doc)]` and the modules `tests` and
+//! `testing` (tests, and test doubles for tests only): they may use anything. A crate-local macro called by its bare name (textual
 //! scope) makes no edge.
 //!
 //! Parsing is `syn`'s; the graph walk is a plain depth-first search (no crate offers one for

@@ -62,6 +62,10 @@ impl ConnectionHandler for Mirror {
     }
 
     fn received(&mut self, _buffer: &mut Buffer<'_>, n: usize) {
+        debug_assert!(
+            n <= self.capacity - self.filled,
+            "the runner checks n against the range"
+        );
         self.receiving = false;
         self.filled = self.filled.saturating_add(n).min(self.capacity);
     }
@@ -83,6 +87,10 @@ impl ConnectionHandler for Mirror {
     }
 
     fn sent(&mut self, _buffer: &mut Buffer<'_>, n: usize) {
+        debug_assert!(
+            n <= self.filled - self.sent,
+            "the runner checks n against the range"
+        );
         self.sending = false;
         self.sent = self.sent.saturating_add(n).min(self.filled);
         self.rewind_if_drained();

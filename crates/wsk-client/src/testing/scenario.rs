@@ -44,20 +44,34 @@ pub fn client(config: &Config, service: Service) -> Box<Client<TestProvider>> {
 }
 
 /// A world and a client serving `service` with `config`, attached, listeners open.
+///
+/// # Safety
+/// The client is neither dropped nor moved out of its box while its binding is live: call
+/// [`finish`] first.
+///
+/// # Panics
+/// The attach failed.
 #[must_use]
-pub fn attached(config: &Config, service: Service) -> (Arc<World>, Box<Client<TestProvider>>) {
+pub unsafe fn attached(
+    config: &Config,
+    service: Service,
+) -> (Arc<World>, Box<Client<TestProvider>>) {
     let world = World::new(Mode::Pending);
     let served = client(config, service);
-    attach_and_listen(&world, &served);
+    // SAFETY: per the caller, the client outlives the binding.
+    unsafe { attach_and_listen(&world, &served) };
     (world, served)
 }
 
 /// Attaches and completes every listener's open and bind.
 ///
+/// # Safety
+/// As [`World::attach_1_0`]: `client` stays in place until every binding is freed.
+///
 /// # Panics
 /// The attach failed.
-pub fn attach_and_listen(world: &Arc<World>, client: &Client<TestProvider>) {
-    // SAFETY: the client outlives every binding in these tests.
+pub unsafe fn attach_and_listen(world: &Arc<World>, client: &Client<TestProvider>) {
+    // SAFETY: per the caller.
     let status = unsafe { world.attach_1_0(client) };
     assert!(status.is_success(), "attach: {status}");
     complete_setup(world);
@@ -102,17 +116,22 @@ pub fn take_send(world: &World, io: usize) -> Option<Op> {
 /// Receives complete with chunks of varying sizes and sends complete partially (sizes varying
 /// too), until everything was fed and as much came back.
 ///
+/// Completes no receive once everything was fed: a handler that sends only after the peer
+/// finished needs more than this.
+///
 /// # Panics
-/// No progress for 10,000 steps (the connection stopped receiving or sending).
+/// No progress for 1,000 steps in a row (the connection stopped receiving or sending).
 #[must_use]
 pub fn stream(world: &World, io: usize, input: &[u8]) -> Vec<u8> {
     let mut fed = 0;
     let mut sent = Vec::new();
     let mut step = 0_usize;
+    let mut stalled = 0_usize;
     while fed < input.len() || sent.len() < input.len() {
         step += 1;
+        let before = (fed, sent.len());
         assert!(
-            step < 10_000,
+            stalled < 1_000,
             "no progress: fed {fed}, sent back {}",
             sent.len()
         );
@@ -131,6 +150,11 @@ pub fn stream(world: &World, io: usize, input: &[u8]) -> Vec<u8> {
             sent.extend(world.send_bytes(&send, n));
             world.complete(send, Completion::Sent(Ok(n)));
         }
+        stalled = if (fed, sent.len()) == before {
+            stalled + 1
+        } else {
+            0
+        };
     }
     sent
 }
@@ -141,7 +165,8 @@ pub fn stream(world: &World, io: usize, input: &[u8]) -> Vec<u8> {
 /// # Panics
 /// The bytes differ, the counters disagree, or [`finish`] fails.
 pub fn assert_sends_back_what_it_receives(service: Service) {
-    let (world, client) = attached(&config(&["127.0.0.1:7"], 4, 512), service);
+    // SAFETY: `finish` runs before the client is dropped.
+    let (world, client) = unsafe { attached(&config(&["127.0.0.1:7"], 4, 512), service) };
     let io = connect(&world);
     let input: Vec<u8> = (0..5000_u32).map(|i| (i * 7 % 251) as u8).collect();
     assert_eq!(stream(&world, io, &input), input);

@@ -26,9 +26,7 @@ use crate::{
 };
 use wsk_primitives::status::NtStatus;
 
-use scenario::{
-    attach_and_listen, complete_setup, config, connect, lines, take_receive, take_send,
-};
+use scenario::{complete_setup, config, connect, lines, take_receive, take_send};
 
 /// A client over the test platform serving [`MIRROR`] with `config`.
 fn client(config: &Config) -> std::boxed::Box<Client<TestProvider>> {
@@ -45,7 +43,14 @@ fn one_listener(
 
 /// A world and a client serving [`MIRROR`] with `config`, attached, listeners open.
 fn attached(config: &Config) -> (Arc<World>, std::boxed::Box<Client<TestProvider>>) {
-    scenario::attached(config, MIRROR)
+    // SAFETY: every test finishes (detach, cleanup) before it drops its client.
+    unsafe { scenario::attached(config, MIRROR) }
+}
+
+/// Attaches `client` and completes its listeners' setup.
+fn attach_and_listen(world: &Arc<World>, client: &Client<TestProvider>) {
+    // SAFETY: every test finishes (detach, cleanup) before it drops its client.
+    unsafe { scenario::attach_and_listen(world, client) };
 }
 
 /// Completes a connection's pending `receive` as cancelled, then [`finish`]es.

@@ -10,13 +10,14 @@ use std::{
 };
 
 use wsk_harness::harness::{Harness, Options, Report};
+use wskecho_echo::ECHO;
 
 /// Loopback listeners on ephemeral ports, IPv4 and IPv6.
 pub const LOOPBACK: [&str; 2] = ["127.0.0.1:0", "[::1]:0"];
 
-/// Options for `listen` with the driver's defaults otherwise.
+/// Options for the sample's echo service on `listen`, with the driver's defaults otherwise.
 pub fn options(listen: &[&str]) -> Options {
-    Options::new(listen).expect("valid options")
+    Options::new(ECHO, listen).expect("valid options")
 }
 
 /// Starts a machine and waits for its listeners.

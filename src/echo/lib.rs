@@ -1,5 +1,8 @@
-//! The echo service: [`EchoRing`], the ring-buffer arithmetic of one connection's buffer, as
-//! its [`ConnectionHandler`].
+//! # wskecho-echo
+//!
+//! The wskecho sample's echo service: [`EchoRing`], the ring-buffer arithmetic of one
+//! connection's buffer, as its [`ConnectionHandler`], and [`ECHO`], the service the driver
+//! gives its `Client`.
 //!
 //! The buffer holds bytes received and not yet sent back: `len` bytes starting at `head`,
 //! wrapping at `capacity`. At most one receive (into free space right after the data) and one
@@ -10,10 +13,19 @@
 //!
 //! Only arithmetic: the bytes live in the connection's allocation. Every operation is checked;
 //! a completion reporting more bytes than asked for is an error, never a panic.
+//!
+//! A crate of its own, beside the driver crate, so that host programs (the harness's CLI and
+//! tests, the bench) can serve it: a std program cannot link the driver crate, whose Windows
+//! build carries the kernel's panic handler and global allocator.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
 
 use ::core::ops::Range;
 
-use crate::{
+use wsk_client::{
     config::Config,
     handler::{Buffer, ConnectionHandler, Service},
 };
@@ -184,7 +196,7 @@ impl EchoRing {
     }
 }
 
-/// The echo service, for [`Client::new`](crate::client::Client::new).
+/// The echo service, for [`Client::new`](wsk_client::client::Client::new).
 pub const ECHO: Service = Service::of::<EchoRing>();
 
 /// The echo service: every byte received is sent back, in order, through the ring. The
@@ -366,5 +378,53 @@ mod tests {
         assert_eq!(r.len(), 2);
         r.abandon_send();
         assert!(!r.is_sending());
+    }
+
+    /// The ring served by the client, against the recording test double of `wsk-client`.
+    mod served {
+        use wsk_client::{
+            provider::Completion,
+            testing::{
+                provider::Call,
+                scenario::{self, attached, config, connect, finish, take_receive, take_send},
+            },
+        };
+        use wsk_primitives::status::NtStatus;
+
+        use crate::ECHO;
+
+        #[test]
+        fn bytes_come_back_in_order_across_wraparound_with_partial_sends() {
+            scenario::assert_sends_back_what_it_receives(ECHO);
+        }
+
+        #[test]
+        fn full_ring_stops_receiving_until_a_send_frees_room() {
+            // SAFETY: `finish` runs before the client is dropped.
+            let (world, client) = unsafe { attached(&config(&["127.0.0.1:7"], 4, 512), ECHO) };
+            let io = connect(&world);
+            let receive = take_receive(&world, io).expect("first receive");
+            assert_eq!(world.deliver(receive, &[1; 512]), 512);
+            assert!(
+                take_receive(&world, io).is_none(),
+                "ring full: no receive (backpressure)"
+            );
+            let send = take_send(&world, io).expect("echo the full buffer");
+            assert_eq!(send.call, Call::Send(0..512));
+            world.complete(send, Completion::Sent(Ok(100)));
+            let receive = take_receive(&world, io).expect("room again");
+            assert_eq!(
+                receive.call,
+                Call::Receive(0..100),
+                "only the freed bytes: in flight stays <= BufferSize"
+            );
+            let send = take_send(&world, io).expect("rest of the data");
+            assert_eq!(send.call, Call::Send(100..512));
+            world.succeed(send);
+            assert_eq!(client.stats().snapshot().bytes_echoed, 512);
+            world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
+            world.drain();
+            finish(&world, &client);
+        }
     }
 }
