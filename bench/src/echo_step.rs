@@ -590,10 +590,10 @@ impl Echo {
         (self.received, self.sent)
     }
 
-    /// The core's `bytes_echoed` counter.
+    /// The core's `bytes_sent` counter.
     #[must_use]
-    pub fn bytes_echoed(&self) -> u64 {
-        self.client.stats().snapshot().bytes_echoed
+    pub fn bytes_sent(&self) -> u64 {
+        self.client.stats().snapshot().bytes_sent
     }
 
     /// Detaches (closing the listener and the connection), completes what is pending as
@@ -677,7 +677,7 @@ mod tests {
             echo.cycle(usize::MAX).unwrap();
         }
         assert_eq!(echo.totals(), (40960, 40960));
-        assert_eq!(echo.bytes_echoed(), 40960);
+        assert_eq!(echo.bytes_sent(), 40960);
         echo.teardown().unwrap();
     }
 
@@ -705,7 +705,7 @@ mod tests {
             received < 20_000,
             "a receive at the end of the ring is shorter"
         );
-        assert_eq!(echo.bytes_echoed(), received);
+        assert_eq!(echo.bytes_sent(), received);
         echo.teardown().unwrap();
     }
 

@@ -79,7 +79,7 @@ impl std::error::Error for LoadError {}
 pub struct Outcome {
     /// Messages echoed completely during the measuring phase.
     pub messages: u64,
-    /// Payload bytes echoed during the measuring phase (each byte counted once).
+    /// Payload bytes sent during the measuring phase (each byte counted once).
     pub bytes: u64,
     /// Length of the measuring phase.
     pub window: Duration,

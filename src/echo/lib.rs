@@ -421,7 +421,7 @@ mod tests {
             let send = take_send(&world, io).expect("rest of the data");
             assert_eq!(send.call, Call::Send(100..512));
             world.succeed(send);
-            assert_eq!(client.stats().snapshot().bytes_echoed, 512);
+            assert_eq!(client.stats().snapshot().bytes_sent, 512);
             world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
             world.drain();
             finish(&world, &client);

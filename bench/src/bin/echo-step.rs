@@ -37,10 +37,10 @@ fn child(cycles: u64, chunk: usize) -> Result<(), String> {
         echo.cycle(chunk).map_err(|e| e.to_string())?;
     }
     let (received, sent) = echo.totals();
-    if received != sent || echo.bytes_echoed() != sent {
+    if received != sent || echo.bytes_sent() != sent {
         return Err(format!(
             "received {received}, sent {sent}, core counted {}",
-            echo.bytes_echoed()
+            echo.bytes_sent()
         ));
     }
     echo.teardown().map_err(|e| e.to_string())

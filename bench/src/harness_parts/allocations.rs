@@ -78,7 +78,7 @@ fn measure(harness: &Harness, addr: SocketAddr) -> Result<Vec<Row>, String> {
         || pool.outstanding_bytes() as u64,
     );
     let attempts_before = pool.attempts();
-    let echoed_before = driver_stats(harness).bytes_echoed;
+    let echoed_before = driver_stats(harness).bytes_sent;
     start_line.wait(); // go (also on failure, so that no client waits forever)
     settle?;
     for client in clients {
@@ -87,7 +87,7 @@ fn measure(harness: &Harness, addr: SocketAddr) -> Result<Vec<Row>, String> {
             .map_err(|_| "allocations: client thread panicked".to_owned())??;
     }
     let allocations = pool.attempts() - attempts_before;
-    let echoed = driver_stats(harness).bytes_echoed - echoed_before;
+    let echoed = driver_stats(harness).bytes_sent - echoed_before;
     check_contract(harness, "allocations")?;
     let expected = (MESSAGES * PAYLOAD) as u64;
     if echoed != expected {

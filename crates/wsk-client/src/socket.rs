@@ -1051,7 +1051,7 @@ impl<P: Provider> Socket<P> {
                 let mut buffer = unsafe { served.buffer_view(state.receiving.clone()) };
                 handler.sent(&mut buffer, n);
                 Stats::add(
-                    &self.stats().bytes_echoed,
+                    &self.stats().bytes_sent,
                     u64::try_from(n).unwrap_or(u64::MAX),
                 );
             }

@@ -15,8 +15,8 @@ pub struct Stats {
     pub refused: StatCounter,
     /// Connections open now.
     pub active: StatCounter,
-    /// Bytes sent to peers by the connections' handlers (the echo service: bytes echoed).
-    pub bytes_echoed: StatCounter,
+    /// Bytes sent to peers by the connections' handlers (the echo service: bytes sent).
+    pub bytes_sent: StatCounter,
     /// Listening sockets open now.
     pub listeners_open: StatCounter,
     /// Failures logged as errors (a listener that could not open, a failed allocation, a
@@ -62,8 +62,8 @@ pub struct StatsSnapshot {
     pub refused: u64,
     /// See [`Stats::active`].
     pub active: u64,
-    /// See [`Stats::bytes_echoed`].
-    pub bytes_echoed: u64,
+    /// See [`Stats::bytes_sent`].
+    pub bytes_sent: u64,
     /// See [`Stats::listeners_open`].
     pub listeners_open: u64,
     /// See [`Stats::failures`].
@@ -90,7 +90,7 @@ impl ::core::fmt::Display for StatsSnapshot {
         write!(
             f,
             "accepted {}, refused {} (detaching {}, max {}, per address {}, no resources {}), \
-             active {}, bytes echoed {}, idle closed {}, listeners open {} (down {}, reopens {}), \
+             active {}, bytes sent {}, idle closed {}, listeners open {} (down {}, reopens {}), \
              failures {}",
             self.accepted,
             self.refused,
@@ -99,7 +99,7 @@ impl ::core::fmt::Display for StatsSnapshot {
             self.refused_per_address,
             self.refused_no_resources,
             self.active,
-            self.bytes_echoed,
+            self.bytes_sent,
             self.idle_closed,
             self.listeners_open,
             self.listeners_down,
@@ -117,7 +117,7 @@ impl Stats {
             accepted: StatCounter::new(0),
             refused: StatCounter::new(0),
             active: StatCounter::new(0),
-            bytes_echoed: StatCounter::new(0),
+            bytes_sent: StatCounter::new(0),
             listeners_open: StatCounter::new(0),
             failures: StatCounter::new(0),
             refused_detaching: StatCounter::new(0),
@@ -164,7 +164,7 @@ impl Stats {
             accepted: get(&self.accepted),
             refused: get(&self.refused),
             active: get(&self.active),
-            bytes_echoed: get(&self.bytes_echoed),
+            bytes_sent: get(&self.bytes_sent),
             listeners_open: get(&self.listeners_open),
             failures: get(&self.failures),
             refused_detaching: get(&self.refused_detaching),
@@ -186,13 +186,13 @@ mod tests {
     fn counters_and_gauges() {
         let s = Stats::new();
         Stats::bump(&s.accepted);
-        Stats::add(&s.bytes_echoed, 10);
+        Stats::add(&s.bytes_sent, 10);
         Stats::bump(&s.active);
         Stats::drop_one(&s.active);
         Stats::drop_one(&s.active);
         let snap = s.snapshot();
         assert_eq!(
-            (snap.accepted, snap.bytes_echoed, snap.active),
+            (snap.accepted, snap.bytes_sent, snap.active),
             (1, 10, 0),
             "gauge saturates at 0"
         );
@@ -219,7 +219,7 @@ mod tests {
         use std::string::ToString;
         let line = super::StatsSnapshot {
             accepted: 1_000_000_000,
-            bytes_echoed: 1 << 50,
+            bytes_sent: 1 << 50,
             listener_reopens: 3,
             ..super::StatsSnapshot::default()
         }

@@ -143,7 +143,7 @@ pub struct Report {
     /// Of `refused`: refused because the peer's address held `MaxConnectionsPerAddress`.
     pub refused_per_address: u64,
     /// Bytes the driver sent back.
-    pub bytes_echoed: u64,
+    pub bytes_sent: u64,
     /// Pool bytes still allocated after Unload (and after the driver's state was dropped).
     pub pool_outstanding_bytes: usize,
     /// Most pool bytes allocated at once.
@@ -167,14 +167,14 @@ impl Report {
         let mut out = String::new();
         let _ = write!(
             out,
-            "{{\"unload_ms\":{},\"detach\":\"{}\",\"accepted\":{},\"refused\":{},\"refused_per_address\":{},\"bytes_echoed\":{},\
+            "{{\"unload_ms\":{},\"detach\":\"{}\",\"accepted\":{},\"refused\":{},\"refused_per_address\":{},\"bytes_sent\":{},\
              \"pool_outstanding_bytes\":{},\"pool_peak_bytes\":{},\"contract_violations\":{},\"violations\":[",
             self.unload_ms,
             self.detach,
             self.accepted,
             self.refused,
             self.refused_per_address,
-            self.bytes_echoed,
+            self.bytes_sent,
             self.pool_outstanding_bytes,
             self.pool_peak_bytes,
             self.violations.len()
@@ -419,7 +419,7 @@ impl Harness {
             accepted: unload.stats.accepted,
             refused: unload.stats.refused,
             refused_per_address: unload.stats.refused_per_address,
-            bytes_echoed: unload.stats.bytes_echoed,
+            bytes_sent: unload.stats.bytes_sent,
             pool_outstanding_bytes: self.pool.outstanding_bytes(),
             pool_peak_bytes: self.pool.peak_bytes(),
             leaks,
@@ -463,7 +463,7 @@ mod tests {
             accepted: 3,
             refused: 1,
             refused_per_address: 1,
-            bytes_echoed: 4096,
+            bytes_sent: 4096,
             pool_outstanding_bytes: 64,
             pool_peak_bytes: 1024,
             leaks: vec![Outstanding {

@@ -143,7 +143,7 @@ fn scripts_run_serves_echo_and_unloads_cleanly_on_sigterm() {
     assert_eq!(report["pool_outstanding_bytes"], 0, "{report}");
     assert_eq!(report["accepted"], 2, "{report}");
     assert_eq!(report["refused"], 0, "{report}");
-    assert_eq!(report["bytes_echoed"], echoed, "{report}");
+    assert_eq!(report["bytes_sent"], echoed, "{report}");
     assert!(report["unload_ms"].as_u64().is_some(), "{report}");
     assert!(
         matches!(report["detach"].as_str(), Some("success" | "pending")),

@@ -55,7 +55,7 @@ fn run(inline: InlineMode, seed: u64) {
     let report = harness.unload();
     assert_clean(&report);
     assert_eq!(report.accepted, CLIENTS as u64);
-    assert_eq!(report.bytes_echoed, expected_bytes);
+    assert_eq!(report.bytes_sent, expected_bytes);
 }
 
 #[test]

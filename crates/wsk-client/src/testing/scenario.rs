@@ -170,7 +170,7 @@ pub fn assert_sends_back_what_it_receives(service: Service) {
     let io = connect(&world);
     let input: Vec<u8> = (0..5000_u32).map(|i| (i * 7 % 251) as u8).collect();
     assert_eq!(stream(&world, io, &input), input);
-    assert_eq!(client.stats().snapshot().bytes_echoed, 5000);
+    assert_eq!(client.stats().snapshot().bytes_sent, 5000);
     finish(&world, &client);
 }
 

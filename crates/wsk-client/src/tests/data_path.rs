@@ -73,7 +73,7 @@ fn a_run_gives_its_worker_back_when_completions_keep_coming_inline() {
     assert_eq!(world.deliver(receive, b"x"), 1);
     let runs = world.work_items_run() - before;
     assert!(runs >= 10, "the 201 inline receives took {runs} run(s)");
-    assert_eq!(client.stats().snapshot().bytes_echoed, 201);
+    assert_eq!(client.stats().snapshot().bytes_sent, 201);
     assert!(world.violations().is_empty(), "{:?}", world.violations());
     world.set_mode(Mode::Pending);
     world.drain();
@@ -107,7 +107,7 @@ fn the_runner_asks_for_a_receive_again_after_each_completion() {
     world.succeed(send);
     let receive = take_receive(&world, io).expect("asked again after the send completed");
     assert_eq!(receive.call, Call::Receive(0..512));
-    assert_eq!(client.stats().snapshot().bytes_echoed, 512);
+    assert_eq!(client.stats().snapshot().bytes_sent, 512);
     world.complete(receive, Completion::Received(Err(NtStatus::CANCELLED)));
     world.drain();
     finish(&world, &client);
@@ -225,7 +225,7 @@ fn completions_reporting_more_than_asked_are_errors_not_panics() {
     world.complete(send, Completion::Sent(Ok(0)));
     world.drain();
     assert_eq!(client.stats().snapshot().failures, 3);
-    assert_eq!(client.stats().snapshot().bytes_echoed, 0);
+    assert_eq!(client.stats().snapshot().bytes_sent, 0);
     assert!(
         lines(&client, Level::Error)
             .iter()
@@ -253,7 +253,7 @@ fn the_steady_state_allocates_nothing() {
         "echo allocated memory"
     );
     assert!(delivered > 7000);
-    assert_eq!(client.stats().snapshot().bytes_echoed, delivered as u64);
+    assert_eq!(client.stats().snapshot().bytes_sent, delivered as u64);
     finish(&world, &client);
 }
 
@@ -267,7 +267,7 @@ fn inline_completions_echo_without_recursion() {
         world.deliver(receive, b"inline");
         // The send completed inline and the next receive was posted.
     }
-    assert_eq!(client.stats().snapshot().bytes_echoed, 300);
+    assert_eq!(client.stats().snapshot().bytes_sent, 300);
     let receive = take_receive(&world, io).expect("receive");
     world.complete(receive, Completion::Received(Ok(0)));
     // Disconnect and close complete inline.
