@@ -11,8 +11,8 @@ use std::{
 
 use wsk_client::{
     client::Client,
-    config::{Config, ConfigBuilder, MIN_BUFFER_SIZE, ValueName},
-    testing::mirror::MIRROR,
+    config::{Config, MIN_BUFFER_SIZE},
+    testing::{mirror::MIRROR, scenario},
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 use wsk_primitives::status::NtStatus;
@@ -33,21 +33,11 @@ pub const WSK_VERSIONS: WskVersionRange = WskVersionRange {
 };
 
 /// One listener on 127.0.0.1, room for `max_connections`, the smallest buffer, `NoDelay`
-/// off.
+/// off (a connection's first call is then its receive, as the models expect).
 #[must_use]
 pub fn config(max_connections: usize) -> Config {
-    let mut builder = ConfigBuilder::new();
     let max = u32::try_from(max_connections.max(1)).unwrap_or(1);
-    let result = builder
-        .set_listen_addresses(["127.0.0.1:40007"])
-        .and_then(|()| builder.set_dword(ValueName::MaxConnections, max))
-        .and_then(|()| builder.set_dword(ValueName::BufferSize, MIN_BUFFER_SIZE))
-        // A connection's first call is then its receive, as the models expect.
-        .and_then(|()| builder.set_dword(ValueName::NoDelay, 0));
-    if let Err(error) = result {
-        violated(format_args!("model configuration rejected: {error:?}"));
-    }
-    builder.build()
+    scenario::config(&["127.0.0.1:40007"], max, MIN_BUFFER_SIZE)
 }
 
 /// The client as the driver's global state: it lives until Unload, then is dropped and its
