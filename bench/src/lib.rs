@@ -7,8 +7,9 @@
 
 pub mod report;
 
-// Parts 1, 2 and 7 (bench-micro): rundown ratios from criterion's estimates, echo-step
-// instruction counts from callgrind's output, stack frames of the driver image.
+// Parts 1, 2 and 7 (the `rundown`, `echo-step` and `sys-image` programs): rundown ratios from
+// criterion's estimates, echo-step instruction counts from callgrind's output, stack frames of
+// the driver image.
 pub mod callgrind;
 pub mod echo_count;
 pub mod echo_step;

@@ -1,5 +1,5 @@
 //! Part 1: the rundown guard's cost as a ratio to a bare atomic pair, from criterion's
-//! estimates (`benches/rundown.rs` runs the benchmarks, this turns them into rows).
+//! estimates (`src/bin/rundown.rs` runs the benchmarks, this turns them into rows).
 //!
 //! Criterion writes `<output dir>/<group>/<benchmark>/new/estimates.json`; the figure used is
 //! the median time per iteration (robust against the shared machine's hiccups), with its 95%

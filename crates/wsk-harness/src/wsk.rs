@@ -1166,8 +1166,8 @@ fn try_send<T>(
 ) -> Option<Result<usize, NtStatus>> {
     while send.done < send.len {
         let start = send.ptr.0.as_ptr().wrapping_add(send.done);
-        // SAFETY: as in `try_receive`: `start..start + (len - done)` is inside the echo
-        // buffer, valid and unchanged while the send is outstanding (`done < len`).
+        // SAFETY: as in `try_receive`: `start..start + (len - done)` is inside the
+        // connection's buffer, valid and unchanged while the send is outstanding (`done < len`).
         let rest = unsafe { std::slice::from_raw_parts(start, send.len - send.done) };
         let mut writer = stream;
         match writer.write(rest) {
