@@ -15,12 +15,13 @@ use std::sync::{
 };
 
 use loom::{cell::UnsafeCell, thread};
-use loom_common::{Outcomes, check_exhaustive, platform::LoomPlatform, violated};
+use loom_common::{Outcomes, check_exhaustive, violated};
 use wsk_primitives::{
     platform::PoolTag,
     rundown::{Acquisition, Rundown},
     serializer::Serializer,
     slots::Slots,
+    testing::TestPlatform,
 };
 
 /// `Slots::release` of slot 0 in a registry the model keeps alive (an `Arc`) for the whole
@@ -391,7 +392,7 @@ fn slots_pin_races_the_last_release() {
             body: UnsafeCell<u32>,
             freed: AtomicBool,
         }
-        let platform = LoomPlatform::new();
+        let platform = TestPlatform::default();
         let slots: Arc<Slots<Occupant>> = Arc::new(
             Slots::new(&platform, PoolTag::from_chars(*b"Test"), 1)
                 .unwrap_or_else(|| violated(format_args!("slot array allocation failed"))),
@@ -478,7 +479,7 @@ fn slots_pin_races_the_last_release() {
             Ok(slots) => unsafe { slots.free(&platform) },
             Err(_) => violated(format_args!("slots still shared")),
         }
-        platform.assert_all_freed();
+        platform.assert_clean();
     });
 }
 

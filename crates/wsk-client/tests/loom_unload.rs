@@ -90,7 +90,7 @@ fn unload_waits_for_last_completion(deferred_cleanup: bool) {
         scenario.world.deregister();
         scenario.world.wait_detached();
         scenario.unload();
-        scenario.world.platform.assert_all_freed();
+        scenario.world.platform.assert_clean();
         wsk.join()
             .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
         seen.record(scenario.finish());

@@ -1,7 +1,12 @@
 //! An accounting [`Platform`] for tests (feature `testing`).
 //!
 //! [`TestPlatform`] accounts for every allocation, injects failures, catches double frees and
-//! tag mismatches, and records log lines.
+//! tag mismatches, and records log lines. Freed blocks are filled with [`FREED`] and kept
+//! (quarantined) until the last clone of the platform is dropped, so a use after free reads
+//! poison instead of a reused block (under loom: a poisoned atomic handle, which loom trips on),
+//! and no later block can take a freed block's address. Its bookkeeping is a `std` mutex,
+//! invisible to loom: it adds no scheduling points and no happens-before edges, so it cannot
+//! hide an ordering bug.
 #![allow(clippy::missing_panics_doc, clippy::significant_drop_tightening)] // test code
 
 extern crate std;
@@ -12,15 +17,20 @@ use std::{
     collections::HashMap,
     format,
     string::String,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     vec::Vec,
 };
 
 use crate::platform::{Level, Platform, PoolTag};
 
+/// The byte freed blocks are filled with.
+pub const FREED: u8 = 0xDD;
+
 #[derive(Debug, Default)]
 struct PoolState {
     live: HashMap<usize, (Layout, PoolTag)>,
+    /// Freed blocks, poisoned, deallocated only when the state goes.
+    quarantine: Vec<(usize, Layout)>,
     allocations: usize,
     /// Fail the allocation when `allocations` reaches this value (0-based count of attempts).
     fail_at: Option<usize>,
@@ -33,9 +43,12 @@ struct PoolState {
 
 /// An accounting [`Platform`]: counts allocations, injects failures, catches double frees and
 /// tag mismatches, records log lines.
-#[derive(Debug, Default)]
+///
+/// Clones share one pool: a test keeps a clone to check it after the client that owns the
+/// other is gone.
+#[derive(Clone, Debug, Default)]
 pub struct TestPlatform {
-    state: Mutex<PoolState>,
+    state: Arc<Mutex<PoolState>>,
 }
 
 impl TestPlatform {
@@ -55,16 +68,19 @@ impl TestPlatform {
     }
 
     /// Successful allocations so far.
+    #[must_use]
     pub fn allocations(&self) -> usize {
         self.state().allocations
     }
 
     /// Blocks currently allocated.
+    #[must_use]
     pub fn live_blocks(&self) -> usize {
         self.state().live.len()
     }
 
     /// Blocks currently allocated with `tag`.
+    #[must_use]
     pub fn live_with_tag(&self, tag: PoolTag) -> usize {
         self.state()
             .live
@@ -74,11 +90,13 @@ impl TestPlatform {
     }
 
     /// Log lines so far.
+    #[must_use]
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.state().logs.clone()
     }
 
     /// Whether a line at `level` contains `text`.
+    #[must_use]
     pub fn logged(&self, level: Level, text: &str) -> bool {
         self.state()
             .logs
@@ -98,11 +116,11 @@ impl TestPlatform {
     }
 }
 
-impl Drop for TestPlatform {
+impl Drop for PoolState {
     fn drop(&mut self) {
-        let s = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for (addr, (layout, _)) in s.live.drain() {
-            // SAFETY: allocated below with this layout and not freed.
+        let live = self.live.drain().map(|(addr, (layout, _))| (addr, layout));
+        for (addr, layout) in live.chain(self.quarantine.drain(..)) {
+            // SAFETY: allocated in `allocate` with this layout, deallocated only here, once.
             unsafe { alloc::dealloc(addr as *mut u8, layout) };
         }
     }
@@ -116,8 +134,8 @@ impl Platform for TestPlatform {
         if s.fail_at == Some(attempt) || s.fail_tag == Some(tag) {
             return None;
         }
-        let layout = Layout::from_size_align(size, 16).ok()?;
-        // SAFETY: `size` is non-zero (the core never asks for 0 bytes; checked by Layout use).
+        let layout = Layout::from_size_align(size.max(1), 16).ok()?;
+        // SAFETY: the layout's size is at least 1.
         let ptr = NonNull::new(unsafe { alloc::alloc(layout) })?;
         // Poison so that reads of uninitialized memory are visible in failures.
         // SAFETY: fresh allocation of `size` bytes.
@@ -139,10 +157,10 @@ impl Platform for TestPlatform {
                         "freed with tag {tag:?}, allocated with {allocated_tag:?}"
                     ));
                 }
-                // SAFETY: poison, then free with the allocation's layout.
-                unsafe { ptr.as_ptr().write_bytes(0xDD, layout.size()) };
-                // SAFETY: allocated with `layout` in `allocate`.
-                unsafe { alloc::dealloc(ptr.as_ptr(), layout) };
+                // SAFETY: the block is live (just removed from `live`), `layout.size()` bytes,
+                // and the caller does not use it again: poisoning makes a use after free visible.
+                unsafe { ptr.as_ptr().write_bytes(FREED, layout.size()) };
+                s.quarantine.push((ptr.as_ptr() as usize, layout));
             }
         }
     }

@@ -1,11 +1,10 @@
 //! Support shared by the loom models (`tests/loom_*.rs`, built only with `--cfg loom`):
-//! a model WSK + NMR around the real core ([`wsk`]), an accounting pool ([`platform`]), the
-//! model runner with the default preemption bound, and the scenario setup.
+//! a model WSK + NMR around the real core ([`wsk`]), the model runner with the default
+//! preemption bound, and the scenario setup. The pool is `wsk-primitives`'s `TestPlatform`.
 //!
 //! Every contract check fails with a panic starting with `contract violated:`; scripts/loom
 //! looks for that text when it checks that the known bug is caught.
 
-pub mod platform;
 pub mod scenario;
 pub mod wsk;
 

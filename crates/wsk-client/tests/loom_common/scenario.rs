@@ -15,10 +15,9 @@ use wsk_client::{
     testing::{mirror::MIRROR, scenario},
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
-use wsk_primitives::status::NtStatus;
+use wsk_primitives::{status::NtStatus, testing::FREED};
 
 use crate::loom_common::{
-    platform::POISON,
     violated,
     wsk::{Call, Pending, TestProvider, World},
 };
@@ -84,7 +83,7 @@ impl DriverGlobals {
             self.client
                 .as_ptr()
                 .cast::<u8>()
-                .write_bytes(POISON, size_of::<Client<TestProvider>>());
+                .write_bytes(FREED, size_of::<Client<TestProvider>>());
         }
     }
 }

@@ -62,7 +62,9 @@ use wsk_client::{
 };
 use wsk_primitives::status::NtStatus;
 
-use crate::loom_common::{Causality, platform::LoomPlatform, violated};
+use wsk_primitives::testing::TestPlatform;
+
+use crate::loom_common::{Causality, violated};
 
 /// Socket I/Os a model may create (listener, connections, refused connections).
 const MAX_IOS: usize = 8;
@@ -251,7 +253,7 @@ pub struct World {
     /// cancelling and expiry are ordered as the kernel's timer lock orders them.
     timer: loom::sync::Mutex<Option<usize>>,
     /// The pool the core allocates from.
-    pub platform: LoomPlatform,
+    pub platform: TestPlatform,
 }
 
 impl World {
@@ -275,7 +277,7 @@ impl World {
             detach_started: AtomicBool::new(false),
             deferred_cleanup: std::sync::atomic::AtomicBool::new(false),
             timer: loom::sync::Mutex::new(None),
-            platform: LoomPlatform::new(),
+            platform: TestPlatform::default(),
         })
     }
 
@@ -927,7 +929,7 @@ impl World {
         if let Some(problem) = problems.into_iter().flatten().next() {
             violated(format_args!("{problem}"));
         }
-        self.platform.assert_all_freed();
+        self.platform.assert_clean();
     }
 
     /// Records a fact of this execution that a model checks it explored.
@@ -1014,7 +1016,7 @@ pub struct TestProvider {
 impl Provider for TestProvider {
     type Socket = TestSocket;
     type SocketIo = TestIo;
-    type Platform = LoomPlatform;
+    type Platform = TestPlatform;
     type DetachHandle = Arc<World>;
 
     fn new_socket_io(
