@@ -84,7 +84,9 @@ pub enum Call {
 }
 
 impl Call {
-    const fn kind(&self) -> OpKind {
+    /// The kind of outstanding operation it is.
+    #[must_use]
+    pub const fn kind(&self) -> OpKind {
         match self {
             Self::Open(_) | Self::SetIpv6Only | Self::SetNoDelay | Self::Bind(_) => OpKind::Setup,
             Self::Receive(_) => OpKind::Receive,

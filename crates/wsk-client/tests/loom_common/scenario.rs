@@ -175,10 +175,10 @@ impl Scenario {
         if status != NtStatus::SUCCESS {
             violated(format_args!("attach returned {status}"));
         }
-        let open = take_expected(&world, |p| p.call == Call::Open, "open_listener");
+        let open = take_expected(&world, |p| matches!(p.call, Call::Open(_)), "open_listener");
         let listener = open.io;
         world.succeed(open);
-        let bind = take_expected(&world, |p| p.call == Call::Bind, "bind");
+        let bind = take_expected(&world, |p| matches!(p.call, Call::Bind(_)), "bind");
         world.succeed(bind);
         let mut scenario = Self {
             world,

@@ -1,6 +1,8 @@
 //! The WSK subsystem and NMR as a loom model sees them: a [`Provider`] that records every call
 //! and checks the contract of `provider.rs` on each, pending operations that model threads
-//! complete, and a minimal NMR (who calls detach, when cleanup runs).
+//! complete, and a minimal NMR (who calls detach, when cleanup runs). The calls and socket
+//! handles are those of the unit tests' double (`wsk_client::testing::provider`: [`Call`],
+//! [`TestSocket`]), its pool `wsk-primitives`'s `TestPlatform`.
 //!
 //! What is checked, and how:
 //! * *Timing* (a call into WSK after the detach completed; `close` while a call on that socket
@@ -55,6 +57,7 @@ use loom::{
     },
     thread,
 };
+pub use wsk_client::testing::provider::{Call, TestSocket};
 use wsk_client::{
     binding::BindingRef,
     provider::{Completion, OpKind, Provider, SocketKind, SocketOption},
@@ -81,58 +84,8 @@ const fn op_index(kind: OpKind) -> usize {
     }
 }
 
-/// A socket handle handed out by the model WSK (an index into its socket table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TestSocket(pub usize);
-
-/// What a pending operation will complete with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
-    /// `open_listener` → [`Completion::Created`].
-    Open,
-    /// `set_option` → [`Completion::OptionSet`] (the model's listener is IPv4 and `NoDelay` is
-    /// off: never made).
-    SetOption,
-    /// `bind` → [`Completion::Bound`].
-    Bind,
-    /// `receive` of this many bytes at most → [`Completion::Received`].
-    Receive(usize),
-    /// `send` of this many bytes → [`Completion::Sent`].
-    Send(usize),
-    /// `disconnect` → [`Completion::Disconnected`].
-    Disconnect,
-    /// `close` → [`Completion::Closed`].
-    Close,
-}
-
-impl Call {
-    const fn kind(self) -> OpKind {
-        match self {
-            Self::Open | Self::SetOption | Self::Bind => OpKind::Setup,
-            Self::Receive(_) => OpKind::Receive,
-            Self::Send(_) => OpKind::Send,
-            Self::Disconnect => OpKind::Disconnect,
-            Self::Close => OpKind::Close,
-        }
-    }
-
-    /// The completion reporting that the operation was cancelled by a close.
-    const fn cancelled(self) -> Completion<TestSocket> {
-        let status = NtStatus::CANCELLED;
-        match self {
-            Self::Open => Completion::Created(Err(status)),
-            Self::SetOption => Completion::OptionSet(Err(status)),
-            Self::Bind => Completion::Bound(Err(status)),
-            Self::Receive(_) => Completion::Received(Err(status)),
-            Self::Send(_) => Completion::Sent(Err(status)),
-            Self::Disconnect => Completion::Disconnected(Err(status)),
-            Self::Close => Completion::Closed,
-        }
-    }
-}
-
 /// An operation the model WSK accepted and has not completed yet.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Pending {
     /// The `SocketIo` it was issued with.
     pub io: usize,
@@ -168,7 +121,7 @@ struct IoRecord {
 #[derive(Debug, Default)]
 struct State {
     ios: Vec<IoRecord>,
-    sockets: usize,
+    sockets: u32,
     pending: Vec<Pending>,
     /// Calls into WSK currently executing (entered, not returned), over all sockets.
     executing: usize,
@@ -480,6 +433,9 @@ impl World {
     ) {
         io.cell.write();
         self.enter(Some(io.id), &format!("{call:?}"));
+        let wakes_wsk = call == Call::Close
+            || (matches!(call, Call::Open(_) | Call::Bind(_))
+                && self.completes_setup.load(Relaxed));
         let irp = io.id * OP_KINDS + op_index(call.kind());
         self.irps
             .get(irp)
@@ -523,9 +479,7 @@ impl World {
                 irp,
             });
         }
-        if call == Call::Close
-            || (matches!(call, Call::Open | Call::Bind) && self.completes_setup.load(Relaxed))
-        {
+        if wakes_wsk {
             self.wsk_work.notify();
         }
         self.leave(Some(io.id));
@@ -557,42 +511,48 @@ impl World {
 
     /// Completes `op` (taken with [`World::take`]) with `completion`, as WSK completes an IRP.
     pub fn complete(&self, op: Pending, completion: Completion<TestSocket>) {
-        if let Some(irp) = self.irps.get(op.irp) {
+        let Pending {
+            io,
+            call,
+            token,
+            irp,
+            ..
+        } = op;
+        if let Some(irp) = self.irps.get(irp) {
             irp.fetch_add(1, Ordering::Acquire);
         }
         {
             let mut state = self.state();
-            let record = &mut state.ios[op.io];
+            let record = &mut state.ios[io];
             if record.dropped {
                 drop(state);
                 violated(format_args!(
-                    "{:?} outstanding after its socket was freed",
-                    op.call
+                    "{call:?} outstanding after its socket was freed"
                 ));
             }
-            if let Some(i) = record.outstanding.iter().position(|k| *k == op.call.kind()) {
+            if let Some(i) = record.outstanding.iter().position(|k| *k == call.kind()) {
                 record.outstanding.swap_remove(i);
             }
-            if op.call == Call::Close {
+            if call == Call::Close {
                 record.closed = true;
             }
         }
         // SAFETY: the token was given with this operation, which completes exactly once, here.
-        self.callback(|| unsafe { op.token.complete(completion) });
+        self.callback(|| unsafe { token.complete(completion) });
     }
 
     /// Completes `op` successfully (listener setup, and I/O of the size asked for).
     pub fn succeed(&self, op: Pending) {
-        let completion = match op.call {
-            Call::Open => {
+        let completion = match &op.call {
+            Call::Open(_) => {
                 let mut state = self.state();
                 state.sockets += 1;
                 Completion::Created(Ok(TestSocket(state.sockets)))
             }
-            Call::SetOption => Completion::OptionSet(Ok(())),
-            Call::Bind => Completion::Bound(Ok(())),
-            Call::Receive(n) => Completion::Received(Ok(n.min(4))),
-            Call::Send(n) => Completion::Sent(Ok(n)),
+            Call::SetIpv6Only | Call::SetNoDelay => Completion::OptionSet(Ok(())),
+            Call::Bind(_) => Completion::Bound(Ok(())),
+            Call::Receive(range) => Completion::Received(Ok(range.len().min(4))),
+            Call::Send(range) => Completion::Sent(Ok(range.len())),
             Call::Disconnect => Completion::Disconnected(Ok(())),
             Call::Close => Completion::Closed,
         };
@@ -712,9 +672,9 @@ impl World {
             };
             let status = NtStatus::CONNECTION_ABORTED;
             let completion = match op.call {
-                Call::Open => Completion::Created(Err(status)),
-                Call::SetOption => Completion::OptionSet(Err(status)),
-                Call::Bind => Completion::Bound(Err(status)),
+                Call::Open(_) => Completion::Created(Err(status)),
+                Call::SetIpv6Only | Call::SetNoDelay => Completion::OptionSet(Err(status)),
+                Call::Bind(_) => Completion::Bound(Err(status)),
                 Call::Receive(_) => Completion::Received(Err(status)),
                 Call::Send(_) => Completion::Sent(Err(status)),
                 Call::Disconnect => Completion::Disconnected(Err(status)),
@@ -1079,18 +1039,22 @@ impl Provider for TestProvider {
         Ok(())
     }
 
-    fn open_listener(&self, io: &TestIo, _local: SocketAddr, token: SocketRef<Self>) {
-        self.world.call(io, None, Call::Open, token);
+    fn open_listener(&self, io: &TestIo, local: SocketAddr, token: SocketRef<Self>) {
+        self.world.call(io, None, Call::Open(local), token);
     }
 
     fn set_option(
         &self,
         io: &TestIo,
         socket: TestSocket,
-        _option: SocketOption,
+        option: SocketOption,
         token: SocketRef<Self>,
     ) {
-        self.world.call(io, Some(socket), Call::SetOption, token);
+        let call = match option {
+            SocketOption::Ipv6Only => Call::SetIpv6Only,
+            SocketOption::NoDelay => Call::SetNoDelay,
+        };
+        self.world.call(io, Some(socket), call, token);
     }
 
     #[allow(clippy::significant_drop_tightening)] // the mirror in `State` is kept under the timer's lock
@@ -1139,8 +1103,8 @@ impl Provider for TestProvider {
         cancelled
     }
 
-    fn bind(&self, io: &TestIo, socket: TestSocket, _local: SocketAddr, token: SocketRef<Self>) {
-        self.world.call(io, Some(socket), Call::Bind, token);
+    fn bind(&self, io: &TestIo, socket: TestSocket, local: SocketAddr, token: SocketRef<Self>) {
+        self.world.call(io, Some(socket), Call::Bind(local), token);
     }
 
     fn receive(
@@ -1151,12 +1115,11 @@ impl Provider for TestProvider {
         token: SocketRef<Self>,
     ) {
         self.world
-            .call(io, Some(socket), Call::Receive(range.len()), token);
+            .call(io, Some(socket), Call::Receive(range), token);
     }
 
     fn send(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
-        self.world
-            .call(io, Some(socket), Call::Send(range.len()), token);
+        self.world.call(io, Some(socket), Call::Send(range), token);
     }
 
     fn disconnect(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
@@ -1196,7 +1159,7 @@ pub fn spawn_wsk(world: &Arc<World>) -> thread::JoinHandle<()> {
                 continue;
             }
             let setup = world.completes_setup.load(Relaxed);
-            match world.take(|p| setup && matches!(p.call, Call::Open | Call::Bind)) {
+            match world.take(|p| setup && matches!(p.call, Call::Open(_) | Call::Bind(_))) {
                 Some(op) => world.succeed(op),
                 None => world.wsk_work.wait(),
             }
