@@ -99,7 +99,12 @@ impl Call {
     /// The completion WSK gives an operation cancelled by close.
     #[must_use]
     pub const fn cancelled(&self) -> Completion<TestSocket> {
-        let s = NtStatus::CANCELLED;
+        self.failed(NtStatus::CANCELLED)
+    }
+
+    /// The completion of the operation failing with `s` (a close cannot fail: it completes).
+    #[must_use]
+    pub const fn failed(&self, s: NtStatus) -> Completion<TestSocket> {
         match self {
             Self::Open(_) => Completion::Created(Err(s)),
             Self::SetIpv6Only | Self::SetNoDelay => Completion::OptionSet(Err(s)),
@@ -575,7 +580,8 @@ impl World {
     }
 
     /// Completes everything pending as WSK does once sockets are closed: operations on sockets
-    /// being closed are cancelled before the close completes. Returns the number completed.
+    /// being closed are cancelled before the close completes; any other operation fails with
+    /// `STATUS_CONNECTION_ABORTED`. Returns the number completed.
     pub fn drain(&self) -> usize {
         for done in 0..10_000 {
             let next = {
@@ -589,29 +595,10 @@ impl World {
             };
             let Some(index) = next else { return done };
             let op = self.state().pending.remove(index);
-            let cancelled = op.call.cancelled();
             let completion = if self.state().ios.get(op.io).is_some_and(|r| r.close_issued) {
-                cancelled
+                op.call.cancelled()
             } else {
-                match op.call {
-                    Call::Close => Completion::Closed,
-                    _ => match cancelled {
-                        Completion::Created(_) => {
-                            Completion::Created(Err(NtStatus::CONNECTION_ABORTED))
-                        }
-                        Completion::Bound(_) => {
-                            Completion::Bound(Err(NtStatus::CONNECTION_ABORTED))
-                        }
-                        Completion::OptionSet(_) => {
-                            Completion::OptionSet(Err(NtStatus::CONNECTION_ABORTED))
-                        }
-                        Completion::Received(_) => {
-                            Completion::Received(Err(NtStatus::CONNECTION_ABORTED))
-                        }
-                        Completion::Sent(_) => Completion::Sent(Err(NtStatus::CONNECTION_ABORTED)),
-                        other => other,
-                    },
-                }
+                op.call.failed(NtStatus::CONNECTION_ABORTED)
             };
             self.complete(op, completion);
         }

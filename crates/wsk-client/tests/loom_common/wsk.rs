@@ -670,16 +670,7 @@ impl World {
             let Some(op) = self.take(|_| true) else {
                 return;
             };
-            let status = NtStatus::CONNECTION_ABORTED;
-            let completion = match op.call {
-                Call::Open(_) => Completion::Created(Err(status)),
-                Call::SetIpv6Only | Call::SetNoDelay => Completion::OptionSet(Err(status)),
-                Call::Bind(_) => Completion::Bound(Err(status)),
-                Call::Receive(_) => Completion::Received(Err(status)),
-                Call::Send(_) => Completion::Sent(Err(status)),
-                Call::Disconnect => Completion::Disconnected(Err(status)),
-                Call::Close => Completion::Closed,
-            };
+            let completion = op.call.failed(NtStatus::CONNECTION_ABORTED);
             self.complete(op, completion);
         }
         violated(format_args!(
