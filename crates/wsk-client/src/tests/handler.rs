@@ -5,17 +5,15 @@
 extern crate std;
 
 use ::core::ops::Range;
-use std::boxed::Box;
 
 use super::{attach_and_listen, config, finish, lines};
 use crate::{
-    client::Client,
     config::Config,
     handler::{Buffer, ConnectionHandler, Service},
     provider::Completion,
     testing::{
-        TestPlatform,
         provider::{Call, Mode, World},
+        scenario,
     },
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
@@ -63,11 +61,7 @@ impl<const R0: usize, const R1: usize, const S0: usize, const S1: usize> Connect
 /// `allowed_receive` and the whole contract held.
 fn serve_one<H: ConnectionHandler>(allowed_receive: Option<Range<usize>>) -> std::string::String {
     let world = World::new(Mode::Pending);
-    let client = Box::new(Client::new(
-        config(&["127.0.0.1:7"], 4, 512),
-        Service::of::<H>(),
-        TestPlatform::default(),
-    ));
+    let client = scenario::client(&config(&["127.0.0.1:7"], 4, 512), Service::of::<H>());
     attach_and_listen(&world, &client);
     let listener = world.listeners()[0];
     world
@@ -120,11 +114,10 @@ fn a_send_range_overlapping_the_receive_closes_the_connection() {
 #[test]
 fn disjoint_ranges_are_both_issued() {
     let world = World::new(Mode::Pending);
-    let client = Box::new(Client::new(
-        config(&["127.0.0.1:7"], 4, 512),
+    let client = scenario::client(
+        &config(&["127.0.0.1:7"], 4, 512),
         Service::of::<Ranges<0, 8, 8, 16>>(),
-        TestPlatform::default(),
-    ));
+    );
     attach_and_listen(&world, &client);
     world.accept(world.listeners()[0], None).expect("accepted");
     let io = *world.connection_ios().last().unwrap();
@@ -175,11 +168,7 @@ impl<const N: usize> ConnectionHandler for OfSize<N> {
 /// Attaches a client serving `H`; returns the attach's status and its error lines.
 fn attach_with<H: ConnectionHandler>() -> (NtStatus, std::string::String) {
     let world = World::new(Mode::Pending);
-    let client = Box::new(Client::new(
-        config(&["127.0.0.1:7"], 4, 512),
-        Service::of::<H>(),
-        TestPlatform::default(),
-    ));
+    let client = scenario::client(&config(&["127.0.0.1:7"], 4, 512), Service::of::<H>());
     // SAFETY: the client outlives the binding.
     let status = unsafe { world.attach_1_0(&client) };
     let errors = lines(&client, Level::Error).join("\n");
@@ -245,11 +234,10 @@ impl ConnectionHandler for Aligned16 {
 #[test]
 fn a_handler_with_a_larger_alignment_is_placed_aligned() {
     let world = World::new(Mode::Pending);
-    let client = Box::new(Client::new(
-        config(&["127.0.0.1:7"], 4, 512),
+    let client = scenario::client(
+        &config(&["127.0.0.1:7"], 4, 512),
         Service::of::<Aligned16>(),
-        TestPlatform::default(),
-    ));
+    );
     attach_and_listen(&world, &client);
     for _ in 0..3 {
         world.accept(world.listeners()[0], None).expect("accepted");
