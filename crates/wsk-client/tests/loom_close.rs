@@ -10,11 +10,10 @@ use std::sync::Arc;
 use loom::thread;
 use loom_common::{
     Outcomes, check,
-    scenario::Scenario,
+    scenario::{Scenario, remote, spawn_wsk},
     violated,
-    wsk::{Call, spawn_wsk},
 };
-use wsk_client::provider::Completion;
+use wsk_client::{provider::Completion, testing::provider::Call};
 
 /// Model 4: the detach closes the listener and a connection while the connection's receive
 /// completes with data (the core's runner then makes the handler's `send` call) and an accept
@@ -35,14 +34,14 @@ fn close_races_io_completion_and_accept_event() {
                 if let Some(op) =
                     world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_)))
                 {
-                    world.succeed(op);
+                    world.deliver(op, b"data");
                 }
             })
         };
         let acceptor = {
             let world = Arc::clone(&scenario.world);
             let listener = scenario.listener;
-            thread::spawn(move || world.accept(listener))
+            thread::spawn(move || world.accept_on(listener, Some(remote())))
         };
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.detach();

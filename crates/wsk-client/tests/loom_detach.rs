@@ -10,10 +10,10 @@ use std::sync::Arc;
 use loom::thread;
 use loom_common::{
     Outcomes, check,
-    scenario::Scenario,
+    scenario::{Scenario, remote, spawn_wsk},
     violated,
-    wsk::{Call, spawn_wsk},
 };
+use wsk_client::testing::provider::Call;
 
 /// Model 1: `calls` connections each get data (their pending receive completes), so the
 /// core's runner makes the handler's `send` call on that thread while NMR calls
@@ -34,7 +34,7 @@ fn detach_with_calls_in_flight(calls: usize, expected: &[&str]) {
                     if let Some(op) =
                         world.take(|p| p.io == io && matches!(p.call, Call::Receive(_)))
                     {
-                        world.succeed(op);
+                        world.deliver(op, b"data");
                     }
                 })
             })
@@ -104,7 +104,7 @@ fn call_racing_detach_start() {
         let acceptor = {
             let world = Arc::clone(&scenario.world);
             let listener = scenario.listener;
-            thread::spawn(move || world.accept(listener))
+            thread::spawn(move || world.accept_on(listener, Some(remote())))
         };
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.detach();

@@ -8,7 +8,11 @@ mod loom_common;
 use std::sync::Arc;
 
 use loom::thread;
-use loom_common::{Outcomes, check, scenario::Scenario, violated, wsk::spawn_wsk};
+use loom_common::{
+    Outcomes, check,
+    scenario::{Scenario, spawn_wsk},
+    violated,
+};
 
 /// Model 6: the timer expires (its tick sweeps the connections, then arms the timer again)
 /// while NMR detaches the binding on another thread. Whichever order: the timer's reference is dropped exactly

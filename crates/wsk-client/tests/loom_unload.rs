@@ -1,6 +1,6 @@
 //! loom models 3 and 5 (docs/testing.md): who starts the detach, and Unload waiting for the
 //! deregistration while the last completion runs elsewhere, through the real core with a
-//! minimal NMR model (see `loom_common::wsk`).
+//! minimal NMR model (`wsk_client::testing::provider`).
 #![cfg(loom)]
 
 #[allow(dead_code)] // Each model file uses part of the shared support.
@@ -11,10 +11,10 @@ use std::sync::Arc;
 use loom::thread;
 use loom_common::{
     Outcomes, check,
-    scenario::Scenario,
+    scenario::{Scenario, spawn_wsk},
     violated,
-    wsk::{Call, spawn_wsk},
 };
+use wsk_client::testing::provider::{Call, Cleanup};
 
 /// Model 3: the WSK subsystem deregisters (NMR calls `ClientDetachProvider` on its thread)
 /// while the driver's Unload deregisters the client, and a connection's receive completes with
@@ -42,7 +42,7 @@ fn provider_detach_races_client_deregistration() {
                 if let Some(op) =
                     world.take(|p| p.io == connection && matches!(p.call, Call::Receive(_)))
                 {
-                    world.succeed(op);
+                    world.deliver(op, b"data");
                 }
             })
         };
@@ -84,13 +84,13 @@ fn unload_waits_for_last_completion(deferred_cleanup: bool) {
     check(move || {
         let mut scenario = Scenario::new(1);
         if deferred_cleanup {
-            scenario.world.defer_cleanup();
+            scenario.world.set_cleanup(Cleanup::AfterDeregisterWait);
         }
         let wsk = spawn_wsk(&scenario.world);
         scenario.world.deregister();
         scenario.world.wait_detached();
         scenario.unload();
-        scenario.world.platform.assert_clean();
+        scenario.platform.assert_clean();
         wsk.join()
             .unwrap_or_else(|_| violated(format_args!("WSK thread panicked")));
         seen.record(scenario.finish());

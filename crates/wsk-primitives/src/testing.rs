@@ -1,4 +1,5 @@
-//! An accounting [`Platform`] for tests (feature `testing`).
+//! An accounting [`Platform`] for tests (feature `testing`), and in [`sync`] the threads, locks
+//! and events test doubles use (loom's under `--cfg loom`).
 //!
 //! [`TestPlatform`] accounts for every allocation, injects failures, catches double frees and
 //! tag mismatches, and records log lines. Freed blocks are filled with [`FREED`] and kept
@@ -22,6 +23,8 @@ use std::{
 };
 
 use crate::platform::{Level, Platform, PoolTag};
+
+pub mod sync;
 
 /// The byte freed blocks are filled with.
 pub const FREED: u8 = 0xDD;

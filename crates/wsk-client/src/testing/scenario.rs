@@ -199,6 +199,6 @@ pub fn finish(world: &World, client: &Client<TestProvider>) {
     assert!(world.detached(), "detach never completed");
     assert!(world.cleanup(), "cleanup must report no live binding");
     assert_eq!(client.live_bindings(), 0);
-    world.assert_finished();
+    world.assert_unloaded();
     client.platform().assert_clean();
 }

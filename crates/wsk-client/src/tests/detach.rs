@@ -8,7 +8,7 @@ use super::{attach_and_listen, client, config, finish, lines, one_listener};
 use crate::{
     config::{ConfigBuilder, ValueName},
     provider::Completion,
-    testing::provider::{Call, Mode, Op, World},
+    testing::provider::{Call, Cleanup, Mode, Op, World},
 };
 use wsk_primitives::{platform::Level, status::NtStatus};
 
@@ -273,7 +273,7 @@ fn new_calls_during_detach_are_refused() {
 #[test]
 fn cleanup_inside_detach_complete_is_safe() {
     let (world, client) = busy(2);
-    world.cleanup_inside_detach_complete();
+    world.set_cleanup(Cleanup::WhenDetached);
     assert_eq!(world.detach(), NtStatus::PENDING);
     world.drain();
     assert_eq!(world.detach_completions(), 1);

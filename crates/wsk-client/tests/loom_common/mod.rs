@@ -1,12 +1,11 @@
-//! Support shared by the loom models (`tests/loom_*.rs`, built only with `--cfg loom`):
-//! a model WSK + NMR around the real core ([`wsk`]), the model runner with the default
-//! preemption bound, and the scenario setup. The pool is `wsk-primitives`'s `TestPlatform`.
+//! Support shared by the loom models (`tests/loom_*.rs`, built only with `--cfg loom`): the
+//! model runner with the default preemption bound, and the scenario setup. WSK and NMR are
+//! the unit tests' recording double (`wsk_client::testing::provider`), which under loom runs
+//! on loom's threads, locks and events; the pool is `wsk-primitives`'s `TestPlatform`.
 //!
-//! Every contract check fails with a panic starting with `contract violated:`; scripts/loom
-//! looks for that text when it checks that the known bug is caught.
+//! Every contract check fails with a panic starting with `contract violated:`.
 
 pub mod scenario;
-pub mod wsk;
 
 use std::{
     collections::BTreeSet,
@@ -67,45 +66,7 @@ pub fn check_exhaustive(model: impl Fn() + Sync + Send + 'static) -> usize {
     run(&builder, model)
 }
 
-/// A loom cell without data, used only for loom's causality checks: [`Causality::read`] and
-/// [`Causality::write`] record an access; loom fails the model when a write is not ordered
-/// (happens-before) after every earlier access, or a read after the last write.
-#[derive(Debug)]
-pub struct Causality(loom::cell::UnsafeCell<()>);
-
-// SAFETY: the cell holds no data; the accesses only record causality for loom, which runs the
-// model's threads one at a time.
-unsafe impl Sync for Causality {}
-// SAFETY: as above.
-unsafe impl Send for Causality {}
-
-impl Causality {
-    /// A cell created by the current thread.
-    #[must_use]
-    pub fn new() -> Self {
-        Self(loom::cell::UnsafeCell::new(()))
-    }
-
-    /// Records a shared access.
-    #[track_caller]
-    pub fn read(&self) {
-        self.0.with(|_| ());
-    }
-
-    /// Records an exclusive access.
-    #[track_caller]
-    pub fn write(&self) {
-        self.0.with_mut(|_| ());
-    }
-}
-
-impl Default for Causality {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The facts seen over all executions of a model ([`wsk::World::facts`]), to check that the
+/// The facts seen over all executions of a model (`World::facts`), to check that the
 /// model reached the races it is about: a model that never does would pass vacuously.
 #[derive(Clone, Debug, Default)]
 pub struct Outcomes(Arc<Mutex<BTreeSet<&'static str>>>);

@@ -9,18 +9,21 @@ use std::{
     sync::Arc,
 };
 
+use loom::thread;
 use wsk_client::{
     client::Client,
     config::{Config, MIN_BUFFER_SIZE},
-    testing::{mirror::MIRROR, scenario},
+    testing::{
+        TestPlatform,
+        mirror::MIRROR,
+        provider::{Call, Cleanup, Mode, Op, TestProvider, World},
+        scenario,
+    },
     wsk_version::{WSK_VERSION_1_0, WskVersionRange},
 };
 use wsk_primitives::{status::NtStatus, testing::FREED};
 
-use crate::loom_common::{
-    violated,
-    wsk::{Call, Pending, TestProvider, World},
-};
+use crate::loom_common::violated;
 
 /// The port the model listener listens on.
 const PORT: u16 = 40007;
@@ -105,6 +108,8 @@ impl Drop for DriverGlobals {
 pub struct Scenario {
     /// The model WSK and NMR.
     pub world: Arc<World>,
+    /// The pool the client allocates from.
+    pub platform: TestPlatform,
     /// The client (Unload's global state).
     pub client: DriverGlobals,
     /// The listener's I/O id in the model WSK.
@@ -114,38 +119,39 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// A client not attached yet: for the model where NMR detaches while the attach runs.
-    /// [`Scenario::attach`] attaches it.
-    #[must_use]
-    pub fn unattached() -> Self {
-        let world = World::new();
-        let client = DriverGlobals::new(Client::new(config(1), MIRROR, world.platform.clone()));
+    /// A world whose NMR runs cleanup as soon as the detach is complete, and a client not
+    /// attached yet, with room for `max_connections`.
+    fn unattached_with(max_connections: usize) -> Self {
+        let world = World::new(Mode::Pending);
+        world.set_cleanup(Cleanup::WhenDetached);
+        let platform = TestPlatform::default();
+        let client = DriverGlobals::new(Client::new(
+            config(max_connections),
+            MIRROR,
+            platform.clone(),
+        ));
         Self {
             world,
+            platform,
             client,
             listener: usize::MAX,
             connections: Vec::new(),
         }
     }
 
+    /// A client not attached yet: for the model where NMR detaches while the attach runs.
+    /// [`Scenario::attach`] attaches it.
+    #[must_use]
+    pub fn unattached() -> Self {
+        Self::unattached_with(1)
+    }
+
     /// `ClientAttachProvider` on this thread, with NMR free to call the detach (on a thread
-    /// in [`World::wait_attached`]) as soon as `NmrClientAttachProvider` succeeded. The
-    /// listener's setup is left to WSK ([`World::complete_setup`]).
+    /// in [`World::wait_attached`]) as soon as `NmrClientAttachProvider` succeeded.
     pub fn attach(&self) {
-        let attaching = Arc::clone(&self.world);
         // SAFETY: the client never moves, and is dropped only by `unload`, after every binding
         // is gone.
-        let status = unsafe {
-            self.client
-                .get()
-                .attach_provider(WSK_VERSIONS, move |binding| {
-                    let provider = attaching.provider();
-                    attaching.attached_and_detachable(binding.as_context());
-                    Ok(provider)
-                })
-        };
-        self.world.attach_returned();
-        self.world.run_work_items();
+        let status = unsafe { self.world.attach(self.client.get(), WSK_VERSIONS) };
         if status != NtStatus::SUCCESS {
             violated(format_args!("attach returned {status}"));
         }
@@ -155,39 +161,16 @@ impl Scenario {
     /// its first receive pending.
     #[must_use]
     pub fn new(connections: usize) -> Self {
-        let world = World::new();
-        let client = DriverGlobals::new(Client::new(
-            config(connections + 1),
-            MIRROR,
-            world.platform.clone(),
-        ));
-        let attaching = Arc::clone(&world);
-        // SAFETY: the client never moves, and is dropped only by `unload`, after every binding
-        // is gone.
-        let status = unsafe {
-            client.get().attach_provider(WSK_VERSIONS, move |binding| {
-                attaching.attached(binding.as_context());
-                Ok(attaching.provider())
-            })
-        };
-        world.attach_returned();
-        world.run_work_items();
-        if status != NtStatus::SUCCESS {
-            violated(format_args!("attach returned {status}"));
-        }
-        let open = take_expected(&world, |p| matches!(p.call, Call::Open(_)), "open_listener");
-        let listener = open.io;
+        let mut scenario = Self::unattached_with(connections + 1);
+        scenario.attach();
+        let world = &scenario.world;
+        let open = take_expected(world, |p| matches!(p.call, Call::Open(_)), "open_listener");
+        scenario.listener = open.io;
         world.succeed(open);
-        let bind = take_expected(&world, |p| matches!(p.call, Call::Bind(_)), "bind");
+        let bind = take_expected(world, |p| matches!(p.call, Call::Bind(_)), "bind");
         world.succeed(bind);
-        let mut scenario = Self {
-            world,
-            client,
-            listener,
-            connections: Vec::new(),
-        };
         for _ in 0..connections {
-            match scenario.world.accept(listener) {
+            match scenario.world.accept_on(scenario.listener, Some(remote())) {
                 Some(Ok(io)) => scenario.connections.push(io),
                 other => violated(format_args!(
                     "connection refused before any detach: {other:?}"
@@ -213,7 +196,7 @@ impl Scenario {
 }
 
 /// Takes the one pending operation `filter` accepts, or fails the model.
-fn take_expected(world: &World, filter: impl Fn(&Pending) -> bool, what: &str) -> Pending {
+fn take_expected(world: &World, filter: impl Fn(&Op) -> bool, what: &str) -> Op {
     world.take(filter).unwrap_or_else(|| {
         violated(format_args!(
             "{what} was not called: pending {:?}",
@@ -248,11 +231,20 @@ impl Scenario {
     }
 
     /// The end of every model: WSK completes what is left, Unload runs, and every check of
-    /// [`World::assert_finished`] must hold. Returns the facts of the execution.
+    /// [`World::assert_unloaded`] must hold, and the pool must be empty. Returns the facts of
+    /// the execution.
     pub fn finish(mut self) -> Vec<&'static str> {
         self.world.drain();
         self.unload();
-        self.world.assert_finished();
+        self.world.assert_unloaded();
+        self.platform.assert_clean();
         self.world.facts()
     }
+}
+
+/// WSK on its own thread ([`World::serve_until_detached`]): completes the operations of
+/// sockets being closed as soon as there are any, until the client's detach is complete.
+pub fn spawn_wsk(world: &Arc<World>) -> thread::JoinHandle<()> {
+    let world = Arc::clone(world);
+    thread::spawn(move || world.serve_until_detached())
 }
