@@ -5,7 +5,10 @@
 //! line, to the call edge from `fn=` to `cfn=` (inclusive cost of that call). Name compression
 //! (`fn=(12) name`, later `fn=(12)`) is resolved; file and object lines are skipped.
 
-use std::{collections::HashMap, fmt};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+};
 
 /// A callgrind file that cannot be read as such.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +61,55 @@ impl Profile {
         self.edges
             .iter()
             .filter(|((caller, callee), _)| !excluded(caller) && excluded(callee))
+            .map(|(_, edge)| edge.inclusive)
+            .sum()
+    }
+
+    /// The functions only `roots` run: those matching `roots` and, repeatedly, every function
+    /// with callers all of which are already in the set (what a double calls on its own behalf:
+    /// formatting, the allocator, copies).
+    #[must_use]
+    pub fn run_only_by(&self, roots: impl Fn(&str) -> bool) -> HashSet<&str> {
+        let mut callers: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (caller, callee) in self.edges.keys() {
+            callers
+                .entry(callee.as_str())
+                .or_default()
+                .push(caller.as_str());
+        }
+        let names = self
+            .self_cost
+            .keys()
+            .chain(self.edges.keys().map(|(caller, _)| caller));
+        let mut inside: HashSet<&str> = names.map(String::as_str).filter(|f| roots(f)).collect();
+        loop {
+            let more: Vec<&str> = callers
+                .iter()
+                .filter(|(callee, from)| {
+                    !inside.contains(*callee) && from.iter().all(|caller| inside.contains(caller))
+                })
+                .map(|(callee, _)| *callee)
+                .collect();
+            if more.is_empty() {
+                return inside;
+            }
+            inside.extend(more);
+        }
+    }
+
+    /// Instructions inside functions matching `callee`, counted at the calls into them from
+    /// functions neither in `inside` nor matching `callee`.
+    #[must_use]
+    pub fn called_from_outside(
+        &self,
+        inside: &HashSet<&str>,
+        callee: impl Fn(&str) -> bool,
+    ) -> u64 {
+        self.edges
+            .iter()
+            .filter(|((from, to), _)| {
+                !inside.contains(from.as_str()) && !callee(from) && callee(to)
+            })
             .map(|(_, edge)| edge.inclusive)
             .sum()
     }
@@ -230,7 +282,7 @@ calls=2 40
 +3 1100
 fn=(2)
 40 900
-cfn=(3) <wskecho_bench::echo_step::BenchProvider as wsk_client::provider::Provider>::send
+cfn=(3) <wsk_client::testing::provider::calls::TestProvider as wsk_client::provider::Provider>::send
 calls=2 0
 * 150
 cfn=(4) memcpy
@@ -250,7 +302,7 @@ totals: 1110
 ";
 
     fn bench_double(name: &str) -> bool {
-        name.starts_with("<wskecho_bench::")
+        name.starts_with("<wsk_client::testing::")
     }
 
     #[test]
@@ -265,6 +317,24 @@ totals: 1110
             "memcpy".to_owned(),
         )];
         assert_eq!((edge.calls, edge.inclusive), (1, 50));
+    }
+
+    #[test]
+    fn what_only_the_roots_run_is_found_through_the_callers() {
+        let profile = parse(
+            "events: Ir\n\
+             fn=(1) core\n0 1\ncfn=(2) double\ncalls=1 0\n0 5\ncfn=(4) memcpy\ncalls=1 0\n0 2\n\
+             fn=(2)\n0 1\ncfn=(3) format\ncalls=1 0\n0 4\n\
+             fn=(3)\n0 2\ncfn=(4)\ncalls=1 0\n0 2\n\
+             fn=(4)\n0 4\n",
+        )
+        .unwrap();
+        let inside = profile.run_only_by(|f| f == "double");
+        let mut names: Vec<&str> = inside.iter().copied().collect();
+        names.sort_unstable();
+        // memcpy is also called by the core: not only the double runs it.
+        assert_eq!(names, ["double", "format"]);
+        assert_eq!(profile.called_from_outside(&inside, |f| f == "memcpy"), 2);
     }
 
     #[test]

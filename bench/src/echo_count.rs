@@ -1,7 +1,7 @@
 //! Part 2's arithmetic: the core's share of a callgrind profile, and per-cycle figures from
 //! two runs of different lengths.
 
-use crate::{callgrind::Profile, echo_step::is_bench_double};
+use crate::{callgrind::Profile, echo_step::is_test_double};
 
 /// libc's memory fill and copy routines (`__memset_avx2_unaligned_erms`, `memcpy`, ...).
 #[must_use]
@@ -17,9 +17,9 @@ pub fn is_copy(function: &str) -> bool {
 pub struct Count {
     /// Instructions of the core: everything collected minus `double` and `copy`.
     pub core: u64,
-    /// Instructions in the WSK double and the platform ([`is_bench_double`]) and below.
+    /// Instructions in the WSK double and the platform ([`is_test_double`]) and below.
     pub double: u64,
-    /// Instructions in memset/memcpy/memmove called by the core.
+    /// Instructions in memset/memcpy/memmove called by the core (not those the double runs).
     pub copy: u64,
     /// Calls from the core into the double.
     pub double_calls: u64,
@@ -30,13 +30,13 @@ impl Count {
     #[must_use]
     pub fn of(profile: &Profile) -> Self {
         let total = profile.total();
-        let double = profile.excluded(is_bench_double);
-        let both = profile.excluded(|f| is_bench_double(f) || is_copy(f));
+        let double = profile.excluded(is_test_double);
+        let copy = profile.called_from_outside(&profile.run_only_by(is_test_double), is_copy);
         Self {
-            core: total.saturating_sub(both),
+            core: total.saturating_sub(double + copy),
             double,
-            copy: both.saturating_sub(double),
-            double_calls: profile.calls_into(is_bench_double),
+            copy,
+            double_calls: profile.calls_into(is_test_double),
         }
     }
 }
@@ -98,21 +98,23 @@ mod tests {
     use super::*;
     use crate::callgrind::parse;
 
-    /// A profile of `cycles` cycles: 300 core + 40 in the double's send (+10 in its lock)
-    /// per cycle, 20 core and 64 of memset once.
+    /// A profile of `cycles` cycles: 300 core + 40 in the double's send (+10 in its lock, +8
+    /// in a copy it makes) per cycle, 20 core and 64 of memset once.
     fn profile(cycles: u64) -> Profile {
         let core = 300 * cycles + 20;
         let send_self = 40 * cycles;
         let lock = 10 * cycles;
+        let copy = 8 * cycles;
         parse(&format!(
             "events: Ir\n\
              fn=(1) wskecho_bench::echo_step::core_step\n0 {core}\n\
-             cfn=(2) <wskecho_bench::echo_step::BenchProvider as wsk_client::provider::Provider>::send\n\
+             cfn=(2) <wsk_client::testing::provider::calls::TestProvider as wsk_client::provider::Provider>::send\n\
              calls={cycles} 0\n0 {}\n\
              cfn=(3) __memset_avx2_unaligned_erms\ncalls=1 0\n0 64\n\
              fn=(2)\n0 {send_self}\ncfn=(4) std::sync::Mutex<T>::lock\ncalls={cycles} 0\n0 {lock}\n\
-             fn=(4)\n0 {lock}\nfn=(3)\n0 64\n",
-            send_self + lock
+             cfn=(5) __memcpy_avx_unaligned_erms\ncalls={cycles} 0\n0 {copy}\n\
+             fn=(4)\n0 {lock}\nfn=(3)\n0 64\nfn=(5)\n0 {copy}\n",
+            send_self + lock + copy
         ))
         .unwrap()
     }
@@ -133,7 +135,7 @@ mod tests {
             count,
             Count {
                 core: 3020,
-                double: 500,
+                double: 580,
                 copy: 64,
                 double_calls: 10
             }
@@ -149,7 +151,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(per.core, 300.0);
-        assert_eq!(per.double, 50.0);
+        assert_eq!(per.double, 58.0);
         assert_eq!(per.copy, 0.0);
         assert_eq!(per.fixed, 20.0);
     }

@@ -79,9 +79,9 @@ fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count
 }
 
 /// Calls into the double per echo cycle, half of them per completion: the completion's
-/// `schedule`, the work item queue's `pop` twice (the run, then empty), and the WSK call the run
-/// makes (`send` after the receive completion, `receive` after the send completion).
-const CALLS_PER_CYCLE: u64 = 8;
+/// `schedule`, and the WSK call its work item makes (`send` after the receive completion,
+/// `receive` after the send completion).
+const CALLS_PER_CYCLE: u64 = 4;
 
 /// The same for one completion's wrapper, as callgrind reports it: `CALLS_PER_CYCLE / 2`, plus
 /// the other half's `schedule`. Both completions reach the double's `schedule` through the
@@ -161,7 +161,7 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
             double,
             "instructions",
         )
-        .with_note("the bench provider's schedule, receive and send calls (recording the request) and its work item queue (a std mutex)"),
+        .with_note("the recording double's schedule, receive and send (checking and recording each call under a std mutex)"),
         Row::new(
             "core: attach, listener open, accept, first receive",
             setup.core as f64,

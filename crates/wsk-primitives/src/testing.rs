@@ -129,7 +129,10 @@ impl Drop for PoolState {
     }
 }
 
+// `#[inline(never)]`: a profile of the code under test (the bench's callgrind runs) must tell
+// the platform's instructions from that code's.
 impl Platform for TestPlatform {
+    #[inline(never)]
     fn allocate(&self, size: usize, tag: PoolTag) -> Option<NonNull<u8>> {
         let mut s = self.state();
         let attempt = s.attempts;
@@ -148,6 +151,7 @@ impl Platform for TestPlatform {
         Some(ptr)
     }
 
+    #[inline(never)]
     unsafe fn free(&self, ptr: NonNull<u8>, tag: PoolTag) {
         let mut s = self.state();
         match s.live.remove(&(ptr.as_ptr() as usize)) {
@@ -168,6 +172,7 @@ impl Platform for TestPlatform {
         }
     }
 
+    #[inline(never)]
     fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         let line = format!("{args}");
         self.state().logs.push((level, line));

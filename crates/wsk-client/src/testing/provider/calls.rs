@@ -27,6 +27,7 @@ pub struct TestIo {
 }
 
 impl Drop for TestIo {
+    #[inline(never)]
     fn drop(&mut self) {
         self.cell.write();
         let mut s = self.world.state();
@@ -64,6 +65,7 @@ pub struct TestProvider {
 }
 
 impl Drop for TestProvider {
+    #[inline(never)]
     fn drop(&mut self) {
         // The provider lives in the binding: freeing it must come after every call returned.
         self.world.calls_returned.write();
@@ -239,12 +241,15 @@ impl World {
     }
 }
 
+// Every method is `#[inline(never)]`: the client calls them, and a profile of the client (the
+// bench's callgrind runs) must tell the double's instructions from the client's.
 impl Provider for TestProvider {
     type Socket = TestSocket;
     type SocketIo = TestIo;
     type Platform = TestPlatform;
     type DetachHandle = Arc<World>;
 
+    #[inline(never)]
     fn new_socket_io(
         &self,
         kind: SocketKind,
@@ -285,6 +290,7 @@ impl Provider for TestProvider {
         })
     }
 
+    #[inline(never)]
     unsafe fn schedule(this: NonNull<Self>, io: NonNull<TestIo>, token: SocketRef<Self>) {
         // SAFETY: both valid at entry (caller); copied out before the run is queued.
         let world = Arc::clone(unsafe { &this.as_ref().world });
@@ -298,6 +304,7 @@ impl Provider for TestProvider {
         s.scheduled.push_back((me, io, token));
     }
 
+    #[inline(never)]
     fn enable_accept_events(&self) -> Result<(), NtStatus> {
         self.world.enter(None, "enable_accept_events");
         let result = {
@@ -321,6 +328,7 @@ impl Provider for TestProvider {
         result
     }
 
+    #[inline(never)]
     fn open_listener(&self, io: &TestIo, local: SocketAddr, token: SocketRef<Self>) {
         {
             let mut s = self.world.state();
@@ -334,6 +342,7 @@ impl Provider for TestProvider {
         self.world.call(io, None, Call::Open(local), token);
     }
 
+    #[inline(never)]
     fn set_option(
         &self,
         io: &TestIo,
@@ -348,10 +357,12 @@ impl Provider for TestProvider {
         self.world.call(io, Some(socket), call, token);
     }
 
+    #[inline(never)]
     fn bind(&self, io: &TestIo, socket: TestSocket, local: SocketAddr, token: SocketRef<Self>) {
         self.world.call(io, Some(socket), Call::Bind(local), token);
     }
 
+    #[inline(never)]
     fn receive(
         &self,
         io: &TestIo,
@@ -363,32 +374,39 @@ impl Provider for TestProvider {
             .call(io, Some(socket), Call::Receive(range), token);
     }
 
+    #[inline(never)]
     fn send(&self, io: &TestIo, socket: TestSocket, range: Range<usize>, token: SocketRef<Self>) {
         self.world.call(io, Some(socket), Call::Send(range), token);
     }
 
+    #[inline(never)]
     fn disconnect(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
         self.world.call(io, Some(socket), Call::Disconnect, token);
     }
 
+    #[inline(never)]
     fn close(&self, io: &TestIo, socket: TestSocket, token: SocketRef<Self>) {
         self.world.call(io, Some(socket), Call::Close, token);
     }
 
+    #[inline(never)]
     fn arm_timer(&self, delay_ms: u32, binding: BindingRef<Self>) {
         self.world
             .arm_timer(delay_ms, binding.as_context() as usize);
     }
 
+    #[inline(never)]
     fn cancel_timer(&self) -> bool {
         self.world.cancel_timer()
     }
 
+    #[inline(never)]
     fn detach_handle(&self) -> Arc<World> {
         // NMR may run cleanup (which frees this provider) inside the call: keep the world alive.
         Arc::clone(&self.world)
     }
 
+    #[inline(never)]
     fn detach_complete(world: Arc<World>) {
         world.nmr_detach_complete();
     }

@@ -278,7 +278,16 @@ struct State {
     completes_setup: bool,
     /// What happened that a loom model checks it explored ([`World::facts`]).
     facts: BTreeSet<&'static str>,
+    /// Every call into the client goes through it ([`World::set_client_entry`]).
+    client_entry: ClientEntry,
 }
+
+/// A function every call from the double into the client goes through.
+///
+/// It must run the call it is given, once. A profiler can count exactly the client's
+/// instructions inside it (the bench's callgrind runs do), minus those of the calls the client
+/// makes back into the double.
+pub type ClientEntry = fn(&mut dyn FnMut());
 
 impl State {
     /// Whether `thread` is inside a completion or an accept event.
@@ -361,6 +370,7 @@ impl World {
                 timer_arms: 0,
                 completes_setup: false,
                 facts: BTreeSet::new(),
+                client_entry: |call| call(),
             }),
             calls_returned: Causality::new(),
             irps: (0..IRPS).map(|_| AtomicUsize::new(0)).collect(),
@@ -415,6 +425,12 @@ impl World {
     /// Sets when NMR runs cleanup (default [`Cleanup::ByTest`]).
     pub fn set_cleanup(&self, when: Cleanup) {
         self.state().cleanup = when;
+    }
+
+    /// Makes every call into the client (completions, accept events, work items, the tick,
+    /// attach, detach, cleanup) go through `entry`.
+    pub fn set_client_entry(&self, entry: ClientEntry) {
+        self.state().client_entry = entry;
     }
 
     /// Makes a model's WSK thread also complete `open_listener` and `bind` successfully (for a

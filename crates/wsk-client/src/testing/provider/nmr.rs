@@ -50,6 +50,13 @@ impl World {
         result
     }
 
+    /// Makes `call`, a call into the client, through the entry set with
+    /// [`World::set_client_entry`].
+    pub(super) fn enter_client(&self, call: &mut dyn FnMut()) {
+        let entry = self.state().client_entry;
+        entry(call);
+    }
+
     /// Runs the work items this thread queued, as a worker thread does after the callback that
     /// queued them, unless this thread is inside a callback or already running work items
     /// (then the outermost one runs them when it returns).
@@ -75,7 +82,7 @@ impl World {
             };
             let Some((_, _, token)) = next else { break };
             // SAFETY: one run per `schedule`, on a thread outside every callback.
-            unsafe { token.run_scheduled() };
+            self.enter_client(&mut || unsafe { token.run_scheduled() });
         }
         self.state().running_work.retain(|t| *t != me);
     }
@@ -196,7 +203,7 @@ impl World {
         // SAFETY: the context the timer was armed with; one tick per arm.
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
         // SAFETY: as above, outside every callback.
-        self.nmr_callback(|| unsafe { binding.tick() });
+        self.nmr_callback(|| self.enter_client(&mut || unsafe { binding.tick() }));
         true
     }
 
@@ -238,31 +245,41 @@ impl World {
             self.detach_started.store(false, Ordering::Relaxed);
             self.attach_ready.store(false, Ordering::Relaxed);
         }
-        let world = Arc::clone(self);
-        // SAFETY: forwarded.
-        let status = unsafe {
-            client.attach_provider(versions, |binding| {
-                {
-                    let mut s = world.state();
-                    if let Some(status) = s.attach_failure.take() {
-                        return Err(status);
-                    }
-                    s.attaches += 1;
-                    s.providers += 1;
-                    s.binding = Some(binding.as_context() as usize);
-                }
-                let provider = TestProvider {
-                    world: Arc::clone(&world),
-                };
-                // NMR's own synchronization between `NmrClientAttachProvider` and a detach.
-                world.attach_ready.store(true, Ordering::Release);
-                world.attach_event.notify();
-                Ok(provider)
-            })
-        };
+        let mut status = None;
+        self.enter_client(&mut || {
+            // SAFETY: forwarded.
+            status = Some(unsafe {
+                client.attach_provider(versions, |binding| {
+                    self.new_provider(binding.as_context() as usize)
+                })
+            });
+        });
+        let status = status.expect("the client entry must make the call");
         self.state().attach_returned = true;
         self.run_work_items();
         status
+    }
+
+    /// The attach's provider factory: the provider of the binding with `context`, once
+    /// `NmrClientAttachProvider` succeeded (or the failure [`World::fail_attach`] asked for).
+    #[inline(never)] // the client calls it: a profile must tell it from the client's code
+    fn new_provider(self: &Arc<Self>, context: usize) -> Result<TestProvider, NtStatus> {
+        {
+            let mut s = self.state();
+            if let Some(status) = s.attach_failure.take() {
+                return Err(status);
+            }
+            s.attaches += 1;
+            s.providers += 1;
+            s.binding = Some(context);
+        }
+        let provider = TestProvider {
+            world: Arc::clone(self),
+        };
+        // NMR's own synchronization between `NmrClientAttachProvider` and a detach.
+        self.attach_ready.store(true, Ordering::Release);
+        self.attach_event.notify();
+        Ok(provider)
     }
 
     /// `ClientAttachProvider` for a WSK 1.0 provider.
@@ -327,9 +344,11 @@ impl World {
         };
         // SAFETY: the context the client attached with, not yet cleaned up; once per binding.
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
+        let mut status = None;
         // SAFETY: as above. The closes the detach requested are made by work items, after the
         // callback returned.
-        let status = self.nmr_callback(|| unsafe { binding.detach() });
+        self.nmr_callback(|| self.enter_client(&mut || status = Some(unsafe { binding.detach() })));
+        let status = status.expect("the client entry must make the call");
         {
             let mut s = self.state();
             if status != NtStatus::SUCCESS && status != NtStatus::PENDING {
@@ -459,8 +478,10 @@ impl World {
         };
         // SAFETY: the context the client attached with; its detach completed; cleanup once.
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
+        let mut no_binding_live = None;
         // SAFETY: as above.
-        let no_binding_live = unsafe { binding.cleanup() };
+        self.enter_client(&mut || no_binding_live = Some(unsafe { binding.cleanup() }));
+        let no_binding_live = no_binding_live.expect("the client entry must make the call");
         self.state().last_cleanup = Some(no_binding_live);
         if no_binding_live {
             // The kernel adapter signals Unload's event here.

@@ -83,7 +83,7 @@ impl World {
             }
         }
         // SAFETY: the operation's token, completed once.
-        self.callback(|| unsafe { op.token.complete(completion) });
+        self.callback(|| self.enter_client(&mut || unsafe { op.token.complete(completion) }));
     }
 
     /// Completes `op` successfully: a new socket for Open, full sends, nothing received (use
@@ -232,13 +232,22 @@ impl World {
             s.accepting = socket;
         }
         let result = self.callback(|| {
-            // SAFETY: a listener token whose close has not completed (the caller checked; it
-            // cannot complete while this callback runs).
-            let result = unsafe { listener.accept_event(socket, remote) };
+            let mut result = None;
+            self.enter_client(&mut || {
+                // SAFETY: a listener token whose close has not completed (the caller checked;
+                // it cannot complete while this callback runs).
+                result = Some(unsafe { listener.accept_event(socket, remote) });
+            });
+            let result = result.expect("the client entry must make the call");
             self.state().accepting = None;
             result.map(|accepted| {
                 let token = accepted.token();
-                accepted.start();
+                let mut accepted = Some(accepted);
+                self.enter_client(&mut || {
+                    if let Some(accepted) = accepted.take() {
+                        accepted.start();
+                    }
+                });
                 token
             })
         });
