@@ -65,36 +65,48 @@ impl Profile {
             .sum()
     }
 
-    /// The functions only `roots` run: those matching `roots` and, repeatedly, every function
-    /// with callers all of which are already in the set (what a double calls on its own behalf:
-    /// formatting, the allocator, copies).
+    /// The functions only `roots` run: those matching `roots` and every function reached only
+    /// through them (what a double runs on its own behalf: formatting, the allocator, copies).
+    /// The rest is what the outermost functions (those no collected call reaches) reach
+    /// without passing through a root.
     #[must_use]
     pub fn run_only_by(&self, roots: impl Fn(&str) -> bool) -> HashSet<&str> {
-        let mut callers: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut callees: HashMap<&str, Vec<&str>> = HashMap::new();
         for (caller, callee) in self.edges.keys() {
-            callers
-                .entry(callee.as_str())
+            callees
+                .entry(caller.as_str())
                 .or_default()
-                .push(caller.as_str());
+                .push(callee.as_str());
         }
-        let names = self
+        let called: HashSet<&str> = self
+            .edges
+            .keys()
+            .map(|(_, callee)| callee.as_str())
+            .collect();
+        let names: HashSet<&str> = self
             .self_cost
             .keys()
-            .chain(self.edges.keys().map(|(caller, _)| caller));
-        let mut inside: HashSet<&str> = names.map(String::as_str).filter(|f| roots(f)).collect();
-        loop {
-            let more: Vec<&str> = callers
-                .iter()
-                .filter(|(callee, from)| {
-                    !inside.contains(*callee) && from.iter().all(|caller| inside.contains(caller))
-                })
-                .map(|(callee, _)| *callee)
-                .collect();
-            if more.is_empty() {
-                return inside;
+            .chain(
+                self.edges
+                    .keys()
+                    .flat_map(|(caller, callee)| [caller, callee]),
+            )
+            .map(String::as_str)
+            .collect();
+        let mut reached: HashSet<&str> = names
+            .iter()
+            .copied()
+            .filter(|f| !called.contains(f) && !roots(f))
+            .collect();
+        let mut pending: Vec<&str> = reached.iter().copied().collect();
+        while let Some(caller) = pending.pop() {
+            for &callee in callees.get(caller).into_iter().flatten() {
+                if !roots(callee) && reached.insert(callee) {
+                    pending.push(callee);
+                }
             }
-            inside.extend(more);
         }
+        names.into_iter().filter(|f| !reached.contains(f)).collect()
     }
 
     /// Instructions inside functions matching `callee`, counted at the calls into them from
@@ -321,11 +333,15 @@ totals: 1110
 
     #[test]
     fn what_only_the_roots_run_is_found_through_the_callers() {
+        // main calls the core; the core calls the double and memcpy; the double formats
+        // (format and display call each other) and copies.
         let profile = parse(
             "events: Ir\n\
-             fn=(1) core\n0 1\ncfn=(2) double\ncalls=1 0\n0 5\ncfn=(4) memcpy\ncalls=1 0\n0 2\n\
-             fn=(2)\n0 1\ncfn=(3) format\ncalls=1 0\n0 4\n\
-             fn=(3)\n0 2\ncfn=(4)\ncalls=1 0\n0 2\n\
+             fn=(9) main\n0 1\ncfn=(1) core\ncalls=1 0\n0 13\n\
+             fn=(1)\n0 1\ncfn=(2) double\ncalls=1 0\n0 10\ncfn=(4) memcpy\ncalls=1 0\n0 2\n\
+             fn=(2)\n0 1\ncfn=(3) format\ncalls=1 0\n0 9\n\
+             fn=(3)\n0 2\ncfn=(4)\ncalls=1 0\n0 2\ncfn=(5) display\ncalls=1 0\n0 5\n\
+             fn=(5)\n0 3\ncfn=(3)\ncalls=1 0\n0 2\n\
              fn=(4)\n0 4\n",
         )
         .unwrap();
@@ -333,7 +349,7 @@ totals: 1110
         let mut names: Vec<&str> = inside.iter().copied().collect();
         names.sort_unstable();
         // memcpy is also called by the core: not only the double runs it.
-        assert_eq!(names, ["double", "format"]);
+        assert_eq!(names, ["display", "double", "format"]);
         assert_eq!(profile.called_from_outside(&inside, |f| f == "memcpy"), 2);
     }
 

@@ -4,11 +4,12 @@
 //!   echo-step --child CYCLES CHUNK     the measured program: one connection, CYCLES cycles
 //!
 //! Each measurement runs the child under `valgrind --tool=callgrind --toggle-collect=F`, F
-//! being one of the wrappers every entry into the core goes through (module
-//! `wskecho_bench::echo_step`), so only instructions inside the core and the WSK double it
-//! calls are collected. The double's own functions and memset/memcpy are subtracted (modules
-//! `wskecho_bench::callgrind`, `wskecho_bench::echo_count`). The per-cycle figure is the difference between runs of N2 and
-//! N1 cycles divided by N2 − N1, so setup and first-time effects cancel out.
+//! being one of the entries every call from the WSK double into the core goes through (module
+//! `wskecho_bench::echo_step`), so only instructions inside the core and the double functions
+//! it calls are collected. Those calls, and the core's own memset/memcpy, are subtracted
+//! (modules `wskecho_bench::callgrind`, `wskecho_bench::echo_count`). The per-cycle figure is
+//! the difference between runs of N2 and N1 cycles divided by N2 − N1, so setup and
+//! first-time effects cancel out.
 
 use std::{
     path::{Path, PathBuf},
@@ -168,8 +169,8 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
             "instructions",
         )
         .with_note(format!(
-            "once per run; excluded: pool allocations ({} in the double), zeroing the \
-             {BUFFER_SIZE}-byte echo buffer ({} in memset)",
+            "once per run; excluded: the double's calls ({}: pool allocations, log lines, \
+             recording), zeroing the {BUFFER_SIZE}-byte echo buffer ({} in memset)",
             setup.double, setup.copy
         )),
         Row::new(
@@ -178,7 +179,8 @@ fn run(dir: &Path) -> Result<Vec<Row>, String> {
             "instructions",
         )
         .with_note(format!(
-            "once per run; excluded: frees ({} in the double), memset/memcpy ({})",
+            "once per run; excluded: the double's calls ({}: frees, log lines, recording), \
+             memset/memcpy ({})",
             teardown.double, teardown.copy
         )),
     ])

@@ -9,7 +9,7 @@ use wsk_primitives::{
     testing::sync::{Causality, current_thread},
 };
 
-use super::{Call, IoRecord, Mode, Op, TestSocket, World};
+use super::{Call, Entry, IoRecord, Mode, Op, TestSocket, World};
 use crate::{
     binding::BindingRef,
     provider::{Provider, SocketKind, SocketOption},
@@ -75,10 +75,10 @@ impl Drop for TestProvider {
 
 impl World {
     /// A call starts executing: checks the calling context and the socket's state.
-    fn enter(&self, io: Option<usize>, call: &str) {
+    fn enter(&self, io: Option<usize>, call: Entry) {
         let me = current_thread();
         let mut s = self.state();
-        s.calls.push(call.into());
+        s.calls.push(call.clone());
         let mut problems = Vec::new();
         if s.in_callback(me) {
             problems.push(format!(
@@ -211,7 +211,7 @@ impl World {
         token: SocketRef<TestProvider>,
     ) {
         io.cell.write();
-        self.enter(Some(io.id), &format!("{call:?}"));
+        self.enter(Some(io.id), Entry::Call(call.clone()));
         let op = Op {
             io: io.id,
             socket,
@@ -306,7 +306,7 @@ impl Provider for TestProvider {
 
     #[inline(never)]
     fn enable_accept_events(&self) -> Result<(), NtStatus> {
-        self.world.enter(None, "enable_accept_events");
+        self.world.enter(None, Entry::Named("enable_accept_events"));
         let result = {
             let mut s = self.world.state();
             if s.ios

@@ -55,11 +55,11 @@ mod calls;
 mod nmr;
 mod wsk;
 
-use ::core::{net::SocketAddr, ops::Range};
+use ::core::{fmt, net::SocketAddr, ops::Range};
 use std::{
     collections::{BTreeSet, VecDeque},
     format,
-    string::String,
+    string::{String, ToString},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     vec::Vec,
 };
@@ -174,6 +174,27 @@ impl Op {
     }
 }
 
+/// One entry of the timeline, formatted only when read.
+#[derive(Clone, Debug)]
+enum Entry {
+    /// A call into WSK that completes later.
+    Call(Call),
+    /// A call or event with no arguments (`enable_accept_events`, [`WORK_ITEM`], ...).
+    Named(&'static str),
+    /// An accept event offering `socket`.
+    AcceptEvent(Option<TestSocket>),
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Call(call) => write!(f, "{call:?}"),
+            Self::Named(name) => f.write_str(name),
+            Self::AcceptEvent(socket) => write!(f, "accept_event({socket:?})"),
+        }
+    }
+}
+
 /// How the test WSK completes operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -227,7 +248,8 @@ struct State {
     mode: Mode,
     ios: Vec<IoRecord>,
     pending: Vec<Op>,
-    calls: Vec<String>,
+    /// What happened, in order ([`World::timeline`]).
+    calls: Vec<Entry>,
     next_socket: u32,
     /// Calls into WSK executing (entered, not returned), over all sockets.
     executing: usize,
@@ -460,7 +482,7 @@ impl World {
     /// and a [`TICK`] entry where the binding's tick did.
     #[must_use]
     pub fn timeline(&self) -> Vec<String> {
-        self.state().calls.clone()
+        self.state().calls.iter().map(Entry::to_string).collect()
     }
 
     /// Number of `NmrClientDetachProviderComplete` calls for the current binding.

@@ -10,7 +10,7 @@ use wsk_primitives::{
     testing::sync::{MutexGuard, current_thread},
 };
 
-use super::{Cleanup, TICK, TestProvider, WORK_ITEM, World};
+use super::{Cleanup, Entry, TICK, TestProvider, WORK_ITEM, World};
 use crate::{binding::BindingRef, client::Client, wsk_version::WskVersionRange};
 
 impl World {
@@ -76,7 +76,7 @@ impl World {
                 let next = index.and_then(|i| s.scheduled.remove(i));
                 if next.is_some() {
                     s.work_items_run += 1;
-                    s.calls.push(WORK_ITEM.into());
+                    s.calls.push(Entry::Named(WORK_ITEM));
                 }
                 next
             };
@@ -198,7 +198,7 @@ impl World {
             if s.detach_calls > 0 {
                 s.facts.insert("a tick ran after the detach began");
             }
-            s.calls.push(TICK.into());
+            s.calls.push(Entry::Named(TICK));
         }
         // SAFETY: the context the timer was armed with; one tick per arm.
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
@@ -378,7 +378,7 @@ impl World {
     pub(super) fn nmr_detach_complete(&self) {
         {
             let mut s = self.state();
-            s.calls.push("detach_complete".into());
+            s.calls.push(Entry::Named("detach_complete"));
             s.detach_completions += 1;
             if s.detach_status == Some(NtStatus::SUCCESS) {
                 Self::violation(

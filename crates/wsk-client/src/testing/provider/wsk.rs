@@ -6,7 +6,7 @@ use std::{format, sync::Arc, vec::Vec};
 
 use wsk_primitives::{status::NtStatus, sync::Ordering};
 
-use super::{Call, Op, State, TestProvider, TestSocket, World, violated};
+use super::{Call, Entry, Op, State, TestProvider, TestSocket, World, violated};
 use crate::{
     provider::{Completion, SocketKind},
     socket::SocketRef,
@@ -228,7 +228,7 @@ impl World {
     ) -> Result<SocketRef<TestProvider>, NtStatus> {
         {
             let mut s = self.state();
-            s.calls.push(format!("accept_event({socket:?})"));
+            s.calls.push(Entry::AcceptEvent(socket));
             s.accepting = socket;
         }
         let result = self.callback(|| {
