@@ -65,26 +65,9 @@ impl Profile {
             .sum()
     }
 
-    /// The functions only `roots` run: those matching `roots` and every function reached only
-    /// through them (what a double runs on its own behalf: formatting, the allocator, copies).
-    /// The rest is what the outermost functions (those no collected call reaches) reach
-    /// without passing through a root.
-    #[must_use]
-    pub fn run_only_by(&self, roots: impl Fn(&str) -> bool) -> HashSet<&str> {
-        let mut callees: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (caller, callee) in self.edges.keys() {
-            callees
-                .entry(caller.as_str())
-                .or_default()
-                .push(callee.as_str());
-        }
-        let called: HashSet<&str> = self
-            .edges
-            .keys()
-            .map(|(_, callee)| callee.as_str())
-            .collect();
-        let names: HashSet<&str> = self
-            .self_cost
+    /// Every function name in the profile.
+    fn names(&self) -> HashSet<&str> {
+        self.self_cost
             .keys()
             .chain(
                 self.edges
@@ -92,21 +75,76 @@ impl Profile {
                     .flat_map(|(caller, callee)| [caller, callee]),
             )
             .map(String::as_str)
-            .collect();
-        let mut reached: HashSet<&str> = names
-            .iter()
-            .copied()
-            .filter(|f| !called.contains(f) && !roots(f))
-            .collect();
+            .collect()
+    }
+
+    /// The functions reached from `start` through the call edges, not entering those `stop`
+    /// matches.
+    fn reach<'a>(
+        &'a self,
+        start: impl IntoIterator<Item = &'a str>,
+        stop: impl Fn(&str) -> bool,
+    ) -> HashSet<&'a str> {
+        let mut callees: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (caller, callee) in self.edges.keys() {
+            callees
+                .entry(caller.as_str())
+                .or_default()
+                .push(callee.as_str());
+        }
+        let mut reached: HashSet<&str> = start.into_iter().collect();
         let mut pending: Vec<&str> = reached.iter().copied().collect();
         while let Some(caller) = pending.pop() {
             for &callee in callees.get(caller).into_iter().flatten() {
-                if !roots(callee) && reached.insert(callee) {
+                if !stop(callee) && reached.insert(callee) {
                     pending.push(callee);
                 }
             }
         }
+        reached
+    }
+
+    /// The functions only `roots` run: those matching `roots` and every function reached only
+    /// through them (what a double runs on its own behalf: formatting, the allocator, copies).
+    /// The rest is what the outermost functions (those no collected call reaches) reach
+    /// without passing through a root.
+    #[must_use]
+    pub fn run_only_by(&self, roots: impl Fn(&str) -> bool) -> HashSet<&str> {
+        let called: HashSet<&str> = self
+            .edges
+            .keys()
+            .map(|(_, callee)| callee.as_str())
+            .collect();
+        let names = self.names();
+        let outermost = names
+            .iter()
+            .copied()
+            .filter(|f| !called.contains(f) && !roots(f));
+        let reached = self.reach(outermost, &roots);
         names.into_iter().filter(|f| !reached.contains(f)).collect()
+    }
+
+    /// Instructions inside functions matching `callee`, counted at the calls into them from
+    /// functions that both the roots and the rest reach: whose they are, the call graph cannot
+    /// tell.
+    #[must_use]
+    pub fn shared_calls_into(
+        &self,
+        roots: impl Fn(&str) -> bool,
+        callee: impl Fn(&str) -> bool,
+    ) -> u64 {
+        let inside = self.run_only_by(&roots);
+        let by_roots = self.reach(self.names().into_iter().filter(|f| roots(f)), |_| false);
+        self.edges
+            .iter()
+            .filter(|((from, to), _)| {
+                !inside.contains(from.as_str())
+                    && by_roots.contains(from.as_str())
+                    && !callee(from)
+                    && callee(to)
+            })
+            .map(|(_, edge)| edge.inclusive)
+            .sum()
     }
 
     /// Instructions inside functions matching `callee`, counted at the calls into them from
@@ -351,6 +389,28 @@ totals: 1110
         // memcpy is also called by the core: not only the double runs it.
         assert_eq!(names, ["display", "double", "format"]);
         assert_eq!(profile.called_from_outside(&inside, |f| f == "memcpy"), 2);
+        assert_eq!(
+            profile.shared_calls_into(|f| f == "double", |f| f == "memcpy"),
+            0
+        );
+    }
+
+    #[test]
+    fn copies_under_a_function_both_sides_reach_are_reported() {
+        // The core and the double both call `grow`, which copies.
+        let profile = parse(
+            "events: Ir\n\
+             fn=(9) main\n0 1\ncfn=(1) core\ncalls=1 0\n0 14\n\
+             fn=(1)\n0 1\ncfn=(2) double\ncalls=1 0\n0 6\ncfn=(3) grow\ncalls=1 0\n0 7\n\
+             fn=(2)\n0 1\ncfn=(3)\ncalls=1 0\n0 5\n\
+             fn=(3)\n0 4\ncfn=(4) memcpy\ncalls=2 0\n0 8\n\
+             fn=(4)\n0 8\n",
+        )
+        .unwrap();
+        assert_eq!(
+            profile.shared_calls_into(|f| f == "double", |f| f == "memcpy"),
+            8
+        );
     }
 
     #[test]

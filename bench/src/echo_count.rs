@@ -12,7 +12,7 @@ pub fn is_copy(function: &str) -> bool {
         .any(|routine| name.starts_with(routine))
 }
 
-/// What one callgrind run collected inside the toggled wrappers.
+/// What one callgrind run collected inside the toggled entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Count {
     /// Instructions of the core: everything collected minus `double` and `copy`.
@@ -23,6 +23,9 @@ pub struct Count {
     pub copy: u64,
     /// Calls from the core into the double.
     pub double_calls: u64,
+    /// Instructions in memset/memcpy/memmove called by functions both the core and the double
+    /// reach: neither side's for sure (a measurement with any is refused).
+    pub shared_copy: u64,
 }
 
 impl Count {
@@ -37,6 +40,7 @@ impl Count {
             double,
             copy,
             double_calls: profile.calls_into(is_test_double),
+            shared_copy: profile.shared_calls_into(is_test_double, is_copy),
         }
     }
 }
@@ -50,7 +54,7 @@ pub struct PerCycle {
     pub double: f64,
     /// memset/memcpy instructions per cycle.
     pub copy: f64,
-    /// Core instructions that do not scale with the cycles (should be about 0: the wrappers
+    /// Core instructions that do not scale with the cycles (should be about 0: the entries
     /// only run in cycles).
     pub fixed: f64,
 }
@@ -137,7 +141,8 @@ mod tests {
                 core: 3020,
                 double: 580,
                 copy: 64,
-                double_calls: 10
+                double_calls: 10,
+                shared_copy: 0,
             }
         );
     }

@@ -47,14 +47,14 @@ fn child(cycles: u64, chunk: usize) -> Result<(), String> {
     echo.teardown().map_err(|e| e.to_string())
 }
 
-fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count, String> {
+fn measure(dir: &Path, entry: &str, cycles: u64, chunk: usize) -> Result<Count, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    let out = dir.join(format!("callgrind.{wrapper}.{cycles}.{chunk}.out"));
+    let out = dir.join(format!("callgrind.{entry}.{cycles}.{chunk}.out"));
     let status = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(format!(
-            "--toggle-collect=wskecho_bench::echo_step::{wrapper}*"
+            "--toggle-collect=wskecho_bench::echo_step::{entry}*"
         ))
         .arg("--quiet")
         .arg(&exe)
@@ -72,11 +72,20 @@ fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count
     let total = profile.total();
     if total == 0 {
         return Err(format!(
-            "{}: nothing collected: no function matched the toggle {wrapper}",
+            "{}: nothing collected: no function matched the toggle {entry}",
             out.display()
         ));
     }
-    Ok(Count::of(&profile))
+    let count = Count::of(&profile);
+    if count.shared_copy != 0 {
+        return Err(format!(
+            "{}: {} instructions of memset/memcpy under functions both the core and the WSK \
+             double call: whose they are cannot be told",
+            out.display(),
+            count.shared_copy
+        ));
+    }
+    Ok(count)
 }
 
 /// Calls into the double per echo cycle, half of them per completion: the completion's
@@ -84,7 +93,7 @@ fn measure(dir: &Path, wrapper: &str, cycles: u64, chunk: usize) -> Result<Count
 /// `receive` after the send completion).
 const CALLS_PER_CYCLE: u64 = 4;
 
-/// The same for one completion's wrapper, as callgrind reports it: `CALLS_PER_CYCLE / 2`, plus
+/// The same for one completion's entry, as callgrind reports it: `CALLS_PER_CYCLE / 2`, plus
 /// the other half's `schedule`. Both completions reach the double's `schedule` through the
 /// same core function (`Socket::schedule`), and callgrind keeps counting calls on an arc it
 /// created while collecting also when collection is toggled off (their cost is not counted).

@@ -8,9 +8,9 @@
 //! under test). What it must make visible goes through this module: the lock that orders a
 //! timer's arm, cancel and expiry ([`Mutex`]), events a thread waits for ([`Notify`]), which
 //! thread is running ([`current_thread`]) and accesses whose order loom must check
-//! ([`Causality`]). All model threads share one OS thread, so a double must never call into
-//! this module while it holds its `std` mutex: loom may switch threads there, and the next
-//! thread would block on that mutex.
+//! ([`Causality`]). All model threads share one OS thread, so a double must make no loom
+//! operation (these types, or the atomics of [`crate::sync`]) while it holds its `std` mutex:
+//! loom may switch threads there, and the next thread would block on that mutex.
 #![allow(clippy::missing_panics_doc)] // test code
 
 #[cfg(loom)]

@@ -85,7 +85,7 @@ impl World {
                 "{call} inside a completion routine or accept event"
             ));
         }
-        if s.detaches_done > 0 {
+        if s.detach_complete() {
             problems.push(format!("{call} after the detach completed"));
         }
         s.executing += 1;

@@ -22,6 +22,11 @@
 //! disarmed and outside every callback; cleanup once, after the detach; socket I/O resources
 //! freed only with nothing outstanding, no work item queued and after the close completed.
 //!
+//! Work items ([`Provider::schedule`](crate::provider::Provider::schedule)) run on the thread
+//! that queued them, once its outermost callback (a completion, an accept event, the attach,
+//! the detach, the tick) has returned, as a worker thread runs a work item after the callback
+//! that queued it; program order then carries the hand-over.
+//!
 //! A violation is collected ([`World::violations`], asserted by [`World::assert_finished`]);
 //! under loom it fails the model at once, with a panic starting `contract violated:`.
 //!
@@ -37,8 +42,7 @@
 //!   returns and the detach completion writes it; every call on a socket writes the socket's
 //!   cell on entry and return, and so does freeing its I/O resources;
 //! * the binding's timer under a loom lock, as the kernel's timer lock orders `KeSetTimer`,
-//!   `KeCancelTimer` and the expiry;
-//! * work items run on the thread that scheduled them, once its outermost callback returned.
+//!   `KeCancelTimer` and the expiry.
 //!
 //! The rule that keeps this sound: no loom operation while the `std` mutex is held (all model
 //! threads share one OS thread; loom switches threads only at its own operations).
@@ -306,12 +310,19 @@ struct State {
 
 /// A function every call from the double into the client goes through.
 ///
-/// It must run the call it is given, once. A profiler can count exactly the client's
-/// instructions inside it (the bench's callgrind runs do), minus those of the calls the client
-/// makes back into the double.
+/// It must run the call it is given, once. A profiler can count the client's instructions
+/// inside it (the bench's callgrind runs do), minus those of the calls the client makes back
+/// into the double; what it also counts is the call's trampoline (a call through a function
+/// pointer and a `dyn FnMut`, and the double's closure around the client's entry point).
 pub type ClientEntry = fn(&mut dyn FnMut());
 
 impl State {
+    /// Whether the client's detach is complete: `ClientDetachProvider` returned
+    /// `STATUS_SUCCESS`, or `NmrClientDetachProviderComplete` was called.
+    fn detach_complete(&self) -> bool {
+        self.detaches_done > 0 || self.detach_status == Some(NtStatus::SUCCESS)
+    }
+
     /// Whether `thread` is inside a completion or an accept event.
     fn in_callback(&self, thread: ThreadId) -> bool {
         self.in_callback.iter().any(|(t, _)| *t == thread)

@@ -110,7 +110,7 @@ impl World {
             if s.timer.is_some() || s.timer_due.is_some() {
                 problems.push("the timer armed while armed or due");
             }
-            if s.detaches_done > 0 {
+            if s.detach_complete() {
                 problems.push("the timer armed after the detach completed");
             }
             if s.detach_calls > 0 {
@@ -133,7 +133,7 @@ impl World {
             } else {
                 "a cancel found the timer not armed"
             });
-            (cancelled, s.detaches_done > 0)
+            (cancelled, s.detach_complete())
         };
         if late {
             self.report(&["the timer cancelled after the detach completed"]);
@@ -192,7 +192,7 @@ impl World {
         };
         {
             let mut s = self.state();
-            if s.detaches_done > 0 {
+            if s.detach_complete() {
                 Self::violation(&mut s, "the tick ran after the detach completed".into());
             }
             if s.detach_calls > 0 {
@@ -464,7 +464,7 @@ impl World {
     pub fn cleanup(&self) -> bool {
         let context = {
             let mut s = self.state();
-            if s.detaches_done == 0 {
+            if !s.detach_complete() {
                 Self::violation(&mut s, "cleanup before the detach completed".into());
             }
             s.cleanups += 1;
