@@ -57,6 +57,13 @@ impl World {
         entry(call);
     }
 
+    /// [`World::enter_client`] for a call with a result.
+    pub(super) fn enter_client_for<R>(&self, mut call: impl FnMut() -> R) -> R {
+        let mut result = None;
+        self.enter_client(&mut || result = Some(call()));
+        result.expect("the client entry must make the call")
+    }
+
     /// Runs the work items this thread queued, as a worker thread does after the callback that
     /// queued them, unless this thread is inside a callback or already running work items
     /// (then the outermost one runs them when it returns).
@@ -245,16 +252,12 @@ impl World {
             self.detach_started.store(false, Ordering::Relaxed);
             self.attach_ready.store(false, Ordering::Relaxed);
         }
-        let mut status = None;
-        self.enter_client(&mut || {
-            // SAFETY: forwarded.
-            status = Some(unsafe {
-                client.attach_provider(versions, |binding| {
-                    self.new_provider(binding.as_context() as usize)
-                })
-            });
+        // SAFETY: forwarded.
+        let status = self.enter_client_for(|| unsafe {
+            client.attach_provider(versions, |binding| {
+                self.new_provider(binding.as_context() as usize)
+            })
         });
-        let status = status.expect("the client entry must make the call");
         self.state().attach_returned = true;
         self.run_work_items();
         status
@@ -344,11 +347,9 @@ impl World {
         };
         // SAFETY: the context the client attached with, not yet cleaned up; once per binding.
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
-        let mut status = None;
         // SAFETY: as above. The closes the detach requested are made by work items, after the
         // callback returned.
-        self.nmr_callback(|| self.enter_client(&mut || status = Some(unsafe { binding.detach() })));
-        let status = status.expect("the client entry must make the call");
+        let status = self.nmr_callback(|| self.enter_client_for(|| unsafe { binding.detach() }));
         {
             let mut s = self.state();
             if status != NtStatus::SUCCESS && status != NtStatus::PENDING {
@@ -478,10 +479,8 @@ impl World {
         };
         // SAFETY: the context the client attached with; its detach completed; cleanup once.
         let binding = unsafe { BindingRef::<TestProvider>::from_context(context as *mut c_void) };
-        let mut no_binding_live = None;
         // SAFETY: as above.
-        self.enter_client(&mut || no_binding_live = Some(unsafe { binding.cleanup() }));
-        let no_binding_live = no_binding_live.expect("the client entry must make the call");
+        let no_binding_live = self.enter_client_for(|| unsafe { binding.cleanup() });
         self.state().last_cleanup = Some(no_binding_live);
         if no_binding_live {
             // The kernel adapter signals Unload's event here.

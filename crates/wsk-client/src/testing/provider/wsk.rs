@@ -232,13 +232,9 @@ impl World {
             s.accepting = socket;
         }
         let result = self.callback(|| {
-            let mut result = None;
-            self.enter_client(&mut || {
-                // SAFETY: a listener token whose close has not completed (the caller checked;
-                // it cannot complete while this callback runs).
-                result = Some(unsafe { listener.accept_event(socket, remote) });
-            });
-            let result = result.expect("the client entry must make the call");
+            // SAFETY: a listener token whose close has not completed (the caller checked; it
+            // cannot complete while this callback runs).
+            let result = self.enter_client_for(|| unsafe { listener.accept_event(socket, remote) });
             self.state().accepting = None;
             result.map(|accepted| {
                 let token = accepted.token();
