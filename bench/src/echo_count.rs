@@ -34,13 +34,14 @@ impl Count {
     pub fn of(profile: &Profile) -> Self {
         let total = profile.total();
         let double = profile.excluded(is_test_double);
-        let copy = profile.called_from_outside(&profile.run_only_by(is_test_double), is_copy);
+        let inside = profile.run_only_by(is_test_double);
+        let copy = profile.called_from_outside(&inside, is_copy);
         Self {
             core: total.saturating_sub(double + copy),
             double,
             copy,
             double_calls: profile.calls_into(is_test_double),
-            shared_copy: profile.shared_calls_into(is_test_double, is_copy),
+            shared_copy: profile.shared_calls_into(&inside, is_test_double, is_copy),
         }
     }
 }

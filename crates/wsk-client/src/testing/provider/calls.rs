@@ -78,7 +78,6 @@ impl World {
     fn enter(&self, io: Option<usize>, call: Entry) {
         let me = current_thread();
         let mut s = self.state();
-        s.calls.push(call.clone());
         let mut problems = Vec::new();
         if s.in_callback(me) {
             problems.push(format!(
@@ -102,6 +101,7 @@ impl World {
             }
             record.executing = true;
         }
+        s.calls.push(call);
         for p in problems {
             Self::violation(&mut s, p);
         }
